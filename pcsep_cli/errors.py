@@ -52,3 +52,7 @@ class SceneError(PcsepError):
 
 class DatasetError(PcsepError):
     """A dataset folder does not follow the layout in DESIGN.md."""
+
+
+class OutputExistsError(PcsepError):
+    """An output file exists already and overwriting it was not asked for."""

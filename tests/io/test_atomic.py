@@ -1,0 +1,240 @@
+"""Atomic writes: nothing half-written under a final name, whatever happens during the write."""
+
+from __future__ import annotations
+
+import errno
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from pcsep_cli.errors import OutputExistsError, PcsepError
+from pcsep_cli.io import atomic
+from pcsep_cli.io.atomic import (
+    TMP_MARKER,
+    atomic_path,
+    atomic_write_bytes,
+    atomic_write_text,
+    find_stray_temps,
+    remove_stray_temps,
+)
+
+
+def _mount_tmpfs(folder: Path, options: str) -> bool:
+    """Mount a real tmpfs on ``folder`` (root only); False where mounting is not allowed."""
+    if os.geteuid() != 0:
+        return False
+    done = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", options, "tmpfs", str(folder)], capture_output=True
+    )
+    return done.returncode == 0
+
+
+def _umount(folder: Path) -> None:
+    subprocess.run(["umount", "-l", str(folder)], capture_output=True)
+
+
+@pytest.fixture
+def full_disk(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
+    """A folder on a 64 KiB file system; fault injection of ENOSPC where mount is refused."""
+    folder = tmp_path / "small"
+    folder.mkdir()
+    if _mount_tmpfs(folder, "size=64k"):
+        yield folder
+        _umount(folder)
+        return
+    real_write = os.write
+
+    def write(fd: int, data: bytes) -> int:  # fails like a full disk for files in `folder`
+        if os.readlink(f"/proc/self/fd/{fd}").startswith(str(folder)):
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+        return real_write(fd, data)
+
+    monkeypatch.setattr(os, "write", write)
+    yield folder
+
+
+@pytest.fixture
+def read_only_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
+    """A folder nobody, root included, can create files in."""
+    folder = tmp_path / "ro"
+    folder.mkdir()
+    if _mount_tmpfs(folder, "ro,size=64k"):
+        yield folder
+        _umount(folder)
+        return
+    folder.chmod(0o555)  # enough for an unprivileged user
+    if os.geteuid() == 0:  # root ignores modes and may not mount: inject the refusal
+        real_access = os.access
+
+        def access(path: object, mode: int, **kwargs: object) -> bool:
+            refused = Path(str(path)) == folder and mode & os.W_OK
+            return False if refused else real_access(path, mode, **kwargs)
+
+        monkeypatch.setattr(os, "access", access)
+    yield folder
+    folder.chmod(0o755)
+
+
+def _listing(folder: Path) -> list[str]:
+    return sorted(p.name for p in folder.iterdir())
+
+
+def test_atomic_path_commits_and_leaves_no_temp(tmp_path: Path) -> None:
+    final = tmp_path / "stem.wav"
+    with atomic_path(final, overwrite=False) as tmp:
+        assert tmp.parent == tmp_path and tmp.suffix == ".wav"
+        assert tmp.name.startswith(".stem.wav" + TMP_MARKER + f"{os.getpid()}-")
+        assert tmp.exists() and not final.exists()  # nothing under the final name yet
+        tmp.write_bytes(b"data")
+    assert final.read_bytes() == b"data"
+    assert _listing(tmp_path) == ["stem.wav"]
+
+
+@pytest.mark.parametrize("exc", [RuntimeError("boom"), KeyboardInterrupt()])
+def test_atomic_path_cleans_up_on_any_exception(tmp_path: Path, exc: BaseException) -> None:
+    final = tmp_path / "stem.wav"
+    with pytest.raises(type(exc)):
+        with atomic_path(final, overwrite=False) as tmp:
+            tmp.write_bytes(b"half")
+            raise exc
+    assert _listing(tmp_path) == []
+
+
+def test_failed_overwrite_keeps_the_old_file(tmp_path: Path) -> None:
+    final = tmp_path / "manifest.json"
+    final.write_text("old")
+    with pytest.raises(KeyboardInterrupt):
+        with atomic_path(final, overwrite=True) as tmp:
+            tmp.write_text("new, half")
+            raise KeyboardInterrupt
+    assert final.read_text() == "old"
+    assert _listing(tmp_path) == ["manifest.json"]
+
+
+def test_existing_file_refused_without_overwrite(tmp_path: Path) -> None:
+    final = tmp_path / "stem.flac"
+    final.write_bytes(b"keep")
+    with pytest.raises(OutputExistsError) as info:
+        with atomic_path(final, overwrite=False):
+            pytest.fail("the block must not run")
+    assert str(final) in str(info.value) and "--overwrite" in str(info.value)
+    assert final.read_bytes() == b"keep"
+    atomic_write_bytes(final, b"new", overwrite=True)
+    assert final.read_bytes() == b"new"
+    assert _listing(tmp_path) == ["stem.flac"]
+
+
+def test_file_appearing_during_the_write_is_not_clobbered(tmp_path: Path) -> None:
+    final = tmp_path / "a.txt"
+    with pytest.raises(OutputExistsError):
+        with atomic_path(final, overwrite=False) as tmp:
+            tmp.write_text("mine")
+            final.write_text("theirs")  # another process got there first
+    assert final.read_text() == "theirs"
+    assert _listing(tmp_path) == ["a.txt"]
+
+
+def test_missing_folder_and_folder_as_target(tmp_path: Path) -> None:
+    with pytest.raises(PcsepError, match="does not exist"):
+        atomic_write_text(tmp_path / "nope" / "a.txt", "x", overwrite=False)
+    (tmp_path / "a.wav").mkdir()
+    with pytest.raises(PcsepError, match="is a folder"):
+        atomic_write_text(tmp_path / "a.wav", "x", overwrite=True)
+
+
+def test_unwritable_folder_is_a_clear_error(read_only_dir: Path) -> None:
+    with pytest.raises(PcsepError) as info:
+        atomic_write_text(read_only_dir / "a.txt", "x", overwrite=False)
+    message = str(info.value)
+    assert str(read_only_dir) in message and "-o" in message
+    assert any(word in message for word in ("not writable", "read-only", "permission"))
+    assert _listing(read_only_dir) == []
+
+
+def test_write_text_and_bytes_round_trip(tmp_path: Path) -> None:
+    text = "first line\r\nsecond: é ✓\n"
+    atomic_write_text(tmp_path / "t.txt", text, overwrite=False)
+    assert (tmp_path / "t.txt").read_bytes() == text.encode()
+    blob = os.urandom(3 << 20)
+    atomic_write_bytes(tmp_path / "b.bin", blob, overwrite=False)
+    assert (tmp_path / "b.bin").read_bytes() == blob
+
+
+def test_disk_full_is_typed_and_leaves_nothing(full_disk: Path) -> None:
+    final = full_disk / "stem.bin"
+    with pytest.raises(PcsepError, match="disk full") as info:
+        atomic_write_bytes(final, b"\0" * (1 << 20), overwrite=False)
+    assert str(final) in str(info.value) and "-o" in str(info.value)
+    assert _listing(full_disk) == []
+
+
+def test_long_names_get_a_shorter_temp(tmp_path: Path) -> None:
+    final = tmp_path / ("x" * 245 + ".wav")  # 249 bytes: the temp tag would pass NAME_MAX
+    with atomic_path(final, overwrite=False) as tmp:
+        assert len(tmp.name.encode()) <= 255 and tmp.suffix == ".wav"
+        tmp.write_bytes(b"ok")
+    assert final.read_bytes() == b"ok"
+
+
+def test_concurrent_writers_get_distinct_temps(tmp_path: Path) -> None:
+    with atomic_path(tmp_path / "a.wav", overwrite=True) as t1:
+        with atomic_path(tmp_path / "a.wav", overwrite=True) as t2:
+            assert t1 != t2
+            t2.write_bytes(b"2")
+        t1.write_bytes(b"1")
+    assert (tmp_path / "a.wav").read_bytes() == b"1"  # last commit wins, nothing mixed
+
+
+_WRITER = """
+import sys, time
+from pcsep_cli.io.atomic import atomic_path
+with atomic_path(sys.argv[1], overwrite=False) as tmp:
+    tmp.write_bytes(b"partial")
+    print(tmp, flush=True)
+    time.sleep(60)
+"""
+
+
+def test_sigkilled_writer_leaves_a_temp_that_the_next_run_removes(tmp_path: Path) -> None:
+    final = tmp_path / "stem.wav"
+    proc = subprocess.Popen(
+        [sys.executable, "-c", _WRITER, str(final)], stdout=subprocess.PIPE, text=True
+    )
+    try:
+        tmp = Path(proc.stdout.readline().strip())
+        assert tmp.exists()
+        assert find_stray_temps(tmp_path) == []  # its writer is alive: not stray
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(timeout=10)
+    finally:
+        proc.kill()
+        proc.stdout.close()
+    assert not final.exists()
+    assert find_stray_temps(tmp_path) == [tmp]
+    assert remove_stray_temps(tmp_path) == [tmp]
+    assert _listing(tmp_path) == []
+
+
+def test_stray_detection_by_age_and_ownership(tmp_path: Path) -> None:
+    sub = tmp_path / "track"
+    sub.mkdir()
+    foreign_old = sub / f".a.wav{TMP_MARKER}123-abcdef-0123abcd.wav"  # another host, died
+    foreign_new = tmp_path / f".b.wav{TMP_MARKER}123-abcdef-0123abcd.wav"  # another host, busy
+    unrelated = tmp_path / ".c.wav.tmp"
+    for path in (foreign_old, foreign_new, unrelated):
+        path.write_bytes(b"x")
+    old = time.time() - 2 * atomic.STALE_AFTER_S
+    os.utime(foreign_old, (old, old))
+    (tmp_path / "stem.wav").write_bytes(b"x")
+    with atomic_path(tmp_path / "mine.wav", overwrite=False) as mine:  # this process: alive
+        assert find_stray_temps(tmp_path) == []
+        assert find_stray_temps(tmp_path, recursive=True) == [foreign_old]
+        assert remove_stray_temps(tmp_path, recursive=True) == [foreign_old]
+        assert mine.exists() and foreign_new.exists() and unrelated.exists()
+    assert find_stray_temps(tmp_path / "missing") == []
