@@ -13,7 +13,8 @@ class PcsepError(Exception):
     """Base class of every error pcsep raises on purpose.
 
     Args:
-        message: what is wrong, without the path (e.g. ``"header promises 10 points, file holds 3"``).
+        message: what is wrong, without the path
+            (e.g. ``"header promises 10 points, file holds 3"``).
         path: the file or folder concerned, if any.
         hint: how to fix it (e.g. ``"re-export the scan as binary PLY"``).
     """
