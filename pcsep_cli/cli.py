@@ -122,7 +122,7 @@ def inspect(
         return
     from rich.table import Table
 
-    table = Table(title=str(cloud), show_header=False, title_justify="left")
+    table = Table(title=_escape(str(cloud)), show_header=False, title_justify="left")
     table.add_row("format", pc.format)
     table.add_row("points", f"{pc.num_points:,}")
     if pc.dropped:
@@ -134,6 +134,162 @@ def inspect(
     table.add_row("colour", "yes" if pc.rgb is not None else "no")
     table.add_row("intensity", "yes" if pc.intensity is not None else "no")
     _console().print(table)
+
+
+models_app = typer.Typer(
+    help="List, download, describe, choose and remove pretrained models.",
+    no_args_is_help=True,
+    rich_markup_mode="rich",
+)
+app.add_typer(models_app, name="models")
+MODEL_REF_HELP = "Bundled name (pcsep-base), model directory, or Hub id owner/name[@revision]."
+OFFLINE_HELP = "Never contact the Hub; use cached models only (like HF_HUB_OFFLINE=1)."
+
+
+def _go_offline(offline: bool) -> None:
+    # Before huggingface_hub is imported: it reads HF_HUB_OFFLINE once, at import.
+    if offline:
+        from pcsep_cli.hub_download import set_offline
+
+        set_offline()
+
+
+def _size(num: int | None) -> str:
+    if num is None:
+        return "-"
+    value = float(num)
+    for unit in ("B", "KB", "MB", "GB"):
+        if value < 1000 or unit == "GB":
+            return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
+        value /= 1000
+    return f"{value:.1f} GB"  # pragma: no cover
+
+
+@models_app.command("list")
+def models_list(
+    as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
+) -> None:
+    """List bundled and downloaded models; the default is marked with *."""
+    from pcsep_cli.hub_catalog import list_models
+
+    report = list_models()
+    if as_json:
+        typer.echo(json.dumps(report))
+        return
+    from rich.table import Table
+
+    table = Table(title=f"models (cache: {report['cache_dir']})", title_justify="left")
+    for column in ("", "model", "source", "size", "revisions"):
+        table.add_column(column)
+    for model in report["models"]:
+        revisions = ", ".join(
+            f"{r['commit'][:10]} ({', '.join(r['refs']) or 'no ref'})"
+            + ("" if r["complete"] else " partial")
+            for r in model["revisions"]
+        )
+        if model.get("available") is False:
+            revisions = "not available: run `pcsep models download`"
+        mark = "*" if model["default"] else ""
+        table.add_row(mark, model["ref"], model["source"], _size(model["size_bytes"]), revisions)
+    _console().print(table)
+    _console().print(f"default: {_escape(report['default'])} (from {report['default_origin']})")
+
+
+@models_app.command("download")
+def models_download(
+    ref: Annotated[str, typer.Argument(help=MODEL_REF_HELP)],
+    force: Annotated[bool, typer.Option(help="Download again even when cached.")] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
+) -> None:
+    """Download a Hub model into the cache (and check it) so it works offline."""
+    from pcsep_cli.hub import download
+
+    with _err_console().status(f"fetching {_escape(ref)}"):
+        resolved = download(ref, force=force)
+    if as_json:
+        typer.echo(json.dumps(resolved.describe()))
+        return
+    where = f"@{resolved.revision} = {resolved.commit}" if resolved.commit else ""
+    _console().print(f"{_escape(ref)}{where}: ready in {_escape(str(resolved.path))}")
+
+
+@models_app.command("info")
+def models_info(
+    ref: Annotated[str | None, typer.Argument(help=MODEL_REF_HELP + " Default: yours.")] = None,
+    offline: Annotated[bool, typer.Option("--offline", help=OFFLINE_HELP)] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
+) -> None:
+    """Show a model's origin, classes, sample rate, size and its card's evaluation table."""
+    _go_offline(offline)
+    from pcsep_cli.hub_catalog import model_info
+
+    info = model_info(ref, offline=offline or None)
+    if as_json:
+        typer.echo(json.dumps(info))
+        return
+    from rich.table import Table
+
+    table = Table(title=str(info["id"]), show_header=False, title_justify="left")
+    table.add_row("source", info["source"])
+    if info["commit"]:
+        table.add_row("revision", f"{info['revision']} = {info['commit']}")
+    table.add_row("path", info["path"])
+    table.add_row("classes", ", ".join(info["classes"]))
+    table.add_row("sample rate", f"{info['sample_rate']} Hz")
+    table.add_row("conditioning", str(info["conditioning"]))
+    table.add_row("parameters", f"{info['parameters']:,} in {info['tensors']} tensors")
+    table.add_row("files", ", ".join(f"{n} {_size(s)}" for n, s in info["files"].items()))
+    console = _console()
+    console.print(table)
+    evaluation = info["evaluation"]
+    if evaluation:
+        scores = Table(*evaluation["columns"], title="evaluation (card)", title_justify="left")
+        for row in evaluation["rows"]:
+            scores.add_row(*(row + [""] * (len(evaluation["columns"]) - len(row))))
+        console.print(scores)
+
+
+@models_app.command("use")
+def models_use(
+    ref: Annotated[str, typer.Argument(help=MODEL_REF_HELP)],
+    offline: Annotated[bool, typer.Option("--offline", help=OFFLINE_HELP)] = False,
+) -> None:
+    """Make REF the default model (downloaded and checked first). PCSEP_MODEL overrides it."""
+    import os
+
+    _go_offline(offline)
+    from pcsep_cli.hub import parse_ref, resolve, verify
+    from pcsep_cli.userconfig import save_default_model
+
+    with _err_console().status(f"checking {_escape(ref)}"):
+        verify(resolve(ref, offline=offline or None))
+    saved = str(parse_ref(ref))
+    path = save_default_model(saved)
+    _console().print(f"default model: {_escape(saved)} (saved in {_escape(str(path))})")
+    if os.environ.get("PCSEP_MODEL"):
+        _err_console().print(
+            f"[yellow]note[/]: PCSEP_MODEL={_escape(os.environ['PCSEP_MODEL'])} is set and "
+            "overrides it in this shell"
+        )
+
+
+@models_app.command("remove")
+def models_remove(
+    ref: Annotated[str, typer.Argument(help="Hub id owner/name (all revisions) or owner/name@rev")],
+    as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
+) -> None:
+    """Delete a downloaded model from the Hub cache."""
+    from pcsep_cli.hub_catalog import remove_model
+
+    report = remove_model(ref)
+    if as_json:
+        typer.echo(json.dumps(report))
+        return
+    _console().print(f"removed {_escape(ref)}: {_size(report['freed_bytes'])} freed")
+    if report["was_default"]:
+        _err_console().print(
+            "[yellow]note[/]: it was the default model; choose another with `pcsep models use`"
+        )
 
 
 def main() -> None:

@@ -1,0 +1,241 @@
+"""What ``pcsep models list / info / remove`` report: bundled and cached models, model cards.
+
+Cached Hub repositories are those of the standard ``huggingface_hub`` cache whose snapshot
+``config.json`` looks like a pcsep config (it has ``classes`` and ``sample_rate``), so other
+libraries' models in the same cache are left out. Nothing here imports torch except
+:func:`model_info`, which validates the config.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import shutil
+from pathlib import Path
+from typing import Any
+
+from pcsep_cli.errors import ModelError
+from pcsep_cli.hub import ModelRef, bundled_models, parse_ref, resolve
+from pcsep_cli.hub_download import (
+    cached_commit,
+    cached_repo_ids,
+    hub_cache_dir,
+    repo_cache_dir,
+    snapshot_listing,
+)
+from pcsep_cli.hub_safety import CARD_FILE, CONFIG_FILE, WEIGHTS_FILE, read_safetensors_header
+from pcsep_cli.userconfig import default_model
+
+
+def list_models() -> dict[str, Any]:
+    """Bundled models, cached Hub models and the default.
+
+    Returns:
+        ``{"default", "default_origin", "cache_dir", "models": [...]}``; each model is
+        ``{"ref", "source", "default", "size_bytes", "path", "revisions"}``, where a Hub
+        model's ``revisions`` are ``{"commit", "refs", "size_bytes", "complete", "path"}``
+        (bundled: an empty list). A default that is neither bundled nor cached (a directory,
+        a Hub id not downloaded yet) is listed too, with ``"available"`` telling whether it
+        can be used now.
+    """
+    default, origin = default_model()
+    try:
+        default_ref: ModelRef | None = parse_ref(default)
+    except ModelError:
+        default_ref = None
+    models: list[dict[str, Any]] = []
+    for name, path in bundled_models().items():
+        models.append(
+            {
+                "ref": name,
+                "source": "bundled",
+                "default": default_ref is not None and default_ref == ModelRef("bundled", name),
+                "size_bytes": _dir_size(path),
+                "path": str(path),
+                "revisions": [],
+            }
+        )
+    for repo_id in cached_repo_ids():
+        snaps = [s for s in snapshot_listing(repo_id) if _is_pcsep_snapshot(Path(s["path"]))]
+        if not snaps:
+            continue
+        for snap in snaps:
+            snap["complete"] = all(n in snap["files"] for n in (CONFIG_FILE, WEIGHTS_FILE))
+            del snap["files"]
+        is_default = (
+            default_ref is not None and default_ref.source == "hub" and default_ref.name == repo_id
+        )
+        models.append(
+            {
+                "ref": repo_id,
+                "source": "hub",
+                "default": is_default,
+                "size_bytes": _dir_size(repo_cache_dir(repo_id) / "blobs"),
+                "path": str(repo_cache_dir(repo_id)),
+                "revisions": snaps,
+            }
+        )
+    if not any(m["default"] for m in models):
+        models.append(_default_entry(default, default_ref))
+    return {
+        "default": default,
+        "default_origin": origin,
+        "cache_dir": str(hub_cache_dir()),
+        "models": models,
+    }
+
+
+def _default_entry(default: str, ref: ModelRef | None) -> dict[str, Any]:
+    entry: dict[str, Any] = {
+        "ref": default,
+        "source": ref.source if ref else "unknown",
+        "default": True,
+        "size_bytes": None,
+        "path": None,
+        "revisions": [],
+        "available": False,
+    }
+    if ref is not None and ref.source == "local":
+        entry.update(path=ref.name, size_bytes=_dir_size(Path(ref.name)), available=True)
+    return entry
+
+
+def _is_pcsep_snapshot(path: Path) -> bool:
+    try:
+        data = json.loads((path / CONFIG_FILE).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return False
+    return isinstance(data, dict) and "classes" in data and "sample_rate" in data
+
+
+def _dir_size(path: Path) -> int:
+    if not path.is_dir():
+        return 0
+    return sum(p.stat().st_size for p in path.rglob("*") if p.is_file() and not p.is_symlink())
+
+
+def model_info(ref: str | None = None, *, offline: bool | None = None) -> dict[str, Any]:
+    """Describe a model: origin, files, validated config, size and its model card's table.
+
+    Args:
+        ref: any model reference (``None``: the default); Hub models are downloaded if needed.
+        offline: never contact the Hub; ``None`` reads ``HF_HUB_OFFLINE``.
+
+    Returns:
+        :meth:`ResolvedModel.describe` plus ``"files"`` (name → bytes), ``"classes"``,
+        ``"sample_rate"``, ``"conditioning"``, ``"parameters"``, ``"tensors"``, ``"config"``
+        and ``"evaluation"`` (``{"columns", "rows"}`` from the card, or ``None``).
+
+    Raises:
+        ModelError: the reference cannot be resolved, or its config or header is invalid.
+    """
+    from pcsep_cli.nets.model import load_config
+
+    resolved = resolve(ref, offline=offline)
+    config = load_config(resolved.path)
+    header = read_safetensors_header(resolved.path / WEIGHTS_FILE)
+    card_path = resolved.path / CARD_FILE
+    card = card_path.read_text(encoding="utf-8", errors="replace") if card_path.is_file() else ""
+    info = resolved.describe()
+    info.update(
+        files={p.name: p.stat().st_size for p in sorted(resolved.path.iterdir()) if p.is_file()},
+        classes=list(config.classes),
+        sample_rate=config.sample_rate,
+        conditioning=getattr(config, "conditioning", None),
+        parameters=sum(math.prod(t.shape) for t in header.values()),
+        tensors=len(header),
+        config=config.to_dict(),
+        evaluation=evaluation_table(card),
+    )
+    return info
+
+
+def evaluation_table(card: str) -> dict[str, list[Any]] | None:
+    """The first Markdown table under a heading that mentions evaluation (else the first table).
+
+    Args:
+        card: a model card (``README.md``) text.
+
+    Returns:
+        ``{"columns": [...], "rows": [[...], ...]}`` with cells as strings, or ``None``.
+    """
+    lines = card.splitlines()
+    start = 0
+    for i, line in enumerate(lines):
+        if line.lstrip().startswith("#") and "evaluation" in line.lower():
+            start = i
+            break
+    table: list[list[str]] = []
+    for line in lines[start:]:
+        stripped = line.strip()
+        if stripped.startswith("|"):
+            table.append([c.strip() for c in stripped.strip("|").split("|")])
+        elif table:
+            break
+    if len(table) < 2:
+        return None
+    body = [row for row in table[1:] if not all(set(c) <= set(":- ") for c in row)]
+    return {"columns": table[0], "rows": body}
+
+
+def remove_model(ref: str) -> dict[str, Any]:
+    """Delete a Hub model (one revision, or every revision) from the cache.
+
+    Args:
+        ref: ``owner/name`` (every cached revision) or ``owner/name@revision``.
+
+    Returns:
+        ``{"ref", "removed": [paths], "freed_bytes", "was_default"}``.
+
+    Raises:
+        ModelError: a bundled model or local directory (never deleted), or nothing cached.
+    """
+    parsed = parse_ref(ref)
+    if parsed.source == "bundled":
+        raise ModelError(
+            "bundled models ship with pcsep and cannot be removed",
+            parsed.name,
+            "choose another default with `pcsep models use REF` instead",
+        )
+    if parsed.source == "local":
+        raise ModelError(
+            "pcsep removes only models it downloaded, not your directories",
+            parsed.name,
+            "delete the directory yourself if you no longer need it",
+        )
+    default, _ = default_model()
+    try:
+        default_ref = parse_ref(default)
+    except ModelError:
+        default_ref = None
+    was_default = default_ref is not None and default_ref.name == parsed.name
+    root = repo_cache_dir(parsed.name)
+    if not root.is_dir():
+        raise ModelError(f"not in the cache {hub_cache_dir()}", ref, "see `pcsep models list`")
+    if parsed.revision is None:
+        freed = _dir_size(root / "blobs")
+        shutil.rmtree(root)
+        return {
+            "ref": ref,
+            "removed": [str(root)],
+            "freed_bytes": freed,
+            "was_default": was_default,
+        }
+    commit = cached_commit(parsed.name, parsed.revision)
+    if commit is None or not (root / "snapshots" / commit).is_dir():
+        raise ModelError(
+            f"revision {parsed.revision!r} is not in the cache {hub_cache_dir()}",
+            ref,
+            "see `pcsep models list` for cached revisions",
+        )
+    from huggingface_hub import scan_cache_dir
+
+    strategy = scan_cache_dir(hub_cache_dir()).delete_revisions(commit)
+    freed = int(strategy.expected_freed_size)
+    strategy.execute()
+    return {
+        "ref": ref,
+        "removed": [str(root / "snapshots" / commit)],
+        "freed_bytes": freed,
+        "was_default": was_default and (default_ref.revision in (None, parsed.revision)),
+    }
