@@ -1,0 +1,634 @@
+"""Find the performers in a whole-scene point cloud.
+
+Stages, each usable on its own:
+
+1. :func:`floor_frame`: the floor (lowest large horizontal plane; scans may be tilted by up to
+   :data:`MAX_TILT_DEG`) and a rigid transform to a frame with the floor at ``z = 0``, z up.
+2. :func:`remove_background`: the floor, walls (large vertical planes that bound the cloud) and
+   a ceiling, with everything beyond them.
+3. :func:`find_performers`: what is left is voxelised and split into connected components;
+   fragments stacked above one another are merged, clusters too wide for one performer that
+   show two or more heads are split, specks are dropped. Distractors (chairs, music stands, a
+   conductor) come out as clusters too: the model calls them ``none``.
+
+Planes come from per-point normals (local PCA on a subsample): normal directions vote first,
+then offsets along them, then a least-squares fit on the full cloud sharpens each plane.
+Everything runs in float64 after subtracting the cloud's median, so georeferenced coordinates
+(~5e6 m) lose nothing. Only numpy and scipy are used.
+
+When the user passes one cloud per performer (the paper's setting), :func:`performer_from_cloud`
+wraps a whole cloud as one :class:`Performer` instead.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+import numpy as np
+from scipy import ndimage, signal, sparse
+from scipy.sparse import csgraph
+from scipy.spatial import cKDTree
+
+from pcsep_cli.errors import SceneError
+
+if TYPE_CHECKING:  # pragma: no cover
+    from pcsep_cli.io.pointcloud import PointCloud
+
+__all__ = [
+    "MAX_TILT_DEG",
+    "Performer",
+    "Plane",
+    "find_performers",
+    "floor_frame",
+    "performer_from_cloud",
+    "remove_background",
+]
+
+MAX_TILT_DEG = 40.0
+"""Largest angle between the floor's normal and the cloud's z axis that is still a floor."""
+
+Plane = tuple[np.ndarray, float]
+"""``(normal [3], d)`` with ``normal · p + d = 0`` in the cloud's coordinates; the unit normal
+points into the scene (up for the floor, inwards for walls, down for a ceiling)."""
+
+_SAMPLE = 8000  # points used for normals and plane votes
+_FIT_SAMPLE = 40000  # points used for least-squares plane fits
+_NEIGHBOURS = 12
+_FLAT = 0.03  # smallest PCA eigenvalue / sum below which a neighbourhood counts as planar
+_BIN = 0.02  # m, offset histogram bins
+_TOL_MIN, _TOL_MAX = 0.02, 0.08  # m, plane tolerance bounds (auto: 4 sigma of the residual)
+_MIN_PLANE = 0.03  # fraction of the sample a floor/wall/ceiling must hold at least
+_OUTSIDE = 0.03  # fraction of the sample allowed beyond a boundary plane (noise, reflections)
+_WALL_HEIGHT = 1.5  # m, a vertical plane shorter than this is furniture, not a wall
+_CEILING_MIN = 2.2  # m above the floor
+_PLATFORM_MAX = 1.2  # m, large horizontal planes up to this high above the floor are stages
+
+_Fit = tuple[np.ndarray, float, float]  # (unit normal, offset h, tolerance): n·q = h ± tol
+
+
+@dataclass(frozen=True, eq=False)
+class Performer:
+    """One cluster of a scene: a performer with their instrument, or a distractor.
+
+    Attributes:
+        points: float64 ``[M, 3]`` in the cloud's coordinates.
+        rgb: uint8 ``[M, 3]`` colours, or ``None`` when the cloud has none.
+        position: float64 ``[3]``, the centre of the footprint on the floor: the median x, y of
+            the points in the floor frame, at floor level, mapped back to the cloud's coordinates.
+        bbox: ``(min [3], max [3])`` float64, axis-aligned in the cloud's coordinates.
+        index: int64 ``[M]`` indices of the points in the input cloud.
+        frame: float64 ``[4, 4]`` the scene's floor frame (see :func:`floor_frame`).
+    """
+
+    points: np.ndarray
+    rgb: np.ndarray | None
+    position: np.ndarray
+    bbox: tuple[np.ndarray, np.ndarray]
+    index: np.ndarray
+    frame: np.ndarray
+
+    def local_points(self) -> np.ndarray:
+        """The points in the performer's canonical frame, float64 ``[M, 3]``.
+
+        The floor frame's axes with the origin moved to :attr:`position`: the floor at
+        ``z = 0``, z up, the footprint centred on ``x = y = 0``. Safe to cast to float32.
+        """
+        return _apply(self.frame, self.points) - _apply(self.frame, self.position[None])[0]
+
+
+@dataclass(frozen=True)
+class _Background:
+    """Planes of a scene, in coordinates centred on ``centre`` (internal)."""
+
+    centre: np.ndarray  # [3] subtracted before any other arithmetic
+    floor: _Fit | None  # normal up
+    others: list[_Fit]  # walls and ceiling, normals inwards: everything beyond is background
+    platforms: list[_Fit]  # stage tops: only their surface is background
+    rotation: np.ndarray  # [3, 3] floor normal -> +z
+    origin: np.ndarray  # [3] centred coordinates of the floor frame's origin
+
+    def frame(self) -> np.ndarray:
+        t = np.eye(4)
+        t[:3, :3] = self.rotation
+        t[:3, 3] = -self.rotation @ (self.centre + self.origin)
+        return t
+
+    def plane(self, n: np.ndarray, h: float) -> Plane:
+        return n.copy(), float(-(h + n @ self.centre))
+
+
+def floor_frame(cloud: PointCloud) -> np.ndarray:
+    """Rigid transform from the cloud's coordinates to its floor frame.
+
+    In the floor frame the floor is the plane ``z = 0``, z points up (away from the floor), the
+    origin lies on the floor under the cloud's median, and x, y are the cloud's own x, y turned
+    by the smallest rotation that levels the floor (so "left to right" keeps its meaning). When
+    no floor is found (a cloud of one performer with its floor cropped), the cloud's z is taken
+    as up and the lowest points (0.5th percentile) as floor level.
+
+    Args:
+        cloud: the scene; ``xyz`` float64 ``[N, 3]``, N ≥ 3.
+
+    Returns:
+        float64 ``[4, 4]``: ``p_floor = T[:3, :3] @ p + T[:3, 3]``.
+
+    Raises:
+        ValueError: ``cloud.xyz`` is not ``[N, 3]`` with N ≥ 3.
+    """
+    return _analyse(_xyz(cloud)).frame()
+
+
+def remove_background(cloud: PointCloud) -> tuple[np.ndarray, Plane | None, list[Plane]]:
+    """Mask out the floor, walls and ceiling with everything beyond them, and stage tops.
+
+    Walls are vertical planes that bound the cloud and rise at least 1.5 m; a ceiling is a
+    horizontal plane at least 2.2 m above the floor with nothing above it; a stage (riser,
+    podium) is a horizontal plane as large as the floor up to 1.2 m above it: its top surface
+    is removed so the performers standing on it come apart.
+
+    Args:
+        cloud: the scene; ``xyz`` float64 ``[N, 3]``.
+
+    Returns:
+        ``(keep, floor, walls)``: ``keep`` bool ``[N]``, true for points of the foreground;
+        ``floor`` the floor plane or ``None`` when there is none; ``walls`` the other planes:
+        vertical boundaries, then the ceiling, then stage tops (normals point into the scene).
+
+    Raises:
+        ValueError: ``cloud.xyz`` is not ``[N, 3]`` with N ≥ 3.
+    """
+    xyz = _xyz(cloud)
+    bg = _analyse(xyz)
+    keep = _keep_mask(xyz - bg.centre, bg)
+    floor = None if bg.floor is None else bg.plane(bg.floor[0], bg.floor[1])
+    return keep, floor, [bg.plane(n, h) for n, h, _ in bg.others + bg.platforms]
+
+
+def find_performers(
+    cloud: PointCloud,
+    *,
+    min_points: int = 50,
+    min_extent: float = 0.2,
+    eps: float = 0.08,
+    split_width: float = 1.3,
+    viewer: np.ndarray | None = None,
+) -> list[Performer]:
+    """Find the performers (and distractors) standing on the floor of a whole-scene cloud.
+
+    Args:
+        cloud: the scene; ``xyz`` float64 ``[N, 3]`` in metres, ``rgb`` uint8 ``[N, 3]`` or None.
+        min_points: clusters with fewer points are specks and dropped.
+        min_extent: clusters whose largest side (m) is shorter are specks and dropped.
+        eps: points closer than this (m) belong to the same cluster. Raise it for sparse
+            scans (e.g. 0.15 for a 16-beam LiDAR at 10 m).
+        split_width: a cluster whose footprint is wider than this (m) and that shows two or
+            more heads is split into one cluster per head.
+        viewer: optional ``[3]`` position of the sensor or listener, in the cloud's coordinates.
+
+    Returns:
+        The clusters, left to right as seen by the viewer: by the angle at which the viewer
+        sees them when ``viewer`` is given, otherwise by increasing x in the floor frame (a
+        viewer on the -y side looking towards +y).
+
+    Raises:
+        ValueError: ``cloud.xyz`` is not ``[N, 3]`` with N ≥ 3, or ``viewer`` is not ``[3]``.
+        SceneError: nothing but floor and walls is left.
+    """
+    xyz = _xyz(cloud)
+    if viewer is not None:
+        viewer = np.asarray(viewer, dtype=np.float64)
+        if viewer.shape != (3,):
+            raise ValueError(f"viewer must be [3], got {list(viewer.shape)}")
+    bg = _analyse(xyz)
+    frame = bg.frame()
+    q = xyz - bg.centre
+    kept = np.flatnonzero(_keep_mask(q, bg))
+    local = (q[kept] - bg.origin) @ bg.rotation.T
+    labels = _cluster(local, eps)
+    labels = _merge_stacked(local, labels)
+    labels = _split_wide(local, labels, eps, split_width)
+
+    performers: list[tuple[float, Performer]] = []
+    rgb = getattr(cloud, "rgb", None)
+    for members in _groups(labels) if len(labels) else []:
+        pts = local[members]
+        if len(members) < min_points or np.ptp(pts, axis=0).max() < min_extent:
+            continue
+        index = kept[members].astype(np.int64)
+        foot = np.array([*np.median(pts[:, :2], axis=0), 0.0])
+        points = xyz[index]
+        performer = Performer(
+            points=points,
+            rgb=None if rgb is None else rgb[index],
+            position=bg.rotation.T @ foot + bg.origin + bg.centre,
+            bbox=(points.min(axis=0), points.max(axis=0)),
+            index=index,
+            frame=frame,
+        )
+        performers.append((float(foot[0]), performer))
+    if not performers:
+        raise SceneError(
+            "no performer found: the cloud holds only a floor/walls or specks",
+            path=getattr(cloud, "source", None),
+            hint="pass one cloud per performer, or check --units",
+        )
+    if viewer is not None:
+        return _left_to_right([p for _, p in performers], viewer, frame)
+    return [p for _, p in sorted(performers, key=lambda item: item[0])]
+
+
+def performer_from_cloud(cloud: PointCloud) -> Performer:
+    """Wrap a cloud that holds one performer as a :class:`Performer` (no clustering).
+
+    The floor, walls and ceiling are removed when the cloud has them; otherwise every point is
+    kept. Use this when the user passes one cloud per performer.
+
+    Args:
+        cloud: one performer; ``xyz`` float64 ``[N, 3]``.
+
+    Raises:
+        ValueError: ``cloud.xyz`` is not ``[N, 3]`` with N ≥ 3.
+        SceneError: the cloud holds nothing but a floor and walls.
+    """
+    xyz = _xyz(cloud)
+    bg = _analyse(xyz)
+    q = xyz - bg.centre
+    index = np.flatnonzero(_keep_mask(q, bg)).astype(np.int64)
+    if index.size < 3:
+        raise SceneError(
+            "no performer found: the cloud holds only a floor/walls",
+            path=getattr(cloud, "source", None),
+            hint="crop the cloud to the performer",
+        )
+    local = (q[index] - bg.origin) @ bg.rotation.T
+    foot = np.array([*np.median(local[:, :2], axis=0), 0.0])
+    points = xyz[index]
+    rgb = getattr(cloud, "rgb", None)
+    return Performer(
+        points=points,
+        rgb=None if rgb is None else rgb[index],
+        position=bg.rotation.T @ foot + bg.origin + bg.centre,
+        bbox=(points.min(axis=0), points.max(axis=0)),
+        index=index,
+        frame=bg.frame(),
+    )
+
+
+# --- planes -------------------------------------------------------------------------------
+
+
+def _xyz(cloud: PointCloud) -> np.ndarray:
+    xyz = getattr(cloud, "xyz", None)
+    if not isinstance(xyz, np.ndarray) or xyz.ndim != 2 or xyz.shape[1] != 3 or len(xyz) < 3:
+        shape = list(xyz.shape) if isinstance(xyz, np.ndarray) else type(xyz).__name__
+        raise ValueError(f"cloud.xyz must be [N, 3] with N >= 3, got {shape}")
+    return np.asarray(xyz, dtype=np.float64)
+
+
+def _apply(t: np.ndarray, p: np.ndarray) -> np.ndarray:
+    return p @ t[:3, :3].T + t[:3, 3]
+
+
+def _analyse(xyz: np.ndarray) -> _Background:
+    """Floor, walls and ceiling of a cloud (planes in median-centred coordinates)."""
+    rng = np.random.default_rng(0)  # deterministic: the same cloud gives the same performers
+    # Votes use a small sample, least-squares fits a larger one: both are plenty for planes of
+    # a few square metres, and the work no longer grows with the cloud.
+    shuffled = rng.permutation(len(xyz))[:_FIT_SAMPLE]
+    centre = np.median(xyz[shuffled[:_SAMPLE]], axis=0)
+    qf = xyz[shuffled] - centre
+    qs = qf[:_SAMPLE]
+    normals, flat = _normals(qs)
+    found = _find_floor(qf, qs, normals, flat)
+    if found is None:
+        origin_h = float(np.quantile(qs[:, 2], 0.005))
+        return _Background(centre, None, [], [], np.eye(3), np.array([0.0, 0.0, origin_h]))
+    floor, platforms = found
+    others = _find_walls(qf, qs, normals, flat, floor)
+    others += _find_ceiling(qf, qs, normals, flat, floor)
+    rotation = _rotation_to_z(floor[0])
+    return _Background(centre, floor, others, platforms, rotation, floor[0] * floor[1])
+
+
+def _normals(qs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Unit normals ``[S, 3]`` (sign arbitrary) and a planarity mask ``[S]`` by local PCA."""
+    k = min(_NEIGHBOURS, len(qs))
+    _, idx = cKDTree(qs).query(qs, k=k)
+    nb = qs[idx] - qs[idx].mean(axis=1, keepdims=True)
+    cov = np.einsum("nki,nkj->nij", nb, nb)
+    evals, evecs = np.linalg.eigh(cov)
+    flat = evals[:, 0] <= _FLAT * np.maximum(evals.sum(axis=1), 1e-12)
+    return evecs[:, :, 0], flat
+
+
+def _peaks(values: np.ndarray, min_count: int) -> list[tuple[float, int]]:
+    """Offsets where ``values`` pile up: ``[(offset, count within ±2 bins)]``, by offset."""
+    if values.size == 0:
+        return []
+    lo = values.min() - 3 * _BIN
+    hist = np.bincount(((values - lo) / _BIN).astype(np.int64))
+    smooth = np.convolve(hist, [1, 2, 3, 2, 1], mode="same") / 9
+    found, _ = signal.find_peaks(np.pad(smooth, 1), distance=max(1, round(0.1 / _BIN)))
+    out = []
+    for b in found - 1:
+        count = int(hist[max(0, b - 2) : b + 3].sum())
+        if count >= min_count:
+            out.append((lo + (b + 0.5) * _BIN, count))
+    return out
+
+
+def _refine(q: np.ndarray, n: np.ndarray, h: float) -> _Fit:
+    """Least-squares plane on the points near ``n · q = h``; ``(normal, offset, tolerance)``."""
+    tol = _TOL_MAX
+    for _ in range(3):
+        near = q[np.abs(q @ n - h) < tol]
+        if len(near) < 3:
+            break
+        mean = near.mean(axis=0)
+        centred = near - mean
+        _, vecs = np.linalg.eigh(centred.T @ centred)
+        n_new = vecs[:, 0] if vecs[:, 0] @ n > 0 else -vecs[:, 0]
+        n, h = n_new, float(mean @ n_new)
+        mad = float(np.median(np.abs(centred @ n)))
+        tol = min(max(4 * 1.4826 * mad, _TOL_MIN), _TOL_MAX)
+    return n, h, tol
+
+
+def _mode_direction(dirs: np.ndarray, start: np.ndarray, cone_deg: float = 10.0) -> np.ndarray:
+    """Mean shift on the sphere: the densest direction of ``dirs`` near ``start``."""
+    n = start / np.linalg.norm(start)
+    cos = np.cos(np.radians(cone_deg))
+    for _ in range(5):
+        near = dirs[dirs @ n > cos]
+        if len(near) == 0:
+            break
+        n = near.mean(axis=0)
+        n /= np.linalg.norm(n)
+    return n
+
+
+def _find_floor(
+    q: np.ndarray, qs: np.ndarray, normals: np.ndarray, flat: np.ndarray
+) -> tuple[_Fit, list[_Fit]] | None:
+    """The floor, and platforms (stage, risers) standing on it; ``None`` without a floor."""
+    up_like = flat & (np.abs(normals[:, 2]) > np.cos(np.radians(MAX_TILT_DEG)))
+    min_count = max(20, int(_MIN_PLANE * len(qs)))
+    if up_like.sum() < min_count:
+        return None
+    dirs = normals[up_like] * np.sign(normals[up_like, 2:3])
+    z = np.array([0.0, 0.0, 1.0])
+    n = _mode_direction(dirs, _mode_direction(dirs, z, MAX_TILT_DEG))
+    support = dirs @ n > np.cos(np.radians(10))
+    peaks = _peaks(qs[up_like][support] @ n, min_count)
+    large = [h for h, count in peaks if count >= 0.3 * max((c for _, c in peaks), default=0)]
+    h_all = qs @ n
+    for i, h in enumerate(large):  # lowest first
+        if np.mean(h_all < h - 0.1) <= _OUTSIDE:
+            floor = _refine(q, n, h)
+            platforms = [_refine(q, floor[0], p) for p in large[i + 1 :] if p - h < _PLATFORM_MAX]
+            return floor, platforms
+    return None
+
+
+def _find_walls(
+    q: np.ndarray, qs: np.ndarray, normals: np.ndarray, flat: np.ndarray, floor: _Fit
+) -> list[_Fit]:
+    up, h_floor, _ = floor
+    vertical = flat & (np.abs(normals @ up) < np.sin(np.radians(15)))
+    min_count = max(20, int(_MIN_PLANE * len(qs)))
+    dirs = normals[vertical] - np.outer(normals[vertical] @ up, up)
+    dirs /= np.linalg.norm(dirs, axis=1, keepdims=True)
+    pts = qs[vertical]
+    heights = qs @ up - h_floor
+    walls = []
+    for _ in range(4):  # at most four wall directions (two pairs in a box-shaped room)
+        if len(dirs) < min_count:
+            break
+        # The horizontal direction most normals share (sign folded): a 1-degree histogram of
+        # angles modulo 180, smoothed over ±5 degrees with wrap-around.
+        e1 = np.cross(up, [1.0, 0.0, 0.0] if abs(up[0]) < 0.9 else [0.0, 1.0, 0.0])
+        e1 /= np.linalg.norm(e1)
+        e2 = np.cross(up, e1)
+        angle = np.degrees(np.arctan2(dirs @ e2, dirs @ e1)) % 180.0
+        hist = np.bincount(angle.astype(np.int64) % 180, minlength=180)
+        votes = np.convolve(np.r_[hist[-5:], hist, hist[:5]], np.ones(11), mode="valid")
+        theta = np.radians(votes.argmax() + 0.5)
+        seed = np.cos(theta) * e1 + np.sin(theta) * e2
+        aligned = dirs * np.sign(dirs @ seed)[:, None]
+        d = _mode_direction(aligned, seed)
+        d -= (d @ up) * up
+        d /= np.linalg.norm(d)
+        along = np.abs(aligned @ d) > np.cos(np.radians(10))
+        if along.sum() < min_count:
+            break
+        proj = qs @ d
+        for s, _count in _peaks(pts[along] @ d, min_count):
+            on = np.abs(proj - s) < _TOL_MAX
+            below, above = np.mean(proj < s - 0.1), np.mean(proj > s + 0.1)
+            if min(below, above) > _OUTSIDE or np.ptp(heights[on]) < _WALL_HEIGHT:
+                continue
+            inward = d if above > below else -d
+            walls.append(_refine(q, inward, s if above > below else -s))
+        dirs, pts = dirs[~along], pts[~along]
+    return walls
+
+
+def _find_ceiling(
+    q: np.ndarray, qs: np.ndarray, normals: np.ndarray, flat: np.ndarray, floor: _Fit
+) -> list[_Fit]:
+    up, h_floor, _ = floor
+    horizontal = flat & (np.abs(normals @ up) > np.cos(np.radians(10)))
+    min_count = max(20, int(_MIN_PLANE * len(qs)))
+    h_all = qs @ up
+    for h, _count in reversed(_peaks(qs[horizontal] @ up, min_count)):  # highest first
+        if h - h_floor < _CEILING_MIN:
+            break
+        if np.mean(h_all > h + 0.1) <= _OUTSIDE:
+            return [_refine(q, -up, -h)]
+    return []
+
+
+def _rotation_to_z(n: np.ndarray) -> np.ndarray:
+    """Smallest rotation taking unit vector ``n`` to +z (Rodrigues)."""
+    z = np.array([0.0, 0.0, 1.0])
+    v, c = np.cross(n, z), float(n @ z)
+    if np.linalg.norm(v) < 1e-12:
+        return np.eye(3) if c > 0 else np.diag([1.0, -1.0, -1.0])
+    vx = np.array([[0, -v[2], v[1]], [v[2], 0, -v[0]], [-v[1], v[0], 0]])
+    return np.eye(3) + vx + vx @ vx / (1 + c)
+
+
+def _keep_mask(q: np.ndarray, bg: _Background) -> np.ndarray:
+    keep = np.ones(len(q), dtype=bool)
+    for n, h, tol in ([bg.floor] if bg.floor is not None else []) + bg.others:
+        keep &= q @ n - h > tol
+    for n, h, tol in bg.platforms:
+        keep &= np.abs(q @ n - h) > tol
+    return keep
+
+
+# --- clusters -----------------------------------------------------------------------------
+
+
+def _cluster(local: np.ndarray, eps: float) -> np.ndarray:
+    """Connected components of points closer than ``eps``, via voxels of ``eps / 2``."""
+    if len(local) == 0:
+        return np.zeros(0, dtype=np.int64)
+    voxel_of, centroids = _voxelise(local, eps / 2)
+    pairs = cKDTree(centroids).query_pairs(eps, output_type="ndarray")
+    graph = sparse.coo_matrix(
+        (np.ones(len(pairs), dtype=np.int8), (pairs[:, 0], pairs[:, 1])),
+        shape=(len(centroids), len(centroids)),
+    )
+    _, vox_labels = csgraph.connected_components(graph, directed=False)
+    return vox_labels[voxel_of].astype(np.int64)
+
+
+def _voxelise(p: np.ndarray, size: float) -> tuple[np.ndarray, np.ndarray]:
+    """Voxel index of each point ``[N]`` and voxel centroids ``[V, 3]``."""
+    keys = np.floor((p - p.min(axis=0)) / size).astype(np.int64)
+    span = keys.max(axis=0) + 1
+    flat = (keys[:, 0] * span[1] + keys[:, 1]) * span[2] + keys[:, 2]
+    _, voxel_of = np.unique(flat, return_inverse=True)
+    voxel_of = voxel_of.ravel()
+    counts = np.bincount(voxel_of)
+    centroids = np.stack([np.bincount(voxel_of, p[:, i]) for i in range(3)], axis=1)
+    return voxel_of, centroids / counts[:, None]
+
+
+def _groups(labels: np.ndarray) -> list[np.ndarray]:
+    """Indices of each label's members, labels in increasing order."""
+    order = np.argsort(labels, kind="stable")
+    return np.split(order, np.flatnonzero(np.diff(labels[order])) + 1)
+
+
+def _merge_stacked(local: np.ndarray, labels: np.ndarray, cell: float = 0.1) -> np.ndarray:
+    """Merge each cluster into a larger one covering half or more of its footprint.
+
+    Sparse scans break a person into slices stacked above one another (scan lines, occlusion
+    shadows); two separate objects never share most of their footprint. Each cluster merges
+    only into a larger one, so a small fragment cannot chain two performers together.
+    """
+    if len(labels) == 0:
+        return labels
+    n_labels = int(labels.max()) + 1
+    xy = np.floor((local[:, :2] - local[:, :2].min(axis=0)) / cell).astype(np.int64)
+    cells = xy[:, 0] * (int(xy[:, 1].max()) + 1) + xy[:, 1]
+    key = np.unique(cells * n_labels + labels)  # one entry per (cell, cluster), by cell
+    cell_of, label_of = key // n_labels, key % n_labels
+    area = np.bincount(label_of, minlength=n_labels)
+    size = np.bincount(labels, minlength=n_labels)
+    shared = np.flatnonzero(np.bincount(np.unique(cell_of, return_inverse=True)[1]) > 1)
+    multi = np.isin(cell_of, np.unique(cell_of)[shared])
+    overlap: dict[tuple[int, int], int] = {}
+    for group in _split_sorted(label_of[multi], cell_of[multi]):  # cells with 2+ clusters
+        for i, la in enumerate(group):
+            for lb in group[i + 1 :]:
+                overlap[(int(la), int(lb))] = overlap.get((int(la), int(lb)), 0) + 1
+    best: dict[int, tuple[float, int]] = {}
+    for (la, lb), n in overlap.items():
+        small, big = (la, lb) if (size[la], la) < (size[lb], lb) else (lb, la)
+        frac = n / area[small]
+        if frac >= 0.5 and frac > best.get(small, (0.0, -1))[0]:
+            best[small] = (frac, big)
+    target = np.arange(n_labels)
+    for small, (_, big) in best.items():
+        target[small] = big
+    for _ in range(len(best)):  # follow chains up to the largest cluster
+        nxt = target[target]
+        if np.array_equal(nxt, target):
+            break
+        target = nxt
+    return target[labels]
+
+
+def _split_sorted(values: np.ndarray, keys: np.ndarray) -> list[np.ndarray]:
+    """``values`` grouped by runs of equal ``keys`` (``keys`` sorted)."""
+    return np.split(values, np.flatnonzero(np.diff(keys)) + 1) if len(keys) else []
+
+
+def _split_wide(local: np.ndarray, labels: np.ndarray, eps: float, width: float) -> np.ndarray:
+    """Split clusters wider than ``width`` that show several heads, one part per head."""
+    labels = labels.copy()
+    next_label = int(labels.max(initial=-1)) + 1
+    for members in _groups(labels) if len(labels) else []:
+        if len(members) < 50 or _footprint(local[members]) <= width:
+            continue
+        voxel_of, centroids = _voxelise(local[members], eps / 2)
+        heads = np.sort(_heads(centroids))
+        if len(heads) < 2:
+            continue
+        pairs = cKDTree(centroids).query_pairs(eps, output_type="ndarray")
+        lengths = np.linalg.norm(centroids[pairs[:, 0]] - centroids[pairs[:, 1]], axis=1)
+        graph = sparse.coo_matrix(
+            (lengths + 1e-9, (pairs[:, 0], pairs[:, 1])), shape=(len(centroids),) * 2
+        )
+        # Geodesic Voronoi cells around the heads: a player's arms, bow and legs hang from
+        # their own head along their body, not across a neighbour.
+        dist, _, source = csgraph.dijkstra(
+            graph, directed=False, indices=heads, min_only=True, return_predecessors=True
+        )
+        part = np.searchsorted(heads, source)
+        lost = ~np.isfinite(dist)
+        if lost.any():  # voxels with no path: nearest head on the floor plan
+            gap = centroids[lost, None, :2] - centroids[heads][None, :, :2]
+            part[lost] = np.argmin(np.linalg.norm(gap, axis=2), axis=1)
+        point_part = part[voxel_of]
+        widths = [_footprint(local[members[point_part == i]]) for i in range(len(heads))]
+        if max(widths) > width:
+            continue  # one part is still too wide: a piano or a big instrument, keep it whole
+        for i in range(1, len(heads)):
+            labels[members[point_part == i]] = next_label
+            next_label += 1
+    return labels
+
+
+def _footprint(p: np.ndarray) -> float:
+    """Robust width (m) of the points' footprint along its main horizontal axis."""
+    if len(p) < 3:
+        return 0.0
+    xy = p[:, :2] - p[:, :2].mean(axis=0)
+    _, vecs = np.linalg.eigh(xy.T @ xy)
+    along = xy @ vecs[:, -1]
+    lo, hi = np.quantile(along, [0.01, 0.99])
+    return float(hi - lo)
+
+
+def _heads(centroids: np.ndarray, cell: float = 0.1) -> np.ndarray:
+    """Voxel indices of head tops: height-map maxima ≥ 0.9 m, ≥ 0.5 m apart, with a dip."""
+    xy = np.floor((centroids[:, :2] - centroids[:, :2].min(axis=0)) / cell).astype(np.int64)
+    hmap = np.zeros(xy.max(axis=0) + 1)
+    np.maximum.at(hmap, (xy[:, 0], xy[:, 1]), centroids[:, 2])
+    peaks = (hmap == ndimage.maximum_filter(hmap, size=7)) & (hmap >= 0.9)
+    cand = np.argwhere(peaks)
+    cand = cand[np.argsort(-hmap[cand[:, 0], cand[:, 1]])]
+    chosen: list[np.ndarray] = []
+    for c in cand:
+        ok = True
+        for o in chosen:
+            if np.linalg.norm((c - o) * cell) < 0.5:
+                ok = False
+                break
+            line = np.linspace(c, o, int(np.abs(c - o).max()) + 1).round().astype(np.int64)
+            if hmap[line[:, 0], line[:, 1]].min() > hmap[c[0], c[1]] - 0.25:
+                ok = False  # no dip between them: one body (shoulder, raised instrument)
+                break
+        if ok:
+            chosen.append(c)
+    heads = []
+    for c in chosen:
+        in_cell = np.flatnonzero((xy[:, 0] == c[0]) & (xy[:, 1] == c[1]))
+        heads.append(in_cell[np.argmax(centroids[in_cell, 2])])
+    return np.asarray(heads, dtype=np.int64)
+
+
+def _left_to_right(
+    performers: list[Performer], viewer: np.ndarray, frame: np.ndarray
+) -> list[Performer]:
+    """Order by the angle under which ``viewer`` sees each performer, leftmost first."""
+    eye = _apply(frame, viewer[None])[0, :2]
+    rel = np.array([_apply(frame, p.position[None])[0, :2] for p in performers]) - eye
+    look = rel.mean(axis=0)
+    angle = np.arctan2(look[0] * rel[:, 1] - look[1] * rel[:, 0], rel @ look)
+    return [performers[i] for i in np.argsort(-angle, kind="stable")]

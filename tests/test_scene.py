@@ -1,0 +1,313 @@
+"""Finding performers in whole-scene clouds: floor and walls, clusters, splits, order, errors.
+
+Scenes are built from trimesh primitives (people as capsules, spheres and boxes, chairs as
+boxes) sampled on their surfaces, standing in a room with a noisy floor and three walls; each
+point carries the index of the object it came from (-1 for floor and walls).
+"""
+
+from __future__ import annotations
+
+import statistics
+import time
+
+import numpy as np
+import pytest
+import trimesh
+from scipy.spatial.transform import Rotation
+from trimesh.creation import box, capsule, icosphere
+from trimesh.transformations import translation_matrix
+
+from pcsep_cli.errors import SceneError
+from pcsep_cli.io.pointcloud import PointCloud
+from pcsep_cli.scene import (
+    Performer,
+    find_performers,
+    floor_frame,
+    performer_from_cloud,
+    remove_background,
+)
+
+
+def _at(x: float, y: float, z: float) -> np.ndarray:
+    return translation_matrix((x, y, z))
+
+
+def person_mesh(x: float, y: float, seated: bool = False, instrument: str = "") -> trimesh.Trimesh:
+    """A performer facing -y: seated on a chair or standing, with an optional instrument."""
+    parts = []
+    if seated:
+        parts.append(box((0.45, 0.45, 0.05), transform=_at(x, y, 0.45)))
+        parts += [
+            box((0.03, 0.03, 0.45), transform=_at(x + dx, y + dy, 0.225))
+            for dx in (-0.2, 0.2)
+            for dy in (-0.2, 0.2)
+        ]
+        parts.append(capsule(height=0.45, radius=0.16, transform=_at(x, y, 0.85)))
+        parts.append(box((0.3, 0.45, 0.15), transform=_at(x, y - 0.2, 0.55)))
+        parts.append(box((0.3, 0.12, 0.45), transform=_at(x, y - 0.42, 0.25)))
+        head = 1.28
+    else:
+        parts += [
+            capsule(height=0.7, radius=0.07, transform=_at(x + dx, y, 0.45)) for dx in (-0.1, 0.1)
+        ]
+        parts.append(capsule(height=0.5, radius=0.17, transform=_at(x, y, 1.15)))
+        head = 1.65
+    parts.append(icosphere(subdivisions=2, radius=0.11).apply_translation((x, y, head)))
+    if instrument == "cello":
+        parts.append(box((0.4, 0.22, 1.1), transform=_at(x, y - 0.3, 0.6)))
+    elif instrument == "violin":
+        parts.append(box((0.35, 0.12, 0.06), transform=_at(x + 0.1, y - 0.25, head - 0.2)))
+    elif instrument == "piano":  # an upright piano in front of a seated pianist
+        parts.append(box((1.5, 0.6, 1.1), transform=_at(x, y - 0.8, 0.55)))
+    return trimesh.util.concatenate(parts)
+
+
+def sample(mesh: trimesh.Trimesh, density: float, seed: int) -> np.ndarray:
+    """Points on the mesh's surface, ``density`` per square metre."""
+    points, _ = trimesh.sample.sample_surface(mesh, max(1, int(mesh.area * density)), seed=seed)
+    return np.asarray(points, dtype=np.float64)
+
+
+def room(
+    meshes: list[trimesh.Trimesh],
+    *,
+    seed: int = 0,
+    density: float = 600.0,
+    floor_density: float = 400.0,
+    walls: bool = True,
+    noise: float = 0.005,
+) -> tuple[np.ndarray, np.ndarray]:
+    """A 8 x 6 m room (floor, back and side walls 3 m high) holding ``meshes``.
+
+    Returns:
+        ``xyz [N, 3]`` and ``owner [N]``: the mesh each point lies on, -1 for floor and walls.
+    """
+    rng = np.random.default_rng(seed)
+    parts = [sample(m, density, seed + i) for i, m in enumerate(meshes)]
+    owner = [np.full(len(p), i) for i, p in enumerate(parts)]
+
+    def plane(n: int, fixed: int, value: float, lo: list[float], hi: list[float]) -> np.ndarray:
+        p = rng.uniform(lo, hi, size=(n, 3))
+        p[:, fixed] = value
+        return p
+
+    back = [plane(int(48 * floor_density), 2, 0.0, [-4, -1, 0], [4, 5, 0])]
+    if walls:
+        n_wall = int(24 * floor_density / 2)
+        back += [
+            plane(n_wall, 1, 5.0, [-4, 5, 0], [4, 5, 3]),
+            plane(n_wall, 0, -4.0, [-4, -1, 0], [-4, 5, 3]),
+            plane(n_wall, 0, 4.0, [4, -1, 0], [4, 5, 3]),
+        ]
+    background = np.concatenate(back)
+    xyz = np.concatenate([*parts, background])
+    xyz += rng.normal(0.0, noise, xyz.shape)
+    return xyz, np.concatenate([*owner, np.full(len(background), -1)])
+
+
+QUARTET = [
+    ((-2.0, 2.0), True, "cello"),
+    ((0.0, 2.2), False, "violin"),
+    ((1.6, 1.8), True, "violin"),
+    ((3.0, 2.5), False, ""),  # a conductor: a distractor, kept as a cluster
+]
+
+
+@pytest.fixture(scope="module")
+def quartet() -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    xyz, owner = room([person_mesh(x, y, s, i) for (x, y), s, i in QUARTET])
+    truth = np.array([[x, y, 0.0] for (x, y), _, _ in QUARTET])
+    return xyz, owner, truth
+
+
+def check(performers: list[Performer], owner: np.ndarray, truth: np.ndarray) -> None:
+    """One cluster per object, ≥ 95 % pure, position within 0.3 m of the object's."""
+    assert len(performers) == len(truth)
+    found = []
+    for p in performers:
+        votes = np.bincount(owner[p.index] + 1, minlength=len(truth) + 1)
+        obj = int(votes.argmax()) - 1
+        assert obj >= 0, "a cluster made of floor or walls"
+        assert votes[obj + 1] / len(p.index) >= 0.95
+        # Most of the object's points are in its cluster.
+        assert votes[obj + 1] >= 0.9 * np.sum(owner == obj)
+        assert np.linalg.norm(p.position[:2] - truth[obj, :2]) < 0.3
+        found.append(obj)
+    assert sorted(found) == list(range(len(truth)))
+
+
+def test_quartet_one_pure_cluster_per_object(quartet) -> None:  # noqa: ANN001
+    xyz, owner, truth = quartet
+    rgb = np.random.default_rng(1).integers(0, 256, xyz.shape, dtype=np.uint8)
+    performers = find_performers(PointCloud(xyz=xyz, rgb=rgb))
+    check(performers, owner, truth)
+    # Left to right: by x in the floor frame (here the cloud's own x).
+    assert [p.position[0] for p in performers] == sorted(p.position[0] for p in performers)
+    for p in performers:
+        assert p.points.dtype == np.float64 and p.points.shape == (len(p.index), 3)
+        assert p.index.dtype == np.int64
+        np.testing.assert_array_equal(p.points, xyz[p.index])
+        np.testing.assert_array_equal(p.rgb, rgb[p.index])
+        assert abs(p.position[2]) < 0.02  # on the floor
+        np.testing.assert_array_equal(p.bbox[0], p.points.min(axis=0))
+        np.testing.assert_array_equal(p.bbox[1], p.points.max(axis=0))
+        local = p.local_points()
+        assert (
+            abs(local[:, 2].min()) < 0.05 and np.abs(np.median(local[:, :2], axis=0)).max() < 1e-6
+        )
+
+
+def test_remove_background_finds_floor_and_walls(quartet) -> None:  # noqa: ANN001
+    xyz, owner, _ = quartet
+    keep, floor, walls = remove_background(PointCloud(xyz=xyz))
+    assert keep.dtype == bool and keep.shape == (len(xyz),)
+    assert keep[owner >= 0].mean() > 0.97
+    assert keep[owner < 0].mean() < 0.002
+    assert floor is not None
+    normal, d = floor
+    assert normal[2] > 0.999 and abs(d) < 0.005
+    assert len(walls) == 3
+    inward = sorted(tuple(np.round(n).astype(int)) for n, _ in walls)
+    assert inward == [(-1, 0, 0), (0, -1, 0), (1, 0, 0)]
+    for n, d in walls:  # every point on the inner side
+        assert np.mean(xyz @ n + d < -0.05) < 0.001
+
+
+@pytest.mark.parametrize("degrees", [12.0, 35.0])
+def test_tilted_georeferenced_scan(quartet, degrees: float) -> None:  # noqa: ANN001
+    xyz, owner, truth = quartet
+    turn = Rotation.from_rotvec(np.radians(degrees) * np.array([0.8, 0.6, 0.0]))
+    offset = np.array([5_123_456.0, 4_987_654.0, 312.0])  # UTM-like metres
+    scan = turn.apply(xyz) + offset
+    cloud = PointCloud(xyz=scan)
+    frame = floor_frame(cloud)
+    np.testing.assert_allclose(frame[:3, :3] @ frame[:3, :3].T, np.eye(3), atol=1e-9)
+    level = scan @ frame[:3, :3].T + frame[:3, 3]
+    # Heights above the floor come back as they were built (floor at z = 0), to 1 cm.
+    assert np.abs(level[:, 2] - xyz[:, 2]).max() < 0.01
+    performers = find_performers(cloud)
+    back = [turn.inv().apply(p.position - offset) for p in performers]
+    check(
+        [
+            Performer(p.points, p.rgb, b, p.bbox, p.index, p.frame)
+            for p, b in zip(performers, back, strict=True)
+        ],
+        owner,
+        truth,
+    )
+    # Order left to right survives the tilt: the floor frame keeps the cloud's x.
+    assert [b[0] for b in back] == sorted(b[0] for b in back)
+
+
+def test_no_walls_and_no_floor() -> None:
+    xyz, owner = room([person_mesh(-1.0, 2.0, True, "cello"), person_mesh(1.0, 2.0)], walls=False)
+    check(find_performers(PointCloud(xyz=xyz)), owner, np.array([[-1.0, 2.0, 0], [1.0, 2.0, 0]]))
+    keep, floor, walls = remove_background(PointCloud(xyz=xyz))
+    assert floor is not None and walls == []
+    # One performer alone, no floor: the paper's setting.
+    alone = sample(person_mesh(0.5, 0.5, True, "cello"), 2000, seed=3)
+    keep, floor, walls = remove_background(PointCloud(xyz=alone))
+    assert floor is None and walls == [] and keep.all()
+    one = performer_from_cloud(PointCloud(xyz=alone))
+    assert len(one.index) == len(alone)
+    np.testing.assert_allclose(one.position, [0.5, 0.5 - 0.1, 0.0], atol=0.15)
+    assert len(find_performers(PointCloud(xyz=alone))) == 1
+
+
+def test_stage_and_ceiling_are_background() -> None:
+    stage_h = 0.4
+    cast = [(-1.5, True, "cello"), (0.0, False, "violin"), (1.5, True, "")]
+    people = [person_mesh(x, 3.0, s, i).apply_translation((0, 0, stage_h)) for x, s, i in cast]
+    stage = box((7.0, 3.0, stage_h), transform=_at(0.0, 3.5, stage_h / 2))
+    xyz, owner = room([*people, stage])
+    rng = np.random.default_rng(5)
+    ceiling = np.c_[rng.uniform([-4, -1, 3], [4, 5, 3], size=(15000, 3))]
+    xyz, owner = np.concatenate([xyz, ceiling]), np.r_[owner, np.full(len(ceiling), 3)]
+    keep, floor, others = remove_background(PointCloud(xyz=xyz))
+    assert floor is not None and abs(floor[1]) < 0.01  # the hall's floor, below the stage
+    assert keep[owner == 3].mean() < 0.15  # stage top and ceiling gone; the stage's sides stay
+    planes = {(tuple(np.round(n).astype(int)), round(d, 1)) for n, d in others}
+    assert ((0, 0, -1), 3.0) in planes and ((0, 0, 1), -stage_h) in planes
+    performers = find_performers(PointCloud(xyz=xyz))
+    players = [p for p in performers if np.all(owner[p.index] < 3)]
+    assert len(players) == 3  # each player apart from the others; the stage's front is extra
+    check(players, owner, np.array([[x, 3.0, 0.0] for x, _, _ in cast]))
+
+
+def test_touching_players_are_split_one_per_head() -> None:
+    meshes = [person_mesh(0.0, 2.0, True, "cello"), person_mesh(1.0, 2.0, True, "cello")]
+    # A bow resting across both players joins them into one connected cluster.
+    bow = box((0.75, 0.02, 0.02), transform=_at(0.5, 1.75, 0.75))
+    xyz, owner = room([*meshes, bow])
+    owner[owner == 2] = 0
+    performers = find_performers(PointCloud(xyz=xyz))
+    assert len(performers) == 2
+    for p, x in zip(performers, (0.0, 1.0), strict=True):
+        assert abs(p.position[0] - x) < 0.15
+        body = owner[p.index]
+        assert np.mean(body == body[np.argmax(p.points[:, 2])]) > 0.75  # mostly its head's body
+
+
+def test_wide_cluster_with_one_player_stays_whole() -> None:
+    xyz, owner = room([person_mesh(0.0, 2.0, True, "piano")])
+    performers = find_performers(PointCloud(xyz=xyz))
+    assert len(performers) == 1
+    visible = (owner == 0) & (xyz[:, 2] > 0.05)  # the piano's base lies on the floor
+    assert np.isin(np.flatnonzero(visible), performers[0].index).mean() > 0.98
+
+
+def test_specks_dropped_and_stacked_fragments_merged() -> None:
+    player = person_mesh(0.0, 2.0, False, "violin")
+    speck = box((0.05, 0.05, 0.05), transform=_at(2.0, 1.0, 1.0))
+    # A fragment floating above the player's footprint (a hat, a scan line cut off by a gap).
+    hat = box((0.25, 0.25, 0.02), transform=_at(0.0, 2.0, 1.95))
+    xyz, owner = room([player, speck, hat])
+    performers = find_performers(PointCloud(xyz=xyz))
+    assert len(performers) == 1
+    assert set(np.unique(owner[performers[0].index])) == {0, 2}
+    with_specks = find_performers(PointCloud(xyz=xyz), min_points=5, min_extent=0.01)
+    assert len(with_specks) == 2
+
+
+def test_order_follows_the_viewer(quartet) -> None:  # noqa: ANN001
+    xyz, _, _ = quartet
+    cloud = PointCloud(xyz=xyz)
+    front = [p.position[0] for p in find_performers(cloud, viewer=np.array([0.5, -3.0, 1.5]))]
+    behind = [p.position[0] for p in find_performers(cloud, viewer=np.array([0.5, 8.0, 1.5]))]
+    assert front == sorted(front)
+    assert behind == sorted(behind, reverse=True)
+
+
+def test_empty_room_raises_scene_error(tmp_path) -> None:  # noqa: ANN001
+    xyz, _ = room([])
+    source = tmp_path / "empty.ply"
+    with pytest.raises(SceneError, match="no performer found") as err:
+        find_performers(PointCloud(xyz=xyz, source=source))
+    assert str(source) in str(err.value) and "one cloud per performer" in str(err.value)
+
+
+@pytest.mark.parametrize("bad", [np.zeros((5, 2)), np.zeros((2, 3)), np.zeros(6)])
+def test_bad_shapes_raise_value_error(bad: np.ndarray) -> None:
+    class Cloud:
+        xyz = bad
+        rgb = None
+        source = None
+
+    with pytest.raises(ValueError, match=r"cloud\.xyz must be \[N, 3\]"):
+        find_performers(Cloud())  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="viewer must be"):
+        find_performers(PointCloud(xyz=np.zeros((5, 3))), viewer=np.zeros(2))
+
+
+def test_150k_point_scene_under_half_a_second() -> None:
+    meshes = [person_mesh(x, y, s, i) for (x, y), s, i in QUARTET]
+    xyz, owner = room(meshes, density=2500, floor_density=1430)
+    assert 140_000 <= len(xyz) <= 170_000
+    cloud = PointCloud(xyz=xyz)
+    times = []
+    for _ in range(3):
+        start = time.perf_counter()
+        performers = find_performers(cloud)
+        times.append(time.perf_counter() - start)
+    assert len(performers) == 4
+    assert statistics.median(times) < 0.5, times
