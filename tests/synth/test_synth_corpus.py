@@ -1,0 +1,63 @@
+"""Corpus: candidate pieces, stable splits, parsing and the parsed-piece cache (real music21)."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from pcsep_cli.errors import DatasetError
+from pcsep_cli.synth import corpus
+
+CHORALE = "bach/bwv66.6"
+
+
+def test_corpus_lists_multi_part_repertoire_without_duplicates() -> None:
+    ids = corpus.corpus_pieces()
+    assert ids == sorted(ids) and len(ids) == len(set(ids))
+    assert CHORALE in ids
+    composers = {i.split("/")[0] for i in ids}
+    assert {"bach", "palestrina", "monteverdi", "haydn", "beethoven"} <= composers
+    assert not any(i.endswith((".mxl", ".krn", ".xml")) for i in ids)
+    assert not any(i.startswith(("ryansMammoth", "essenFolksong", "demos")) for i in ids)
+
+
+def test_piece_split_is_a_stable_partition_with_the_asked_shares() -> None:
+    ids = corpus.corpus_pieces()
+    splits = [corpus.piece_split(i) for i in ids]
+    assert splits == [corpus.piece_split(i) for i in ids]
+    shares = {s: splits.count(s) / len(ids) for s in ("train", "val", "test")}
+    assert shares["train"] == pytest.approx(0.8, abs=0.05)
+    assert shares["val"] == pytest.approx(0.1, abs=0.03)
+    assert shares["test"] == pytest.approx(0.1, abs=0.03)
+    assert {corpus.piece_split(i, (0.0, 0.0, 1.0)) for i in ids[:50]} == {"test"}
+
+
+def test_load_piece_parses_parts_and_caches_them(tmp_path, monkeypatch) -> None:
+    monkeypatch.setenv("PCSEP_CACHE_DIR", str(tmp_path))
+    piece = corpus.load_piece(CHORALE)
+    assert len(piece.parts) == 4 and piece.quarters == pytest.approx(36.0)
+    soprano = piece.parts[0].notes
+    assert soprano.shape[1] == 3 and (soprano[:, 1] > 0).all()
+    assert (np.diff(soprano[:, 0]) >= 0).all()
+    # Ties are merged: BWV 66.6's soprano ties two quarters over the bar at beat 32.
+    tied = soprano[soprano[:, 0] == 32.0]
+    assert tied.tolist() == [[32.0, 2.0, 66.0]]
+    assert 33.0 not in soprano[:, 0]
+    # Parts sit in their voices' registers: soprano above bass.
+    assert piece.parts[0].mean_pitch > piece.parts[3].mean_pitch + 12
+
+    cached = list(tmp_path.rglob("bach__bwv66.6.json"))
+    assert len(cached) == 1
+    data = json.loads(cached[0].read_text())
+    assert data["id"] == CHORALE and len(data["parts"]) == 4
+    again = corpus.load_piece(CHORALE)
+    for a, b in zip(piece.parts, again.parts, strict=True):
+        np.testing.assert_allclose(a.notes, b.notes, atol=1e-6)
+
+
+def test_load_piece_rejects_unknown_ids(tmp_path, monkeypatch) -> None:
+    monkeypatch.setenv("PCSEP_CACHE_DIR", str(tmp_path))
+    with pytest.raises(DatasetError, match="no piece"):
+        corpus.load_piece("bach/no_such_chorale")
