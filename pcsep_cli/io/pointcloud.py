@@ -1,0 +1,429 @@
+"""Read point clouds (PLY, LAS, LAZ, PCD) into a :class:`PointCloud`; write PLY.
+
+The format is decided by the file's first bytes, never by its extension alone. Each format has
+its own module (:mod:`pcsep_cli.io.ply`, :mod:`pcsep_cli.io.las`, :mod:`pcsep_cli.io.pcd`),
+imported only when a file of that kind is read so ``pcsep --help`` stays fast. The readers return
+raw arrays; this module applies units, drops non-finite points and checks what a scene must be.
+
+Every failure is a :class:`~pcsep_cli.errors.PointCloudError` naming the file and how to fix it:
+no exception of numpy, plyfile, laspy or lzf escapes :func:`read_cloud`.
+"""
+
+from __future__ import annotations
+
+import os
+import stat
+from dataclasses import dataclass
+from functools import cached_property
+from pathlib import Path
+from typing import NamedTuple
+
+import numpy as np
+
+from pcsep_cli.errors import PointCloudError
+
+__all__ = [
+    "MAX_POINTS",
+    "MAX_SPAN_M",
+    "UNITS",
+    "PointCloud",
+    "RawCloud",
+    "read_cloud",
+    "write_ply",
+]
+
+UNITS: dict[str, float] = {"m": 1.0, "cm": 0.01, "mm": 0.001, "ft": 0.3048}
+"""Metres per unit for the ``units`` argument of :func:`read_cloud`."""
+
+MAX_POINTS = 500_000_000
+"""Clouds promising more points are refused before anything is allocated (12 GB of xyz)."""
+
+MAX_SPAN_M = 100_000.0
+"""A scene spanning more than this (metres, after units) is refused: wrong units or junk."""
+
+_SNIFF_BYTES = 4096
+_READ_HINT = "re-export or copy the file again"
+
+# Magic numbers of files people pass by mistake, to say what the file is rather than
+# only what it is not.
+_FOREIGN_MAGIC: tuple[tuple[bytes, int, str], ...] = (
+    (b"WAVE", 8, "a WAV audio file"),
+    (b"fLaC", 0, "a FLAC audio file"),
+    (b"OggS", 0, "an Ogg audio file"),
+    (b"ID3", 0, "an MP3 audio file"),
+    (b"FORM", 0, "an AIFF audio file"),
+    (b"ASTM-E57", 0, "an E57 scan"),
+    (b"PK\x03\x04", 0, "a ZIP archive"),
+    (b"\x89PNG", 0, "a PNG image"),
+    (b"\xff\xd8\xff", 0, "a JPEG image"),
+    (b"\x93NUMPY", 0, "a NumPy .npy array"),
+    (b"%PDF", 0, "a PDF document"),
+)
+
+
+@dataclass(frozen=True, eq=False)
+class PointCloud:
+    """A point cloud in metres, as read from a file.
+
+    Attributes:
+        xyz: float64 ``[N, 3]`` coordinates in metres, right-handed, z up. Georeferenced values
+            (e.g. 5,000,000 m) are kept as they are; nothing is centred.
+        rgb: uint8 ``[N, 3]`` colours, or ``None``. 16-bit colours are scaled down (``>> 8``).
+        intensity: float32 ``[N]`` return intensity, or ``None``.
+        source: the file read, for messages; ``None`` for clouds built in memory.
+        format: what was read, e.g. ``"ply (binary_little_endian)"``,
+            ``"las 1.4 (point format 6)"``, ``"pcd (binary_compressed)"``.
+        dropped: number of non-finite points (NaN, inf) left out of ``xyz``.
+
+    Raises:
+        ValueError: if an array has the wrong shape or dtype (the message names it).
+    """
+
+    xyz: np.ndarray
+    rgb: np.ndarray | None = None
+    intensity: np.ndarray | None = None
+    source: Path | None = None
+    format: str = "memory"
+    dropped: int = 0
+
+    def __post_init__(self) -> None:
+        xyz = self.xyz
+        if not isinstance(xyz, np.ndarray) or xyz.ndim != 2 or xyz.shape[1] != 3:
+            raise ValueError(f"PointCloud.xyz must be [N, 3], got {_shape(xyz)}")
+        if xyz.dtype != np.float64:
+            raise ValueError(f"PointCloud.xyz must be float64, got {xyz.dtype}")
+        n = xyz.shape[0]
+        if self.rgb is not None and (
+            not isinstance(self.rgb, np.ndarray)
+            or self.rgb.shape != (n, 3)
+            or self.rgb.dtype != np.uint8
+        ):
+            raise ValueError(
+                f"PointCloud.rgb must be uint8 [{n}, 3], got {_dtype(self.rgb)} {_shape(self.rgb)}"
+            )
+        if self.intensity is not None and (
+            not isinstance(self.intensity, np.ndarray)
+            or self.intensity.shape != (n,)
+            or self.intensity.dtype != np.float32
+        ):
+            raise ValueError(
+                f"PointCloud.intensity must be float32 [{n}], got "
+                f"{_dtype(self.intensity)} {_shape(self.intensity)}"
+            )
+
+    @property
+    def num_points(self) -> int:
+        """Number of points N."""
+        return int(self.xyz.shape[0])
+
+    @cached_property
+    def bounds(self) -> tuple[np.ndarray, np.ndarray]:
+        """Axis-aligned bounds ``(min [3], max [3])`` in metres, float64."""
+        if self.num_points == 0:
+            raise ValueError("an empty PointCloud has no bounds")
+        return self.xyz.min(axis=0), self.xyz.max(axis=0)
+
+
+class RawCloud(NamedTuple):
+    """What a format reader hands back before units and checks (internal).
+
+    ``xyz`` float64 [N, 3] (owned, writable), ``rgb`` uint8 [N, 3] or None,
+    ``intensity`` float32 [N] or None, ``format`` the label shown to users.
+    """
+
+    xyz: np.ndarray
+    rgb: np.ndarray | None
+    intensity: np.ndarray | None
+    format: str
+
+
+def read_cloud(path: str | os.PathLike[str], units: str | None = None) -> PointCloud:
+    """Read a PLY, LAS, LAZ or PCD point cloud.
+
+    The format is found from the file's magic bytes (``ply``, ``LASF``, a PCD header), so a
+    misnamed file still reads and a non-cloud file gets a clear error.
+
+    Args:
+        path: the file.
+        units: units of the file's coordinates: ``None`` or ``"m"`` (metres), ``"cm"``,
+            ``"mm"`` or ``"ft"``. Coordinates are scaled to metres.
+
+    Returns:
+        The cloud with its finite points only; ``dropped`` counts the others.
+
+    Raises:
+        PointCloudError: the file is missing, unreadable, not a point cloud, truncated,
+            inconsistent, holds no finite point, promises more than :data:`MAX_POINTS` points,
+            spans more than :data:`MAX_SPAN_M` metres, or ``units`` is unknown.
+    """
+    path = Path(path)
+    scale = _unit_scale(units, path)
+    size = _check_file(path)
+    try:
+        with open(path, "rb") as f:
+            prefix = f.read(_SNIFF_BYTES)
+    except PermissionError:
+        raise _permission_error(path) from None
+    except OSError as err:
+        raise PointCloudError(f"cannot read the file: {err.strerror or err}", path) from None
+    kind = _sniff(prefix, path)
+    try:
+        if kind == "ply":
+            from pcsep_cli.io.ply import read_ply as reader
+        elif kind == "las":
+            from pcsep_cli.io.las import read_las as reader
+        else:
+            from pcsep_cli.io.pcd import read_pcd as reader
+        raw = reader(path, size)
+    except PointCloudError:
+        raise
+    except PermissionError:
+        raise _permission_error(path) from None
+    except MemoryError:
+        raise PointCloudError(
+            f"not enough memory to read this {kind.upper()} file",
+            path,
+            "subsample the cloud first, e.g. with CloudCompare or PDAL filters.sample",
+        ) from None
+    except Exception as err:  # noqa: BLE001 - no library exception may escape (see module doc)
+        raise PointCloudError(
+            f"cannot read as {kind.upper()}: {type(err).__name__}: {err}", path, _READ_HINT
+        ) from err
+    return _finish(raw, path, scale)
+
+
+def write_ply(
+    path: str | os.PathLike[str], cloud: PointCloud, binary: bool = True, overwrite: bool = True
+) -> None:
+    """Write a cloud as PLY, atomically (temporary file in the same folder, then rename).
+
+    Coordinates are written as float64 (``double``) so georeferenced values survive exactly;
+    ``red/green/blue`` as uint8 and ``intensity`` as float32 when the cloud has them.
+
+    Args:
+        path: destination file; its folder must exist.
+        cloud: the cloud to write.
+        binary: binary little-endian when true, ASCII otherwise.
+        overwrite: replace ``path`` if it exists.
+
+    Raises:
+        OutputExistsError: ``path`` exists and ``overwrite`` is false.
+        PcsepError: the file cannot be written; the destination is left untouched.
+    """
+    from pcsep_cli.io.ply import write_ply as _write_ply
+
+    _write_ply(Path(path), cloud, binary=binary, overwrite=overwrite)
+
+
+def check_promise(
+    path: Path, what: str, count: int, need_bytes: int, have_bytes: int, per_point: str = ""
+) -> None:
+    """Refuse a header whose point count the file cannot hold, before allocating anything.
+
+    Args:
+        path: the file, for the message.
+        what: what the header counts (``"vertices"``, ``"points"``).
+        count: the header's count.
+        need_bytes: the fewest bytes ``count`` items can take.
+        have_bytes: bytes actually left in the file.
+        per_point: how ``need_bytes`` was reckoned, for the message (e.g. ``"15 bytes each"``).
+
+    Raises:
+        PointCloudError: ``count`` is negative, over :data:`MAX_POINTS`, or needs more bytes
+            than the file has.
+    """
+    if count < 0:
+        raise PointCloudError(f"header gives a negative point count ({count})", path, _READ_HINT)
+    if count > MAX_POINTS:
+        raise PointCloudError(
+            f"header promises {count:,} {what}, over pcsep's limit of {MAX_POINTS:,}",
+            path,
+            "subsample the cloud first, e.g. with CloudCompare or PDAL filters.sample",
+        )
+    if need_bytes > have_bytes:
+        detail = f" ({per_point})" if per_point else ""
+        raise PointCloudError(
+            f"header promises {count:,} {what}{detail}, which needs at least {need_bytes:,} "
+            f"bytes of data, but the file holds only {have_bytes:,}: it is truncated or its "
+            "header is wrong",
+            path,
+            _READ_HINT,
+        )
+
+
+def colours_to_uint8(channels: np.ndarray) -> np.ndarray:
+    """Bring colour channels of any numeric type to uint8.
+
+    uint8 passes; 16-bit is shifted down (``>> 8``) unless every value is below 256, which
+    means 8-bit values stored in a 16-bit field (common in LAS exports); floats in [0, 1] are
+    scaled by 255, other numbers are clipped to [0, 255].
+
+    Args:
+        channels: ``[N, 3]`` colour values.
+
+    Returns:
+        uint8 ``[N, 3]``.
+    """
+    # Big-endian PLY colours arrive as '>u2', which does not compare equal to uint16.
+    channels = channels.astype(channels.dtype.newbyteorder("="), copy=False)
+    if channels.dtype == np.uint8:
+        return np.ascontiguousarray(channels)
+    if channels.dtype == np.uint16:
+        if channels.size and int(channels.max()) > 255:
+            return (channels >> 8).astype(np.uint8)
+        return channels.astype(np.uint8)
+    values = channels.astype(np.float64)
+    finite = values[np.isfinite(values)]
+    if channels.dtype.kind == "f" and finite.size and finite.max() <= 1.0:
+        values = values * 255.0
+    return np.clip(np.nan_to_num(np.rint(values)), 0, 255).astype(np.uint8)
+
+
+def _finish(raw: RawCloud, path: Path, scale: float) -> PointCloud:
+    xyz, rgb, intensity = raw.xyz, raw.rgb, raw.intensity
+    total = xyz.shape[0]
+    if total == 0:
+        raise PointCloudError(
+            f"the {raw.format} file holds no points", path, "export the scan again with points"
+        )
+    finite = np.isfinite(xyz).all(axis=1)
+    kept = int(np.count_nonzero(finite))
+    if kept == 0:
+        raise PointCloudError(
+            f"none of its {total:,} points has finite coordinates (all NaN or inf)",
+            path,
+            "export the scan again; an organized cloud with no valid return holds no points",
+        )
+    if kept < total:
+        xyz = xyz[finite]
+        rgb = None if rgb is None else rgb[finite]
+        intensity = None if intensity is None else intensity[finite]
+    if scale != 1.0:
+        xyz *= scale
+    cloud = PointCloud(
+        xyz=xyz, rgb=rgb, intensity=intensity, source=path, format=raw.format, dropped=total - kept
+    )
+    lo, hi = cloud.bounds
+    span = float((hi - lo).max())
+    if span > MAX_SPAN_M:
+        raise PointCloudError(
+            f"the cloud spans {span / 1000:,.1f} km, more than a scene can "
+            f"({MAX_SPAN_M / 1000:,.0f} km)",
+            path,
+            "if its coordinates are not metres pass --units mm|cm|ft; otherwise crop the scene",
+        )
+    return cloud
+
+
+def _unit_scale(units: str | None, path: Path) -> float:
+    if units is None:
+        return 1.0
+    key = units.strip().lower() if isinstance(units, str) else units
+    if key not in UNITS:
+        raise PointCloudError(
+            f"unknown units {units!r}",
+            path,
+            f"use one of: {', '.join(UNITS)}; m is metres, the default",
+        )
+    return UNITS[key]
+
+
+def _check_file(path: Path) -> int:
+    try:
+        st = path.stat()
+    except FileNotFoundError:
+        raise PointCloudError("no such file", path, "check the path and its spelling") from None
+    except PermissionError:
+        raise _permission_error(path) from None
+    except OSError as err:
+        raise PointCloudError(f"cannot open: {err.strerror or err}", path) from None
+    if stat.S_ISDIR(st.st_mode):
+        raise PointCloudError(
+            "is a folder, not a point cloud file", path, "pass a .ply, .las, .laz or .pcd file"
+        )
+    if not stat.S_ISREG(st.st_mode):
+        # A FIFO or device would block or never end; clouds are read from regular files.
+        raise PointCloudError(
+            "is not a regular file (a pipe, socket or device)",
+            path,
+            "save the cloud to a file first",
+        )
+    if st.st_size == 0:
+        raise PointCloudError(
+            "the file is empty (0 bytes)", path, "the export or copy did not finish; redo it"
+        )
+    return int(st.st_size)
+
+
+def _permission_error(path: Path) -> PointCloudError:
+    return PointCloudError(
+        "permission denied",
+        path,
+        "make the file readable to this user, e.g. chmod a+r, or copy it somewhere readable",
+    )
+
+
+def _sniff(prefix: bytes, path: Path) -> str:
+    """Name the format from the first bytes: ``"ply"``, ``"las"`` or ``"pcd"``."""
+    if prefix[:4] in (b"ply\n", b"ply\r"):
+        return "ply"
+    if prefix[:4] == b"LASF":
+        return "las"
+    if _looks_like_pcd(prefix):
+        return "pcd"
+    ext = path.suffix.lower()
+    said = f"named {ext} but " if ext in (".ply", ".las", ".laz", ".pcd") else ""
+    what = _foreign(prefix)
+    hint = "pcsep reads PLY, LAS, LAZ and PCD point clouds"
+    if what and "audio" in what:
+        hint = "it is audio: pass the point cloud here; were AUDIO and CLOUD swapped?"
+    elif what is None and _looks_like_xyz_text(prefix):
+        what = "plain-text XYZ coordinates"
+        hint = "convert it to PLY, e.g. with CloudCompare or PDAL's readers.text"
+    elif what is None:
+        what = "not a point cloud format pcsep knows"
+    elif "E57" in what:
+        hint = "convert it to PLY or LAS first, e.g. with PDAL or CloudCompare"
+    start = prefix[:8].hex(" ")
+    raise PointCloudError(
+        f"{said}not a PLY, LAS/LAZ or PCD file: looks like {what} (starts with {start})",
+        path,
+        hint,
+    )
+
+
+def _looks_like_pcd(prefix: bytes) -> bool:
+    for line in prefix.split(b"\n")[:32]:
+        line = line.strip()
+        if line.startswith(b"# .PCD"):
+            return True
+        if not line or line.startswith(b"#"):
+            continue
+        return line.split(None, 1)[0].upper() in (b"VERSION", b"FIELDS")
+    return False
+
+
+def _foreign(prefix: bytes) -> str | None:
+    for magic, offset, what in _FOREIGN_MAGIC:
+        if prefix[offset : offset + len(magic)] == magic:
+            return what
+    if prefix[:2] in (b"\xff\xfb", b"\xff\xf3", b"\xff\xf2"):
+        return "an MP3 audio file"
+    return None
+
+
+def _looks_like_xyz_text(prefix: bytes) -> bool:
+    try:
+        first = prefix.split(b"\n", 1)[0].decode("ascii").replace(",", " ").split()
+        [float(v) for v in first]
+    except (UnicodeDecodeError, ValueError):
+        return False
+    return len(first) >= 3
+
+
+def _shape(a: object) -> str:
+    return str(list(a.shape)) if isinstance(a, np.ndarray) else type(a).__name__
+
+
+def _dtype(a: object) -> str:
+    return str(a.dtype) if isinstance(a, np.ndarray) else ""
