@@ -1,0 +1,172 @@
+"""STFT helpers shared by training, evaluation and inference.
+
+The model reads the magnitude of a mono mixture on a log-frequency grid (low notes get
+more rows than the top octave, as in the paper's code) and predicts masks on that grid;
+:class:`LogFrequencyWarp` carries spectrograms to the grid and masks back to the
+linear grid of ``torch.stft``. Both directions are fixed linear interpolations, stored as
+non-persistent buffers so that checkpoints hold only learned weights.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import torch
+from torch import Tensor, nn
+
+WINDOWS = ("hann", "hamming")
+
+
+@dataclass(frozen=True)
+class StftConfig:
+    """Short-time Fourier transform of the model's input.
+
+    Attributes:
+        n_fft: FFT size; the linear grid has ``n_fft // 2 + 1`` bins.
+        hop: hop between frames, in samples.
+        window: ``"hann"`` or ``"hamming"``.
+        warp_bins: rows of the log-frequency grid the network sees (0 disables the warp:
+            the network then sees the ``n_fft // 2`` lowest linear bins and the top bin's
+            mask repeats the one below it).
+    """
+
+    n_fft: int = 1022
+    hop: int = 256
+    window: str = "hann"
+    warp_bins: int = 256
+
+    def __post_init__(self) -> None:
+        if self.n_fft < 16 or self.n_fft % 2:
+            raise ValueError(f"stft.n_fft must be an even number >= 16, got {self.n_fft}")
+        if not 0 < self.hop <= self.n_fft:
+            raise ValueError(f"stft.hop must be in (0, n_fft], got {self.hop}")
+        if self.window not in WINDOWS:
+            raise ValueError(f"stft.window must be one of {WINDOWS}, got {self.window!r}")
+        if self.warp_bins < 0:
+            raise ValueError(f"stft.warp_bins must be >= 0, got {self.warp_bins}")
+
+    @property
+    def bins(self) -> int:
+        """Rows of the linear grid (``n_fft // 2 + 1``)."""
+        return self.n_fft // 2 + 1
+
+    @property
+    def net_bins(self) -> int:
+        """Rows of the grid the network sees."""
+        return self.warp_bins if self.warp_bins else self.n_fft // 2
+
+    def frames(self, samples: int) -> int:
+        """Frames ``torch.stft(center=True)`` returns for ``samples`` samples."""
+        return samples // self.hop + 1
+
+
+def _window(cfg: StftConfig, device: torch.device | None = None) -> Tensor:
+    fn = torch.hann_window if cfg.window == "hann" else torch.hamming_window
+    return fn(cfg.n_fft, periodic=True, device=device)
+
+
+def stft(x: Tensor, cfg: StftConfig) -> Tensor:
+    """Complex STFT of signals.
+
+    Args:
+        x: waveforms ``(..., S)``, float.
+        cfg: STFT parameters.
+
+    Returns:
+        Complex spectrogram ``(..., F, T)`` with ``F = cfg.bins``, ``T = cfg.frames(S)``.
+    """
+    if x.dim() < 1 or x.shape[-1] < 2:
+        raise ValueError(f"stft expects (..., S) with S >= 2, got {tuple(x.shape)}")
+    lead = x.shape[:-1]
+    flat = x.reshape(-1, x.shape[-1])
+    spec = torch.stft(
+        flat,
+        cfg.n_fft,
+        hop_length=cfg.hop,
+        window=_window(cfg, x.device),
+        center=True,
+        pad_mode="constant",
+        return_complex=True,
+    )
+    return spec.reshape(*lead, *spec.shape[-2:])
+
+
+def istft(spec: Tensor, cfg: StftConfig, length: int) -> Tensor:
+    """Inverse of :func:`stft`.
+
+    Args:
+        spec: complex spectrogram ``(..., F, T)``.
+        cfg: STFT parameters used for the forward transform.
+        length: samples to return.
+
+    Returns:
+        Waveforms ``(..., length)``.
+    """
+    if spec.dim() < 2 or spec.shape[-2] != cfg.bins:
+        raise ValueError(f"istft expects (..., {cfg.bins}, T), got {tuple(spec.shape)}")
+    lead = spec.shape[:-2]
+    flat = spec.reshape(-1, *spec.shape[-2:])
+    wav = torch.istft(
+        flat,
+        cfg.n_fft,
+        hop_length=cfg.hop,
+        window=_window(cfg, spec.device),
+        center=True,
+        length=length,
+    )
+    return wav.reshape(*lead, length)
+
+
+def _interp_matrix(positions: Tensor, n_src: int) -> Tensor:
+    """Rows that linearly interpolate a length-``n_src`` axis at fractional ``positions``."""
+    pos = positions.clamp(0, n_src - 1)
+    lo = pos.floor().long().clamp(max=n_src - 2)
+    frac = pos - lo
+    mat = torch.zeros(len(positions), n_src, dtype=torch.float64)
+    rows = torch.arange(len(positions))
+    mat[rows, lo] = 1 - frac
+    mat[rows, lo + 1] += frac
+    return mat.float()
+
+
+def log_positions(n_lin: int, n_log: int) -> Tensor:
+    """Linear-bin position (fractional) of each log-grid row: ``n_lin**(j/(n_log-1)) - 1``."""
+    j = torch.arange(n_log, dtype=torch.float64)
+    return torch.pow(float(n_lin), j / (n_log - 1)) - 1
+
+
+class LogFrequencyWarp(nn.Module):
+    """Fixed resampling between the linear STFT grid and the network's grid.
+
+    Args:
+        cfg: STFT parameters; ``cfg.warp_bins`` rows on the network side.
+    """
+
+    def __init__(self, cfg: StftConfig) -> None:
+        super().__init__()
+        self.cfg = cfg
+        n_lin, n_net = cfg.bins, cfg.net_bins
+        if cfg.warp_bins:
+            fwd = _interp_matrix(log_positions(n_lin, n_net), n_lin)
+            # Each linear bin reads the mask at its own place on the log axis.
+            lin = torch.arange(n_lin, dtype=torch.float64)
+            inv_pos = torch.log(lin + 1) / math.log(n_lin) * (n_net - 1)
+            inv = _interp_matrix(inv_pos, n_net)
+        else:
+            fwd = torch.eye(n_lin)[:n_net]
+            inv = torch.cat([torch.eye(n_net), torch.eye(n_net)[-1:]], dim=0)
+        self.register_buffer("fwd", fwd, persistent=False)
+        self.register_buffer("inv", inv, persistent=False)
+
+    def to_net(self, spec: Tensor) -> Tensor:
+        """Linear grid ``(..., F_lin, T)`` → network grid ``(..., F_net, T)``."""
+        if spec.shape[-2] != self.cfg.bins:
+            raise ValueError(f"expected (..., {self.cfg.bins}, T), got {tuple(spec.shape)}")
+        return torch.einsum("gf,...ft->...gt", self.fwd, spec)
+
+    def to_linear(self, mask: Tensor) -> Tensor:
+        """Network grid ``(..., F_net, T)`` → linear grid ``(..., F_lin, T)``."""
+        if mask.shape[-2] != self.cfg.net_bins:
+            raise ValueError(f"expected (..., {self.cfg.net_bins}, T), got {tuple(mask.shape)}")
+        return torch.einsum("fg,...gt->...ft", self.inv, mask)
