@@ -62,6 +62,8 @@ _MIN_PLANE = 0.03  # fraction of the sample a floor/wall/ceiling must hold at le
 _OUTSIDE = 0.03  # fraction of the sample allowed beyond a boundary plane (noise, reflections)
 _WALL_HEIGHT = 1.5  # m, a vertical plane shorter than this is furniture, not a wall
 _CEILING_MIN = 2.2  # m above the floor
+_HEAD_MIN = 0.9  # m, lowest head top of a seated adult; lower clusters are fragments or props
+_FLOAT_MIN = 0.3  # m, a cluster whose lowest point is higher does not stand on the floor
 _PLATFORM_MAX = 1.2  # m, large horizontal planes up to this high above the floor are stages
 
 _Fit = tuple[np.ndarray, float, float]  # (unit normal, offset h, tolerance): n·q = h ± tol
@@ -207,6 +209,7 @@ def find_performers(
     local = (q[kept] - bg.origin) @ bg.rotation.T
     labels = _cluster(local, eps)
     labels = _merge_stacked(local, labels)
+    labels = _merge_dependent(local, labels, 2.5 * eps)
     labels = _split_wide(local, labels, eps, split_width)
 
     performers: list[tuple[float, Performer]] = []
@@ -543,6 +546,37 @@ def _merge_stacked(local: np.ndarray, labels: np.ndarray, cell: float = 0.1) -> 
     return target[labels]
 
 
+def _merge_dependent(local: np.ndarray, labels: np.ndarray, gap: float) -> np.ndarray:
+    """Merge clusters that cannot be a whole person or prop into a cluster nearby.
+
+    A cluster lower than a seated head (< :data:`_HEAD_MIN`) or that does not reach the floor
+    (lowest point > :data:`_FLOAT_MIN`) is a fragment: surfaces seen at grazing angles (thighs,
+    a cello's ribs) come out sparse, and an instrument held in front of the body hides the
+    body behind it. Each fragment joins the closest whole cluster within ``gap``; fragments
+    never join each other, so two performers cannot be chained together.
+    """
+    if len(labels) == 0:
+        return labels
+    top = np.full(int(labels.max()) + 1, -np.inf)
+    bottom = np.full(len(top), np.inf)
+    np.maximum.at(top, labels, local[:, 2])
+    np.minimum.at(bottom, labels, local[:, 2])
+    part = ((top < _HEAD_MIN) | (bottom > _FLOAT_MIN))[labels]
+    if part.all() or not part.any():
+        return labels
+    dist, nearest = cKDTree(local[~part]).query(local[part], distance_upper_bound=gap)
+    found = np.isfinite(dist)
+    if not found.any():
+        return labels
+    source = labels[part][found]
+    target = labels[~part][nearest[found]]
+    order = np.lexsort((dist[found], source))  # per fragment, its closest point first
+    first = np.r_[True, np.diff(source[order]) != 0]
+    mapping = np.arange(len(top))
+    mapping[source[order][first]] = target[order][first]
+    return mapping[labels]
+
+
 def _split_sorted(values: np.ndarray, keys: np.ndarray) -> list[np.ndarray]:
     """``values`` grouped by runs of equal ``keys`` (``keys`` sorted)."""
     return np.split(values, np.flatnonzero(np.diff(keys)) + 1) if len(keys) else []
@@ -600,7 +634,7 @@ def _heads(centroids: np.ndarray, cell: float = 0.1) -> np.ndarray:
     xy = np.floor((centroids[:, :2] - centroids[:, :2].min(axis=0)) / cell).astype(np.int64)
     hmap = np.zeros(xy.max(axis=0) + 1)
     np.maximum.at(hmap, (xy[:, 0], xy[:, 1]), centroids[:, 2])
-    peaks = (hmap == ndimage.maximum_filter(hmap, size=7)) & (hmap >= 0.9)
+    peaks = (hmap == ndimage.maximum_filter(hmap, size=7)) & (hmap >= _HEAD_MIN)
     cand = np.argwhere(peaks)
     cand = cand[np.argsort(-hmap[cand[:, 0], cand[:, 1]])]
     chosen: list[np.ndarray] = []

@@ -234,6 +234,39 @@ def test_stage_and_ceiling_are_background() -> None:
     check(players, owner, np.array([[x, 3.0, 0.0] for x, _, _ in cast]))
 
 
+@pytest.mark.parametrize("step_deg", [0.25, 0.4])
+def test_single_viewpoint_lidar_scan(step_deg: float) -> None:
+    """Only the sensor's side is seen; surfaces at grazing angles come out sparse."""
+    meshes = [person_mesh(x, y, s, i) for (x, y), s, i in QUARTET]
+    walls = [
+        box((8, 6, 0.02), transform=_at(0, 2, -0.01)),
+        box((8, 0.02, 3), transform=_at(0, 5, 1.5)),
+        box((0.02, 6, 3), transform=_at(-4, 2, 1.5)),
+        box((0.02, 6, 3), transform=_at(4, 2, 1.5)),
+    ]
+    scene = trimesh.util.concatenate(meshes + walls)
+    owner_of_face = np.concatenate(
+        [np.full(len(m.faces), i) for i, m in enumerate(meshes)]
+        + [np.full(len(w.faces), -1) for w in walls]
+    )
+    az, el = np.meshgrid(
+        np.radians(np.arange(-60, 60, step_deg)), np.radians(np.arange(-35, 20, step_deg))
+    )
+    rays = np.stack([np.sin(az) * np.cos(el), np.cos(az) * np.cos(el), np.sin(el)], -1)
+    rays = rays.reshape(-1, 3)
+    sensor = np.array([0.0, -2.5, 1.6])
+    hits, _, faces = scene.ray.intersects_location(
+        np.repeat(sensor[None], len(rays), axis=0), rays, multiple_hits=False
+    )
+    xyz = hits + np.random.default_rng(0).normal(0.0, 0.01, hits.shape)  # 1 cm range noise
+    owner = owner_of_face[faces]
+    performers = find_performers(PointCloud(xyz=xyz), viewer=sensor)
+    assert len(performers) == len(QUARTET)
+    for p, obj in zip(performers, np.argsort([x for (x, _), _, _ in QUARTET]), strict=True):
+        assert np.mean(owner[p.index] == obj) >= 0.95
+        assert np.mean(owner[p.index] == obj) * len(p.index) >= 0.9 * np.sum(owner == obj)
+
+
 def test_touching_players_are_split_one_per_head() -> None:
     meshes = [person_mesh(0.0, 2.0, True, "cello"), person_mesh(1.0, 2.0, True, "cello")]
     # A bow resting across both players joins them into one connected cluster.
