@@ -5,16 +5,18 @@ Stages, each usable on its own:
 1. :func:`floor_frame`: the floor (lowest large horizontal plane; scans may be tilted by up to
    :data:`MAX_TILT_DEG`) and a rigid transform to a frame with the floor at ``z = 0``, z up.
 2. :func:`remove_background`: the floor, walls (large vertical planes that bound the cloud) and
-   a ceiling, with everything beyond them.
-3. :func:`find_performers`: what is left is voxelised and split into connected components;
-   fragments stacked above one another are merged, clusters too wide for one performer that
-   show two or more heads are split, specks are dropped. Distractors (chairs, music stands, a
-   conductor) come out as clusters too: the model calls them ``none``.
+   a ceiling, with everything beyond them, and the tops of stages standing on the floor.
+3. :func:`find_performers`: what is left is split into connected components (points closer
+   than ``eps``, on voxels of ``eps / 2``); fragments are folded into their owner (slices
+   stacked above one another; pieces too low for a head or not standing on the floor, which
+   grazing angles and occlusion leave behind); clusters too wide for one performer that show
+   two or more heads are split along the body from each head; specks are dropped. Distractors
+   (chairs, music stands, a conductor) come out as clusters too: the model calls them ``none``.
 
-Planes come from per-point normals (local PCA on a subsample): normal directions vote first,
-then offsets along them, then a least-squares fit on the full cloud sharpens each plane.
+Planes come from per-point normals (local PCA on 8,000 points): normal directions vote first,
+then offsets along them, then a least-squares fit on 40,000 points sharpens each plane.
 Everything runs in float64 after subtracting the cloud's median, so georeferenced coordinates
-(~5e6 m) lose nothing. Only numpy and scipy are used.
+(~5e6 m) lose nothing. Only numpy and scipy are used: a 150,000-point scene takes ~0.1 s.
 
 When the user passes one cloud per performer (the paper's setting), :func:`performer_from_cloud`
 wraps a whole cloud as one :class:`Performer` instead.
@@ -492,8 +494,11 @@ def _voxelise(p: np.ndarray, size: float) -> tuple[np.ndarray, np.ndarray]:
     """Voxel index of each point ``[N]`` and voxel centroids ``[V, 3]``."""
     keys = np.floor((p - p.min(axis=0)) / size).astype(np.int64)
     span = keys.max(axis=0) + 1
-    flat = (keys[:, 0] * span[1] + keys[:, 1]) * span[2] + keys[:, 2]
-    _, voxel_of = np.unique(flat, return_inverse=True)
+    if float(np.prod(span.astype(np.float64))) < 2.0**62:
+        flat = (keys[:, 0] * span[1] + keys[:, 1]) * span[2] + keys[:, 2]
+        _, voxel_of = np.unique(flat, return_inverse=True)
+    else:  # a scene kilometres wide: one key would overflow int64
+        _, voxel_of = np.unique(keys, axis=0, return_inverse=True)
     voxel_of = voxel_of.ravel()
     counts = np.bincount(voxel_of)
     centroids = np.stack([np.bincount(voxel_of, p[:, i]) for i in range(3)], axis=1)
