@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import socket
 import threading
 from collections.abc import Iterator
@@ -27,6 +28,26 @@ from pathlib import Path
 from urllib.parse import unquote, urlsplit
 
 import pytest
+
+
+def _import_hf_hub_from_a_clean_environment() -> None:
+    # huggingface_hub reads HF_HUB_OFFLINE and HF_ENDPOINT once, at import. Import it here,
+    # online and pointed nowhere, so neither the developer's shell nor the order of the tests
+    # decides how it behaves; pcsep passes the live environment to every call itself.
+    saved = {k: os.environ.get(k) for k in ("HF_HUB_OFFLINE", "HF_ENDPOINT")}
+    os.environ.pop("HF_HUB_OFFLINE", None)
+    os.environ["HF_ENDPOINT"] = "http://127.0.0.1:9"
+    try:
+        import huggingface_hub.constants  # noqa: F401
+    finally:
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+
+
+_import_hf_hub_from_a_clean_environment()
 
 
 @dataclass
@@ -282,3 +303,54 @@ def hub(monkeypatch: pytest.MonkeyPatch) -> Iterator[FakeHub]:
         yield server
     finally:
         server.stop()
+
+
+CARD = """# tiny-test
+
+A randomly initialised model for tests.
+
+## Evaluation
+
+| instrument | SDR | SIR |
+|---|---|---|
+| violin | 5.1 | 9.0 |
+| overall | 4.0 | 8.0 |
+"""
+
+
+@pytest.fixture
+def make_model(tmp_path: Path):  # noqa: ANN201 - returns a factory
+    """Factory: a tiny random model saved by ``save_pretrained`` (+ a card) in ``tmp_path``."""
+
+    def make(name: str = "tiny", seed: int = 0, conditioning: str = "labels", **audio) -> Path:
+        import dataclasses
+
+        import torch
+
+        from pcsep_cli.nets.model import SeparationNet
+        from pcsep_cli.train.config import load_train_config
+
+        cfg = load_train_config("tiny").model
+        cfg = dataclasses.replace(cfg, conditioning=conditioning)
+        if audio:
+            cfg = dataclasses.replace(cfg, audio=dataclasses.replace(cfg.audio, **audio))
+        torch.manual_seed(seed)
+        net = SeparationNet(cfg)
+        with torch.no_grad():  # FiLM starts at zero; random weights make every layer matter
+            for p in net.parameters():
+                p.add_(0.05 * torch.randn_like(p))
+        out = net.save_pretrained(tmp_path / "made" / name)
+        (out / "README.md").write_text(CARD)
+        return out
+
+    return make
+
+
+def dir_files(directory: Path) -> dict[str, bytes]:
+    """A model directory's files as a Hub commit."""
+    return {p.name: p.read_bytes() for p in sorted(directory.iterdir()) if p.is_file()}
+
+
+@pytest.fixture
+def as_files():  # noqa: ANN201
+    return dir_files
