@@ -1,0 +1,436 @@
+"""The separation network: config, forward, and the model directory format.
+
+A model directory holds ``config.json`` (:meth:`SeparatorConfig.to_dict`) and
+``model.safetensors`` (the ``state_dict``). Loading is strict: unknown or missing config
+fields, and missing, extra or mis-shaped tensors, raise :class:`~pcsep_cli.errors.ModelError`.
+Pickle is never read.
+
+The forward pass maps tensors to tensors. Chunking, the iSTFT and the residual live in
+``pcsep_cli.separate``; :mod:`pcsep_cli.nets.stft` holds the transforms both sides share.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, NamedTuple
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from pcsep_cli.errors import ModelError, PcsepError
+from pcsep_cli.nets.audio import AudioDecoder, AudioEncoder, AudioNetConfig
+from pcsep_cli.nets.film import CondTrunk, FiLMConfig
+from pcsep_cli.nets.stft import LogFrequencyWarp, StftConfig
+from pcsep_cli.nets.visual import VisualConfig, VisualEncoder
+
+CONFIG_NAME = "config.json"
+WEIGHTS_NAME = "model.safetensors"
+CONFIG_VERSION = 1
+DEFAULT_CLASSES = (
+    "violin",
+    "cello",
+    "double_bass",
+    "guitar",
+    "saxophone",
+    "flute",
+    "clarinet",
+    "trumpet",
+    "trombone",
+    "piano",
+    "none",
+)
+CONDITIONINGS = ("cloud", "labels", "both")
+
+
+@dataclass(frozen=True)
+class SeparatorConfig:
+    """Everything needed to rebuild a :class:`SeparationNet`; saved as ``config.json``.
+
+    Attributes:
+        version: config format version.
+        classes: instrument classes; the last one is ``"none"`` (detected, never separated).
+        sample_rate: rate the network runs at, Hz.
+        stft: STFT and frequency warp of the network's input.
+        audio: U-Net size.
+        visual: point-cloud encoder (unused with ``conditioning="labels"`` but kept, so a
+            config always has the same fields).
+        film: conditioning layers.
+        conditioning: ``"cloud"`` (the sparse encoder reads each performer's points),
+            ``"labels"`` (a learned embedding per class: the paper's reference model), or
+            ``"both"`` (one network that takes either; training alternates between them, so
+            the label-conditioned reference and ``--instruments`` share the U-Net).
+
+    The voxel size clouds are cut into is ``visual.voxel_size``.
+    """
+
+    version: int = CONFIG_VERSION
+    classes: tuple[str, ...] = DEFAULT_CLASSES
+    sample_rate: int = 11025
+    stft: StftConfig = field(default_factory=StftConfig)
+    audio: AudioNetConfig = field(default_factory=AudioNetConfig)
+    visual: VisualConfig = field(default_factory=VisualConfig)
+    film: FiLMConfig = field(default_factory=FiLMConfig)
+    conditioning: str = "both"
+
+    def __post_init__(self) -> None:
+        if self.version != CONFIG_VERSION:
+            raise ValueError(f"version {self.version} is not supported (this pcsep reads 1)")
+        if len(self.classes) < 2 or self.classes[-1] != "none":
+            raise ValueError(f"classes must hold >= 2 names ending with 'none', got {self.classes}")
+        if len(set(self.classes)) != len(self.classes):
+            raise ValueError(f"classes holds a name twice: {self.classes}")
+        if self.sample_rate < 1000:
+            raise ValueError(f"sample_rate must be >= 1000 Hz, got {self.sample_rate}")
+        if self.conditioning not in CONDITIONINGS:
+            raise ValueError(
+                f"conditioning must be one of {CONDITIONINGS}, got {self.conditioning!r}"
+            )
+        if self.stft.net_bins % 2**self.audio.levels:
+            raise ValueError(
+                f"stft.warp_bins ({self.stft.net_bins}) must be a multiple of "
+                f"2**audio.levels ({2**self.audio.levels})"
+            )
+        if self.visual.num_classes != len(self.classes):
+            raise ValueError(
+                f"visual.num_classes ({self.visual.num_classes}) must equal len(classes) "
+                f"({len(self.classes)})"
+            )
+
+    @property
+    def num_classes(self) -> int:
+        """Number of classes, ``none`` included."""
+        return len(self.classes)
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready dict (tuples become lists)."""
+        return _jsonable(dataclasses.asdict(self))
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any], source: str | Path | None = None) -> SeparatorConfig:
+        """Rebuild a config, refusing unknown, missing or ill-typed fields.
+
+        Args:
+            data: as written by :meth:`to_dict`.
+            source: file the dict came from, for error messages.
+
+        Raises:
+            ModelError: naming the bad field.
+        """
+        return build_dataclass(cls, data, "", source)
+
+
+def _jsonable(obj: Any) -> Any:
+    if isinstance(obj, dict):
+        return {k: _jsonable(v) for k, v in obj.items()}
+    if isinstance(obj, list | tuple):
+        return [_jsonable(v) for v in obj]
+    return obj
+
+
+_HINT = "re-save the model with this pcsep version or fix config.json"
+
+
+def build_dataclass(
+    cls: type,
+    data: Any,
+    prefix: str = "",
+    source: str | Path | None = None,
+    error: type[PcsepError] = ModelError,
+    hint: str = _HINT,
+    allow_defaults: bool = False,
+) -> Any:
+    """Build a (nested) frozen dataclass from JSON data, refusing anything unexpected.
+
+    Args:
+        cls: the dataclass; fields typed int, float, str, bool, tuple[...] or dataclasses.
+        data: the JSON object.
+        prefix: dotted path of ``data`` inside the file, for messages.
+        source: file the data came from, for messages.
+        error: error class raised.
+        hint: how to fix, appended to messages.
+        allow_defaults: fields left out take their defaults (hand-written training configs);
+            otherwise a missing field is an error (a saved model config holds every field).
+
+    Raises:
+        error: naming the unknown, missing or ill-typed field.
+    """
+    where = prefix.rstrip(".") or "config"
+    if not isinstance(data, dict):
+        raise error(f"{where} must be a JSON object, got {type(data).__name__}", source, hint)
+    hints = typing.get_type_hints(cls)
+    names = {f.name for f in dataclasses.fields(cls)}
+    extra = sorted(set(data) - names)
+    if extra:
+        raise error(f"unknown config field {prefix}{extra[0]}", source, hint)
+    kwargs: dict[str, Any] = {}
+    for f in dataclasses.fields(cls):
+        name = prefix + f.name
+        if f.name not in data:
+            has_default = (
+                f.default is not dataclasses.MISSING or f.default_factory is not dataclasses.MISSING
+            )
+            if allow_defaults and has_default:
+                continue
+            raise error(f"config field {name} is missing", source, hint)
+        value, typ = data[f.name], hints[f.name]
+        if dataclasses.is_dataclass(typ):
+            kwargs[f.name] = build_dataclass(
+                typ, value, name + ".", source, error, hint, allow_defaults
+            )
+            continue
+        kwargs[f.name] = _check_type(value, typ, name, source, error, hint)
+    try:
+        return cls(**kwargs)
+    except (ValueError, TypeError) as err:
+        raise error(f"invalid config: {err}", source, hint) from None
+
+
+def _check_type(
+    value: Any, typ: Any, name: str, source: str | Path | None, error: type, hint: str
+) -> Any:
+    origin = typing.get_origin(typ)
+    if origin is tuple:
+        if not isinstance(value, list | tuple):
+            raise error(f"config field {name} must be a list", source, hint)
+        inner = typing.get_args(typ)[0]
+        return tuple(_check_type(v, inner, f"{name}[]", source, error, hint) for v in value)
+    ok = {
+        int: lambda v: isinstance(v, int) and not isinstance(v, bool),
+        float: lambda v: isinstance(v, int | float) and not isinstance(v, bool),
+        str: lambda v: isinstance(v, str),
+        bool: lambda v: isinstance(v, bool),
+    }.get(typ)
+    if ok is not None and not ok(value):
+        raise error(f"config field {name} must be {typ.__name__}, got {value!r}", source, hint)
+    return float(value) if typ is float else value
+
+
+class SeparatorOutput(NamedTuple):
+    """What :meth:`SeparationNet.forward` returns.
+
+    Attributes:
+        masks: ``(P, 1, F, T)`` in [0, 1] on the linear STFT grid.
+        mask_logits: ``(P, 1, F, T)`` pre-sigmoid masks on the linear grid.
+        class_logits: ``(P, num_classes)``; when conditioned on labels, a one-hot of the
+            given labels scaled to large logits.
+        embedding: ``(P, D)`` condition vectors fed to the FiLM layers.
+    """
+
+    masks: Tensor
+    mask_logits: Tensor
+    class_logits: Tensor
+    embedding: Tensor
+
+
+class SeparationNet(nn.Module):
+    """Point-cloud (or label) conditioned spectrogram-mask U-Net.
+
+    Args:
+        config: the whole model description; it is also what ``config.json`` holds.
+    """
+
+    def __init__(self, config: SeparatorConfig) -> None:
+        super().__init__()
+        self.config = config
+        self.warp = LogFrequencyWarp(config.stft)
+        self.audio_encoder = AudioEncoder(config.audio)
+        self.audio_decoder = AudioDecoder(config.audio, config.film.cond_dim)
+        self.visual: nn.Module | None = None
+        self.label_embedding: nn.Module | None = None
+        dim = config.film.cond_dim
+        if config.conditioning in ("cloud", "both"):
+            self.visual = VisualEncoder(config.visual)
+            dim = visual_embed_dim(config.visual)
+        if config.conditioning in ("labels", "both"):
+            # Same size as the visual embedding so both go through one trunk.
+            self.label_embedding = nn.Embedding(config.num_classes, dim)
+        self.cond_trunk = CondTrunk(dim, config.film)
+
+    @property
+    def accepts_clouds(self) -> bool:
+        """Whether ``forward`` takes a ``SparseTensor`` of performers' clouds."""
+        return self.visual is not None
+
+    @property
+    def accepts_labels(self) -> bool:
+        """Whether ``forward`` takes instrument labels (the ``--instruments`` mode)."""
+        return self.label_embedding is not None
+
+    def encode_condition(self, cond: Any) -> tuple[Tensor, Tensor]:
+        """Performer conditions → (condition ``(P, cond_dim)``, class logits ``(P, classes)``).
+
+        Args:
+            cond: ``SparseTensor`` with one batch entry per performer, or labels ``(P,)`` long.
+
+        Raises:
+            ValueError: a kind of condition this model was not built for, or bad labels.
+        """
+        if not isinstance(cond, Tensor):
+            if self.visual is None:
+                raise ValueError("this model is conditioned on labels: pass labels (P,) long")
+            emb, logits = self.visual(cond)
+            return self.cond_trunk(emb), logits
+        if self.label_embedding is None:
+            raise ValueError("this model is conditioned on clouds: pass a SparseTensor")
+        if cond.dim() != 1 or cond.dtype != torch.long:
+            raise ValueError(f"labels must be (P,) long, got {tuple(cond.shape)} {cond.dtype}")
+        if cond.numel() and (cond.min() < 0 or cond.max() >= self.config.num_classes):
+            raise ValueError(f"labels must be in [0, {self.config.num_classes}), got {cond}")
+        emb = self.label_embedding(cond)
+        logits = F.one_hot(cond, self.config.num_classes).to(emb.dtype) * 20.0 - 10.0
+        return self.cond_trunk(emb), logits
+
+    def net_input(self, mag: Tensor) -> Tensor:
+        """Linear magnitudes ``(B, 1, F_lin, T)`` → normalised log-magnitudes on the net grid.
+
+        Each mixture is divided by its mean magnitude, so the output does not depend on the
+        recording's level.
+        """
+        x = self.warp.to_net(mag)
+        x = x / (x.mean(dim=(1, 2, 3), keepdim=True) + 1e-8)
+        return torch.log(x + 1e-3)
+
+    def forward(self, mag: Tensor, cond: Any, mix_index: Tensor) -> SeparatorOutput:
+        """Predict one mask per performer.
+
+        Args:
+            mag: mixture magnitudes ``(B, 1, F, T)`` on the linear grid, ``F = stft.bins``,
+                any T >= 1 (padded inside to a multiple of ``2**audio.levels``).
+            cond: ``SparseTensor(coords [N,4], feats [N,C])`` whose batch column indexes the
+                P performers (``"cloud"`` / ``"both"``), or labels ``(P,)`` long
+                (``"labels"`` / ``"both"``).
+            mix_index: ``(P,)`` long: the mixture each performer plays in.
+
+        Returns:
+            :class:`SeparatorOutput` with masks ``(P, 1, F, T)``.
+        """
+        bins = self.config.stft.bins
+        if mag.dim() != 4 or mag.shape[1] != 1 or mag.shape[2] != bins:
+            raise ValueError(f"mag must be (B, 1, {bins}, T), got {tuple(mag.shape)}")
+        if mix_index.dim() != 1 or mix_index.dtype != torch.long:
+            raise ValueError(f"mix_index must be (P,) long, got {tuple(mix_index.shape)}")
+        if mix_index.numel() and (mix_index.min() < 0 or mix_index.max() >= mag.shape[0]):
+            raise ValueError(f"mix_index must lie in [0, {mag.shape[0]}), got {mix_index}")
+        emb, logits = self.encode_condition(cond)
+        if emb.shape[0] != mix_index.shape[0]:
+            raise ValueError(
+                f"{emb.shape[0]} performer conditions for {mix_index.shape[0]} mix_index entries"
+            )
+        frames = mag.shape[-1]
+        step = 2**self.config.audio.levels
+        x = self.net_input(mag)
+        pad = (-frames) % step
+        if pad:
+            x = F.pad(x, (0, pad), value=float(torch.log(torch.tensor(1e-3))))
+        feats = self.audio_encoder(x)
+        net_logits = self.audio_decoder(feats, emb, mix_index)[..., :frames]
+        mask_logits = self.warp.to_linear(net_logits)
+        return SeparatorOutput(torch.sigmoid(mask_logits), mask_logits, logits, emb)
+
+    def num_parameters(self) -> int:
+        """Learned parameters."""
+        return sum(p.numel() for p in self.parameters())
+
+    def save_pretrained(self, directory: str | Path) -> Path:
+        """Write ``config.json`` and ``model.safetensors`` into ``directory`` (created).
+
+        Returns:
+            The directory.
+        """
+        from safetensors.torch import save_file
+
+        out = Path(directory)
+        out.mkdir(parents=True, exist_ok=True)
+        state = {k: v.detach().contiguous().cpu() for k, v in self.state_dict().items()}
+        tmp = out / (WEIGHTS_NAME + ".tmp")
+        save_file(state, str(tmp), metadata={"format": "pt", "pcsep_config_version": "1"})
+        tmp.replace(out / WEIGHTS_NAME)
+        cfg_tmp = out / (CONFIG_NAME + ".tmp")
+        cfg_tmp.write_text(json.dumps(self.config.to_dict(), indent=2) + "\n")
+        cfg_tmp.replace(out / CONFIG_NAME)
+        return out
+
+    @classmethod
+    def from_pretrained(
+        cls, directory: str | Path, map_location: str | torch.device = "cpu"
+    ) -> SeparationNet:
+        """Load a model directory strictly (see module docstring).
+
+        Raises:
+            ModelError: missing files, bad config, or tensors that do not match the config.
+        """
+        path = Path(directory)
+        config = load_config(path)
+        model = cls(config)
+        model.load_state_dict(load_weights(path / WEIGHTS_NAME, model.state_dict()))
+        model.to(map_location)
+        model.eval()
+        return model
+
+
+def visual_embed_dim(cfg: VisualConfig) -> int:
+    """Size of the embedding :class:`VisualEncoder` returns."""
+    return int(cfg.embed_dim)
+
+
+def load_config(directory: str | Path) -> SeparatorConfig:
+    """Read and validate ``<directory>/config.json``.
+
+    Raises:
+        ModelError: missing, unreadable or invalid config.
+    """
+    file = Path(directory) / CONFIG_NAME
+    if not file.is_file():
+        raise ModelError(
+            "no config.json here",
+            directory,
+            "a model directory holds config.json and "
+            "model.safetensors; pass a directory written by save_pretrained",
+        )
+    try:
+        data = json.loads(file.read_text())
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
+        raise ModelError(f"cannot read config: {err}", file, _HINT) from None
+    return SeparatorConfig.from_dict(data, file)
+
+
+def load_weights(file: str | Path, expected: dict[str, Tensor]) -> dict[str, Tensor]:
+    """Read a safetensors file and check it against ``expected`` names, shapes and dtypes.
+
+    Raises:
+        ModelError: naming the first missing, extra or mismatched tensor.
+    """
+    from safetensors import SafetensorError
+    from safetensors.torch import load_file
+
+    file = Path(file)
+    if not file.is_file():
+        raise ModelError(
+            "weights file is missing", file, "copy model.safetensors beside config.json"
+        )
+    try:
+        state = load_file(str(file))
+    except (SafetensorError, OSError, ValueError) as err:
+        raise ModelError(f"cannot read weights: {err}", file, "re-download the model") from None
+    missing = sorted(set(expected) - set(state))
+    extra = sorted(set(state) - set(expected))
+    hint = "config.json and model.safetensors do not belong together"
+    if missing:
+        raise ModelError(f"{len(missing)} tensors missing, e.g. {missing[0]}", file, hint)
+    if extra:
+        raise ModelError(f"{len(extra)} unexpected tensors, e.g. {extra[0]}", file, hint)
+    for name, ref in expected.items():
+        got = state[name]
+        if got.shape != ref.shape or got.dtype != ref.dtype:
+            raise ModelError(
+                f"tensor {name} is {tuple(got.shape)} {got.dtype}, config expects "
+                f"{tuple(ref.shape)} {ref.dtype}",
+                file,
+                hint,
+            )
+    return state

@@ -1,0 +1,128 @@
+"""Mix-and-separate batches: random solos mixed on the fly, with their clouds.
+
+Each mixture takes 2-4 performers of *different* instruments (a centred cloud cannot tell two
+violins apart, so a same-instrument pair would have no right answer), one random excerpt of
+each at a random gain, and optionally one ``none`` distractor whose target is silence. The
+model sees the mono sum; the targets are each source's mono excerpt at its gain.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from pcsep_cli.nets.stft import StftConfig, stft
+from pcsep_cli.train.augment import augment
+from pcsep_cli.train.config import TrainConfig
+from pcsep_cli.train.pool import Pool
+
+
+@dataclass
+class Batch:
+    """One training step's input and targets.
+
+    Attributes:
+        mix_mag: ``(B, 1, F, T)`` mixture magnitudes (mono).
+        src_mag: ``(P, 1, F, T)`` target magnitudes, zero for distractors.
+        cond: ``SparseTensor`` of P clouds (``"cloud"`` mode) or labels ``(P,)``.
+        labels: ``(P,)`` long, class of each performer.
+        mix_index: ``(P,)`` long, mixture of each performer.
+        is_source: ``(P,)`` bool, False for distractors.
+    """
+
+    mix_mag: Tensor
+    src_mag: Tensor
+    cond: Any
+    labels: Tensor
+    mix_index: Tensor
+    is_source: Tensor
+
+
+def step_rng(seed: int, step: int, stream: int = 0) -> np.random.Generator:
+    """The random source of one step: depends only on (seed, step, stream)."""
+    return np.random.default_rng([seed, stream, step])
+
+
+def _excerpt(audio: np.ndarray, active: np.ndarray, length: int, rng: np.random.Generator):
+    start = int(active[rng.integers(len(active))])
+    out = audio[:, start : start + length]
+    if out.shape[1] < length:
+        out = np.pad(out, ((0, 0), (0, length - out.shape[1])))
+    return out
+
+
+def make_batch(
+    pool: Pool,
+    cfg: TrainConfig,
+    rng: np.random.Generator,
+    *,
+    train: bool = True,
+    clouds: bool = True,
+) -> Batch:
+    """Draw one batch.
+
+    Args:
+        pool: performers of the split.
+        cfg: training config (sizes, gains, augmentation, model).
+        rng: random source (see :func:`step_rng`).
+        train: augment the clouds (validation batches are not augmented).
+        clouds: condition on clouds (``cond`` is a ``SparseTensor``) rather than labels;
+            ignored for a ``"labels"`` model.
+    """
+    length = cfg.segment_samples
+    labels_avail = sorted(pool.by_label)
+    max_src = min(cfg.max_sources, len(labels_avail))
+    min_src = min(cfg.min_sources, max_src)
+    mixes, sources, points, labels, mix_index, is_source = [], [], [], [], [], []
+    for b in range(cfg.batch_size):
+        n = int(rng.integers(min_src, max_src + 1))
+        chosen = rng.choice(labels_avail, size=n, replace=False)
+        mix = np.zeros(length, np.float32)
+        for lab in chosen:
+            candidates = pool.by_label[int(lab)]
+            solo = pool.solos[candidates[rng.integers(len(candidates))]]
+            x = _excerpt(solo.audio, solo.active, length, rng).mean(0)
+            x = x / (np.sqrt(np.mean(x**2)) + 1e-8) * 0.1
+            x = (x * 10 ** (rng.uniform(-cfg.gain_db, cfg.gain_db) / 20)).astype(np.float32)
+            mix += x
+            sources.append(x)
+            points.append(solo.points)
+            labels.append(solo.label)
+            mix_index.append(b)
+            is_source.append(True)
+        if pool.distractors and rng.random() < cfg.distractor_prob:
+            d = pool.distractors[rng.integers(len(pool.distractors))]
+            sources.append(np.zeros(length, np.float32))
+            points.append(d.points)
+            labels.append(d.label)
+            mix_index.append(b)
+            is_source.append(False)
+        mixes.append(mix)
+    st: StftConfig = cfg.model.stft
+    mix_mag = stft(torch.from_numpy(np.stack(mixes)), st).abs()[:, None]
+    src_mag = stft(torch.from_numpy(np.stack(sources)), st).abs()[:, None]
+    label_t = torch.tensor(labels, dtype=torch.long)
+    if clouds and cfg.model.conditioning != "labels":
+        views = [augment(p, rng, cfg.augment) if train else p for p in points]
+        cond: Any = clouds_to_tensor(views, cfg.model.visual.voxel_size)
+    else:
+        cond = label_t
+    return Batch(
+        mix_mag,
+        src_mag,
+        cond,
+        label_t,
+        torch.tensor(mix_index, dtype=torch.long),
+        torch.tensor(is_source, dtype=torch.bool),
+    )
+
+
+def clouds_to_tensor(clouds: list[np.ndarray], voxel_size: float) -> Any:
+    """Canonical clouds ``[(N_i, 3)]`` → one ``SparseTensor`` with batch index i."""
+    from pcsep_cli.nets.visual import cloud_to_sparse
+
+    return cloud_to_sparse([torch.from_numpy(c) for c in clouds], voxel_size)

@@ -1,0 +1,212 @@
+"""Training configuration: a JSON or TOML file read into frozen dataclasses.
+
+Fields left out of the file take the defaults below; unknown fields are errors. Relative
+``pool`` and ``out_dir`` paths are taken from the current directory, like any CLI path.
+Named presets live in ``pcsep_cli/train/configs/<name>.json`` (:func:`preset_path`).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from pcsep_cli.errors import PcsepError
+from pcsep_cli.nets.model import SeparatorConfig, build_dataclass
+
+CONFIG_DIR = Path(__file__).parent / "configs"
+LOSSES = ("l1_ratio", "bce_binary")
+
+
+class TrainConfigError(PcsepError):
+    """A training config file is missing or invalid."""
+
+
+@dataclass(frozen=True)
+class AugmentConfig:
+    """Random changes to each performer's cloud, drawn anew at every step.
+
+    Attributes:
+        rotate_z: rotate about the vertical axis by a uniform angle (full turn).
+        tilt_deg: tilt about a random horizontal axis by up to this many degrees.
+        scale: uniform scale drawn from ``[1 - scale, 1 + scale]``.
+        translate: shift by up to this many metres per axis (after centring).
+        dropout: drop up to this fraction of the points.
+        noise: Gaussian jitter, metres (standard deviation).
+        partial_prob: probability of keeping only what a sensor on one side sees
+            (the points facing a random horizontal direction, plus a random margin).
+    """
+
+    rotate_z: bool = True
+    tilt_deg: float = 5.0
+    scale: float = 0.1
+    translate: float = 0.05
+    dropout: float = 0.3
+    noise: float = 0.005
+    partial_prob: float = 0.3
+
+    def __post_init__(self) -> None:
+        for name in ("tilt_deg", "scale", "translate", "dropout", "noise", "partial_prob"):
+            if getattr(self, name) < 0:
+                raise ValueError(f"augment.{name} must be >= 0")
+        if self.dropout >= 1 or self.scale >= 1 or self.partial_prob > 1:
+            raise ValueError("augment.dropout and augment.scale must be < 1, partial_prob <= 1")
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """One training run.
+
+    Attributes:
+        model: the network to train (saved as the model's ``config.json``).
+        pool: solo pool directory (``pcsep synth`` output, see ``pcsep_cli.synth.dataset``).
+        out_dir: run directory: checkpoints, log, and the final model under ``model/``.
+        seed: seeds the weights and every step's data (a step's batch depends only on
+            ``(seed, step)``, so a resumed run sees the data an uninterrupted run would).
+        steps: optimiser steps.
+        batch_size: mixtures per step.
+        segment_seconds: length of the training excerpts.
+        min_sources: fewest performers per mixture.
+        max_sources: most performers per mixture.
+        gain_db: each source's gain is drawn uniformly from ``[-gain_db, +gain_db]`` dB.
+        distractor_prob: chance that a mixture also gets a silent ``none`` performer (its
+            target mask is zero; it trains the classifier to spot non-performers).
+        lr: peak learning rate (Adam); cosine decay to ``lr_min`` after ``warmup_steps``.
+        lr_min: final learning rate.
+        warmup_steps: linear warm-up.
+        weight_decay: AdamW decoupled weight decay.
+        grad_clip: global gradient-norm clip (0: off).
+        loss: ``"l1_ratio"`` (L1 between masked and true magnitudes) or ``"bce_binary"``
+            (the paper: binary dominance masks, BCE weighted by the mixture's log-magnitude).
+        cls_weight: weight of the instrument-classification loss.
+        label_fraction: with ``model.conditioning="both"``, the share of steps conditioned on
+            labels instead of clouds.
+        val_every: steps between validation passes (and best-model updates).
+        val_batches: batches in the (fixed) validation set.
+        checkpoint_every: steps between checkpoints.
+        keep_checkpoints: how many checkpoints to keep.
+        threads: torch CPU threads (0: torch's default).
+        augment: point-cloud augmentation.
+    """
+
+    model: SeparatorConfig = field(default_factory=SeparatorConfig)
+    pool: str = "runs/pool"
+    out_dir: str = "runs/train"
+    seed: int = 0
+    steps: int = 1000
+    batch_size: int = 8
+    segment_seconds: float = 1.5
+    min_sources: int = 2
+    max_sources: int = 4
+    gain_db: float = 6.0
+    distractor_prob: float = 0.3
+    lr: float = 1e-3
+    lr_min: float = 1e-5
+    warmup_steps: int = 100
+    weight_decay: float = 1e-4
+    grad_clip: float = 5.0
+    loss: str = "l1_ratio"
+    cls_weight: float = 0.2
+    label_fraction: float = 0.5
+    val_every: int = 200
+    val_batches: int = 8
+    checkpoint_every: int = 200
+    keep_checkpoints: int = 2
+    threads: int = 2
+    augment: AugmentConfig = field(default_factory=AugmentConfig)
+
+    def __post_init__(self) -> None:
+        positive = ("steps", "batch_size", "val_every", "val_batches", "checkpoint_every")
+        for name in positive:
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
+        if not 1 <= self.min_sources <= self.max_sources:
+            raise ValueError(
+                f"need 1 <= min_sources <= max_sources, got {self.min_sources}, {self.max_sources}"
+            )
+        if self.max_sources > len(self.model.classes) - 1:
+            raise ValueError("max_sources exceeds the number of instrument classes")
+        if self.segment_seconds <= 0:
+            raise ValueError(f"segment_seconds must be > 0, got {self.segment_seconds}")
+        if self.loss not in LOSSES:
+            raise ValueError(f"loss must be one of {LOSSES}, got {self.loss!r}")
+        if not 0 <= self.label_fraction <= 1:
+            raise ValueError(f"label_fraction must be in [0, 1], got {self.label_fraction}")
+        if not 0 <= self.distractor_prob <= 1:
+            raise ValueError(f"distractor_prob must be in [0, 1], got {self.distractor_prob}")
+        if self.lr <= 0 or self.lr_min < 0 or self.keep_checkpoints < 1 or self.threads < 0:
+            raise ValueError("lr must be > 0, lr_min >= 0, keep_checkpoints >= 1, threads >= 0")
+
+    @property
+    def segment_samples(self) -> int:
+        """Samples per training excerpt at the model's rate."""
+        return round(self.segment_seconds * self.model.sample_rate)
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready dict."""
+        data = dataclasses.asdict(self)
+        data["model"] = self.model.to_dict()
+        return json.loads(json.dumps(data))
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any], source: str | Path | None = None) -> TrainConfig:
+        """Build from a dict; missing fields take defaults, unknown ones are errors.
+
+        Raises:
+            TrainConfigError: naming the bad field.
+        """
+        return build_dataclass(
+            cls,
+            data,
+            source=source,
+            error=TrainConfigError,
+            hint="fix the training config (see pcsep_cli/train/configs/*.json)",
+            allow_defaults=True,
+        )
+
+    def replace(self, **changes: Any) -> TrainConfig:
+        """A copy with some fields changed."""
+        return dataclasses.replace(self, **changes)
+
+
+def preset_path(name: str) -> Path:
+    """Path of a bundled training config (``"tiny"``, ``"pcsep-base"``...)."""
+    return CONFIG_DIR / f"{name}.json"
+
+
+def load_train_config(path: str | Path) -> TrainConfig:
+    """Read a JSON (``.json``) or TOML (``.toml``) training config, or a preset's name.
+
+    Raises:
+        TrainConfigError: missing file, bad syntax, or an invalid field.
+    """
+    file = Path(path)
+    if not file.exists() and preset_path(str(path)).is_file():
+        file = preset_path(str(path))
+    if not file.is_file():
+        presets = ", ".join(sorted(p.stem for p in CONFIG_DIR.glob("*.json")))
+        raise TrainConfigError(
+            "training config not found", file, f"pass a .json/.toml file or a preset: {presets}"
+        )
+    try:
+        text = file.read_text()
+        data = _parse_toml(text, file) if file.suffix == ".toml" else json.loads(text)
+    except (OSError, UnicodeDecodeError, ValueError) as err:
+        # json.JSONDecodeError and tomllib.TOMLDecodeError are ValueErrors.
+        raise TrainConfigError(f"cannot parse: {err}", file, "fix its syntax") from None
+    return TrainConfig.from_dict(data, file)
+
+
+def _parse_toml(text: str, file: Path) -> dict[str, Any]:
+    try:
+        import tomllib
+    except ModuleNotFoundError:  # Python 3.10
+        try:
+            import tomli as tomllib  # type: ignore[no-redef]
+        except ModuleNotFoundError:
+            raise TrainConfigError(
+                "reading TOML needs Python 3.11 or the tomli package", file, "use a .json config"
+            ) from None
+    return tomllib.loads(text)

@@ -1,0 +1,254 @@
+"""The mix-and-separate training loop behind ``pcsep train CONFIG``.
+
+Each step draws a batch from the solo pool (:mod:`pcsep_cli.train.batch`), predicts a mask per
+performer, and minimises the separation loss plus a classification loss on the performer
+embeddings. Every ``checkpoint_every`` steps a checkpoint is written; a run started again
+with the same ``out_dir`` continues from the newest one, and since a step's data depends only
+on ``(seed, step)`` it sees the batches an uninterrupted run would have seen. The model with
+the best validation loss is kept in ``<out_dir>/model/`` (a loadable model directory).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+
+from pcsep_cli.nets.model import SeparationNet
+from pcsep_cli.train.batch import Batch, make_batch, step_rng
+from pcsep_cli.train.checkpoint import list_checkpoints, load_checkpoint, save_checkpoint
+from pcsep_cli.train.config import TrainConfig, load_train_config
+from pcsep_cli.train.pool import Pool, load_pool
+
+MODEL_SUBDIR = "model"
+LOG_NAME = "log.jsonl"
+
+
+@dataclass(frozen=True)
+class TrainProgress:
+    """What the progress callback receives after each step.
+
+    Attributes:
+        step: steps done.
+        total: steps planned.
+        loss: this step's total loss.
+        steps_per_s: speed over the steps done in this process.
+        val_loss: latest validation loss (None before the first validation).
+        message: an event worth showing (``"resumed from step 400"``, ``"checkpoint"`` ...).
+    """
+
+    step: int
+    total: int
+    loss: float
+    steps_per_s: float
+    val_loss: float | None = None
+    message: str | None = None
+
+
+ProgressFn = Callable[[TrainProgress], None]
+
+
+def separation_loss(out_masks: torch.Tensor, out_logits: torch.Tensor, batch: Batch, kind: str):
+    """Separation loss of one batch.
+
+    Args:
+        out_masks: ``(P, 1, F, T)`` predicted masks in [0, 1].
+        out_logits: ``(P, 1, F, T)`` the same before the sigmoid.
+        batch: the batch (mixture and target magnitudes).
+        kind: ``"l1_ratio"`` or ``"bce_binary"``.
+    """
+    mix = batch.mix_mag.index_select(0, batch.mix_index)
+    if kind == "l1_ratio":
+        # Normalised by the mixture's mean magnitude so loud and quiet batches weigh alike.
+        return (out_masks * mix - batch.src_mag).abs().mean() / (mix.mean() + 1e-8)
+    # The paper's target: 1 where this performer dominates the mixture's other performers.
+    others = torch.zeros_like(batch.src_mag)
+    others.index_reduce_(0, batch.mix_index, batch.src_mag, "amax", include_self=False)
+    best = others.index_select(0, batch.mix_index)
+    target = ((batch.src_mag >= best) & (batch.src_mag > 0)).float()
+    weight = torch.log1p(mix).clamp(1e-3, 10)
+    return F.binary_cross_entropy_with_logits(out_logits, target, weight=weight)
+
+
+def lr_at(step: int, cfg: TrainConfig) -> float:
+    """Learning rate for ``step``: linear warm-up then cosine decay to ``lr_min``."""
+    if step < cfg.warmup_steps:
+        return cfg.lr * (step + 1) / cfg.warmup_steps
+    t = (step - cfg.warmup_steps) / max(1, cfg.steps - cfg.warmup_steps)
+    return cfg.lr_min + 0.5 * (cfg.lr - cfg.lr_min) * (1 + math.cos(math.pi * min(t, 1.0)))
+
+
+def _loss_terms(model: SeparationNet, batch: Batch, cfg: TrainConfig) -> tuple:
+    out = model(batch.mix_mag, batch.cond, batch.mix_index)
+    sep = separation_loss(out.masks, out.mask_logits, batch, cfg.loss)
+    if isinstance(batch.cond, torch.Tensor):
+        cls = torch.zeros(())  # labels given: nothing to classify
+    else:
+        cls = F.cross_entropy(out.class_logits, batch.labels)
+    acc = (out.class_logits.argmax(1) == batch.labels).float().mean()
+    return sep, cls, acc
+
+
+@torch.no_grad()
+def validate(
+    model: SeparationNet, batches: list[Batch], cfg: TrainConfig, suffix: str = ""
+) -> dict[str, float]:
+    """Mean separation loss, classification loss and accuracy over fixed batches."""
+    model.eval()
+    sums = torch.zeros(3)
+    for batch in batches:
+        sums += torch.stack([t.detach().float() for t in _loss_terms(model, batch, cfg)])
+    model.train()
+    sep, cls, acc = (sums / len(batches)).tolist()
+    return {f"val_sep{suffix}": sep, f"val_cls{suffix}": cls, f"val_acc{suffix}": acc}
+
+
+def uses_clouds(cfg: TrainConfig, step: int) -> bool:
+    """Whether ``step`` is conditioned on clouds (always, never, or by draw for "both")."""
+    mode = cfg.model.conditioning
+    if mode != "both":
+        return mode == "cloud"
+    return bool(step_rng(cfg.seed, step, stream=2).random() >= cfg.label_fraction)
+
+
+def _load_pools(cfg: TrainConfig) -> tuple[Pool, Pool]:
+    m = cfg.model
+    args = (m.classes, m.sample_rate, m.visual.voxel_size, cfg.segment_samples)
+    train_pool = load_pool(cfg.pool, "train", *args)
+    try:
+        val_pool = load_pool(cfg.pool, "val", *args)
+    except Exception:  # noqa: BLE001 - a pool without a val split validates on train
+        val_pool = train_pool
+    return train_pool, val_pool
+
+
+# Fields a resumed run may change: the length of the run and how often it reports.
+_RESUMABLE_CHANGES = ("steps", "val_every", "checkpoint_every", "keep_checkpoints", "threads")
+
+
+def _check_same_run(saved: dict | None, cfg: TrainConfig, where: Path) -> None:
+    from pcsep_cli.errors import ModelError
+
+    now = cfg.to_dict()
+    if saved is None:
+        raise ModelError("checkpoint has no training config", where, "use a new out_dir")
+    diff = sorted(k for k in now.keys() | saved.keys() if now.get(k) != saved.get(k))
+    diff = [k for k in diff if k not in _RESUMABLE_CHANGES]
+    if diff:
+        raise ModelError(
+            f"the checkpoints were made with another training config (differs in {diff[0]})",
+            where,
+            "use the run's own config to resume, or a new out_dir",
+        )
+
+
+def train(
+    config: str | Path | TrainConfig,
+    *,
+    resume: bool = True,
+    progress: ProgressFn | None = None,
+) -> Path:
+    """Train a model as ``config`` says; continue from the last checkpoint if there is one.
+
+    Args:
+        config: a :class:`TrainConfig`, a JSON/TOML file, or a preset name (``"tiny"``).
+        resume: continue from ``<out_dir>/checkpoints``'s newest checkpoint (otherwise a run
+            directory that already holds checkpoints is an error). A resumed run may change
+            ``steps`` (the learning-rate schedule follows the new length) and the reporting
+            cadence, nothing else.
+        progress: called after every step with a :class:`TrainProgress`.
+
+    Returns:
+        ``<out_dir>/model``: the model directory with the best validation loss.
+
+    Raises:
+        TrainConfigError: invalid config.
+        DatasetError: unusable pool.
+        ModelError: a checkpoint that does not match the config.
+    """
+    from pcsep_cli.errors import ModelError
+
+    cfg = config if isinstance(config, TrainConfig) else load_train_config(config)
+    out_dir = Path(cfg.out_dir)
+    if cfg.threads:
+        torch.set_num_threads(cfg.threads)
+    torch.manual_seed(cfg.seed)
+    model = SeparationNet(cfg.model)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+    step, best_val = 0, math.inf
+    report = progress or (lambda _p: None)
+    existing = list_checkpoints(out_dir)
+    if existing and not resume:
+        raise ModelError(
+            "run folder already holds checkpoints", out_dir, "resume, or pick a new out_dir"
+        )
+    if existing:
+        saved = json.loads((existing[-1] / "state.json").read_text()).get("config")
+        _check_same_run(saved, cfg, existing[-1])
+        meta = load_checkpoint(existing[-1], model, optimizer)
+        step, best_val = int(meta["step"]), float(meta.get("best_val", math.inf))
+        note = f"resumed from step {step}"
+        if saved["steps"] != cfg.steps:
+            note += f" (steps {saved['steps']} -> {cfg.steps})"
+        report(TrainProgress(step, cfg.steps, math.nan, 0.0, None, note))
+    out_dir.mkdir(parents=True, exist_ok=True)
+    (out_dir / "train_config.json").write_text(json.dumps(cfg.to_dict(), indent=2) + "\n")
+    train_pool, val_pool = _load_pools(cfg)
+    primary = cfg.model.conditioning != "labels"
+    val_sets = {
+        "": [
+            make_batch(val_pool, cfg, step_rng(cfg.seed, i, stream=1), train=False, clouds=primary)
+            for i in range(cfg.val_batches)
+        ]
+    }
+    if cfg.model.conditioning == "both":
+        val_sets["_labels"] = [
+            make_batch(val_pool, cfg, step_rng(cfg.seed, i, stream=1), train=False, clouds=False)
+            for i in range(cfg.val_batches)
+        ]
+    model.train()
+    start, start_step, val_loss = time.perf_counter(), step, None
+    with (out_dir / LOG_NAME).open("a") as log:
+        while step < cfg.steps:
+            for group in optimizer.param_groups:
+                group["lr"] = lr_at(step, cfg)
+            batch = make_batch(
+                train_pool, cfg, step_rng(cfg.seed, step), clouds=uses_clouds(cfg, step)
+            )
+            sep, cls, acc = _loss_terms(model, batch, cfg)
+            loss = sep + cfg.cls_weight * cls
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            if cfg.grad_clip:
+                torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
+            optimizer.step()
+            step += 1
+            speed = (step - start_step) / (time.perf_counter() - start)
+            record = {"step": step, "loss": loss.item(), "sep": sep.item(), "cls": cls.item()}
+            record.update(acc=acc.item(), lr=lr_at(step - 1, cfg), steps_per_s=speed)
+            record["clouds"] = not isinstance(batch.cond, torch.Tensor)
+            message = None
+            if step % cfg.val_every == 0 or step == cfg.steps:
+                for suffix, batches in val_sets.items():
+                    record.update(validate(model, batches, cfg, suffix))
+                val_loss = record["val_sep"] + cfg.cls_weight * record["val_cls"]
+                if val_loss < best_val:
+                    best_val = val_loss
+                    model.save_pretrained(out_dir / MODEL_SUBDIR)
+                    message = f"best model so far (val {val_loss:.4f})"
+            if step % cfg.checkpoint_every == 0 or step == cfg.steps:
+                state = {"best_val": best_val, "config": cfg.to_dict()}
+                save_checkpoint(out_dir, step, model, optimizer, state, cfg.keep_checkpoints)
+                message = (message + "; " if message else "") + f"checkpoint at step {step}"
+            log.write(json.dumps(record) + "\n")
+            log.flush()
+            report(TrainProgress(step, cfg.steps, record["loss"], speed, val_loss, message))
+    if not (out_dir / MODEL_SUBDIR / "model.safetensors").is_file():
+        model.save_pretrained(out_dir / MODEL_SUBDIR)
+    return out_dir / MODEL_SUBDIR

@@ -1,0 +1,208 @@
+"""Training material in memory: performers' solo audio at the model's rate and their clouds.
+
+It is read from a synthetic dataset folder (``pcsep synth``, layout in
+``pcsep_cli.synth.dataset``), from two places of each split:
+
+- the solo pool ``DIR/pool/<split>/<index>/``: ``cloud.ply`` (one performer), ``audio.wav``
+  (their reverberant solo), ``meta.json`` with ``instrument`` (clips marked ``silent`` are
+  skipped);
+- the scenes ``DIR/<split>/<index>/``: each performer's points are cut from ``scene.ply`` with
+  ``labels.npy`` (the object of each point) and paired with their stem; distractors give
+  ``none`` clouds (no audio), the only source of that class.
+
+Stems of one scene are mixed with other scenes' and the pool's stems on the fly, so every scene
+adds performers to the pool. Loading resamples all audio once and thins each cloud to half the
+voxel size: a training step only slices arrays, it reads no file.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from pcsep_cli.errors import DatasetError
+from pcsep_cli.train.augment import canonical, thin
+
+SPLITS = ("train", "val", "test")
+CLOUD_EXTS = (".ply", ".las", ".laz", ".pcd")
+
+
+@dataclass
+class Solo:
+    """One performer (or distractor) of the pool.
+
+    Attributes:
+        name: where it came from (``pool/train/000012`` or ``train/000003:p1``).
+        instrument: class name.
+        label: index of ``instrument`` in the model's classes.
+        points: ``(N, 3)`` float32 canonical cloud.
+        audio: ``(C, S)`` float32 at the model's rate; ``None`` for distractors.
+        active: start samples of excerpts that are not silent; ``None`` for distractors.
+    """
+
+    name: str
+    instrument: str
+    label: int
+    points: np.ndarray
+    audio: np.ndarray | None
+    active: np.ndarray | None
+
+
+@dataclass
+class Pool:
+    """Performers of one split, grouped for sampling.
+
+    Attributes:
+        solos: performers with audio.
+        distractors: ``none`` clouds.
+        by_label: label → indices into ``solos``.
+    """
+
+    solos: list[Solo]
+    distractors: list[Solo]
+    by_label: dict[int, list[int]]
+
+
+def _active_starts(audio: np.ndarray, segment: int, hop: int) -> np.ndarray:
+    """Excerpt starts whose energy is within 30 dB of the loudest excerpt's."""
+    mono = audio.mean(0)
+    if len(mono) <= segment:
+        return np.zeros(1, dtype=np.int64)
+    starts = np.arange(0, len(mono) - segment + 1, hop)
+    csum = np.concatenate([[0.0], np.cumsum(mono.astype(np.float64) ** 2)])
+    energy = (csum[starts + segment] - csum[starts]) / segment
+    good = starts[energy > energy.max() * 1e-3]
+    return good if len(good) else starts[:1]
+
+
+def _read_meta(folder: Path) -> dict:
+    file = folder / "meta.json"
+    try:
+        return json.loads(file.read_text())
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
+        raise DatasetError(f"cannot read meta.json: {err}", file, "regenerate it") from None
+
+
+def _cloud_file(folder: Path, stem: str) -> Path | None:
+    for ext in CLOUD_EXTS:
+        if (folder / f"{stem}{ext}").is_file():
+            return folder / f"{stem}{ext}"
+    return None
+
+
+def _folders(base: Path) -> Iterator[Path]:
+    if base.is_dir():
+        yield from sorted(p for p in base.iterdir() if (p / "meta.json").is_file())
+
+
+class _Loader:
+    def __init__(self, classes: tuple[str, ...], rate: int, voxel: float, segment: int) -> None:
+        self.classes, self.rate, self.voxel, self.segment = classes, rate, voxel, segment
+        self.solos: list[Solo] = []
+        self.distractors: list[Solo] = []
+
+    def _audio(self, path: Path) -> tuple[np.ndarray, np.ndarray] | None:
+        from pcsep_cli.io.audio import read_audio, resample
+
+        audio, sr = read_audio(path)
+        if sr != self.rate:
+            audio = resample(audio, sr, self.rate)
+        if not np.any(audio):
+            return None
+        return audio, _active_starts(audio, self.segment, max(1, self.segment // 4))
+
+    def add(self, name: str, instrument: str, xyz: np.ndarray, audio_file: Path | None) -> None:
+        if instrument not in self.classes or len(xyz) < 10:
+            return
+        points = thin(canonical(xyz), self.voxel / 2)
+        label = self.classes.index(instrument)
+        if instrument == "none":
+            self.distractors.append(Solo(name, instrument, label, points, None, None))
+            return
+        got = self._audio(audio_file) if audio_file is not None else None
+        if got is not None:
+            self.solos.append(Solo(name, instrument, label, points, *got))
+
+    def add_solo(self, folder: Path, name: str) -> None:
+        from pcsep_cli.io.pointcloud import read_cloud
+
+        meta = _read_meta(folder)
+        cloud = _cloud_file(folder, "cloud")
+        audio = folder / meta.get("audio", "audio.wav")
+        if meta.get("silent") or cloud is None or meta.get("instrument") not in self.classes:
+            return
+        self.add(
+            name, meta["instrument"], read_cloud(cloud).xyz, audio if audio.is_file() else None
+        )
+
+    def add_scene(self, folder: Path, name: str) -> None:
+        from pcsep_cli.io.pointcloud import read_cloud
+
+        meta = _read_meta(folder)
+        cloud = _cloud_file(folder, "scene")
+        if cloud is None or not (folder / "labels.npy").is_file():
+            return  # without per-point labels a scene cannot be cut into performers
+        xyz = read_cloud(cloud).xyz
+        labels = np.load(folder / "labels.npy", allow_pickle=False)
+        if labels.shape != (len(xyz),):
+            raise DatasetError(
+                f"labels.npy holds {labels.shape} labels for {len(xyz)} points", folder
+            )
+        for perf in meta.get("performers", []):
+            pts = xyz[labels == perf.get("object", -2)]
+            self.add(f"{name}:{perf['name']}", perf["instrument"], pts, folder / perf["stem"])
+        for k, dis in enumerate(meta.get("distractors", [])):
+            pts = xyz[labels == dis.get("object", -2)]
+            self.add(f"{name}:d{k}", "none", pts, None)
+
+
+def load_pool(
+    root: str | Path,
+    split: str,
+    classes: tuple[str, ...],
+    sample_rate: int,
+    voxel_size: float,
+    segment: int,
+    *,
+    scenes: bool = True,
+) -> Pool:
+    """Read one split of a synthetic dataset's solo pool (and scenes) into memory.
+
+    Args:
+        root: dataset directory (``DIR`` above).
+        split: ``"train"``, ``"val"`` or ``"test"``.
+        classes: the model's classes (``none`` last); other instruments are skipped.
+        sample_rate: the model's rate; audio is resampled to it.
+        voxel_size: the model's voxel edge (clouds are thinned to half of it).
+        segment: excerpt length in samples (to find the non-silent excerpts).
+        scenes: also take performers and distractors from ``DIR/<split>/`` scenes.
+
+    Raises:
+        DatasetError: missing folder, unreadable files, or no performer with audio.
+    """
+    if split not in SPLITS:
+        raise ValueError(f"split must be one of {SPLITS}, got {split!r}")
+    base = Path(root)
+    if not base.is_dir():
+        raise DatasetError("pool folder not found", base, "generate one with `pcsep synth`")
+    loader = _Loader(classes, sample_rate, voxel_size, segment)
+    for folder in _folders(base / "pool" / split):
+        loader.add_solo(folder, f"pool/{split}/{folder.name}")
+    if scenes:
+        for folder in _folders(base / split):
+            loader.add_scene(folder, f"{split}/{folder.name}")
+    if not loader.solos:
+        raise DatasetError(
+            f"no performer with audio in split {split!r}",
+            base,
+            "a dataset holds pool/<split>/<i>/{cloud.ply, audio.wav, meta.json} and/or "
+            "<split>/<i>/ scenes with labels.npy; generate one with `pcsep synth`",
+        )
+    by_label: dict[int, list[int]] = {}
+    for i, solo in enumerate(loader.solos):
+        by_label.setdefault(solo.label, []).append(i)
+    return Pool(loader.solos, loader.distractors, by_label)
