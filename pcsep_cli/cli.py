@@ -178,7 +178,7 @@ def models_list(
         return
     from rich.table import Table
 
-    table = Table(title=f"models (cache: {report['cache_dir']})", title_justify="left")
+    table = Table(title=f"models (cache: {_escape(report['cache_dir'])})", title_justify="left")
     for column in ("", "model", "source", "size", "revisions"):
         table.add_column(column)
     for model in report["models"]:
@@ -209,8 +209,8 @@ def models_download(
     if as_json:
         typer.echo(json.dumps(resolved.describe()))
         return
-    where = f"@{resolved.revision} = {resolved.commit}" if resolved.commit else ""
-    _console().print(f"{_escape(ref)}{where}: ready in {_escape(str(resolved.path))}")
+    name = f"{resolved.repo_id}@{resolved.revision} = {resolved.commit}" if resolved.commit else ref
+    _console().print(f"{_escape(name)}: ready in {_escape(str(resolved.path))}")
 
 
 @models_app.command("info")

@@ -65,6 +65,7 @@ __all__ = [
     "expected_tensors",
     "load_model",
     "load_resolved",
+    "meta_model",
     "parse_ref",
     "resolve",
     "set_offline",
@@ -337,16 +338,20 @@ def expected_tensors(config: SeparatorConfig) -> dict[str, tuple[str, tuple[int,
 
     The model is built on the ``meta`` device: shapes without memory.
     """
-    import torch
-
-    from pcsep_cli.nets.model import SeparationNet
-
-    with torch.device("meta"):
-        net = SeparationNet(config)
     return {
         name: (
             _TORCH_TO_SAFETENSORS.get(str(t.dtype).removeprefix("torch."), str(t.dtype)),
             tuple(t.shape),
         )
-        for name, t in net.state_dict().items()
+        for name, t in meta_model(config).state_dict().items()
     }
+
+
+def meta_model(config: SeparatorConfig) -> SeparationNet:
+    """The model for ``config`` built on the ``meta`` device: shapes and dtypes, no memory."""
+    import torch
+
+    from pcsep_cli.nets.model import SeparationNet
+
+    with torch.device("meta"):
+        return SeparationNet(config)

@@ -9,13 +9,12 @@ libraries' models in the same cache are left out. Nothing here imports torch exc
 from __future__ import annotations
 
 import json
-import math
 import shutil
 from pathlib import Path
 from typing import Any
 
 from pcsep_cli.errors import ModelError
-from pcsep_cli.hub import ModelRef, bundled_models, parse_ref, resolve
+from pcsep_cli.hub import ModelRef, bundled_models, meta_model, parse_ref, resolve, verify
 from pcsep_cli.hub_download import (
     cached_commit,
     cached_repo_ids,
@@ -123,16 +122,15 @@ def model_info(ref: str | None = None, *, offline: bool | None = None) -> dict[s
 
     Returns:
         :meth:`ResolvedModel.describe` plus ``"files"`` (name → bytes), ``"classes"``,
-        ``"sample_rate"``, ``"conditioning"``, ``"parameters"``, ``"tensors"``, ``"config"``
+        ``"sample_rate"``, ``"conditioning"``, ``"parameters"`` (learned), ``"tensors"``
+        (entries of the weights file), ``"config"``
         and ``"evaluation"`` (``{"columns", "rows"}`` from the card, or ``None``).
 
     Raises:
         ModelError: the reference cannot be resolved, or its config or header is invalid.
     """
-    from pcsep_cli.nets.model import load_config
-
     resolved = resolve(ref, offline=offline)
-    config = load_config(resolved.path)
+    config = verify(resolved)
     header = read_safetensors_header(resolved.path / WEIGHTS_FILE)
     card_path = resolved.path / CARD_FILE
     card = card_path.read_text(encoding="utf-8", errors="replace") if card_path.is_file() else ""
@@ -142,7 +140,7 @@ def model_info(ref: str | None = None, *, offline: bool | None = None) -> dict[s
         classes=list(config.classes),
         sample_rate=config.sample_rate,
         conditioning=getattr(config, "conditioning", None),
-        parameters=sum(math.prod(t.shape) for t in header.values()),
+        parameters=sum(p.numel() for p in meta_model(config).parameters()),
         tensors=len(header),
         config=config.to_dict(),
         evaluation=evaluation_table(card),
