@@ -213,8 +213,19 @@ def resolve(
         ModelError: unknown reference, missing files, pickle-only or unsafe repository,
             download failure, or offline with the revision not cached.
     """
-    text = ref if ref is not None else default_model()[0]
-    parsed = parse_ref(text)
+    if ref is not None:
+        text, parsed = ref, parse_ref(ref)
+    else:
+        text, origin = default_model()
+        try:
+            parsed = parse_ref(text)
+        except ModelError as err:
+            where = {"env": "PCSEP_MODEL", "config": "`pcsep models use`"}.get(origin, origin)
+            raise ModelError(
+                f"the default model set by {where} is unusable: {err.message}",
+                err.path,
+                "set another with `pcsep models use REF` or fix PCSEP_MODEL",
+            ) from None
     if parsed.source == "hub":
         path, commit = fetch(
             parsed.name, parsed.revision, offline=is_offline(offline), force=force_download

@@ -154,3 +154,15 @@ def test_corrupt_settings_file_is_a_one_line_error(isolated_env: Path) -> None:
     with pytest.raises(PcsepError, match="settings are not valid JSON") as err:
         default_model()
     assert str(settings_path()) in str(err.value)
+
+
+def test_an_unusable_default_says_where_it_was_set(
+    isolated_env: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("PCSEP_MODEL", "pcsep-gone")
+    with pytest.raises(ModelError, match="default model set by PCSEP_MODEL is unusable"):
+        resolve()
+    monkeypatch.delenv("PCSEP_MODEL")
+    save_default_model(str(isolated_env / "deleted"))
+    with pytest.raises(ModelError, match=r"set by `pcsep models use` is unusable: model dir"):
+        resolve()
