@@ -3,8 +3,9 @@
 :func:`corpus_pieces` lists the candidates (Bach chorales, Palestrina masses, Monteverdi
 madrigals, string quartets by Haydn, Mozart, Beethoven and Schumann, trecento and Renaissance
 polyphony, a few songs and piano pieces). A piece's id is its corpus path without extension
-(``"bach/bwv66.6"``); :func:`piece_split` puts it in train/val/test by a stable hash of that
-id, so a piece never crosses splits.
+(``"bach/bwv66.6"``); :func:`piece_split` puts it in train/val/test by a stable hash of its
+work (:func:`work_id`: the quartet, cantata or mass it belongs to), so neither a piece nor
+another movement of its work crosses splits.
 
 :func:`load_piece` parses a piece once and caches its parts as note lists (onset and duration
 in quarter notes, MIDI pitch) under ``~/.cache/pcsep/music21`` (``PCSEP_CACHE_DIR`` moves it).
@@ -17,6 +18,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 import tempfile
 import warnings
 from collections.abc import Sequence
@@ -34,13 +36,15 @@ _CORPUS_DIRS = (
     "liliuokalani",
 )  # fmt: skip
 # Collections of one-line tunes (ryansMammoth, essenFolksong, ...) have no parts to share out;
-# demos/theoryExercises are not music. The Dichterliebe song is also in the corpus as
-# opus48no2: keeping both would let one piece sit in two splits.
-_EXCLUDED = frozenset({"schumann_robert/dichterliebe_no2"})
+# demos/theoryExercises are not music. Copies of another file would let one piece sit in two
+# splits: the Dichterliebe song is also opus48no2, the "_bak" Gloria a backup of its original.
+_EXCLUDED = frozenset(
+    {"schumann_robert/dichterliebe_no2", "trecento/PMFC_12_4-Gloria Rvat 1419_bak"}
+)
 _EXT_PREFERENCE = (".mxl", ".xml", ".musicxml", ".krn", ".abc")
 MIN_NOTES = 8
 """A part with fewer notes is an empty staff, a figured bass or a stray line: left out."""
-_CACHE_VERSION = 1
+_CACHE_VERSION = 3
 
 
 @dataclass(frozen=True, eq=False)
@@ -116,11 +120,27 @@ def corpus_pieces() -> list[str]:
 _PATHS: dict[str, str] = {}
 
 
+def work_id(piece_id: str) -> str:
+    """The work a piece belongs to; splits keep a work's pieces together.
+
+    Movements of a quartet (``haydn/opus74no1/movement2`` → ``haydn/opus74no1``), chorales of
+    one cantata or passion, which may share a tune (``bach/bwv244.44`` → ``bach/bwv244``), and
+    movements of one Palestrina mass, which share its themes (``palestrina/Credo_45_a`` →
+    ``palestrina/mass45``) are one work each.
+    """
+    work = re.sub(r"/movement[^/]*$", "", piece_id)
+    if work.startswith("bach/"):
+        return re.sub(r"^(bach/bwv\d+).*$", r"\1", work)
+    number = re.search(r"\d+", work) if work.startswith("palestrina/") else None
+    return f"palestrina/mass{int(number.group())}" if number else work
+
+
 def piece_split(piece_id: str, fractions: Sequence[float] = (0.8, 0.1, 0.1)) -> str:
     """The split (``"train"``, ``"val"`` or ``"test"``) a piece belongs to.
 
-    A stable hash of the id, not a random draw: a piece stays in its split whatever the seed,
-    the number of examples, or the music21 release.
+    A stable hash of its :func:`work_id`, not a random draw: a piece stays in its split
+    whatever the seed, the number of examples or the music21 release, and all pieces of a
+    work share a split.
 
     Args:
         piece_id: corpus path without extension.
@@ -129,7 +149,8 @@ def piece_split(piece_id: str, fractions: Sequence[float] = (0.8, 0.1, 0.1)) -> 
     Returns:
         The split's name.
     """
-    u = int(hashlib.sha1(piece_id.encode()).hexdigest()[:12], 16) / float(1 << 48)
+    digest = hashlib.sha1(work_id(piece_id).encode()).hexdigest()
+    u = int(digest[:12], 16) / float(1 << 48)
     edges = np.cumsum(fractions) / float(np.sum(fractions))
     return ("train", "val", "test")[min(int(np.searchsorted(edges, u, side="right")), 2)]
 
@@ -166,16 +187,17 @@ def load_piece(piece_id: str) -> Piece:
     if piece_id not in _PATHS:
         raise DatasetError(
             f"no piece {piece_id!r} in the music21 corpus",
-            hint="pick an id from pcsep_cli.synth.music.corpus_pieces()",
+            hint="pick an id from pcsep_cli.synth.corpus.corpus_pieces()",
         )
-    piece = _parse(piece_id, _PATHS[piece_id])
+    data = _piece_to_json(_parse(piece_id, _PATHS[piece_id]))
     cache.parent.mkdir(parents=True, exist_ok=True)
     # Several workers may parse the same piece at once: write aside, then rename.
     fd, tmp = tempfile.mkstemp(dir=cache.parent, prefix=".tmp-", suffix=".json")
     with os.fdopen(fd, "w") as f:
-        json.dump(_piece_to_json(piece), f)
+        json.dump(data, f)
     os.replace(tmp, cache)
-    return piece
+    # Return what the cache will return, so a first run and a resumed one play the same notes.
+    return _piece_from_json(data)
 
 
 def _parse(piece_id: str, rel: str) -> Piece:
@@ -183,7 +205,10 @@ def _parse(piece_id: str, rel: str) -> Piece:
 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        score = converter.parse(_corpus_root() / rel)
+        try:
+            score = converter.parse(_corpus_root() / rel)
+        except Exception:  # noqa: BLE001 - music21 raises many kinds; a bad file is skipped
+            return Piece(piece_id, rel, (), 0.0, None)
         if not isinstance(score, stream.Score):
             return Piece(piece_id, rel, (), 0.0, None)
         parts = []
@@ -192,7 +217,7 @@ def _parse(piece_id: str, rel: str) -> Piece:
             if len(notes) >= MIN_NOTES:
                 parts.append(Part(str(part.partName or ""), notes))
         marks = score.flatten().getElementsByClass(tempo.MetronomeMark)
-        bpm = next((float(m.getQuarterBPM()) for m in marks if m.number), None)
+        bpm = next((float(q) for m in marks if (q := m.getQuarterBPM())), None)
     return Piece(piece_id, rel, tuple(parts), float(score.highestTime), bpm)
 
 
@@ -235,7 +260,7 @@ def _piece_to_json(piece: Piece) -> dict:
         "path": piece.path,
         "quarters": piece.quarters,
         "bpm": piece.bpm,
-        "parts": [{"name": p.name, "notes": p.notes.round(6).tolist()} for p in piece.parts],
+        "parts": [{"name": p.name, "notes": p.notes.tolist()} for p in piece.parts],
     }
 
 

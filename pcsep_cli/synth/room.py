@@ -129,8 +129,8 @@ def draw_room(
         rng: draws margins, height, RT60 and the spread of absorption between walls.
         points: float ``[K, 3]`` everything that must be inside (sources, microphones), scene
             coordinates, floor at z = 0.
-        walls: ``(low [3], high [3])`` of walls already drawn in the point cloud; the room then
-            takes their horizontal extent (grown only where a point would touch a wall).
+        walls: ``(low [3], high [3])``, the corners of a room already drawn in the point
+            cloud; the room is that box (grown only where a point would touch a wall).
         rt60_range: RT60 drawn log-uniformly in this range (seconds), then met through
             Sabine's formula as far as absorption in [0.02, 0.95] allows.
 
@@ -146,13 +146,13 @@ def draw_room(
     low = points.min(axis=0) - _CLEARANCE
     high = points.max(axis=0) + _CLEARANCE
     if walls is not None:
-        low[:2] = np.minimum(low[:2], np.asarray(walls[0], dtype=np.float64)[:2])
-        high[:2] = np.maximum(high[:2], np.asarray(walls[1], dtype=np.float64)[:2])
+        low = np.minimum(low, np.asarray(walls[0], dtype=np.float64))
+        high = np.maximum(high, np.asarray(walls[1], dtype=np.float64))
     else:
         low[:2] -= rng.uniform(0.5, 6.0, 2)
         high[:2] += rng.uniform(0.5, 6.0, 2)
+        high[2] = max(high[2], rng.uniform(2.8, 9.0))
     low[2] = min(0.0, low[2])
-    high[2] = max(high[2] + 0.3, rng.uniform(2.8, 9.0))
     dims = high - low
 
     target = math.exp(rng.uniform(math.log(rt60_range[0]), math.log(rt60_range[1])))

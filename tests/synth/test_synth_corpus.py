@@ -34,6 +34,19 @@ def test_piece_split_is_a_stable_partition_with_the_asked_shares() -> None:
     assert {corpus.piece_split(i, (0.0, 0.0, 1.0)) for i in ids[:50]} == {"test"}
 
 
+def test_pieces_of_one_work_share_a_split() -> None:
+    ids = corpus.corpus_pieces()
+    assert corpus.work_id("haydn/opus74no1/movement2") == "haydn/opus74no1"
+    assert corpus.work_id("bach/bwv244.44") == corpus.work_id("bach/bwv244.3") == "bach/bwv244"
+    assert corpus.work_id("palestrina/Agnus_II_17_b") == "palestrina/mass17"
+    assert corpus.work_id("monteverdi/madrigal.3.4") == "monteverdi/madrigal.3.4"
+    by_work: dict[str, set[str]] = {}
+    for i in ids:
+        by_work.setdefault(corpus.work_id(i), set()).add(corpus.piece_split(i))
+    assert all(len(splits) == 1 for splits in by_work.values())
+    assert max(sum(corpus.work_id(i) == w for i in ids) for w in list(by_work)[:50]) > 1
+
+
 def test_load_piece_parses_parts_and_caches_them(tmp_path, monkeypatch) -> None:
     monkeypatch.setenv("PCSEP_CACHE_DIR", str(tmp_path))
     piece = corpus.load_piece(CHORALE)
@@ -54,7 +67,7 @@ def test_load_piece_parses_parts_and_caches_them(tmp_path, monkeypatch) -> None:
     assert data["id"] == CHORALE and len(data["parts"]) == 4
     again = corpus.load_piece(CHORALE)
     for a, b in zip(piece.parts, again.parts, strict=True):
-        np.testing.assert_allclose(a.notes, b.notes, atol=1e-6)
+        np.testing.assert_array_equal(a.notes, b.notes)  # bit for bit: runs must agree
 
 
 def test_load_piece_rejects_unknown_ids(tmp_path, monkeypatch) -> None:

@@ -57,8 +57,11 @@ def test_draw_room_contains_every_point_and_respects_walls() -> None:
         assert 1 <= r.max_order <= room.MAX_ORDER and r.rt60 > 0
     walls = (np.array([-5.0, -6.0, 0.0]), np.array([5.0, 6.0, 3.0]))
     r = room.draw_room(rng, np.array([[0.0, 0.0, 1.0]]), walls=walls)
-    np.testing.assert_allclose(r.origin[:2], [-5.0, -6.0])
-    np.testing.assert_allclose(r.dims[:2], [10.0, 12.0])
+    np.testing.assert_allclose(r.origin, [-5.0, -6.0, 0.0])
+    np.testing.assert_allclose(r.dims, [10.0, 12.0, 3.0])
+    # A point beyond a wall grows the room instead of falling outside it.
+    r = room.draw_room(rng, np.array([[0.0, 0.0, 1.0], [6.0, 0.0, 2.9]]), walls=walls)
+    assert r.origin[0] + r.dims[0] >= 6.25 and r.origin[2] + r.dims[2] >= 3.15
 
 
 def test_record_delays_and_attenuates_by_distance() -> None:

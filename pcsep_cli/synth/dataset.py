@@ -1,0 +1,343 @@
+"""Write a synthetic dataset: whole scenes for evaluation, a solo pool for mix-and-separate.
+
+Layout (each split folder follows the dataset layout of DESIGN.md, so ``pcsep evaluate MODEL
+DIR/test`` reads it as it is)::
+
+    DIR/dataset.json                  settings, checked when a run resumes
+    DIR/<split>/<index>/              split: train, val, test; index: 6+ digits, global
+        scene.ply                     whole scene: performers, instruments, distractors, floor
+        labels.npy                    int16 [N]: object of each point of scene.ply (-1: room)
+        mixture.wav                   what the microphones recorded
+        stems/<name>.wav              each performer's part of it: mixture = Σ stems
+        meta.json                     DESIGN.md's fields + split, piece, room, seeds (last)
+    DIR/pool/<split>/<index>/         solo pool (``solo_pool`` > 0)
+        cloud.ply                     one performer (with instrument and chair): its points only
+        audio.wav                     its reverberant contribution at the microphones of a
+                                      random room, normalised to -23 dBFS RMS
+        meta.json                     instrument, body_id, piece, part, room, microphones, seeds
+
+Audio is float32 WAV by default (``bits="32f"``); ``bits="24"`` halves nothing but saves a
+quarter, and Σ stems still equals the mixture to 4e-7 because every stem and the mixture are
+scaled to peak below 0.9 (no clipping). The default rate, 22.05 kHz, keeps 11 kHz of bandwidth
+(more than a 16 kHz model uses) at half the synthesis and convolution cost of 44.1 kHz.
+
+Splits never share a piece (:func:`~pcsep_cli.synth.corpus.piece_split`, a hash of the corpus
+path) or a body (:data:`BODY_IDS`, disjoint ranges). Which split an example goes to depends
+only on its index (a fixed interleaving with the asked shares), and everything in it only on
+``(seed, index)``: examples do not depend on ``jobs``, on each other or on how many are asked
+for, so a run can be extended or resumed. An example whose ``meta.json`` is valid is skipped;
+``meta.json`` is written last and every file is written atomically.
+"""
+
+from __future__ import annotations
+
+import json
+import multiprocessing
+import os
+import time
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from pcsep_cli.errors import DatasetError
+from pcsep_cli.synth import corpus
+
+SPLITS = ("train", "val", "test")
+BODY_IDS = {
+    "train": (0, 1_000_000),
+    "val": (1_000_000, 2_000_000),
+    "test": (2_000_000, 3_000_000),
+}
+"""Body ids per split, ``[low, high)``: a body shape is a pure function of its id."""
+POOL_CHUNK = 8
+"""Solo clips rendered by one FluidSynth call (a fixed grouping, so results stay the same)."""
+FORMAT_VERSION = 1
+_PREROLL_S = 1.0
+_POOL_RMS_DB = -23.0
+_SETTINGS = (
+    "seed",
+    "sample_rate",
+    "duration_s",
+    "mics",
+    "performers",
+    "distractor_prob",
+    "split_fractions",
+    "bits",
+    "cycle_instruments",
+    "pieces",
+)
+
+
+@dataclass(frozen=True)
+class DatasetSummary:
+    """What :func:`write_dataset` did.
+
+    Attributes:
+        root: the dataset folder.
+        examples: examples present per split after the run.
+        written: examples written by this run.
+        skipped: examples found finished and kept.
+        pool: solo clips present per split after the run.
+        pool_written: solo clips written by this run.
+        pool_skipped: solo clips found finished and kept.
+        seconds: wall time of the run.
+    """
+
+    root: Path
+    examples: dict[str, int]
+    written: int
+    skipped: int
+    pool: dict[str, int] = field(default_factory=dict)
+    pool_written: int = 0
+    pool_skipped: int = 0
+    seconds: float = 0.0
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Every choice that shapes the data (saved in ``dataset.json``); see :func:`write_dataset`."""
+
+    seed: int
+    sample_rate: int = 22050
+    duration_s: float = 8.0
+    mics: str = "stereo"
+    performers: tuple[int, int] = (1, 5)
+    distractor_prob: float = 0.5
+    split_fractions: tuple[float, float, float] = (0.8, 0.1, 0.1)
+    bits: str = "32f"
+    cycle_instruments: bool = False
+    pieces: tuple[str, ...] | None = None
+
+    def to_json(self) -> dict:
+        data = asdict(self)
+        data["performers"] = list(self.performers)
+        data["split_fractions"] = list(self.split_fractions)
+        data["pieces"] = None if self.pieces is None else list(self.pieces)
+        return data
+
+
+def write_dataset(
+    out: Path,
+    *,
+    examples: int,
+    seed: int,
+    jobs: int = 1,
+    split_fractions: Sequence[float] = (0.8, 0.1, 0.1),
+    performers: tuple[int, int] = (1, 5),
+    distractor_prob: float = 0.5,
+    duration_s: float = 8.0,
+    sample_rate: int = 22050,
+    mics: str | int = "stereo",
+    solo_pool: int = 0,
+    bits: str = "32f",
+    cycle_instruments: bool = False,
+    pieces: Sequence[str] | None = None,
+    progress: Callable[[int, int], None] | None = None,
+) -> DatasetSummary:
+    """Write (or complete) a synthetic dataset in ``out`` (layout in the module docstring).
+
+    Args:
+        out: dataset folder; created if missing. An existing one must hold a ``dataset.json``
+            with the same settings (then finished examples are kept and the rest written).
+        examples: number of scenes (indices ``0 .. examples-1``, spread over the splits).
+        seed: makes everything reproducible: same seed, same bytes.
+        jobs: worker processes (spawned; each loads its own anny and music21).
+        split_fractions: shares of train, val, test for pieces and examples.
+        performers: ``(min, max)`` performers per scene (1 to 10).
+        distractor_prob: chance that a scene has distractors (1 or 2: conductor, chair,
+            music stand) that the model must call ``none``.
+        duration_s: clip length in seconds.
+        sample_rate: Hz of every file written.
+        mics: ``"mono"``, ``"stereo"`` or 1 to 8 channels (3+: a small circular array).
+        solo_pool: number of solo clips (one performer's cloud and audio) to add.
+        bits: ``"32f"`` (float WAV) or ``"24"`` (PCM WAV).
+        cycle_instruments: give performers the classes in turn (example ``i`` starts at class
+            ``i * performers[1]``) so that a handful of examples covers all ten.
+        pieces: restrict the music to these corpus ids (default: all of
+            :func:`~pcsep_cli.synth.corpus.corpus_pieces`).
+        progress: called as ``progress(done, total)`` after each example or pool batch.
+
+    Returns:
+        A :class:`DatasetSummary`.
+
+    Raises:
+        ValueError: an argument is out of range.
+        DatasetError: ``out`` holds another dataset, a split has no piece, FluidSynth or the
+            soundfont is missing.
+    """
+    from pcsep_cli.synth.room import channels_of
+
+    channels_of(mics)
+    if examples < 0 or solo_pool < 0 or jobs < 1:
+        raise ValueError(
+            f"need examples >= 0, solo_pool >= 0, jobs >= 1; got {examples}, {solo_pool}, {jobs}"
+        )
+    if not 1 <= performers[0] <= performers[1] <= 10:
+        raise ValueError(f"performers must be (min, max), 1 <= min <= max <= 10; got {performers}")
+    if len(split_fractions) != 3 or min(split_fractions) < 0 or sum(split_fractions) <= 0:
+        raise ValueError(f"split_fractions must be 3 shares >= 0, got {split_fractions}")
+    if bits not in ("32f", "24"):
+        raise ValueError(f"bits must be '32f' or '24' (Σ stems = mixture needs them), got {bits!r}")
+    settings = Settings(
+        seed=int(seed),
+        sample_rate=int(sample_rate),
+        duration_s=float(duration_s),
+        mics=str(mics),
+        performers=(int(performers[0]), int(performers[1])),
+        distractor_prob=float(distractor_prob),
+        split_fractions=tuple(float(f) for f in split_fractions),  # type: ignore[arg-type]
+        bits=bits,
+        cycle_instruments=bool(cycle_instruments),
+        pieces=None if pieces is None else tuple(sorted(pieces)),
+    )
+    out = Path(out)
+    _claim(out, settings, examples, solo_pool)
+    started = time.perf_counter()
+
+    tasks = [("scene", i) for i in range(examples)]
+    tasks += [("pool", start) for start in range(0, solo_pool, POOL_CHUNK)]
+    counts = {"scene": [0, 0], "pool": [0, 0]}  # written, skipped
+    results = _execute(settings, out, tasks, jobs, solo_pool)
+    for done, (kind, written, skipped) in enumerate(results):
+        counts[kind][0] += written
+        counts[kind][1] += skipped
+        if progress is not None:
+            progress(done + 1, len(tasks))
+
+    splits = split_sequence(max(examples, solo_pool), settings.split_fractions)
+    return DatasetSummary(
+        root=out,
+        examples={s: splits[:examples].count(s) for s in SPLITS},
+        written=counts["scene"][0],
+        skipped=counts["scene"][1],
+        pool={s: splits[:solo_pool].count(s) for s in SPLITS} if solo_pool else {},
+        pool_written=counts["pool"][0],
+        pool_skipped=counts["pool"][1],
+        seconds=time.perf_counter() - started,
+    )
+
+
+def split_sequence(n: int, fractions: Sequence[float]) -> list[str]:
+    """Split of indices ``0 .. n-1``: each goes to the split furthest below its share.
+
+    Every prefix holds the asked shares to within one example, and index ``i``'s split does not
+    depend on ``n``.
+    """
+    shares = np.asarray(fractions, dtype=np.float64) / float(np.sum(fractions))
+    counts = np.zeros(3)
+    out = []
+    for i in range(n):
+        k = int(np.argmax(shares * (i + 1) - counts))
+        counts[k] += 1
+        out.append(SPLITS[k])
+    return out
+
+
+def example_dir(root: Path, split: str, index: int, pool: bool = False) -> Path:
+    """Folder of example (or solo clip) ``index`` of ``split``."""
+    base = root / "pool" / split if pool else root / split
+    return base / f"{index:06d}"
+
+
+def _claim(out: Path, settings: Settings, examples: int, solo_pool: int) -> None:
+    """Create ``out`` or check that it holds a dataset written with the same settings."""
+    from pcsep_cli.io.atomic import atomic_write_text
+
+    manifest = out / "dataset.json"
+    wanted = settings.to_json()
+    if manifest.exists():
+        try:
+            have = json.loads(manifest.read_text())
+        except (OSError, ValueError) as err:
+            raise DatasetError(
+                f"unreadable dataset.json ({err})",
+                path=manifest,
+                hint="delete the folder or choose another --out",
+            ) from None
+        diff = [k for k in _SETTINGS if have.get("settings", {}).get(k) != wanted[k]]
+        if diff:
+            raise DatasetError(
+                f"was written with other settings ({', '.join(diff)})",
+                path=out,
+                hint="rerun with the same settings to resume, or choose another --out",
+            )
+    elif out.exists() and any(out.iterdir()):
+        raise DatasetError(
+            "is not empty and holds no dataset.json",
+            path=out,
+            hint="choose an empty or new folder for --out",
+        )
+    out.mkdir(parents=True, exist_ok=True)
+    from pcsep_cli.synth.scene import CLASSES
+
+    document = {
+        "format": "pcsep-synth",
+        "version": FORMAT_VERSION,
+        "examples": examples,
+        "solo_pool": solo_pool,
+        "classes": list(CLASSES),
+        "body_ids": {k: list(v) for k, v in BODY_IDS.items()},
+        "settings": wanted,
+    }
+    atomic_write_text(manifest, json.dumps(document, indent=1) + "\n", overwrite=True)
+
+
+def _execute(
+    settings: Settings, out: Path, tasks: list[tuple[str, int]], jobs: int, solo_pool: int
+) -> Iterator[tuple[str, int, int]]:
+    if not tasks:
+        return
+    if jobs == 1 or len(tasks) == 1:
+        for task in tasks:
+            yield _run((settings, out, task, solo_pool))
+        return
+    # spawn: workers must not inherit torch's or FluidSynth's state from a forked parent.
+    context = multiprocessing.get_context("spawn")
+    with context.Pool(min(jobs, len(tasks)), initializer=_init_worker) as pool:
+        yield from pool.imap_unordered(
+            _run, [(settings, out, task, solo_pool) for task in tasks], chunksize=1
+        )
+
+
+def _init_worker() -> None:
+    # One thread per worker: --jobs already uses the cores.
+    for name in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
+        os.environ[name] = "1"
+
+
+def _run(args: tuple[Settings, Path, tuple[str, int], int]) -> tuple[str, int, int]:
+    from pcsep_cli.synth import example as examples
+
+    settings, out, (kind, index), solo_pool = args
+    if kind == "scene":
+        split = split_sequence(index + 1, settings.split_fractions)[index]
+        folder = example_dir(out, split, index)
+        if examples.is_finished(folder, "scene"):
+            return kind, 0, 1
+        examples.write_scene(settings, folder, split, index)
+        return kind, 1, 0
+    stop = min(index + POOL_CHUNK, solo_pool)
+    splits = split_sequence(stop, settings.split_fractions)
+    folders = [example_dir(out, splits[i], i, pool=True) for i in range(index, stop)]
+    todo = [not examples.is_finished(f, "pool") for f in folders]
+    if any(todo):
+        examples.write_pool_chunk(settings, folders, splits[index:stop], index, todo)
+    return kind, sum(todo), len(todo) - sum(todo)
+
+
+def candidate_pieces(settings: Settings, split: str) -> list[str]:
+    """Corpus ids the music of ``split`` is drawn from.
+
+    Raises:
+        DatasetError: no piece falls in ``split``.
+    """
+    ids = list(settings.pieces) if settings.pieces is not None else corpus.corpus_pieces()
+    chosen = [p for p in ids if corpus.piece_split(p, settings.split_fractions) == split]
+    if not chosen:
+        raise DatasetError(
+            f"no piece of the music21 corpus falls in the {split} split",
+            hint="give more pieces, or a larger share to that split",
+        )
+    return chosen

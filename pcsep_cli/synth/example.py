@@ -1,0 +1,329 @@
+"""One dataset example (a scene) or one batch of solo clips, from its seed to its files.
+
+Each example draws from three generators spawned from ``SeedSequence([seed, kind, index])``:
+geometry, music and room. Keeping them apart means a change in how many numbers one stage
+draws leaves the others' output as it was.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+
+from pcsep_cli.errors import DatasetError
+from pcsep_cli.synth import corpus, fluid, music, room
+from pcsep_cli.synth.dataset import (
+    _POOL_RMS_DB,
+    _PREROLL_S,
+    BODY_IDS,
+    FORMAT_VERSION,
+    Settings,
+    candidate_pieces,
+)
+
+_SCENE, _POOL = 0, 1
+_SCENE_FILES = ("scene.ply", "labels.npy", "mixture.wav")
+_POOL_FILES = ("cloud.ply", "audio.wav")
+_PEAK_RANGE = (0.3, 0.9)
+
+
+def _rngs(seed: int, kind: int, index: int) -> tuple[np.random.Generator, ...]:
+    children = np.random.SeedSequence([seed, kind, index]).spawn(3)
+    return tuple(np.random.default_rng(c) for c in children)
+
+
+def is_finished(folder: Path, kind: str) -> bool:
+    """Whether ``folder`` holds a complete example: a valid ``meta.json`` and its files."""
+    try:
+        meta = json.loads((folder / "meta.json").read_text())
+        files = list(_SCENE_FILES if kind == "scene" else _POOL_FILES)
+        files += [p["stem"] for p in meta.get("performers", [])]
+        return meta["version"] == FORMAT_VERSION and all(
+            (folder / f).is_file() and (folder / f).stat().st_size > 0 for f in files
+        )
+    except (OSError, ValueError, KeyError, TypeError):
+        return False
+
+
+def _draw_piece(rng: np.random.Generator, settings: Settings, split: str) -> corpus.Piece:
+    """A random piece of ``split`` with parts (pieces that parse into none are drawn again)."""
+    ids = candidate_pieces(settings, split)
+    for _ in range(64):
+        piece = corpus.load_piece(ids[int(rng.integers(len(ids)))])
+        if piece.parts:
+            return piece
+    raise DatasetError(f"no piece with parts among {len(ids)} {split} pieces drawn")
+
+
+def _body_ids(rng: np.random.Generator, split: str, n: int) -> list[int]:
+    low, high = BODY_IDS[split]
+    return [int(b) for b in rng.integers(low, high, n)]
+
+
+def _level(dry: np.ndarray, rng: np.random.Generator) -> tuple[np.ndarray, list[float]]:
+    """Dry parts at equal RMS, then a random balance of ±6 dB (silent parts stay silent)."""
+    gains = [float(g) for g in rng.uniform(-6.0, 6.0, len(dry))]
+    rms = np.sqrt(np.mean(dry.astype(np.float64) ** 2, axis=1))
+    scale = np.where(rms > 0, 10 ** (np.asarray(gains) / 20) / np.maximum(rms, 1e-12), 0.0)
+    return (dry * scale[:, None]).astype(np.float32), gains
+
+
+def _db(x: np.ndarray) -> float | None:
+    rms = float(np.sqrt(np.mean(np.square(x, dtype=np.float64))))
+    return round(20 * math.log10(rms), 3) if rms > 0 else None
+
+
+def _r(v: np.ndarray | Sequence[float]) -> list[float]:
+    return [round(float(x), 6) for x in np.asarray(v, dtype=np.float64).reshape(-1)]
+
+
+def _mic_pose(rng: np.random.Generator, scene, sources: np.ndarray) -> tuple[np.ndarray, ...]:
+    """At the scanner (as a recorder set up beside it), or in front of the ensemble."""
+    sensor = np.asarray(scene.sensor_position, dtype=np.float64)
+    target = np.asarray(scene.sensor_target, dtype=np.float64)
+    if rng.random() < 0.5:
+        return sensor + rng.uniform(-0.1, 0.1, 3), target
+    centre = sources.mean(axis=0)
+    away = sensor - centre
+    away[2] = 0.0
+    away /= max(float(np.linalg.norm(away)), 1e-6)
+    spot = centre + away * rng.uniform(1.5, 4.0)
+    spot[2] = rng.uniform(1.2, 2.5)
+    return spot, np.array([centre[0], centre[1], 1.2])
+
+
+def _write_audio(path: Path, data: np.ndarray, settings: Settings) -> None:
+    from pcsep_cli.io.audio import write_audio
+
+    write_audio(path, data, settings.sample_rate, bits=settings.bits, overwrite=True)
+
+
+def _write_json(path: Path, data: dict) -> None:
+    from pcsep_cli.io.atomic import atomic_write_text
+
+    atomic_write_text(path, json.dumps(data, indent=1) + "\n", overwrite=True)
+
+
+def _write_cloud(path: Path, xyz: np.ndarray, rgb: np.ndarray) -> None:
+    from pcsep_cli.io.pointcloud import PointCloud, write_ply
+
+    write_ply(path, PointCloud(np.ascontiguousarray(xyz, np.float64), np.ascontiguousarray(rgb)))
+
+
+def _instruments(rng: np.random.Generator, settings: Settings, index: int) -> list[str]:
+    from pcsep_cli.synth.scene import CLASSES
+
+    low, high = settings.performers
+    n = int(rng.integers(low, high + 1))
+    if settings.cycle_instruments:
+        return [CLASSES[(index * high + k) % len(CLASSES)] for k in range(n)]
+    return [str(c) for c in rng.choice(CLASSES, n)]
+
+
+def write_scene(settings: Settings, folder: Path, split: str, index: int) -> None:
+    """Write example ``index`` (a whole scene and its recording) into ``folder``."""
+    from pcsep_cli.io.atomic import atomic_path
+    from pcsep_cli.synth.scene import DISTRACTORS, build_scene
+
+    geo_rng, music_rng, room_rng = _rngs(settings.seed, _SCENE, index)
+    instruments = _instruments(geo_rng, settings, index)
+    distractors: list[str] = []
+    if geo_rng.random() < settings.distractor_prob:
+        distractors = [str(d) for d in geo_rng.choice(DISTRACTORS, int(geo_rng.integers(1, 3)))]
+    bodies = _body_ids(geo_rng, split, len(instruments) + len(distractors))
+    walls = bool(geo_rng.random() < 0.5)
+    scene = build_scene(
+        geo_rng, instruments, distractors=tuple(distractors), body_ids=bodies, walls=walls
+    )
+    players = [(k, o) for k, o in enumerate(scene.objects) if o.kind == "performer"]
+    others = [(k, o) for k, o in enumerate(scene.objects) if o.kind != "performer"]
+    order = [o.label for _, o in players]
+    if sorted(order) != sorted(instruments):
+        raise RuntimeError(f"build_scene returned performers {order} for {instruments}")
+    instruments = order
+
+    sr = settings.sample_rate
+    n, pre = round(settings.duration_s * sr), round(_PREROLL_S * sr)
+    piece = _draw_piece(music_rng, settings, split)
+    plays = music.plan_ensemble(
+        music_rng, piece, instruments, duration_s=settings.duration_s, preroll_s=_PREROLL_S
+    )
+    dry, gains = _level(fluid.render(plays, sample_rate=sr, num_samples=pre + n), music_rng)
+
+    sources = np.array([o.source_position for _, o in players], dtype=np.float64)
+    centre, target = _mic_pose(room_rng, scene, sources)
+    box = None if scene.room is None else np.asarray(scene.room, dtype=np.float64)
+    if box is not None:  # the recorder stands inside the scanned walls
+        centre = np.clip(centre, box[0] + 0.5, box[1] - 0.5)
+    mics = room.microphone_array(room_rng, settings.mics, centre, target)
+    body = scene.xyz[scene.object_index >= 0]
+    bounds = np.stack([body.min(axis=0), body.max(axis=0)]) if len(body) else sources
+    space = room.draw_room(
+        room_rng, np.concatenate([sources, mics, bounds]), walls=None if box is None else box
+    )
+    stems, rt60 = room.record(space, sources, mics, dry, sr, start=pre, num_samples=n)
+    mixture = stems.sum(axis=0)
+    peak = max(float(np.abs(mixture).max()), float(np.abs(stems).max()), 1e-9)
+    stems *= np.float32(room_rng.uniform(*_PEAK_RANGE) / peak)
+    mixture = stems.sum(axis=0, dtype=np.float32)
+
+    (folder / "stems").mkdir(parents=True, exist_ok=True)
+    names = [o.name for _, o in players]
+    for name, stem in zip(names, stems, strict=True):
+        _write_audio(folder / "stems" / f"{name}.wav", stem, settings)
+    _write_audio(folder / "mixture.wav", mixture, settings)
+    _write_cloud(folder / "scene.ply", scene.xyz, scene.rgb)
+    with atomic_path(folder / "labels.npy", overwrite=True) as tmp, open(tmp, "wb") as f:
+        np.save(f, scene.object_index.astype(np.int16))
+
+    counts = np.bincount(scene.object_index[scene.object_index >= 0], minlength=len(scene.objects))
+    meta = {
+        "version": FORMAT_VERSION,
+        "sample_rate": sr,
+        "channels": len(mics),
+        "duration_s": settings.duration_s,
+        "performers": [
+            {
+                "name": name,
+                "instrument": obj.label,
+                "position": _r(obj.position),
+                "source_position": _r(obj.source_position),
+                "stem": f"stems/{name}.wav",
+                "object": k,
+                "points": int(counts[k]),
+                "body_id": obj.body_id,
+                "program": play.program,
+                "part": play.part,
+                "part_name": play.part_name,
+                "transpose": play.transpose,
+                "articulation": play.articulation,
+                "gain_db": round(gain, 3),
+                "rms_db": _db(stem),
+            }
+            for name, (k, obj), play, gain, stem in zip(
+                names, players, plays, gains, stems, strict=True
+            )
+        ],
+        "distractors": [
+            {
+                "kind": obj.distractor or obj.name,
+                "position": _r(obj.position),
+                "object": k,
+                "points": int(counts[k]),
+                "body_id": obj.body_id,
+            }
+            for k, obj in others
+        ],
+        "microphones": [_r(m) for m in mics],
+        "mic_layout": settings.mics,
+        "source": f"pcsep synth: music21 corpus {piece.path}, FluidR3_GM via FluidSynth, "
+        "pyroomacoustics shoebox",
+        "split": split,
+        "index": index,
+        "seed": settings.seed,
+        "piece": piece.id,
+        "bpm": round(plays[0].bpm, 3),
+        "clip_start_s": round(plays[0].start_s + _PREROLL_S, 4),
+        "room": {**space.to_json(), "rt60_measured": round(rt60, 4)},
+        "sensor": {"position": _r(scene.sensor_position), "target": _r(scene.sensor_target)},
+        "points": int(len(scene.xyz)),
+        "labels": "labels.npy",
+        "walls": walls,
+        "rms_db": _db(mixture),
+    }
+    _write_json(folder / "meta.json", meta)
+
+
+def write_pool_chunk(
+    settings: Settings,
+    folders: Sequence[Path],
+    splits: Sequence[str],
+    start: int,
+    todo: Sequence[bool],
+) -> None:
+    """Write solo clips ``start .. start+len(folders)-1`` (those flagged in ``todo``).
+
+    All clips of the chunk are planned and rendered in one FluidSynth call, finished ones too,
+    so that a resumed run renders exactly what a fresh one would.
+    """
+    from pcsep_cli.synth.scene import CLASSES, performer_cloud
+
+    sr = settings.sample_rate
+    n, pre = round(settings.duration_s * sr), round(_PREROLL_S * sr)
+    plans = []
+    for j, split in enumerate(splits):
+        geo_rng, music_rng, room_rng = _rngs(settings.seed, _POOL, start + j)
+        instrument = CLASSES[(start + j) % len(CLASSES)]
+        piece = _draw_piece(music_rng, settings, split)
+        play = music.plan_solo(
+            music_rng, piece, instrument, duration_s=settings.duration_s, preroll_s=_PREROLL_S
+        )
+        plans.append((geo_rng, room_rng, piece, play))
+    dry = fluid.render([p[3] for p in plans], sample_rate=sr, num_samples=pre + n)
+
+    for j, (folder, split) in enumerate(zip(folders, splits, strict=True)):
+        if not todo[j]:
+            continue
+        geo_rng, room_rng, piece, play = plans[j]
+        body_id = _body_ids(geo_rng, split, 1)[0]
+        cloud = performer_cloud(geo_rng, play.instrument, body_id=body_id)
+        obj = cloud.objects[0]
+        keep = cloud.object_index == 0
+        source = np.asarray(obj.source_position, dtype=np.float64)
+
+        # Microphones 1.5 to 6 m away, anywhere around the player, at head height or above.
+        angle, dist = room_rng.uniform(0, 2 * math.pi), room_rng.uniform(1.5, 6.0)
+        centre = source + dist * np.array([math.cos(angle), math.sin(angle), 0.0])
+        centre[2] = room_rng.uniform(1.2, 2.5)
+        mics = room.microphone_array(room_rng, settings.mics, centre, source)
+        pts = cloud.xyz[keep]
+        space = room.draw_room(
+            room_rng, np.concatenate([source[None], mics, pts.min(0)[None], pts.max(0)[None]])
+        )
+        stems, rt60 = room.record(
+            space, source[None], mics, dry[j : j + 1], sr, start=pre, num_samples=n
+        )
+        audio = stems[0]
+        level = _db(audio)
+        if level is not None:
+            audio = audio * np.float32(10 ** ((_POOL_RMS_DB - level) / 20))
+
+        folder.mkdir(parents=True, exist_ok=True)
+        _write_audio(folder / "audio.wav", audio, settings)
+        _write_cloud(folder / "cloud.ply", pts, cloud.rgb[keep])
+        meta = {
+            "version": FORMAT_VERSION,
+            "sample_rate": sr,
+            "channels": len(mics),
+            "duration_s": settings.duration_s,
+            "instrument": play.instrument,
+            "body_id": body_id,
+            "position": _r(obj.position),
+            "source_position": _r(source),
+            "points": int(keep.sum()),
+            "audio": "audio.wav",
+            "cloud": "cloud.ply",
+            "rms_db": _db(audio),
+            "silent": level is None,
+            "piece": piece.id,
+            "part": play.part,
+            "part_name": play.part_name,
+            "program": play.program,
+            "transpose": play.transpose,
+            "articulation": play.articulation,
+            "bpm": round(play.bpm, 3),
+            "clip_start_s": round(play.start_s + _PREROLL_S, 4),
+            "microphones": [_r(m) for m in mics],
+            "mic_layout": settings.mics,
+            "room": {**space.to_json(), "rt60_measured": round(rt60, 4)},
+            "source": f"pcsep synth solo: music21 corpus {piece.path}, FluidR3_GM via "
+            "FluidSynth, pyroomacoustics shoebox",
+            "split": split,
+            "index": start + j,
+            "seed": settings.seed,
+        }
+        _write_json(folder / "meta.json", meta)
