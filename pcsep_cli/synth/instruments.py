@@ -1,0 +1,861 @@
+"""Procedural meshes of the ten instrument classes and of the furniture around musicians.
+
+Every builder draws its dimensions per sample from the range real instruments span and returns
+an :class:`Instrument` in its own local frame, in metres, with named anchor points (where the
+hands go, where it touches the floor or the player, where it sounds). ``performers.py`` places
+it against a posed body.
+
+Local frames:
+    * bowed strings and guitar: ``y`` runs along the instrument from its bottom (endpin or
+      tail) to the scroll/headstock, ``z`` is the normal of the top plate, ``x = y × z``.
+    * winds: the mouthpiece is the origin; see each builder for the axis it points along.
+
+Meshes are plain arrays (:class:`Mesh`) rather than ``trimesh.Trimesh`` objects: a scene joins
+a few dozen parts and the ray caster only needs vertices, faces and colours.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+from scipy.interpolate import PchipInterpolator
+
+CLASSES: tuple[str, ...] = (
+    "violin",
+    "cello",
+    "double_bass",
+    "guitar",
+    "saxophone",
+    "flute",
+    "clarinet",
+    "trumpet",
+    "trombone",
+    "piano",
+)
+
+WOOD = [(120, 55, 20), (150, 75, 30), (95, 45, 20), (170, 95, 45)]
+BRASS = [(200, 160, 60), (215, 175, 80), (180, 140, 50)]
+SILVER = [(200, 200, 205), (180, 182, 190)]
+BLACK = (25, 25, 28)
+EBONY = (20, 18, 18)
+
+
+@dataclass
+class Mesh:
+    """A triangle mesh with one colour per face.
+
+    Attributes:
+        vertices: float64 [V, 3] metres.
+        faces: int64 [F, 3] vertex indices.
+        face_rgb: uint8 [F, 3].
+    """
+
+    vertices: np.ndarray
+    faces: np.ndarray
+    face_rgb: np.ndarray
+
+    def transformed(self, matrix: np.ndarray) -> Mesh:
+        """This mesh moved by a rigid 4×4 ``matrix`` (shape [4, 4])."""
+        v = self.vertices @ matrix[:3, :3].T + matrix[:3, 3]
+        return Mesh(v, self.faces, self.face_rgb)
+
+    def translated(self, offset: np.ndarray) -> Mesh:
+        """This mesh moved by ``offset`` [3]."""
+        return Mesh(self.vertices + offset, self.faces, self.face_rgb)
+
+    @staticmethod
+    def concat(meshes: list[Mesh]) -> Mesh:
+        """All ``meshes`` as one (faces re-indexed)."""
+        meshes = [m for m in meshes if len(m.faces)]
+        if not meshes:
+            return Mesh(np.zeros((0, 3)), np.zeros((0, 3), np.int64), np.zeros((0, 3), np.uint8))
+        offsets = np.cumsum([0] + [len(m.vertices) for m in meshes[:-1]])
+        return Mesh(
+            np.concatenate([m.vertices for m in meshes]),
+            np.concatenate([m.faces + o for m, o in zip(meshes, offsets, strict=True)]),
+            np.concatenate([m.face_rgb for m in meshes]),
+        )
+
+
+@dataclass
+class Instrument:
+    """An instrument (or piece of furniture) in its local frame.
+
+    Attributes:
+        name: class name (``"violin"``, ``"chair"`` ...).
+        mesh: the main body.
+        anchors: named points [3] in the local frame.
+        params: the dimensions drawn for this sample (metres, or a variant name).
+        bow: the bow of a bowed string instrument, in its own frame (frog at the origin,
+            stick along +x), placed separately by the player's right hand.
+    """
+
+    name: str
+    mesh: Mesh
+    anchors: dict[str, np.ndarray]
+    params: dict[str, float | str] = field(default_factory=dict)
+    bow: Mesh | None = None
+
+
+# --------------------------------------------------------------------------- primitives
+
+
+def _colour(rgb: tuple[int, int, int], n: int) -> np.ndarray:
+    return np.tile(np.asarray(rgb, np.uint8), (n, 1))
+
+
+def tube(
+    path: np.ndarray,
+    radius: float | np.ndarray,
+    rgb: tuple[int, int, int],
+    sides: int = 10,
+    caps: bool = True,
+) -> Mesh:
+    """A tube swept along a polyline with parallel-transported frames.
+
+    Args:
+        path: [K, 3] centre line, K >= 2.
+        radius: one radius or [K] radii (a flaring bell, a tapering cone).
+        rgb: colour of every face.
+        sides: vertices per ring.
+        caps: close both ends with a fan.
+
+    Returns:
+        The mesh, K·sides (+2) vertices.
+    """
+    path = np.asarray(path, np.float64)
+    k = len(path)
+    radii = np.broadcast_to(np.asarray(radius, np.float64), (k,))
+    tangents = np.gradient(path, axis=0)
+    tangents /= np.linalg.norm(tangents, axis=1, keepdims=True) + 1e-12
+    ref = np.array([0.0, 0.0, 1.0]) if abs(tangents[0, 2]) < 0.9 else np.array([1.0, 0, 0])
+    normal = np.cross(tangents[0], ref)
+    normal /= np.linalg.norm(normal)
+    normals = np.empty_like(path)
+    for i in range(k):
+        normal = normal - normal.dot(tangents[i]) * tangents[i]
+        normal /= np.linalg.norm(normal) + 1e-12
+        normals[i] = normal
+    binormals = np.cross(tangents, normals)
+    theta = np.linspace(0, 2 * np.pi, sides, endpoint=False)
+    ring = (
+        np.cos(theta)[None, :, None] * normals[:, None]
+        + np.sin(theta)[None, :, None] * (binormals[:, None])
+    )
+    vertices = (path[:, None] + radii[:, None, None] * ring).reshape(-1, 3)
+    i = np.arange(k - 1)[:, None] * sides
+    j = np.arange(sides)[None, :]
+    a, b = i + j, i + (j + 1) % sides
+    c, d = a + sides, b + sides
+    faces = np.concatenate([np.stack([a, b, d], -1), np.stack([a, d, c], -1)]).reshape(-1, 3)
+    if caps:
+        n = len(vertices)
+        vertices = np.vstack([vertices, path[0], path[-1]])
+        first = np.stack([np.full(sides, n), (j[0] + 1) % sides, j[0]], -1)
+        last = (k - 1) * sides
+        second = np.stack([np.full(sides, n + 1), last + j[0], last + (j[0] + 1) % sides], -1)
+        faces = np.vstack([faces, first, second])
+    return Mesh(vertices, faces.astype(np.int64), _colour(rgb, len(faces)))
+
+
+def loft(
+    outline: np.ndarray,
+    heights: np.ndarray,
+    scales: np.ndarray,
+    rgb: tuple[int, int, int],
+    centre: np.ndarray | None = None,
+) -> Mesh:
+    """Rings of a closed 2D outline stacked along z, each scaled about ``centre``, capped.
+
+    Args:
+        outline: [M, 2] closed outline (last point not repeated), star-shaped from ``centre``.
+        heights: [L] z of each ring, L >= 2.
+        scales: [L] scale of each ring about ``centre`` (an arched top is a ring scaled < 1).
+        rgb: colour.
+        centre: [2] point the outline is star-shaped from (default: its mean).
+
+    Returns:
+        The closed mesh.
+    """
+    outline = np.asarray(outline, np.float64)
+    centre = outline.mean(0) if centre is None else np.asarray(centre, np.float64)
+    m = len(outline)
+    rings = [
+        np.column_stack([centre + s * (outline - centre), np.full(m, z)])
+        for z, s in zip(heights, scales, strict=True)
+    ]
+    vertices = np.vstack(rings + [[*centre, heights[0]], [*centre, heights[-1]]])
+    n_rings = len(rings)
+    j = np.arange(m)
+    faces = []
+    for r in range(n_rings - 1):
+        a, b = r * m + j, r * m + (j + 1) % m
+        faces += [np.stack([a, b, b + m], -1), np.stack([a, b + m, a + m], -1)]
+    bottom, top = n_rings * m, n_rings * m + 1
+    faces.append(np.stack([np.full(m, bottom), (j + 1) % m, j], -1))
+    last = (n_rings - 1) * m
+    faces.append(np.stack([np.full(m, top), last + j, last + (j + 1) % m], -1))
+    faces_arr = np.vstack(faces).astype(np.int64)
+    return Mesh(vertices, faces_arr, _colour(rgb, len(faces_arr)))
+
+
+def box(lo: np.ndarray, hi: np.ndarray, rgb: tuple[int, int, int]) -> Mesh:
+    """An axis-aligned box between corners ``lo`` [3] and ``hi`` [3]."""
+    lo, hi = np.asarray(lo, float), np.asarray(hi, float)
+    corners = np.array([[x, y, z] for z in (0, 1) for y in (0, 1) for x in (0, 1)], float)
+    vertices = lo + corners * (hi - lo)
+    faces = np.array(
+        [
+            [0, 2, 1], [1, 2, 3], [4, 5, 6], [5, 7, 6], [0, 1, 4], [1, 5, 4],
+            [2, 6, 3], [3, 6, 7], [0, 4, 2], [2, 4, 6], [1, 3, 5], [3, 7, 5],
+        ]
+    )  # fmt: skip
+    return Mesh(vertices, faces, _colour(rgb, 12))
+
+
+def arc(centre: np.ndarray, u: np.ndarray, v: np.ndarray, a0: float, a1: float, n: int = 8):
+    """[n, 3] points of a circular arc ``centre + cos(a)·u + sin(a)·v`` for a in [a0, a1]."""
+    a = np.linspace(a0, a1, n)[:, None]
+    return np.asarray(centre) + np.cos(a) * np.asarray(u) + np.sin(a) * np.asarray(v)
+
+
+def _profile_outline(length: float, stations: list[tuple[float, float]], n: int = 40):
+    """Closed symmetric outline [2n, 2] from half-widths at stations (fraction of length)."""
+    u, w = np.array(stations, float).T
+    s = np.linspace(0.0, 1.0, n)
+    uu = (1 - np.cos(np.pi * s)) / 2  # dense near both ends, where the outline turns fast
+    half = np.maximum(PchipInterpolator(u, w)(uu), 0.0)
+    right = np.column_stack([half, uu * length])
+    left = np.column_stack([-half[::-1], uu[::-1] * length])
+    return np.vstack([right[:-1], left[:-1]])
+
+
+def _uniform(rng: np.random.Generator, lo: float, hi: float) -> float:
+    return float(rng.uniform(lo, hi))
+
+
+def _pick(rng: np.random.Generator, options: list) -> tuple[int, int, int]:
+    return tuple(options[int(rng.integers(len(options)))])
+
+
+# --------------------------------------------------------------------------- bowed strings
+
+
+@dataclass(frozen=True)
+class _BowedSpec:
+    body: tuple[float, float]  # body length range
+    lower: float  # lower bout / body length
+    upper: float
+    waist: float
+    rib: float  # rib height / body length
+    arch: float
+    neck: float  # neck (nut to body) / body length
+    scroll: float
+    bridge: float  # bridge height / body length
+    bow: float  # bow length
+    sloped: bool  # viol-shaped shoulders (double bass)
+
+
+_BOWED = {
+    "violin": _BowedSpec((0.345, 0.36), 0.58, 0.47, 0.31, 0.09, 0.05, 0.37, 0.28, 0.092, 0.75, 0),
+    "cello": _BowedSpec((0.74, 0.77), 0.59, 0.46, 0.31, 0.16, 0.03, 0.37, 0.23, 0.12, 0.72, 0),
+    "double_bass": _BowedSpec((1.05, 1.16), 0.60, 0.47, 0.35, 0.17, 0.02, 0.40, 0.2, 0.15, 0.7, 1),
+}
+
+
+def bowed(name: str, rng: np.random.Generator) -> Instrument:
+    """Violin, cello or double bass: body, neck, fingerboard, scroll, endpin and bow.
+
+    Anchors: ``chin`` (chin rest), ``back_top`` (back plate at the top of the body, where a
+    cello rests against the chest), ``endpin`` (tip), ``bridge`` (bowing point on the
+    strings), ``neck_body`` / ``nut`` (the neck's two ends, on the fingerboard), ``sound``
+    (between the f-holes).
+    """
+    spec = _BOWED[name]
+    length = _uniform(rng, *spec.body)
+    lower = length * spec.lower * _uniform(rng, 0.95, 1.05)
+    upper = length * spec.upper * _uniform(rng, 0.95, 1.05)
+    waist = length * spec.waist * _uniform(rng, 0.93, 1.07)
+    rib = length * spec.rib * _uniform(rng, 0.92, 1.08)
+    wood = _pick(rng, WOOD)
+    top_upper = upper / 2 if not spec.sloped else upper * 0.32
+    stations = [
+        (0.0, 0.0), (0.03, lower * 0.3), (0.12, lower * 0.46), (0.24, lower / 2),
+        (0.38, lower * 0.42), (0.5, waist / 2), (0.62, upper * 0.42), (0.76, upper / 2),
+        (0.9, top_upper * 0.85 if spec.sloped else upper * 0.43), (0.97, upper * 0.28),
+        (1.0, 0.0),
+    ]  # fmt: skip
+    outline = _profile_outline(length, stations)
+    arch = length * spec.arch
+    body = loft(
+        outline,
+        np.array([0.0, rib, rib + arch * 0.6, rib + arch]),
+        np.array([0.97, 1.0, 0.85, 0.55]),
+        wood,
+        centre=np.array([0.0, 0.5 * length]),
+    )
+    top = rib + arch
+    neck_len = length * spec.neck
+    bridge_h = length * spec.bridge
+    nut = np.array([0.0, length + neck_len, top + bridge_h * 0.55])
+    fb_end = np.array([0.0, length * 0.62, top + bridge_h * 0.8])
+    width_nut, width_end = length * 0.068, length * 0.12
+    # Fingerboard: a flat tapered slab from the nut to its end over the top plate.
+    fb = tube(
+        np.linspace(fb_end, nut, 6),
+        np.linspace(width_end / 2, width_nut / 2, 6),
+        EBONY,
+        sides=6,
+    )
+    fb.vertices[:, 2] = np.clip(fb.vertices[:, 2], nut[2] - width_nut * 0.6, None)
+    neck = tube(
+        [nut - [0, 0, width_nut * 0.5], [0, length * 0.98, top - arch * 0.5]],
+        width_nut * 0.55,
+        wood,
+        sides=8,
+    )
+    scroll_len = length * spec.scroll
+    pegbox_end = nut + np.array([0.0, scroll_len * 0.75, -scroll_len * 0.15])
+    pegbox = tube([nut, pegbox_end], [width_nut * 0.45, width_nut * 0.5], wood, sides=8)
+    scroll = tube(
+        arc(pegbox_end + [0, 0, scroll_len * 0.12], [0, 0, -scroll_len * 0.12],
+            [0, scroll_len * 0.12, 0], 0, 1.6 * np.pi, 7),
+        width_nut * 0.5,
+        wood,
+        sides=8,
+    )  # fmt: skip
+    bridge = box(
+        [-width_end * 0.45, length * 0.44, top - arch * 0.2],
+        [width_end * 0.45, length * 0.455, top + bridge_h],
+        (210, 180, 130),
+    )
+    tail_end = np.array([0.0, length * 0.03, top * 0.9])
+    tailpiece = tube(
+        [tail_end, [0.0, length * 0.3, top + bridge_h * 0.45]],
+        [width_end * 0.2, width_end * 0.35],
+        EBONY,
+        sides=6,
+    )
+    parts = [body, fb, neck, pegbox, scroll, bridge, tailpiece]
+    anchors = {
+        "chin": np.array([-lower * 0.18, length * 0.05, top + length * 0.04]),
+        "back_top": np.array([0.0, length * 0.97, 0.0]),
+        "bridge": np.array([0.0, length * 0.5, top + bridge_h * 0.9]),
+        "neck_body": np.array([0.0, length, nut[2]]),
+        "nut": nut,
+        "sound": np.array([0.0, length * 0.45, top]),
+        "endpin": np.array([0.0, 0.0, rib / 2]),
+    }
+    params: dict[str, float | str] = {"body_length": length, "lower_bout": lower, "rib": rib}
+    if name == "violin":
+        rest = box(
+            [-lower * 0.38, length * 0.0, top * 0.8],
+            [lower * 0.05, length * 0.12, top + length * 0.035],
+            EBONY,
+        )
+        parts.append(rest)
+        params["endpin"] = 0.0
+    else:
+        endpin = 0.0  # the player sets it; performers.py extends it to reach the floor
+        params["endpin"] = endpin
+    bow_len = spec.bow * _uniform(rng, 0.97, 1.03)
+    stick = tube(
+        np.column_stack([np.linspace(0, bow_len, 8), np.zeros(8), np.linspace(0.02, 0.012, 8)]),
+        np.linspace(0.0055, 0.0035, 8) * (1.4 if name == "double_bass" else 1.0),
+        (60, 30, 20),
+        sides=6,
+    )
+    hair = box([0.02, -0.005, -0.002], [bow_len, 0.005, 0.0], (235, 230, 215))
+    frog = box([-0.01, -0.008, -0.01], [0.04, 0.008, 0.022], BLACK)
+    return Instrument(
+        name,
+        Mesh.concat(parts),
+        anchors,
+        params | {"bow_length": bow_len},
+        bow=Mesh.concat([stick, hair, frog]),
+    )
+
+
+def endpin(anchor: np.ndarray, length: float) -> Mesh:
+    """The endpin of a cello or bass: a rod ``length`` m down the -y axis from ``anchor``."""
+    tip = anchor - np.array([0.0, length, 0.0])
+    return tube([anchor + [0, 0.02, 0], tip], [0.006, 0.004], SILVER[1], sides=6)
+
+
+# --------------------------------------------------------------------------- guitar
+
+
+def guitar(rng: np.random.Generator) -> Instrument:
+    """Classical or steel-string acoustic guitar (body 0.47–0.52 m, total 0.98–1.04 m).
+
+    Anchors: ``waist_low`` (lower edge of the waist, on the thigh), ``soundhole``, ``pluck``
+    (right-hand point over the strings), ``neck_body``, ``nut``, ``sound``.
+    """
+    length = _uniform(rng, 0.47, 0.52)
+    lower = _uniform(rng, 0.36, 0.40)
+    upper = lower * _uniform(rng, 0.74, 0.8)
+    waist = lower * _uniform(rng, 0.6, 0.68)
+    depth = _uniform(rng, 0.09, 0.12)
+    stations = [
+        (0.0, 0.0), (0.02, lower * 0.3), (0.1, lower * 0.44), (0.26, lower / 2),
+        (0.45, lower * 0.4), (0.56, waist / 2), (0.72, upper / 2), (0.9, upper * 0.43),
+        (0.98, upper * 0.24), (1.0, 0.0),
+    ]  # fmt: skip
+    wood = _pick(rng, [(190, 140, 80), (160, 100, 50), (110, 60, 30), (40, 30, 25)])
+    body = loft(
+        _profile_outline(length, stations),
+        np.array([0.0, depth]),
+        np.array([1.0, 1.0]),
+        wood,
+        centre=np.array([0.0, 0.5 * length]),
+    )
+    hole = tube(
+        [[0, length * 0.64, depth], [0, length * 0.64, depth + 0.001]], 0.043, (15, 10, 8), 16
+    )
+    neck_len = _uniform(rng, 0.3, 0.34)
+    nut = np.array([0.0, length + neck_len, depth + 0.008])
+    neck = tube(
+        [[0, length * 0.98, depth - 0.012], nut - [0, 0, 0.015]],
+        [0.03, 0.026],
+        (110, 60, 30),
+        sides=8,
+    )
+    head_end = nut + np.array([0.0, 0.19, -0.04])
+    headstock = tube([nut - [0, 0, 0.012], head_end], 0.035, (110, 60, 30), sides=4)
+    bridge = box([-0.08, length * 0.2, depth], [0.08, length * 0.24, depth + 0.012], EBONY)
+    anchors = {
+        "waist_low": np.array([waist / 2, length * 0.53, depth / 2]),
+        "soundhole": np.array([0.0, length * 0.64, depth]),
+        "pluck": np.array([0.0, length * 0.45, depth + 0.05]),
+        "neck_body": np.array([0.0, length, nut[2]]),
+        "nut": nut,
+        "sound": np.array([0.0, length * 0.64, depth]),
+        "back": np.array([0.0, length * 0.35, 0.0]),
+    }
+    return Instrument(
+        "guitar",
+        Mesh.concat([body, hole, neck, headstock, bridge]),
+        anchors,
+        {"body_length": length, "lower_bout": lower, "depth": depth},
+    )
+
+
+# --------------------------------------------------------------------------- woodwinds
+
+
+def _flare(n: int, r0: float, r1: float, power: float) -> np.ndarray:
+    return r0 + (r1 - r0) * np.linspace(0.0, 1.0, n) ** power
+
+
+def saxophone(rng: np.random.Generator) -> Instrument:
+    """Alto or tenor saxophone. Origin at the mouthpiece tip; the body tube hangs down -z,
+    the bow and bell are on the +y (front) side, the bell opens upwards.
+
+    Anchors: ``left_hand`` / ``right_hand`` (palm points on the player's side of the upper and
+    lower stacks), ``sound`` (bell centre).
+    """
+    variant = "alto" if rng.random() < 0.6 else "tenor"
+    scale = _uniform(rng, 0.97, 1.03) * (1.0 if variant == "alto" else 1.25)
+    body_len, bow_r, bell_h, bell_r = 0.40 * scale, 0.05 * scale, 0.30 * scale, 0.06 * scale
+    colour = _pick(rng, BRASS + [(60, 50, 40), (190, 190, 190)])
+    top = np.array([0.0, 0.11, -0.13]) * (1.0 if variant == "alto" else 1.15)
+    neck_path = np.array([[0, 0, 0], [0, 0.03, -0.02], [0, 0.07, -0.06], top * [1, 0.95, 0.8], top])
+    mouthpiece = tube(neck_path[:2], [0.008, 0.012], BLACK, sides=8)
+    neck = tube(neck_path[1:], np.linspace(0.009, 0.013, 4), colour, sides=8)
+    bottom = top - [0.0, 0.0, body_len]
+    body = tube([top, bottom], [0.014, 0.032 * scale], colour, sides=12)
+    bow = tube(
+        arc(bottom + [0, bow_r, 0], [0, -bow_r, 0], [0, 0, -bow_r], 0, np.pi, 8),
+        0.034 * scale,
+        colour,
+        sides=12,
+    )
+    bell_base = bottom + [0.0, 2 * bow_r, 0.0]
+    bell_top = bell_base + [0.0, 0.03 * scale, bell_h]
+    bell_path = np.linspace(bell_base, bell_top, 8)
+    bell = tube(bell_path, _flare(8, 0.036 * scale, bell_r, 3.0), colour, sides=14)
+    guard = box(
+        top + [-0.025, -0.045, -body_len * 0.9], top + [0.025, -0.025, -body_len * 0.2], colour
+    )
+    anchors = {
+        "left_hand": top + [0.0, -0.04, -body_len * 0.28],
+        "right_hand": top + [0.0, -0.04, -body_len * 0.68],
+        "sound": bell_top,
+        "bottom": bottom + [0.0, bow_r, -bow_r],
+    }
+    return Instrument(
+        "saxophone",
+        Mesh.concat([mouthpiece, neck, body, bow, bell, guard]),
+        anchors,
+        {"variant": variant, "height": float(-anchors["bottom"][2]), "bell_diameter": 2 * bell_r},
+    )
+
+
+def flute(rng: np.random.Generator) -> Instrument:
+    """Concert flute along +x from the crown (x = 0) to the foot (0.66–0.68 m), 19 mm bore.
+
+    Anchors: ``embouchure``, ``left_hand`` (under the head of the body joint), ``right_hand``,
+    ``sound`` (embouchure: a flute radiates there and from its open holes).
+    """
+    length = _uniform(rng, 0.655, 0.68)
+    colour = _pick(rng, SILVER)
+    body = tube([[0, 0, 0], [length, 0, 0]], 0.0095, colour, sides=10)
+    emb_x = _uniform(rng, 0.05, 0.06)
+    lip = box([emb_x - 0.02, -0.012, 0.004], [emb_x + 0.02, 0.012, 0.012], colour)
+    keys = box([0.25, -0.008, 0.007], [length - 0.05, 0.008, 0.014], colour)
+    anchors = {
+        "embouchure": np.array([emb_x, 0.0, 0.01]),
+        "left_hand": np.array([emb_x + _uniform(rng, 0.17, 0.22), -0.02, -0.02]),
+        "right_hand": np.array([emb_x + _uniform(rng, 0.38, 0.44), -0.02, -0.02]),
+        "sound": np.array([emb_x, 0.0, 0.0]),
+        "foot": np.array([length, 0.0, 0.0]),
+    }
+    return Instrument("flute", Mesh.concat([body, lip, keys]), anchors, {"length": length})
+
+
+def clarinet(rng: np.random.Generator) -> Instrument:
+    """B-flat or A clarinet along -z from the mouthpiece tip (0.60–0.70 m), flared bell.
+
+    Anchors: ``left_hand``, ``right_hand`` (palm points on the player's side, +y),
+    ``sound`` (bell), ``bell``.
+    """
+    length = _uniform(rng, 0.6, 0.7)
+    n = 10
+    z = -np.concatenate([np.linspace(0, length - 0.11, n), np.linspace(length - 0.09, length, 6)])
+    radius = np.concatenate(
+        [np.r_[0.006, 0.011, np.full(n - 2, 0.0145)], _flare(6, 0.017, 0.033, 2.2)]
+    )
+    path = np.column_stack([np.zeros_like(z), np.zeros_like(z), z])
+    body = tube(path, radius, _pick(rng, [BLACK, (45, 30, 25)]), sides=10)
+    keys = box([-0.006, 0.012, -length * 0.75], [0.006, 0.018, -0.12], SILVER[0])
+    anchors = {
+        "left_hand": np.array([0.0, 0.03, -_uniform(rng, 0.17, 0.21)]),
+        "right_hand": np.array([0.0, 0.03, -_uniform(rng, 0.36, 0.41)]),
+        "sound": np.array([0.0, 0.0, -length]),
+        "bell": np.array([0.0, 0.0, -length]),
+    }
+    return Instrument("clarinet", Mesh.concat([body, keys]), anchors, {"length": length})
+
+
+# --------------------------------------------------------------------------- brass
+
+
+def trumpet(rng: np.random.Generator) -> Instrument:
+    """B-flat trumpet or cornet-sized: mouthpiece at the origin, bell along +x (0.45–0.50 m),
+    +y to the player's left, z up; three vertical valves.
+
+    Anchors: ``left_hand`` (around the valve casing), ``right_hand`` (over the valve
+    buttons), ``sound`` / ``bell`` (bell centre).
+    """
+    length = _uniform(rng, 0.45, 0.5)
+    bell_r = _uniform(rng, 0.058, 0.064)
+    colour = _pick(rng, BRASS + SILVER)
+    lead = tube([[0, -0.012, 0], [length * 0.65, -0.012, 0]], [0.006, 0.0065], colour, sides=8)
+    valve_x = length * np.array([0.42, 0.47, 0.52])
+    valves = [tube([[x, 0.0, -0.075], [x, 0.0, 0.045]], 0.0095, colour, sides=10) for x in valve_x]
+    buttons = [
+        tube([[x, 0.0, 0.045], [x, 0.0, 0.075]], [0.004, 0.008], (235, 225, 200), sides=8)
+        for x in valve_x
+    ]
+    loop = tube(
+        arc([length * 0.65, -0.012, -0.035], [0, 0, 0.035], [0.035, 0, 0], 0, np.pi, 7),
+        0.0065,
+        colour,
+        sides=8,
+    )
+    back = tube(
+        arc([length * 0.16, 0.025, -0.035], [0, 0, -0.035], [-0.035, 0, 0], 0, np.pi, 7),
+        0.007,
+        colour,
+        sides=8,
+    )
+    lower = tube([[length * 0.16, 0.025, -0.07], [length * 0.55, 0.0, -0.07]], 0.007, colour, 8)
+    x = np.linspace(length * 0.16, length, 10)
+    bell_path = np.column_stack([x, np.full(10, 0.025), np.zeros(10)])
+    bell = tube(bell_path, _flare(10, 0.007, bell_r, 4.0), colour, sides=16)
+    anchors = {
+        "left_hand": np.array([valve_x[1], 0.045, -0.04]),
+        "right_hand": np.array([valve_x[0] - 0.03, -0.03, 0.055]),
+        "sound": np.array([length, 0.025, 0.0]),
+        "bell": np.array([length, 0.025, 0.0]),
+    }
+    mesh = Mesh.concat([lead, *valves, *buttons, loop, back, lower, bell])
+    return Instrument("trumpet", mesh, anchors, {"length": length, "bell_diameter": 2 * bell_r})
+
+
+def trombone(rng: np.random.Generator, max_extension: float = 0.6) -> Instrument:
+    """Tenor trombone: mouthpiece at the origin, slide along +x, the bell section in the same
+    plane on the +y side (to the player's left), its tuning bow behind the head.
+
+    The slide extension (0–0.6 m, first to seventh position; at most ``max_extension``, what
+    the player's arm reaches) is drawn here. Anchors: ``left_hand``
+    (bell brace near the mouthpiece), ``right_hand`` (slide brace), ``sound`` / ``bell``.
+    """
+    slide_len = _uniform(rng, 0.66, 0.72)
+    ext = _uniform(rng, 0.0, max(0.0, min(0.6, max_extension)))
+    bell_r = _uniform(rng, 0.1, 0.112)
+    bell_len = _uniform(rng, 0.6, 0.68)
+    sep = 0.095
+    bell_y = sep + bell_r + 0.012
+    colour = _pick(rng, BRASS)
+    inner = [
+        tube([[0.0, y, 0.0], [slide_len, y, 0.0]], 0.0065, colour, sides=8) for y in (0.0, sep)
+    ]
+    outer = [
+        tube([[0.08 + ext, y, 0.0], [slide_len + ext, y, 0.0]], 0.0085, colour, sides=8)
+        for y in (0.0, sep)
+    ]
+    crook = tube(
+        arc([slide_len + ext, sep / 2, 0.0], [0, -sep / 2, 0], [sep / 2, 0, 0], 0, np.pi, 8),
+        0.0085,
+        colour,
+        sides=8,
+    )
+    brace = tube([[0.1 + ext, 0.0, 0.0], [0.1 + ext, sep, 0.0]], 0.006, colour, sides=6)
+    x = np.linspace(-0.05, bell_len, 12)
+    bell_path = np.column_stack([x, np.full(12, bell_y), np.zeros(12)])
+    bell = tube(bell_path, _flare(12, 0.008, bell_r, 5.0), colour, sides=18)
+    bow_r = (bell_y - sep) / 2
+    bow = tube(
+        arc([-0.25, sep + bow_r, 0.0], [0, bow_r, 0], [-bow_r, 0, 0], 0, np.pi, 8),
+        0.008,
+        colour,
+        sides=8,
+    )
+    joins = [
+        tube([[-0.25, bell_y, 0.0], [-0.05, bell_y, 0.0]], 0.008, colour, sides=8),
+        tube([[-0.25, sep, 0.0], [0.0, sep, 0.0]], 0.008, colour, sides=8),
+    ]
+    anchors = {
+        "left_hand": np.array([0.09, sep * 0.6, -0.03]),
+        "right_hand": np.array([0.1 + ext, sep * 0.35, -0.02]),
+        "sound": np.array([bell_len, bell_y, 0.0]),
+        "bell": np.array([bell_len, bell_y, 0.0]),
+    }
+    mesh = Mesh.concat([*inner, *outer, crook, brace, bell, bow, *joins])
+    params = {"slide_extension": ext, "bell_diameter": 2 * bell_r, "slide_length": slide_len}
+    return Instrument("trombone", mesh, anchors, params)
+
+
+# --------------------------------------------------------------------------- piano
+
+
+def _keyboard(key_h: float, width: float, colour: tuple[int, int, int]) -> list[Mesh]:
+    """Key bed, white keys and the 36 black keys, front edge at y = 0 (+y towards the player)."""
+    half = width / 2
+    bed = box([-half - 0.05, -0.3, key_h - 0.12], [half + 0.05, 0.0, key_h - 0.025], colour)
+    white = box([-half, -0.15, key_h - 0.025], [half, 0.0, key_h], (235, 235, 228))
+    octave = width / (52 / 7)
+    black = []
+    for i in range(52):
+        if i % 7 in (2, 5) or i == 51:  # no black key after E and B (white key 0 is A0)
+            continue
+        x = half - (i + 1) * width / 52
+        black.append(box([x - 0.006, -0.15, key_h], [x + 0.006, -0.055, key_h + 0.012], EBONY))
+    del octave
+    return [bed, white, *black]
+
+
+def _cheek(side: int, half: float, low: float, high: float, colour) -> Mesh:
+    """The block closing the keyboard on one side (+1: bass/left, -1: treble/right)."""
+    inner, outer = side * (half - 0.07), side * half
+    return box([min(inner, outer), -0.3, low], [max(inner, outer), 0.0, high], colour)
+
+
+def piano(rng: np.random.Generator) -> Instrument:
+    """Upright (1.1–1.35 m tall) or grand (1.5–2.75 m long) piano with its bench.
+
+    Local frame = the pianist's: origin on the floor under the middle of the keyboard's front
+    edge, +y towards the pianist, +x to the pianist's left (bass), z up. ``bench`` is a
+    separate furniture builder. Anchors: ``keys_left`` / ``keys_right`` (hand points over the
+    keys), ``sound`` (soundboard centre).
+    """
+    kind = "grand" if rng.random() < 0.5 else "upright"
+    key_h = _uniform(rng, 0.71, 0.75)
+    colour = _pick(rng, [BLACK, BLACK, (70, 40, 25), (110, 70, 40)])
+    width = _uniform(rng, 1.45, 1.58)
+    keys = _keyboard(key_h, 1.22, colour)
+    half = width / 2
+    if kind == "upright":
+        height = _uniform(rng, 1.1, 1.35)
+        depth = _uniform(rng, 0.28, 0.38)
+        case = box([-half, -0.3 - depth, 0.0], [half, -0.3, height], colour)
+        cheeks = [_cheek(s, half, 0.55, key_h + 0.1, colour) for s in (-1, 1)]
+        toes = [
+            box([s * (half - 0.04) - 0.03, -0.3, 0.0], [s * (half - 0.04) + 0.03, -0.02, 0.06],
+                colour)
+            for s in (-1, 1)
+        ]  # fmt: skip
+        panel = box([-half, -0.36, key_h + 0.05], [half, -0.3, height - 0.05], colour)
+        parts = [case, *cheeks, *toes, panel, *keys]
+        sound = np.array([0.0, -0.3 - depth, height * 0.5])
+        params: dict[str, float | str] = {"variant": kind, "height": height, "width": width}
+    else:
+        length = _uniform(rng, 1.5, 2.75)
+        rim_low, rim_top = key_h - 0.1, key_h + _uniform(rng, 0.24, 0.3)
+        t = np.linspace(0.0, 1.0, 14)
+        y_side = -0.3 - t * (length - 0.3)
+        treble = -half + width * 0.68 * np.clip((t - 0.25) / 0.75, 0, 1) ** 1.3
+        tail = arc([half - 0.35 * width, -length + 0.35 * width, 0], [0.35 * width, 0, 0],
+                   [0, -0.35 * width, 0], 0.0, np.pi / 2, 6)[:, :2]  # fmt: skip
+        tail[:, 1] = np.maximum(tail[:, 1], -length)
+        outline = np.vstack(
+            [
+                [[half, -0.3]],
+                [[half, -length + 0.35 * width]],
+                tail,
+                np.column_stack([treble, y_side])[::-1][1:],
+            ]
+        )
+        centre = np.array([0.05 * width, -0.3 - 0.35 * (length - 0.3)])
+        rim = loft(outline, np.array([rim_low, rim_top]), np.array([1.0, 1.0]), colour, centre)
+        lid_angle = float(rng.choice([0.0, np.deg2rad(_uniform(rng, 15, 22)),
+                                      np.deg2rad(_uniform(rng, 30, 40))]))  # fmt: skip
+        lid = loft(outline, np.array([rim_top, rim_top + 0.02]), np.array([1.0, 1.0]), colour,
+                   centre)  # fmt: skip
+        c, s = np.cos(lid_angle), np.sin(lid_angle)
+        rel = lid.vertices - [half, 0.0, rim_top]
+        # The lid hinges on the straight bass side and opens towards the treble (audience) side.
+        lid.vertices = np.column_stack(
+            [c * rel[:, 0] + s * rel[:, 2], rel[:, 1], -s * rel[:, 0] + c * rel[:, 2]]
+        ) + [half, 0, rim_top]
+        legs = [
+            tube([[x, y, 0.0], [x, y, rim_low + 0.02]], 0.045, colour, sides=8)
+            for x, y in [(half - 0.1, -0.45), (-half + 0.1, -0.45),
+                         (half - 0.3 * width, -length + 0.3)]
+        ]  # fmt: skip
+        lyre = box([-0.06, -0.5, 0.0], [0.06, -0.42, rim_low], colour)
+        cheeks = [_cheek(s, half, rim_low, rim_top - 0.05, colour) for s in (-1, 1)]
+        parts = [rim, lid, *legs, lyre, *cheeks, *keys]
+        if lid_angle > 0:
+            prop_foot = np.array([-half + 0.15, -0.3 - 0.5 * (length - 0.3), rim_top])
+            reach = width - 0.15
+            prop_top = np.array([half - c * reach, prop_foot[1], rim_top + s * reach])
+            parts.append(tube([prop_foot, prop_top], 0.008, colour, sides=6))
+        sound = np.array([0.1 * width, -0.3 - 0.4 * (length - 0.3), rim_top])
+        params = {"variant": kind, "length": length, "width": width, "lid": lid_angle}
+    anchors = {
+        "keys_left": np.array([_uniform(rng, 0.08, 0.45), -0.07, key_h + 0.045]),
+        "keys_right": np.array([-_uniform(rng, 0.08, 0.45), -0.07, key_h + 0.045]),
+        "sound": sound,
+        "key_height": np.array([0.0, 0.0, key_h]),
+    }
+    return Instrument("piano", Mesh.concat(parts), anchors, params | {"key_height": key_h})
+
+
+# --------------------------------------------------------------------------- furniture
+
+
+def chair(rng: np.random.Generator, seat_height: float | None = None) -> Instrument:
+    """An orchestra chair: origin on the floor under the seat centre, front towards -y.
+
+    Args:
+        rng: draws the style and size.
+        seat_height: top of the seat (m); drawn in 0.42–0.50 m when None.
+    """
+    h = _uniform(rng, 0.42, 0.5) if seat_height is None else seat_height
+    w, d = _uniform(rng, 0.4, 0.47), _uniform(rng, 0.38, 0.45)
+    frame = _pick(rng, [BLACK, (60, 60, 65), (120, 80, 45)])
+    seat_c = _pick(rng, [BLACK, (40, 40, 70), (90, 20, 25), (120, 80, 45)])
+    seat = box([-w / 2, -d / 2, h - 0.03], [w / 2, d / 2, h], seat_c)
+    legs = [
+        tube([[sx * (w / 2 - 0.03), sy * (d / 2 - 0.03), 0.0],
+              [sx * (w / 2 - 0.03), sy * (d / 2 - 0.03), h - 0.03]], 0.012, frame, sides=6)
+        for sx in (-1, 1) for sy in (-1, 1)
+    ]  # fmt: skip
+    back_h = _uniform(rng, 0.3, 0.45)
+    tilt = _uniform(rng, 0.03, 0.12)
+    back = box([-w / 2 + 0.01, d / 2 - 0.03, h + 0.12], [w / 2 - 0.01, d / 2, h + back_h], seat_c)
+    rel = back.vertices[:, 2] - h
+    back.vertices[:, 1] += tilt * rel
+    posts = [
+        tube([[s * (w / 2 - 0.03), d / 2 - 0.02, h], [s * (w / 2 - 0.03), d / 2 - 0.02 + tilt *
+              back_h, h + back_h]], 0.011, frame, sides=6)
+        for s in (-1, 1)
+    ]  # fmt: skip
+    anchors = {"seat": np.array([0.0, 0.0, h])}
+    return Instrument("chair", Mesh.concat([seat, *legs, back, *posts]), anchors, {"seat": h})
+
+
+def bench(rng: np.random.Generator, seat_height: float) -> Instrument:
+    """A piano bench (0.55–0.8 m wide), origin on the floor under the seat centre."""
+    w, d = _uniform(rng, 0.55, 0.8), _uniform(rng, 0.32, 0.38)
+    colour = _pick(rng, [BLACK, (70, 40, 25)])
+    top = box([-w / 2, -d / 2, seat_height - 0.06], [w / 2, d / 2, seat_height], colour)
+    legs = [
+        tube([[sx * (w / 2 - 0.04), sy * (d / 2 - 0.04), 0.0],
+              [sx * (w / 2 - 0.04), sy * (d / 2 - 0.04), seat_height - 0.06]], 0.02, colour, 6)
+        for sx in (-1, 1) for sy in (-1, 1)
+    ]  # fmt: skip
+    return Instrument("bench", Mesh.concat([top, *legs]), {"seat": np.r_[0, 0, seat_height]})
+
+
+def music_stand(rng: np.random.Generator) -> Instrument:
+    """A music stand: tripod, pole and a desk facing +y (the reader), tilted back.
+
+    Origin on the floor under the pole.
+    """
+    desk_low = _uniform(rng, 0.75, 1.25)
+    w, hgt = _uniform(rng, 0.46, 0.52), _uniform(rng, 0.3, 0.36)
+    colour = _pick(rng, [BLACK, BLACK, (70, 70, 75)])
+    pole = tube([[0, 0, 0.2], [0, 0, desk_low + 0.05]], 0.011, colour, sides=6)
+    legs = [
+        tube([[0, 0, 0.22], [0.28 * np.cos(a), 0.28 * np.sin(a), 0.0]], 0.007, colour, 5)
+        for a in np.pi / 2 + np.array([0, 2, 4]) * np.pi / 3
+    ]
+    tilt = np.deg2rad(_uniform(rng, 12, 35))
+    desk = box([-w / 2, -0.004, 0.0], [w / 2, 0.004, hgt], colour)
+    ledge = box([-w / 2, 0.0, -0.005], [w / 2, 0.05, 0.01], colour)
+    parts = [desk, ledge]
+    if rng.random() < 0.75:
+        parts.append(box([-w / 2 + 0.02, 0.004, 0.01], [w / 2 - 0.02, 0.01, hgt - 0.01],
+                         (240, 240, 232)))  # fmt: skip
+    c, s = np.cos(tilt), np.sin(tilt)
+    rot = np.array([[1, 0, 0, 0], [0, c, -s, 0], [0, s, c, desk_low], [0, 0, 0, 1.0]])
+    head = [p.transformed(rot) for p in parts]
+    anchors = {"desk": np.array([0.0, 0.0, desk_low + hgt / 2])}
+    return Instrument(
+        "music_stand", Mesh.concat([pole, *legs, *head]), anchors, {"desk_low": desk_low}
+    )
+
+
+def podium(rng: np.random.Generator) -> Instrument:
+    """A conductor's podium (0.15–0.25 m high), origin on the floor under its centre."""
+    side, h = _uniform(rng, 0.7, 1.0), _uniform(rng, 0.15, 0.25)
+    colour = _pick(rng, [BLACK, (90, 20, 25), (70, 40, 25)])
+    mesh = box([-side / 2, -side / 2, 0.0], [side / 2, side / 2, h], colour)
+    return Instrument("podium", mesh, {"top": np.array([0.0, 0.0, h])}, {"height": h})
+
+
+def baton(rng: np.random.Generator) -> Mesh:
+    """A conductor's baton along +x from the grip (origin), 0.3–0.45 m."""
+    length = _uniform(rng, 0.3, 0.45)
+    return tube([[-0.03, 0, 0], [length, 0, 0]], [0.009, 0.0025], (240, 240, 235), sides=6)
+
+
+BUILDERS = {
+    "violin": lambda rng: bowed("violin", rng),
+    "cello": lambda rng: bowed("cello", rng),
+    "double_bass": lambda rng: bowed("double_bass", rng),
+    "guitar": guitar,
+    "saxophone": saxophone,
+    "flute": flute,
+    "clarinet": clarinet,
+    "trumpet": trumpet,
+    "trombone": trombone,
+    "piano": piano,
+}
+
+
+def build(name: str, rng: np.random.Generator) -> Instrument:
+    """Build one instrument of class ``name`` (one of :data:`CLASSES`) with drawn dimensions.
+
+    Raises:
+        ValueError: ``name`` is not an instrument class.
+    """
+    try:
+        builder = BUILDERS[name]
+    except KeyError:
+        raise ValueError(f"unknown instrument {name!r}; expected one of {CLASSES}") from None
+    return builder(rng)
