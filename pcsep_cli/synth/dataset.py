@@ -31,6 +31,7 @@ for, so a run can be extended or resumed. An example whose ``meta.json`` is vali
 
 from __future__ import annotations
 
+import functools
 import json
 import multiprocessing
 import os
@@ -196,23 +197,28 @@ def write_dataset(
     _claim(out, settings, examples, solo_pool)
     started = time.perf_counter()
 
-    tasks = [("scene", i) for i in range(examples)]
-    tasks += [("pool", start) for start in range(0, solo_pool, POOL_CHUNK)]
+    # Splits are computed once here: the interleaving is sequential by nature.
+    scene_splits = split_sequence(examples, settings.split_fractions)
+    pool_splits = split_sequence(solo_pool, settings.split_fractions)
+    tasks: list[_Task] = [("scene", i, (scene_splits[i],)) for i in range(examples)]
+    tasks += [
+        ("pool", start, tuple(pool_splits[start : start + POOL_CHUNK]))
+        for start in range(0, solo_pool, POOL_CHUNK)
+    ]
     counts = {"scene": [0, 0], "pool": [0, 0]}  # written, skipped
-    results = _execute(settings, out, tasks, jobs, solo_pool)
+    results = _execute(settings, out, tasks, jobs)
     for done, (kind, written, skipped) in enumerate(results):
         counts[kind][0] += written
         counts[kind][1] += skipped
         if progress is not None:
             progress(done + 1, len(tasks))
 
-    splits = split_sequence(max(examples, solo_pool), settings.split_fractions)
     return DatasetSummary(
         root=out,
-        examples={s: splits[:examples].count(s) for s in SPLITS},
+        examples={s: scene_splits.count(s) for s in SPLITS},
         written=counts["scene"][0],
         skipped=counts["scene"][1],
-        pool={s: splits[:solo_pool].count(s) for s in SPLITS} if solo_pool else {},
+        pool={s: pool_splits.count(s) for s in SPLITS} if solo_pool else {},
         pool_written=counts["pool"][0],
         pool_skipped=counts["pool"][1],
         seconds=time.perf_counter() - started,
@@ -284,21 +290,22 @@ def _claim(out: Path, settings: Settings, examples: int, solo_pool: int) -> None
     atomic_write_text(manifest, json.dumps(document, indent=1) + "\n", overwrite=True)
 
 
+_Task = tuple[str, int, tuple[str, ...]]  # kind, first index, split of each index
+
+
 def _execute(
-    settings: Settings, out: Path, tasks: list[tuple[str, int]], jobs: int, solo_pool: int
+    settings: Settings, out: Path, tasks: list[_Task], jobs: int
 ) -> Iterator[tuple[str, int, int]]:
     if not tasks:
         return
     if jobs == 1 or len(tasks) == 1:
         for task in tasks:
-            yield _run((settings, out, task, solo_pool))
+            yield _run((settings, out, task))
         return
     # spawn: workers must not inherit torch's or FluidSynth's state from a forked parent.
     context = multiprocessing.get_context("spawn")
     with context.Pool(min(jobs, len(tasks)), initializer=_init_worker) as pool:
-        yield from pool.imap_unordered(
-            _run, [(settings, out, task, solo_pool) for task in tasks], chunksize=1
-        )
+        yield from pool.imap_unordered(_run, [(settings, out, task) for task in tasks], chunksize=1)
 
 
 def _init_worker() -> None:
@@ -307,23 +314,20 @@ def _init_worker() -> None:
         os.environ[name] = "1"
 
 
-def _run(args: tuple[Settings, Path, tuple[str, int], int]) -> tuple[str, int, int]:
+def _run(args: tuple[Settings, Path, _Task]) -> tuple[str, int, int]:
     from pcsep_cli.synth import example as examples
 
-    settings, out, (kind, index), solo_pool = args
+    settings, out, (kind, index, splits) = args
     if kind == "scene":
-        split = split_sequence(index + 1, settings.split_fractions)[index]
-        folder = example_dir(out, split, index)
+        folder = example_dir(out, splits[0], index)
         if examples.is_finished(folder, "scene"):
             return kind, 0, 1
-        examples.write_scene(settings, folder, split, index)
+        examples.write_scene(settings, folder, splits[0], index)
         return kind, 1, 0
-    stop = min(index + POOL_CHUNK, solo_pool)
-    splits = split_sequence(stop, settings.split_fractions)
-    folders = [example_dir(out, splits[i], i, pool=True) for i in range(index, stop)]
+    folders = [example_dir(out, split, index + j, pool=True) for j, split in enumerate(splits)]
     todo = [not examples.is_finished(f, "pool") for f in folders]
     if any(todo):
-        examples.write_pool_chunk(settings, folders, splits[index:stop], index, todo)
+        examples.write_pool_chunk(settings, folders, splits, index, todo)
     return kind, sum(todo), len(todo) - sum(todo)
 
 
@@ -333,11 +337,18 @@ def candidate_pieces(settings: Settings, split: str) -> list[str]:
     Raises:
         DatasetError: no piece falls in ``split``.
     """
-    ids = list(settings.pieces) if settings.pieces is not None else corpus.corpus_pieces()
-    chosen = [p for p in ids if corpus.piece_split(p, settings.split_fractions) == split]
+    chosen = _candidates(settings.pieces, settings.split_fractions, split)
     if not chosen:
         raise DatasetError(
             f"no piece of the music21 corpus falls in the {split} split",
             hint="give more pieces, or a larger share to that split",
         )
-    return chosen
+    return list(chosen)
+
+
+@functools.lru_cache(maxsize=16)
+def _candidates(
+    pieces: tuple[str, ...] | None, fractions: tuple[float, ...], split: str
+) -> tuple[str, ...]:
+    ids = pieces if pieces is not None else corpus.corpus_pieces()
+    return tuple(p for p in ids if corpus.piece_split(p, fractions) == split)

@@ -101,7 +101,7 @@ class _Tempo:
         return 60.0 / self.bpm * (q + wobble)
 
 
-def _draw_tempo(rng: np.random.Generator, piece: Piece) -> _Tempo:
+def _draw_tempo(rng: np.random.Generator, piece: Piece, fill_s: float) -> _Tempo:
     if piece.bpm is not None:
         base = piece.bpm
     else:
@@ -109,7 +109,9 @@ def _draw_tempo(rng: np.random.Generator, piece: Piece) -> _Tempo:
         # tempo that makes their typical note last a typical 0.3 to 0.6 s.
         durations = np.concatenate([p.notes[:, 1] for p in piece.parts])
         base = 60.0 * float(np.median(durations)) / rng.uniform(0.3, 0.6)
-    bpm = float(np.clip(base * rng.uniform(0.85, 1.15), 40.0, 200.0))
+    # A short piece is taken slower rather than leaving the end of the clip silent.
+    slowest = 60.0 * piece.quarters / fill_s if piece.quarters > 0 else 200.0
+    bpm = float(np.clip(min(base * rng.uniform(0.85, 1.15), slowest), 40.0, 200.0))
     return _Tempo(bpm, rng.uniform(0.0, 0.08), rng.uniform(8.0, 32.0), rng.uniform(0, 2 * math.pi))
 
 
@@ -302,7 +304,7 @@ def plan_ensemble(
     by_register = sorted(range(n), key=lambda k: (_centre(instruments[k]), k))
     assignment = dict(zip(by_register, by_pitch, strict=True))
 
-    clock = _draw_tempo(rng, piece)
+    clock = _draw_tempo(rng, piece, duration_s)
     t0 = _choose_window(rng, piece, chosen, clock, duration_s)
     start = t0 - preroll_s
     return [
@@ -320,9 +322,11 @@ def plan_solo(
     preroll_s: float = 1.0,
 ) -> Performance:
     """One random part of a piece, played alone by ``instrument`` (see :func:`plan_ensemble`)."""
-    part = int(rng.integers(len(piece.parts))) if piece.parts else 0
     if not piece.parts:
         raise ValueError(f"piece {piece.id} has no usable parts")
-    clock = _draw_tempo(rng, piece)
+    if instrument not in GM_PROGRAMS:
+        raise ValueError(f"unknown instrument {instrument!r}; known: {sorted(GM_PROGRAMS)}")
+    part = int(rng.integers(len(piece.parts)))
+    clock = _draw_tempo(rng, piece, duration_s)
     t0 = _choose_window(rng, piece, [part], clock, duration_s)
     return _perform(rng, piece, part, instrument, clock, t0 - preroll_s, preroll_s + duration_s)

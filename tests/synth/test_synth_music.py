@@ -54,3 +54,16 @@ def test_plan_is_deterministic_and_varies_with_the_seed(chorale) -> None:
 def test_plan_rejects_unknown_instruments(chorale) -> None:
     with pytest.raises(ValueError, match="unknown instrument"):
         music.plan_ensemble(np.random.default_rng(0), chorale, ["kazoo"], duration_s=4.0)
+
+
+def test_a_short_piece_is_slowed_to_fill_the_clip() -> None:
+    # Eight quarter notes; unmarked, so a chorale-like tempo would finish them in ~4 s.
+    notes = np.array([[q, 1.0, 60 + q] for q in range(8)], dtype=np.float64)
+    piece = corpus.Piece("test/short", "test/short.xml", (corpus.Part("", notes),), 8.0, None)
+    solo = music.plan_solo(np.random.default_rng(0), piece, "flute", duration_s=10.0)
+    assert solo.bpm <= 60.0 * 8 / 10.0 + 1e-9
+    assert len(solo.notes) == 8
+    last_end = solo.notes[-1, 0] + solo.notes[-1, 1]
+    assert last_end > 1.0 + 0.7 * 10.0  # the music reaches the end of the clip (after preroll)
+    with pytest.raises(ValueError, match="unknown instrument"):
+        music.plan_solo(np.random.default_rng(0), piece, "kazoo", duration_s=4.0)
