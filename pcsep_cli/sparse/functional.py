@@ -41,7 +41,11 @@ class _Workspace(threading.local):
         key = (name, like.dtype, like.device)
         buf = self.buffers.get(key)
         if buf is None or buf.numel() < rows * cols:
-            buf = like.new_empty(int(rows * cols * 1.25) + 1024)
+            # A normal tensor even under inference_mode, so later training calls may use it.
+            with torch.inference_mode(False):
+                buf = torch.empty(
+                    int(rows * cols * 1.25) + 1024, dtype=like.dtype, device=like.device
+                )
             self.buffers[key] = buf
         return buf[: rows * cols].view(rows, cols)
 
@@ -64,14 +68,12 @@ def _apply(feats: Tensor, weight: Tensor, kmap: KernelMap) -> Tensor:
     """``[n_in, Cin]`` features through ``weight [K, Cin, Cout]`` along ``kmap``."""
     c_in, c_out = weight.shape[1], weight.shape[2]
     if kmap.groups:
+        # One gather and one scatter for all offsets: few, large parallel regions.
+        gathered = _workspace.get("gather", kmap.num_pairs, c_in, feats)
+        torch.index_select(feats, 0, kmap.pairs("in"), out=gathered)
         partial = _workspace.get("partial", kmap.num_pairs, c_out, feats)
-        gbuf = _workspace.get("gather", kmap.max_group, c_in, feats)
-        start = 0
-        for k, ins, _ in kmap.groups:
-            n = ins.numel()
-            g = torch.index_select(feats, 0, ins, out=gbuf[:n])
-            torch.mm(g, weight[k], out=partial[start : start + n])
-            start += n
+        for k, a, b in kmap.bounds:
+            torch.mm(gathered[a:b], weight[k], out=partial[a:b])
         out = _scatter_sum(partial, kmap, "out")
         if kmap.identity is not None:
             out.addmm_(feats, weight[kmap.identity])
@@ -103,20 +105,17 @@ class _SparseConv(torch.autograd.Function):
             if kmap.identity is not None:
                 torch.mm(feats.t(), grad_out, out=grad_w[kmap.identity])
         if kmap.groups:
-            obuf = _workspace.get("gather_grad", kmap.max_group, c_out, feats)
-            gbuf = _workspace.get("gather", kmap.max_group, c_in, feats)
-            partial = _workspace.get("partial", kmap.num_pairs, c_in, feats) if need_x else None
-            start = 0
-            for k, ins, outs in kmap.groups:
-                n = ins.numel()
-                go = torch.index_select(grad_out, 0, outs, out=obuf[:n])
-                if need_w:
-                    g = torch.index_select(feats, 0, ins, out=gbuf[:n])
-                    torch.mm(g.t(), go, out=grad_w[k])
-                if partial is not None:
-                    torch.mm(go, weight[k].t(), out=partial[start : start + n])
-                start += n
-            if partial is not None:
+            go = _workspace.get("gather_grad", kmap.num_pairs, c_out, feats)
+            torch.index_select(grad_out, 0, kmap.pairs("out"), out=go)
+            if need_w:
+                g = _workspace.get("gather", kmap.num_pairs, c_in, feats)
+                torch.index_select(feats, 0, kmap.pairs("in"), out=g)
+                for k, a, b in kmap.bounds:
+                    torch.mm(g[a:b].t(), go[a:b], out=grad_w[k])
+            if need_x:
+                partial = _workspace.get("partial", kmap.num_pairs, c_in, feats)
+                for k, a, b in kmap.bounds:
+                    torch.mm(go[a:b], weight[k].t(), out=partial[a:b])
                 grad_x = _scatter_sum(partial, kmap, "in")
         if need_x:
             if kmap.identity is not None:

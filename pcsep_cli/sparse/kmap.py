@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import itertools
 from dataclasses import dataclass, field
+from typing import Any
 
 import torch
 from torch import Tensor
@@ -72,7 +73,10 @@ class KernelMap:
     groups: list[tuple[int, Tensor, Tensor]]
     identity: int | None
     device: torch.device
-    _csr: dict[str, tuple[Tensor, Tensor]] = field(default_factory=dict, repr=False)
+    # Index arrays derived from the pairs, shared with the transposed view (which reads
+    # them with in/out swapped).
+    _store: dict[str, Any] = field(default_factory=dict, repr=False)
+    _flipped: bool = field(default=False, repr=False)
     _transposed: KernelMap | None = field(default=None, repr=False)
 
     @property
@@ -85,6 +89,28 @@ class KernelMap:
         """Pairs in the largest group."""
         return max((int(i.numel()) for _, i, _ in self.groups), default=0)
 
+    @property
+    def bounds(self) -> list[tuple[int, int, int]]:
+        """``[(k, start, end)]``: pairs ``start:end`` (in group order) use offset ``k``."""
+        out, start = [], 0
+        for k, i, _ in self.groups:
+            out.append((k, start, start + int(i.numel())))
+            start += int(i.numel())
+        return out
+
+    def pairs(self, side: str) -> Tensor:
+        """Input (``side="in"``) or output (``"out"``) row of every pair, ``[P]`` int64."""
+        key = "pairs_" + self._canonical(side)
+        if key not in self._store:
+            pick = 1 if side == "in" else 2
+            self._store[key] = torch.cat([g[pick] for g in self.groups])
+        return self._store[key]
+
+    def _canonical(self, side: str) -> str:
+        if side not in ("in", "out"):
+            raise ValueError(f"side must be 'in' or 'out', got {side!r}")
+        return {"in": "out", "out": "in"}[side] if self._flipped else side
+
     def csr(self, side: str) -> tuple[Tensor, Tensor]:
         """Pairs sorted by output (``side="out"``) or input (``"in"``) row, as CSR.
 
@@ -93,12 +119,13 @@ class KernelMap:
         write to it: ``F.embedding_bag(col, values, offsets, mode="sum")`` sums pair values
         into rows. Built once per map and side, without a sort: one counting pass.
         """
-        if side not in self._csr:
+        key = "csr_" + self._canonical(side)
+        if key not in self._store:
             n = self.n_out if side == "out" else self.n_in
             pick = 2 if side == "out" else 1
             rows = [g[pick] for g in self.groups]
             device = self.device
-            counts = torch.bincount(torch.cat(rows), minlength=n) if rows else None
+            counts = torch.bincount(self.pairs(side), minlength=n) if rows else None
             offsets = torch.zeros(n, dtype=torch.int64, device=device)
             if counts is not None and n > 1:
                 torch.cumsum(counts[:-1], 0, out=offsets[1:])
@@ -110,8 +137,8 @@ class KernelMap:
                 col.scatter_(0, slot, torch.arange(start, start + r.numel(), device=device))
                 fill.scatter_(0, r, slot + 1)
                 start += r.numel()
-            self._csr[side] = (col, offsets)
-        return self._csr[side]
+            self._store[key] = (col, offsets)
+        return self._store[key]
 
     def transposed(self) -> KernelMap:
         """The same pairs read backwards: outputs become inputs (transposed conv)."""
@@ -124,10 +151,7 @@ class KernelMap:
                 self.identity,
                 self.device,
             )
-            if "in" in self._csr:
-                t._csr["out"] = self._csr["in"]
-            if "out" in self._csr:
-                t._csr["in"] = self._csr["out"]
+            t._store, t._flipped = self._store, not self._flipped
             t._transposed = self
             self._transposed = t
         return self._transposed

@@ -117,3 +117,13 @@ def test_global_pools_per_item_with_empty_items() -> None:
         # max: one 1 per channel; mean: 1/n everywhere
         assert torch.allclose(grad[rows].sum(0), torch.full((4,), 2.0), atol=1e-5)
         assert torch.allclose(grad[rows].min(0).values, torch.full((4,), 1 / n), atol=1e-6)
+
+
+def test_inference_mode_call_does_not_break_later_training() -> None:
+    # Scratch buffers made under inference_mode must stay usable with autograd on.
+    conv = Conv3d(4, 4, engine="torch")
+    with torch.inference_mode():
+        conv(_tensor())
+    x = _tensor()
+    conv(x).feats.sum().backward()
+    assert x.feats.grad is not None and conv.kernel.grad is not None
