@@ -1,0 +1,366 @@
+"""Whole synthetic scenes: an ensemble of posed performers, distractors, a room, one sensor.
+
+Layout: 1–5 (or more) performers 1–2.5 m apart (further for a piano or a bass), facing either
+a focal point in front (a conductor, an arc as in an orchestra) or roughly the audience;
+distractors (a conductor, empty chairs, music stands in front of players); a sensor 2–6 m from
+the ensemble at 1–2.5 m height, mostly on the audience side. See ``sensor.py`` for what it
+measures and ``performers.py`` for the bodies.
+
+World frame: metres, z up, floor at z = 0.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from pcsep_cli.synth import instruments as inst
+from pcsep_cli.synth.instruments import CLASSES, Mesh
+from pcsep_cli.synth.sensor import Room, SensorSpec, sample_surface, scan
+
+__all__ = [
+    "CLASSES",
+    "DISTRACTORS",
+    "SceneObject",
+    "SceneCloud",
+    "build_scene",
+    "performer_cloud",
+]
+
+DISTRACTORS: tuple[str, ...] = ("conductor", "chair", "music_stand")
+
+FLOORS = [(150, 110, 70), (120, 85, 55), (90, 90, 95), (60, 50, 45), (170, 150, 120)]
+WALLS = [(210, 205, 195), (180, 170, 160), (120, 100, 80), (60, 60, 65), (225, 225, 225)]
+
+
+@dataclass
+class SceneObject:
+    """One performer or distractor of a scene.
+
+    Attributes:
+        name: unique in the scene (``"violin_0"``, ``"chair_1"``).
+        kind: ``"performer"`` or ``"distractor"``.
+        label: instrument class of a performer; ``"none"`` for distractors.
+        distractor: ``"conductor"``, ``"chair"`` or ``"music_stand"``; None for performers.
+        position: [3] the floor point (z = 0) under the centre of the object's footprint.
+        source_position: [3] where its instrument sounds (f-holes, bell, embouchure,
+            soundboard); a distractor's is its mouth or its centre.
+        body_id: the body (performers and conductors), else None.
+        yaw: direction the object faces, radians from world -y towards +x.
+        params: what was drawn (instrument dimensions, posture ...).
+    """
+
+    name: str
+    kind: str
+    label: str
+    distractor: str | None
+    position: np.ndarray
+    source_position: np.ndarray
+    body_id: int | None
+    yaw: float = 0.0
+    params: dict[str, float | str] = field(default_factory=dict)
+
+
+@dataclass
+class SceneCloud:
+    """A scanned scene.
+
+    Attributes:
+        xyz: float64 [N, 3] metres, z up, floor at z = 0.
+        rgb: uint8 [N, 3].
+        object_index: int32 [N]: index into ``objects``; -1 for floor, walls, ceiling.
+        objects: the scene's performers and distractors.
+        sensor_position: [3].
+        sensor_target: [3] the point the sensor looks at.
+        room: [2, 3] the room box's corners (floor-to-ceiling), None without walls.
+    """
+
+    xyz: np.ndarray
+    rgb: np.ndarray
+    object_index: np.ndarray
+    objects: list[SceneObject]
+    sensor_position: np.ndarray
+    sensor_target: np.ndarray
+    room: np.ndarray | None = None
+
+
+@dataclass
+class _Placed:
+    mesh: Mesh  # local frame
+    obj: SceneObject
+    sound: np.ndarray  # local
+    centre: np.ndarray  # local xy of the footprint's centre
+    radius: float
+
+
+def _yaw_matrix(yaw: float, offset: np.ndarray) -> np.ndarray:
+    c, s = np.cos(yaw), np.sin(yaw)
+    m = np.eye(4)
+    m[:3, :3] = [[c, -s, 0], [s, c, 0], [0, 0, 1]]
+    m[:3, 3] = offset
+    return m
+
+
+def _footprint(mesh: Mesh) -> tuple[np.ndarray, float]:
+    lo, hi = mesh.vertices[:, :2].min(0), mesh.vertices[:, :2].max(0)
+    centre = (lo + hi) / 2
+    return centre, float(np.linalg.norm(mesh.vertices[:, :2] - centre, axis=1).max())
+
+
+def _make_object(
+    rng: np.random.Generator,
+    label: str,
+    distractor: str | None,
+    body_id: int | None,
+    name: str,
+    seat: str | None = None,
+) -> _Placed:
+    from pcsep_cli.synth.performers import make_performer
+
+    if label != "none":
+        performer = make_performer(rng, label, int(body_id), seated=seat == "chair" or None)
+        mesh, sound, params = performer.mesh, performer.sound, performer.params
+        kind, body = "performer", int(body_id)
+    elif distractor == "conductor":
+        performer = make_performer(rng, "none", int(body_id))
+        mesh, sound, params = performer.mesh, performer.sound, performer.params
+        if params.get("mode") == "conducting" and rng.random() < 0.4:
+            stand = inst.podium(rng)
+            h = float(stand.params["height"])
+            mesh = Mesh.concat([mesh.translated(np.array([0, 0, h])), stand.mesh])
+            sound = sound + [0, 0, h]
+        kind, body = "distractor", int(body_id)
+    elif distractor in ("chair", "music_stand"):
+        piece = inst.chair(rng) if distractor == "chair" else inst.music_stand(rng)
+        mesh, params = piece.mesh, dict(piece.params)
+        sound = mesh.vertices.mean(0)
+        kind, body = "distractor", None
+    else:
+        raise ValueError(f"unknown distractor {distractor!r}; expected one of {DISTRACTORS}")
+    centre, radius = _footprint(mesh)
+    obj = SceneObject(name, kind, label, distractor, np.zeros(3), np.zeros(3), body, 0.0, params)
+    return _Placed(mesh, obj, np.asarray(sound, float), centre, radius)
+
+
+def _layout(rng: np.random.Generator, placed: list[_Placed]) -> tuple[np.ndarray, np.ndarray]:
+    """World xy of each footprint centre, ensemble first; returns (centres [K, 2], focus [2])."""
+    centres: list[np.ndarray] = []
+    for p in placed:
+        r = p.radius
+        for _ in range(200):
+            if not centres:
+                xy = np.zeros(2)
+                break
+            j = int(rng.integers(len(centres)))
+            near = max(1.0, r + placed[j].radius + 0.1)
+            dist = rng.uniform(near, max(2.5, near + 0.6))
+            angle = rng.uniform(-np.pi, np.pi)
+            xy = centres[j] + dist * np.array([np.cos(angle), np.sin(angle) * 0.7])
+            if all(
+                np.linalg.norm(xy - c) >= max(1.0, r + q.radius + 0.05)
+                for c, q in zip(centres, placed, strict=False)
+            ):
+                break
+        centres.append(xy)
+    arr = np.array(centres)
+    focus = arr.mean(0) + np.array([0.0, -(np.ptp(arr[:, 1]) / 2 + rng.uniform(1.5, 4.0))])
+    return arr, focus
+
+
+def build_scene(
+    rng: np.random.Generator,
+    instruments: list[str],
+    *,
+    distractors: Sequence[str] = (),
+    body_ids: Sequence[int] | None = None,
+    full_surface: bool = False,
+    walls: bool = True,
+    sensor: SensorSpec | None = None,
+    surface_density: float = 4000.0,
+) -> SceneCloud:
+    """Build and scan one scene.
+
+    Args:
+        rng: draws everything but the bodies' shapes.
+        instruments: one class per performer (``CLASSES``), in the order of ``objects``.
+        distractors: ``"conductor"``, ``"chair"``, ``"music_stand"`` (repeats allowed),
+            placed after the performers.
+        body_ids: one per performer then one per distractor (chairs and stands ignore
+            theirs); drawn when None.
+        full_surface: sample every surface evenly (``surface_density`` points/m²) instead of
+            simulating the sensor.
+        walls: a box room with walls and ceiling around the scene (else floor only).
+        sensor: the sensor; drawn per scene (noise, dropout) at 0.15° when None.
+        surface_density: points per m² for ``full_surface``.
+
+    Returns:
+        The scanned scene; ``objects`` holds the performers first, then the distractors.
+
+    Raises:
+        ValueError: unknown instrument or distractor, wrong number of body ids.
+    """
+    unknown = [c for c in instruments if c not in CLASSES]
+    if unknown or not instruments:
+        raise ValueError(f"instruments must be 1+ of {CLASSES}, got {list(instruments)}")
+    bad = [d for d in distractors if d not in DISTRACTORS]
+    if bad:
+        raise ValueError(f"unknown distractors {bad}; expected some of {DISTRACTORS}")
+    total = len(instruments) + len(distractors)
+    if body_ids is None:
+        body_ids = [int(b) for b in rng.integers(0, 1_000_000, total)]
+    if len(body_ids) != total:
+        raise ValueError(f"body_ids has {len(body_ids)} ids for {total} performers+distractors")
+    counts: dict[str, int] = {}
+
+    def name(base: str) -> str:
+        counts[base] = counts.get(base, 0) + 1
+        return f"{base}_{counts[base] - 1}"
+
+    players = [_make_object(rng, c, None, body_ids[i], name(c)) for i, c in enumerate(instruments)]
+    others = [
+        _make_object(rng, "none", d, body_ids[len(instruments) + i], name(d))
+        for i, d in enumerate(distractors)
+    ]
+    n = len(players)
+    chairs = [n + i for i, o in enumerate(others) if o.obj.distractor == "chair"]
+    order = list(range(n)) + chairs  # index in ``objects`` of each placed item
+    everything = players + others
+    centres, focus = _layout(rng, [everything[k] for k in order])
+    arc = rng.random() < 0.6 or any(o.obj.distractor == "conductor" for o in others)
+    yaws = []
+    for xy in centres:
+        if arc:
+            to = focus - xy
+            yaws.append(float(np.arctan2(to[0], -to[1]) + rng.uniform(-0.2, 0.2)))
+        else:
+            yaws.append(float(rng.uniform(-0.6, 0.6)))
+    for i, o in enumerate(others):
+        if o.obj.distractor == "chair":
+            continue
+        if o.obj.distractor == "conductor":
+            xy, yaw = focus + rng.normal(0, 0.2, 2), float(np.pi + rng.uniform(-0.3, 0.3))
+        else:  # a music stand in front of a player, facing them
+            j = int(rng.integers(n))
+            ahead = np.array([np.sin(yaws[j]), -np.cos(yaws[j])])
+            xy = centres[j] + ahead * (players[j].radius + rng.uniform(0.1, 0.4))
+            yaw = yaws[j]
+        centres = np.vstack([centres, xy])
+        yaws.append(yaw)
+        order.append(n + i)
+    placed = [everything[k] for k in order]
+    return _finish(rng, placed, centres, yaws, order, full_surface, walls, sensor, surface_density)
+
+
+def _finish(rng, placed, centres, yaws, order, full_surface, walls, sensor, density):
+    meshes, face_obj, objects = [], [], [None] * len(placed)
+    for p, xy, yaw, k in zip(placed, centres, yaws, order, strict=True):
+        local = _yaw_matrix(yaw, np.zeros(3))[:3, :3]
+        offset = np.array([*xy, 0.0]) - local @ np.array([*p.centre, 0.0])
+        m = _yaw_matrix(yaw, offset)
+        mesh = p.mesh.transformed(m)
+        meshes.append(mesh)
+        face_obj.append(np.full(len(mesh.faces), k, np.int32))
+        p.obj.position = np.array([*xy, 0.0])
+        p.obj.source_position = m[:3, :3] @ p.sound + m[:3, 3]
+        p.obj.yaw = yaw
+        objects[k] = p.obj
+    mesh = Mesh.concat(meshes)
+    face_object = np.concatenate(face_obj)
+    lo, hi = mesh.vertices.min(0), mesh.vertices.max(0)
+    centre = (lo + hi) / 2
+    origin, target = _draw_sensor(rng, centres, np.array([p.radius for p in placed]), centre)
+    room_box = None
+    if walls:
+        pad = rng.uniform(0.5, 3.0, 4)
+        span_lo = np.minimum(lo[:2], origin[:2]) - pad[:2] - 0.3
+        span_hi = np.maximum(hi[:2], origin[:2]) + pad[2:] + 0.3
+        ceiling = max(rng.uniform(3.0, 8.0), hi[2] + 0.5, origin[2] + 0.5)
+        room_box = np.array([[*span_lo, 0.0], [*span_hi, ceiling]])
+        room = Room(room_box[0], room_box[1], _pick(rng, FLOORS), _pick(rng, WALLS))
+        crop = None
+    else:
+        room = Room(None, None, _pick(rng, FLOORS))
+        margin = rng.uniform(0.8, 2.0)
+        crop = (
+            np.array([lo[0] - margin, lo[1] - margin, -0.1]),
+            np.array([hi[0] + margin, hi[1] + margin, hi[2] + 1.0]),
+        )
+    if full_surface:
+        floor_crop = crop or (
+            np.array([lo[0] - 1, lo[1] - 1, 0]),
+            np.array([hi[0] + 1, hi[1] + 1, 0]),
+        )
+        ret = sample_surface(rng, mesh, face_object, density, room, floor_crop)
+    else:
+        spec = sensor or SensorSpec.draw(rng)
+        ret = scan(rng, mesh, face_object, room, origin, target, spec, crop)
+    return SceneCloud(ret.xyz, ret.rgb, ret.object_index, objects, origin, target, room_box)
+
+
+def _pick(rng: np.random.Generator, options: list) -> tuple[int, int, int]:
+    rgb = np.asarray(options[int(rng.integers(len(options)))], float) * rng.uniform(0.85, 1.1)
+    return tuple(int(c) for c in np.clip(rgb, 0, 255))
+
+
+def _draw_sensor(rng, centres, radii, centre) -> tuple[np.ndarray, np.ndarray]:
+    """Sensor 2–6 m from the ensemble's centre, 1–2.5 m high, mostly on the audience side
+    (-y), never closer than 0.8 m to an object's footprint."""
+    for _ in range(100):
+        if rng.random() < 0.8:
+            azimuth = -np.pi / 2 + rng.uniform(-1.2, 1.2)
+        else:
+            azimuth = rng.uniform(-np.pi, np.pi)
+        dist = rng.uniform(2.0, 6.0)
+        xy = centre[:2] + dist * np.array([np.cos(azimuth), np.sin(azimuth)])
+        clear = np.linalg.norm(centres - xy, axis=1) - radii
+        if clear.min() > 0.8:
+            break
+    origin = np.array([*xy, rng.uniform(1.0, 2.5)])
+    target = np.array([*(centre[:2] + rng.normal(0, 0.2, 2)), rng.uniform(0.6, 1.2)])
+    return origin, target
+
+
+def performer_cloud(
+    rng: np.random.Generator,
+    label: str,
+    *,
+    body_id: int,
+    distractor: str | None = None,
+    full_surface: bool = False,
+    sensor: SensorSpec | None = None,
+) -> SceneCloud:
+    """One performer (or, for ``label == "none"``, one distractor) alone before a sensor.
+
+    The training pool keeps the points with ``object_index == 0``.
+
+    Args:
+        rng: draws everything but the body.
+        label: an instrument class, or ``"none"``.
+        body_id: the body (ignored by chairs and stands).
+        distractor: for ``"none"``: ``"conductor"``, ``"chair"``, ``"music_stand"`` (drawn
+            when None). For an instrument: ``"chair"`` seats the player on a chair when the
+            instrument can be played seated (all but the double bass); None draws the
+            posture as usual.
+        full_surface: sample surfaces evenly instead of simulating the sensor.
+        sensor: the sensor (drawn when None).
+
+    Returns:
+        A scene with one object, floor only.
+
+    Raises:
+        ValueError: unknown label or distractor.
+    """
+    if label == "none":
+        if distractor is None:
+            distractor = str(rng.choice(DISTRACTORS, p=[0.6, 0.2, 0.2]))
+        p = _make_object(rng, "none", distractor, body_id, f"{distractor}_0")
+    elif label in CLASSES:
+        if distractor not in (None, "chair"):
+            raise ValueError(f"a {label} player can only be given a 'chair', not {distractor!r}")
+        p = _make_object(rng, label, None, body_id, f"{label}_0", seat=distractor)
+    else:
+        raise ValueError(f"unknown label {label!r}; expected one of {CLASSES} or 'none'")
+    yaw = float(rng.uniform(-np.pi, np.pi))
+    return _finish(rng, [p], np.zeros((1, 2)), [yaw], [0], full_surface, False, sensor, 4000.0)
