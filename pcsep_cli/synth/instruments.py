@@ -207,10 +207,20 @@ def box(lo: np.ndarray, hi: np.ndarray, rgb: tuple[int, int, int]) -> Mesh:
     vertices = lo + corners * (hi - lo)
     faces = np.array(
         [
-            [0, 2, 1], [1, 2, 3], [4, 5, 6], [5, 7, 6], [0, 1, 4], [1, 5, 4],
-            [2, 6, 3], [3, 6, 7], [0, 4, 2], [2, 4, 6], [1, 3, 5], [3, 7, 5],
+            [0, 2, 1],
+            [1, 2, 3],
+            [4, 5, 6],
+            [5, 7, 6],
+            [0, 1, 4],
+            [1, 5, 4],
+            [2, 6, 3],
+            [3, 6, 7],
+            [0, 4, 2],
+            [2, 4, 6],
+            [1, 3, 5],
+            [3, 7, 5],
         ]
-    )  # fmt: skip
+    )
     return Mesh(vertices, faces, _colour(rgb, 12))
 
 
@@ -281,11 +291,18 @@ def bowed(name: str, rng: np.random.Generator) -> Instrument:
     wood = _pick(rng, WOOD)
     top_upper = upper / 2 if not spec.sloped else upper * 0.32
     stations = [
-        (0.0, 0.0), (0.03, lower * 0.3), (0.12, lower * 0.46), (0.24, lower / 2),
-        (0.38, lower * 0.42), (0.5, waist / 2), (0.62, upper * 0.42), (0.76, upper / 2),
-        (0.9, top_upper * 0.85 if spec.sloped else upper * 0.43), (0.97, upper * 0.28),
+        (0.0, 0.0),
+        (0.03, lower * 0.3),
+        (0.12, lower * 0.46),
+        (0.24, lower / 2),
+        (0.38, lower * 0.42),
+        (0.5, waist / 2),
+        (0.62, upper * 0.42),
+        (0.76, upper / 2),
+        (0.9, top_upper * 0.85 if spec.sloped else upper * 0.43),
+        (0.97, upper * 0.28),
         (1.0, 0.0),
-    ]  # fmt: skip
+    ]
     outline = _profile_outline(length, stations)
     arch = length * spec.arch
     body = loft(
@@ -319,12 +336,18 @@ def bowed(name: str, rng: np.random.Generator) -> Instrument:
     pegbox_end = nut + np.array([0.0, scroll_len * 0.75, -scroll_len * 0.15])
     pegbox = tube([nut, pegbox_end], [width_nut * 0.45, width_nut * 0.5], wood, sides=8)
     scroll = tube(
-        arc(pegbox_end + [0, 0, scroll_len * 0.12], [0, 0, -scroll_len * 0.12],
-            [0, scroll_len * 0.12, 0], 0, 1.6 * np.pi, 7),
+        arc(
+            pegbox_end + [0, 0, scroll_len * 0.12],
+            [0, 0, -scroll_len * 0.12],
+            [0, scroll_len * 0.12, 0],
+            0,
+            1.6 * np.pi,
+            7,
+        ),
         width_nut * 0.5,
         wood,
         sides=8,
-    )  # fmt: skip
+    )
     bridge = box(
         [-width_end * 0.45, length * 0.44, top - arch * 0.2],
         [width_end * 0.45, length * 0.455, top + bridge_h],
@@ -398,10 +421,17 @@ def guitar(rng: np.random.Generator) -> Instrument:
     waist = lower * _uniform(rng, 0.6, 0.68)
     depth = _uniform(rng, 0.09, 0.12)
     stations = [
-        (0.0, 0.0), (0.02, lower * 0.3), (0.1, lower * 0.44), (0.26, lower / 2),
-        (0.45, lower * 0.4), (0.56, waist / 2), (0.72, upper / 2), (0.9, upper * 0.43),
-        (0.98, upper * 0.24), (1.0, 0.0),
-    ]  # fmt: skip
+        (0.0, 0.0),
+        (0.02, lower * 0.3),
+        (0.1, lower * 0.44),
+        (0.26, lower / 2),
+        (0.45, lower * 0.4),
+        (0.56, waist / 2),
+        (0.72, upper / 2),
+        (0.9, upper * 0.43),
+        (0.98, upper * 0.24),
+        (1.0, 0.0),
+    ]
     wood = _pick(rng, [(190, 140, 80), (160, 100, 50), (110, 60, 30), (40, 30, 25)])
     body = loft(
         _profile_outline(length, stations),
@@ -683,10 +713,13 @@ def piano(rng: np.random.Generator) -> Instrument:
         case = box([-half, -0.3 - depth, 0.0], [half, -0.3, height], colour)
         cheeks = [_cheek(s, half, 0.55, key_h + 0.1, colour) for s in (-1, 1)]
         toes = [
-            box([s * (half - 0.04) - 0.03, -0.3, 0.0], [s * (half - 0.04) + 0.03, -0.02, 0.06],
-                colour)
+            box(
+                [s * (half - 0.04) - 0.03, -0.3, 0.0],
+                [s * (half - 0.04) + 0.03, -0.02, 0.06],
+                colour,
+            )
             for s in (-1, 1)
-        ]  # fmt: skip
+        ]
         panel = box([-half, -0.36, key_h + 0.05], [half, -0.3, height - 0.05], colour)
         parts = [case, *cheeks, *toes, panel, *keys]
         sound = np.array([0.0, -0.3 - depth, height * 0.5])
@@ -697,8 +730,14 @@ def piano(rng: np.random.Generator) -> Instrument:
         t = np.linspace(0.0, 1.0, 14)
         y_side = -0.3 - t * (length - 0.3)
         treble = -half + width * 0.68 * np.clip((t - 0.25) / 0.75, 0, 1) ** 1.3
-        tail = arc([half - 0.35 * width, -length + 0.35 * width, 0], [0.35 * width, 0, 0],
-                   [0, -0.35 * width, 0], 0.0, np.pi / 2, 6)[:, :2]  # fmt: skip
+        tail = arc(
+            [half - 0.35 * width, -length + 0.35 * width, 0],
+            [0.35 * width, 0, 0],
+            [0, -0.35 * width, 0],
+            0.0,
+            np.pi / 2,
+            6,
+        )[:, :2]
         tail[:, 1] = np.maximum(tail[:, 1], -length)
         outline = np.vstack(
             [
@@ -710,10 +749,12 @@ def piano(rng: np.random.Generator) -> Instrument:
         )
         centre = np.array([0.05 * width, -0.3 - 0.35 * (length - 0.3)])
         rim = loft(outline, np.array([rim_low, rim_top]), np.array([1.0, 1.0]), colour, centre)
-        lid_angle = float(rng.choice([0.0, np.deg2rad(_uniform(rng, 15, 22)),
-                                      np.deg2rad(_uniform(rng, 30, 40))]))  # fmt: skip
-        lid = loft(outline, np.array([rim_top, rim_top + 0.02]), np.array([1.0, 1.0]), colour,
-                   centre)  # fmt: skip
+        lid_angle = float(
+            rng.choice([0.0, np.deg2rad(_uniform(rng, 15, 22)), np.deg2rad(_uniform(rng, 30, 40))])
+        )
+        lid = loft(
+            outline, np.array([rim_top, rim_top + 0.02]), np.array([1.0, 1.0]), colour, centre
+        )
         c, s = np.cos(lid_angle), np.sin(lid_angle)
         rel = lid.vertices - [half, 0.0, rim_top]
         # The lid hinges on the straight bass side and opens towards the treble (audience) side.
@@ -722,9 +763,12 @@ def piano(rng: np.random.Generator) -> Instrument:
         ) + [half, 0, rim_top]
         legs = [
             tube([[x, y, 0.0], [x, y, rim_low + 0.02]], 0.045, colour, sides=8)
-            for x, y in [(half - 0.1, -0.45), (-half + 0.1, -0.45),
-                         (half - 0.3 * width, -length + 0.3)]
-        ]  # fmt: skip
+            for x, y in [
+                (half - 0.1, -0.45),
+                (-half + 0.1, -0.45),
+                (half - 0.3 * width, -length + 0.3),
+            ]
+        ]
         lyre = box([-0.06, -0.5, 0.0], [0.06, -0.42, rim_low], colour)
         cheeks = [_cheek(s, half, rim_low, rim_top - 0.05, colour) for s in (-1, 1)]
         parts = [rim, lid, *legs, lyre, *cheeks, *keys]
@@ -760,20 +804,35 @@ def chair(rng: np.random.Generator, seat_height: float | None = None) -> Instrum
     seat_c = _pick(rng, [BLACK, (40, 40, 70), (90, 20, 25), (120, 80, 45)])
     seat = box([-w / 2, -d / 2, h - 0.03], [w / 2, d / 2, h], seat_c)
     legs = [
-        tube([[sx * (w / 2 - 0.03), sy * (d / 2 - 0.03), 0.0],
-              [sx * (w / 2 - 0.03), sy * (d / 2 - 0.03), h - 0.03]], 0.012, frame, sides=6)
-        for sx in (-1, 1) for sy in (-1, 1)
-    ]  # fmt: skip
+        tube(
+            [
+                [sx * (w / 2 - 0.03), sy * (d / 2 - 0.03), 0.0],
+                [sx * (w / 2 - 0.03), sy * (d / 2 - 0.03), h - 0.03],
+            ],
+            0.012,
+            frame,
+            sides=6,
+        )
+        for sx in (-1, 1)
+        for sy in (-1, 1)
+    ]
     back_h = _uniform(rng, 0.3, 0.45)
     tilt = _uniform(rng, 0.03, 0.12)
     back = box([-w / 2 + 0.01, d / 2 - 0.03, h + 0.12], [w / 2 - 0.01, d / 2, h + back_h], seat_c)
     rel = back.vertices[:, 2] - h
     back.vertices[:, 1] += tilt * rel
     posts = [
-        tube([[s * (w / 2 - 0.03), d / 2 - 0.02, h], [s * (w / 2 - 0.03), d / 2 - 0.02 + tilt *
-              back_h, h + back_h]], 0.011, frame, sides=6)
+        tube(
+            [
+                [s * (w / 2 - 0.03), d / 2 - 0.02, h],
+                [s * (w / 2 - 0.03), d / 2 - 0.02 + tilt * back_h, h + back_h],
+            ],
+            0.011,
+            frame,
+            sides=6,
+        )
         for s in (-1, 1)
-    ]  # fmt: skip
+    ]
     anchors = {"seat": np.array([0.0, 0.0, h])}
     return Instrument("chair", Mesh.concat([seat, *legs, back, *posts]), anchors, {"seat": h})
 
@@ -784,10 +843,18 @@ def bench(rng: np.random.Generator, seat_height: float) -> Instrument:
     colour = _pick(rng, [BLACK, (70, 40, 25)])
     top = box([-w / 2, -d / 2, seat_height - 0.06], [w / 2, d / 2, seat_height], colour)
     legs = [
-        tube([[sx * (w / 2 - 0.04), sy * (d / 2 - 0.04), 0.0],
-              [sx * (w / 2 - 0.04), sy * (d / 2 - 0.04), seat_height - 0.06]], 0.02, colour, 6)
-        for sx in (-1, 1) for sy in (-1, 1)
-    ]  # fmt: skip
+        tube(
+            [
+                [sx * (w / 2 - 0.04), sy * (d / 2 - 0.04), 0.0],
+                [sx * (w / 2 - 0.04), sy * (d / 2 - 0.04), seat_height - 0.06],
+            ],
+            0.02,
+            colour,
+            6,
+        )
+        for sx in (-1, 1)
+        for sy in (-1, 1)
+    ]
     return Instrument("bench", Mesh.concat([top, *legs]), {"seat": np.r_[0, 0, seat_height]})
 
 
@@ -809,8 +876,9 @@ def music_stand(rng: np.random.Generator) -> Instrument:
     ledge = box([-w / 2, 0.0, -0.005], [w / 2, 0.05, 0.01], colour)
     parts = [desk, ledge]
     if rng.random() < 0.75:
-        parts.append(box([-w / 2 + 0.02, 0.004, 0.01], [w / 2 - 0.02, 0.01, hgt - 0.01],
-                         (240, 240, 232)))  # fmt: skip
+        parts.append(
+            box([-w / 2 + 0.02, 0.004, 0.01], [w / 2 - 0.02, 0.01, hgt - 0.01], (240, 240, 232))
+        )
     c, s = np.cos(tilt), np.sin(tilt)
     rot = np.array([[1, 0, 0, 0], [0, c, -s, 0], [0, s, c, desk_low], [0, 0, 0, 1.0]])
     head = [p.transformed(rot) for p in parts]

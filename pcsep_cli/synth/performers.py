@@ -102,8 +102,9 @@ class BodyModel:
         self.region = np.array([_region(name) for name in dominant])
         self.order = np.argsort([_depth(self.parents, i) for i in range(len(self.labels))])
         rest = self.rest(None)
-        self.anchor_ids = _anchor_vertices(rest["reference"], rest["heads"], self.index,
-                                           self.region)  # fmt: skip
+        self.anchor_ids = _anchor_vertices(
+            rest["reference"], rest["heads"], self.index, self.region
+        )
         v, heads = rest["reference"], rest["heads"]
         eye = (heads[self.index["eye.L"]] + heads[self.index["eye.R"]]) / 2
         head = self.region == "head"
@@ -121,8 +122,14 @@ class BodyModel:
     def phenotype(self, body_id: int | None) -> dict[str, float]:
         """anny phenotype parameters of ``body_id`` (None: the average adult)."""
         if body_id is None:
-            return {"gender": 0.5, "age": 0.7, "muscle": 0.5, "weight": 0.5, "height": 0.5,
-                    "proportions": 0.5}  # fmt: skip
+            return {
+                "gender": 0.5,
+                "age": 0.7,
+                "muscle": 0.5,
+                "weight": 0.5,
+                "height": 0.5,
+                "proportions": 0.5,
+            }
         rng = np.random.default_rng([int(body_id), 0x616E6E79])
         return {
             "gender": float(rng.beta(0.6, 0.6)),
@@ -291,10 +298,12 @@ def _anchor_vertices(rest_vertices, heads, index, region) -> dict[str, np.ndarra
         "head_top": np.argsort(-v[:, 2])[:1],
         "soles": np.flatnonzero(v[:, 2] < v[:, 2].min() + 0.012),
         "buttocks": np.flatnonzero(
-            (region == "legs") & (v[:, 2] < h["root"][2] + 0.02) & (v[:, 2] > h["root"][2] - 0.2)
+            (region == "legs")
+            & (v[:, 2] < h["root"][2] + 0.02)
+            & (v[:, 2] > h["root"][2] - 0.2)
             & (v[:, 1] > h["root"][1] + 0.02)
         ),
-    }  # fmt: skip
+    }
     for side, sign in (("l", 1.0), ("r", -1.0)):
         s = side.upper()
         thigh = (h[f"upperleg01.{s}"] + h[f"lowerleg01.{s}"]) / 2
@@ -464,9 +473,17 @@ def _solve_arm(
 
 # Probability that a player of each class sits (cello, guitar and piano always do).
 SEATED = {
-    "violin": 0.6, "cello": 1.0, "double_bass": 0.0, "guitar": 1.0, "saxophone": 0.5,
-    "flute": 0.65, "clarinet": 0.65, "trumpet": 0.6, "trombone": 0.6, "piano": 1.0,
-}  # fmt: skip
+    "violin": 0.6,
+    "cello": 1.0,
+    "double_bass": 0.0,
+    "guitar": 1.0,
+    "saxophone": 0.5,
+    "flute": 0.65,
+    "clarinet": 0.65,
+    "trumpet": 0.6,
+    "trombone": 0.6,
+    "piano": 1.0,
+}
 
 
 @dataclass
@@ -534,8 +551,9 @@ def make_performer(
     from pcsep_cli.synth import placement
 
     if label not in placement.HOLDS:
-        raise ValueError(f"unknown performer label {label!r}; expected one of "
-                         f"{sorted(placement.HOLDS)}")  # fmt: skip
+        raise ValueError(
+            f"unknown performer label {label!r}; expected one of {sorted(placement.HOLDS)}"
+        )
     model = body_model()
     kwargs: dict = {}
     if label == "none":
@@ -582,7 +600,7 @@ def make_performer(
             + np.linalg.norm(heads[w] - heads[e])
             + 0.6 * np.linalg.norm(heads[k] - heads[w])
         )
-        anchors[f"reach_{side}"] = np.array([reach])  # fmt: skip
+        anchors[f"reach_{side}"] = np.array([reach])
     anchors["left_foot_up"] = np.array([left_foot_up])
     anchors["mode"] = np.array([0.0])
     seat = None
@@ -616,8 +634,9 @@ def make_performer(
                 )
                 hand = placement.Hand(target, sign * LEFT * 0.3 - FORWARD)
         parent = _world_rotation(model, rotations, f"shoulder01.{side}")
-        upper, fore = _solve_arm(model, body_id, side, poses, parent, hand.target - lift,
-                                 _unit(hand.pole))  # fmt: skip
+        upper, fore = _solve_arm(
+            model, body_id, side, poses, parent, hand.target - lift, _unit(hand.pole)
+        )
         rotations[f"upperarm01.{side}"] = upper
         rotations[f"lowerarm01.{side}"] = fore
     transforms, poses = model.forward(body_id, rotations)

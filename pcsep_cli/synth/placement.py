@@ -198,9 +198,14 @@ def hold_cello(rng: np.random.Generator, a: dict[str, np.ndarray]) -> Hold:
     length = float(ins.params["body_length"])
     contact = a["sternum"] + 0.03 * FORWARD - rng.uniform(0.0, 0.06) * UP
     m, pin = _upright_string(
-        ins, a, contact, rng.uniform(25, 40), rng.uniform(5, 20), rng.uniform(0.0, 0.12),
+        ins,
+        a,
+        contact,
+        rng.uniform(25, 40),
+        rng.uniform(5, 20),
+        rng.uniform(0.0, 0.12),
         0.95 * length,
-    )  # fmt: skip
+    )
     ins.params["endpin"] = pin
     pin_mesh = inst.endpin(ins.anchors["endpin"], pin).transformed(m)
     bow, frog = _bow(ins, m, a, rng, crossing=20)
@@ -356,8 +361,9 @@ def hold_trombone(rng: np.random.Generator, a: dict[str, np.ndarray]) -> Hold:
     rot = _brass_frame(rng, dip, rng.uniform(-5, 5), tilt)
     mouth = a["mouth"] + 0.004 * FORWARD
     reach = float(a["reach_r"][0])
-    lateral = np.linalg.norm((a["shoulder_r"] - mouth) - ((a["shoulder_r"] - mouth) @ rot[:, 0])
-                             * rot[:, 0])  # fmt: skip
+    lateral = np.linalg.norm(
+        (a["shoulder_r"] - mouth) - ((a["shoulder_r"] - mouth) @ rot[:, 0]) * rot[:, 0]
+    )
     along = (a["shoulder_r"] - mouth) @ rot[:, 0]
     max_ext = np.sqrt(max(reach**2 - lateral**2, 0.0)) + along - 0.12
     ins = inst.trombone(rng, max_extension=float(max_ext))
@@ -407,12 +413,17 @@ def hold_none(rng: np.random.Generator, a: dict[str, np.ndarray]) -> Hold:
         if rng.random() < 0.7:
             direction = _unit(FORWARD + rng.uniform(-0.3, 0.6) * UP + rng.uniform(0, 0.5) * LEFT)
             stick = inst.baton(rng)
-            parts.append(stick.transformed(pose_matrix(frame(direction, UP)[:, [1, 0, 2]],
-                                                       np.zeros(3), right)))  # fmt: skip
+            parts.append(
+                stick.transformed(
+                    pose_matrix(frame(direction, UP)[:, [1, 0, 2]], np.zeros(3), right)
+                )
+            )
         hands = (Hand(left, LEFT - UP), Hand(right, RIGHT - UP))
     elif mode == "lap":
-        hands = (Hand(a["lap_l"] + 0.04 * UP, LEFT * 0.3 + BACK), Hand(a["lap_r"] + 0.04 * UP,
-                 RIGHT * 0.3 + BACK))  # fmt: skip
+        hands = (
+            Hand(a["lap_l"] + 0.04 * UP, LEFT * 0.3 + BACK),
+            Hand(a["lap_r"] + 0.04 * UP, RIGHT * 0.3 + BACK),
+        )
     elif mode == "clasped":
         centre = a["belly"] + rng.uniform(0.08, 0.14) * FORWARD - rng.uniform(0.0, 0.15) * UP
         hands = (Hand(centre + 0.03 * LEFT, LEFT - UP), Hand(centre + 0.03 * RIGHT, RIGHT - UP))
