@@ -11,18 +11,20 @@ DIR/test`` reads it as it is)::
         stems/<name>.wav              each performer's part of it: mixture = Σ stems
         meta.json                     DESIGN.md's fields + split, piece, room, seeds (last)
     DIR/pool/<split>/<index>/         solo pool (``solo_pool`` > 0)
-        cloud.ply                     one performer (with instrument and chair): its points only
+        cloud.ply                     one performer, its instrument and seat: their points only
         audio.wav                     its reverberant contribution at the microphones of a
                                       random room, normalised to -23 dBFS RMS
         meta.json                     instrument, body_id, piece, part, room, microphones, seeds
 
-Audio is float32 WAV by default (``bits="32f"``); ``bits="24"`` halves nothing but saves a
-quarter, and Σ stems still equals the mixture to 4e-7 because every stem and the mixture are
-scaled to peak below 0.9 (no clipping). The default rate, 22.05 kHz, keeps 11 kHz of bandwidth
-(more than a 16 kHz model uses) at half the synthesis and convolution cost of 44.1 kHz.
+Audio is float32 WAV by default (``bits="32f"``). ``bits="24"`` (PCM) takes a quarter less
+disk and Σ stems still equals the mixture to (P + 1) · 2⁻²⁴ ≈ 4e-7, because every stem and
+the mixture are scaled to peak below 0.9 (nothing clips). The default rate, 22.05 kHz, keeps
+11 kHz of bandwidth (more than a 16 kHz model uses) at half the synthesis and convolution cost
+of 44.1 kHz.
 
-Splits never share a piece (:func:`~pcsep_cli.synth.corpus.piece_split`, a hash of the corpus
-path) or a body (:data:`BODY_IDS`, disjoint ranges). Which split an example goes to depends
+Splits never share a piece, nor a work (:func:`~pcsep_cli.synth.corpus.piece_split`: a hash
+of the quartet, cantata or mass a piece belongs to), nor a body (:data:`BODY_IDS`, disjoint
+ranges). Which split an example goes to depends
 only on its index (a fixed interleaving with the asked shares), and everything in it only on
 ``(seed, index)``: examples do not depend on ``jobs``, on each other or on how many are asked
 for, so a run can be extended or resumed. An example whose ``meta.json`` is valid is skipped;

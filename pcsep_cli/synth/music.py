@@ -106,12 +106,12 @@ def _draw_tempo(rng: np.random.Generator, piece: Piece, fill_s: float) -> _Tempo
         base = piece.bpm
     else:
         # Unmarked scores (chorales, masses) are written in quarters or halves: pick the
-        # tempo that makes their typical note last a typical 0.3 to 0.6 s.
+        # tempo that makes their typical note last 0.35 to 0.8 s.
         durations = np.concatenate([p.notes[:, 1] for p in piece.parts])
-        base = 60.0 * float(np.median(durations)) / rng.uniform(0.3, 0.6)
+        base = 60.0 * float(np.median(durations)) / rng.uniform(0.35, 0.8)
     # A short piece is taken slower rather than leaving the end of the clip silent.
-    slowest = 60.0 * piece.quarters / fill_s if piece.quarters > 0 else 200.0
-    bpm = float(np.clip(min(base * rng.uniform(0.85, 1.15), slowest), 40.0, 200.0))
+    slowest = 60.0 * piece.quarters / fill_s if piece.quarters > 0 else 320.0
+    bpm = float(np.clip(min(base * rng.uniform(0.85, 1.15), slowest), 40.0, 320.0))
     return _Tempo(bpm, rng.uniform(0.0, 0.08), rng.uniform(8.0, 32.0), rng.uniform(0, 2 * math.pi))
 
 

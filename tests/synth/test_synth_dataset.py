@@ -207,6 +207,14 @@ def test_resume_skips_finished_examples_and_redoes_broken_ones(dataset, tmp_path
     assert json.loads((broken / "meta.json").read_text()) == meta
 
 
+def test_pcm24_keeps_the_sum_exact_to_1e5(tmp_path) -> None:
+    write_dataset(tmp_path / "pcm", examples=1, bits="24", **{**SETTINGS, "performers": (3, 3)})
+    folder, meta = _metas(tmp_path / "pcm")[0]
+    assert sf.info(folder / "mixture.wav").subtype == "PCM_24"
+    stems = [_read(folder / p["stem"]) for p in meta["performers"]]
+    assert np.abs(_read(folder / "mixture.wav") - np.sum(stems, axis=0)).max() <= 1e-5
+
+
 def test_refuses_a_folder_with_other_settings_or_other_content(dataset, tmp_path) -> None:
     with pytest.raises(DatasetError, match="other settings.*seed"):
         write_dataset(dataset[0], examples=1, **{**SETTINGS, "seed": 99})
