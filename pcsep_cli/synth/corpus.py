@@ -192,14 +192,24 @@ def load_piece(piece_id: str) -> Piece:
             hint="pick an id from pcsep_cli.synth.corpus.corpus_pieces()",
         )
     data = _piece_to_json(_parse(piece_id, _paths()[piece_id]))
-    cache.parent.mkdir(parents=True, exist_ok=True)
-    # Several workers may parse the same piece at once: write aside, then rename.
-    fd, tmp = tempfile.mkstemp(dir=cache.parent, prefix=".tmp-", suffix=".json")
-    with os.fdopen(fd, "w") as f:
-        json.dump(data, f)
-    os.replace(tmp, cache)
+    _store(cache, data)
     # Return what the cache will return, so a first run and a resumed one play the same notes.
     return _piece_from_json(data)
+
+
+def _store(cache: Path, data: dict) -> None:
+    """Write a cache file aside and rename it: several workers may parse one piece at once."""
+    tmp = None
+    try:
+        cache.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=cache.parent, prefix=".tmp-", suffix=".json")
+        with os.fdopen(fd, "w") as f:
+            json.dump(data, f)
+        os.replace(tmp, cache)
+    except OSError:
+        # A read-only or full cache folder only costs speed: the next run parses again.
+        if tmp is not None and os.path.exists(tmp):
+            os.unlink(tmp)
 
 
 def _parse(piece_id: str, rel: str) -> Piece:

@@ -74,3 +74,11 @@ def test_load_piece_rejects_unknown_ids(tmp_path, monkeypatch) -> None:
     monkeypatch.setenv("PCSEP_CACHE_DIR", str(tmp_path))
     with pytest.raises(DatasetError, match="no piece"):
         corpus.load_piece("bach/no_such_chorale")
+
+
+def test_load_piece_works_without_a_writable_cache(tmp_path, monkeypatch) -> None:
+    blocker = tmp_path / "file"
+    blocker.write_text("not a folder")
+    monkeypatch.setenv("PCSEP_CACHE_DIR", str(blocker))
+    piece = corpus.load_piece(CHORALE)
+    assert len(piece.parts) == 4
