@@ -333,8 +333,15 @@ def _run(args: tuple[Settings, Path, _Task]) -> tuple[str, int, int]:
     return kind, sum(todo), len(todo) - sum(todo)
 
 
-def candidate_pieces(settings: Settings, split: str) -> list[str]:
-    """Corpus ids the music of ``split`` is drawn from.
+def candidate_pieces(settings: Settings, split: str) -> list[list[str]]:
+    """Corpus ids the music of ``split`` is drawn from, grouped by work.
+
+    Music is drawn work first, then piece: drawn piece by piece, Palestrina's 1,300 mass
+    movements would fill two thirds of the data; drawn by work, the 370 Bach chorales lead and
+    the masses, madrigals, trecento pieces and quartets share the rest.
+
+    Returns:
+        One list of piece ids per work, works sorted by id.
 
     Raises:
         DatasetError: no piece falls in ``split``.
@@ -345,12 +352,15 @@ def candidate_pieces(settings: Settings, split: str) -> list[str]:
             f"no piece of the music21 corpus falls in the {split} split",
             hint="give more pieces, or a larger share to that split",
         )
-    return list(chosen)
+    return [list(work) for work in chosen]
 
 
 @functools.lru_cache(maxsize=16)
 def _candidates(
     pieces: tuple[str, ...] | None, fractions: tuple[float, ...], split: str
-) -> tuple[str, ...]:
-    ids = pieces if pieces is not None else corpus.corpus_pieces()
-    return tuple(p for p in ids if corpus.piece_split(p, fractions) == split)
+) -> tuple[tuple[str, ...], ...]:
+    works: dict[str, list[str]] = {}
+    for p in pieces if pieces is not None else corpus.corpus_pieces():
+        if corpus.piece_split(p, fractions) == split:
+            works.setdefault(corpus.work_id(p), []).append(p)
+    return tuple(tuple(sorted(works[w])) for w in sorted(works))

@@ -50,13 +50,14 @@ def is_finished(folder: Path, kind: str) -> bool:
 
 
 def _draw_piece(rng: np.random.Generator, settings: Settings, split: str) -> corpus.Piece:
-    """A random piece of ``split`` with parts (pieces that parse into none are drawn again)."""
-    ids = candidate_pieces(settings, split)
+    """A random piece of ``split`` with parts, work first (pieces without parts: drawn again)."""
+    works = candidate_pieces(settings, split)
     for _ in range(64):
-        piece = corpus.load_piece(ids[int(rng.integers(len(ids)))])
+        work = works[int(rng.integers(len(works)))]
+        piece = corpus.load_piece(work[int(rng.integers(len(work)))])
         if piece.parts:
             return piece
-    raise DatasetError(f"no piece with parts among {len(ids)} {split} pieces drawn")
+    raise DatasetError(f"no piece with parts among {len(works)} {split} works drawn")
 
 
 def _body_ids(rng: np.random.Generator, split: str, n: int) -> list[int]:

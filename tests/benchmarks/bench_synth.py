@@ -65,7 +65,7 @@ def bench_solo(n: int) -> dict[str, tuple[float, float]]:
     from pcsep_cli.synth.dataset import POOL_CHUNK, Settings, candidate_pieces
 
     rng = np.random.default_rng(0)
-    ids = candidate_pieces(Settings(seed=0), "train")
+    ids = [p for work in candidate_pieces(Settings(seed=0), "train") for p in work]
     plays = []
     while len(plays) < n:
         piece = corpus.load_piece(ids[int(rng.integers(len(ids)))])
