@@ -56,19 +56,22 @@ points into the scene (up for the floor, inwards for walls, down for a ceiling).
 
 _SAMPLE = 8000  # points used for normals and plane votes
 _FIT_SAMPLE = 40000  # points used for least-squares plane fits
-_NEIGHBOURS = 12
-_FLAT = 0.03  # smallest PCA eigenvalue / sum below which a neighbourhood counts as planar
+_NEIGHBOURS = 16
+_FLAT = 0.05  # smallest PCA eigenvalue / sum below which a neighbourhood counts as planar
 _BIN = 0.02  # m, offset histogram bins
-_TOL_MIN, _TOL_MAX = 0.02, 0.08  # m, plane tolerance bounds (auto: 4 sigma of the residual)
+_TOL_MIN = 0.02  # m, least tolerance of a plane
+_BAND = 1.0  # m, widest tolerance of a plane (depth cameras' range noise reaches σ 0.2 m at 10 m)
+_TILE = 1.0  # m, plane noise is measured per tile: it grows with range
 _MIN_PLANE = 0.03  # fraction of the sample a floor/wall/ceiling must hold at least
 _OUTSIDE = 0.03  # fraction of the sample allowed beyond a boundary plane (noise, reflections)
-_WALL_HEIGHT = 1.5  # m, a vertical plane shorter than this is furniture, not a wall
+_WALL_HEIGHT = 1.0  # m, a vertical plane lower than this is furniture, not a wall
+_WALL_WIDTH = 1.0  # m, nor one narrower than this
 _CEILING_MIN = 2.2  # m above the floor
 _HEAD_MIN = 0.9  # m, lowest head top of a seated adult; lower clusters are fragments or props
 _FLOAT_MIN = 0.3  # m, a cluster whose lowest point is higher does not stand on the floor
 _PLATFORM_MAX = 1.2  # m, large horizontal planes up to this high above the floor are stages
 
-_Fit = tuple[np.ndarray, float, float]  # (unit normal, offset h, tolerance): n·q = h ± tol
+_Fit = tuple[np.ndarray, float, float]  # (unit normal, offset h, noise sigma): n·q = h
 
 
 @dataclass(frozen=True, eq=False)
@@ -111,6 +114,7 @@ class _Background:
     platforms: list[_Fit]  # stage tops: only their surface is background
     rotation: np.ndarray  # [3, 3] floor normal -> +z
     origin: np.ndarray  # [3] centred coordinates of the floor frame's origin
+    tolerances: dict[int, _TileTolerance]  # id(fit) -> its tolerance per tile
 
     def frame(self) -> np.ndarray:
         t = np.eye(4)
@@ -175,6 +179,8 @@ def find_performers(
     min_points: int = 50,
     min_extent: float = 0.2,
     eps: float = 0.08,
+    min_height: float = 0.3,
+    merge_gap: float = 0.3,
     split_width: float = 1.3,
     viewer: np.ndarray | None = None,
 ) -> list[Performer]:
@@ -184,8 +190,12 @@ def find_performers(
         cloud: the scene; ``xyz`` float64 ``[N, 3]`` in metres, ``rgb`` uint8 ``[N, 3]`` or None.
         min_points: clusters with fewer points are specks and dropped.
         min_extent: clusters whose largest side (m) is shorter are specks and dropped.
+        min_height: clusters whose top is lower (m above the floor) are dropped: far, noisy
+            returns of the floor, cables, bags; no performer or prop is that low.
         eps: points closer than this (m) belong to the same cluster. Raise it for sparse
             scans (e.g. 0.15 for a 16-beam LiDAR at 10 m).
+        merge_gap: clusters closer than this (m) are joined when at most one of them shows a
+            head: occlusion shadows cut bodies and instruments into pieces.
         split_width: a cluster whose footprint is wider than this (m) and that shows two or
             more heads is split into one cluster per head.
         viewer: optional ``[3]`` position of the sensor or listener, in the cloud's coordinates.
@@ -212,13 +222,18 @@ def find_performers(
     labels = _cluster(local, eps)
     labels = _merge_stacked(local, labels)
     labels = _merge_dependent(local, labels, 2.5 * eps)
+    labels = _merge_close(local, labels, eps, merge_gap)
     labels = _split_wide(local, labels, eps, split_width)
 
     performers: list[tuple[float, Performer]] = []
     rgb = getattr(cloud, "rgb", None)
     for members in _groups(labels) if len(labels) else []:
         pts = local[members]
-        if len(members) < min_points or np.ptp(pts, axis=0).max() < min_extent:
+        if (
+            len(members) < min_points
+            or np.ptp(pts, axis=0).max() < min_extent
+            or pts[:, 2].max() < min_height
+        ):
             continue
         index = kept[members].astype(np.int64)
         foot = np.array([*np.median(pts[:, :2], axis=0), 0.0])
@@ -304,16 +319,16 @@ def _analyse(xyz: np.ndarray) -> _Background:
     centre = np.median(xyz[shuffled[:_SAMPLE]], axis=0)
     qf = xyz[shuffled] - centre
     qs = qf[:_SAMPLE]
-    normals, flat = _normals(qs)
-    found = _find_floor(qf, qs, normals, flat)
+    found = _find_floor(qf, qs)
     if found is None:
         origin_h = float(np.quantile(qs[:, 2], 0.005))
-        return _Background(centre, None, [], [], np.eye(3), np.array([0.0, 0.0, origin_h]))
+        return _Background(centre, None, [], [], np.eye(3), np.array([0.0, 0.0, origin_h]), {})
     floor, platforms = found
-    others = _find_walls(qf, qs, normals, flat, floor)
-    others += _find_ceiling(qf, qs, normals, flat, floor)
+    others = _find_walls(qf, qs, floor) + _find_ceiling(qf, qs, floor)
     rotation = _rotation_to_z(floor[0])
-    return _Background(centre, floor, others, platforms, rotation, floor[0] * floor[1])
+    tolerances = {id(f): _tile_tolerance(qf, f) for f in [floor, *others]}
+    tolerances |= {id(f): _tile_tolerance(qf, f, (f[1] - floor[1]) / 2) for f in platforms}
+    return _Background(centre, floor, others, platforms, rotation, floor[0] * floor[1], tolerances)
 
 
 def _normals(qs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -321,8 +336,7 @@ def _normals(qs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     k = min(_NEIGHBOURS, len(qs))
     _, idx = cKDTree(qs).query(qs, k=k)
     nb = qs[idx] - qs[idx].mean(axis=1, keepdims=True)
-    cov = np.einsum("nki,nkj->nij", nb, nb)
-    evals, evecs = np.linalg.eigh(cov)
+    evals, evecs = np.linalg.eigh(nb.transpose(0, 2, 1) @ nb)
     flat = evals[:, 0] <= _FLAT * np.maximum(evals.sum(axis=1), 1e-12)
     return evecs[:, :, 0], flat
 
@@ -343,9 +357,14 @@ def _peaks(values: np.ndarray, min_count: int) -> list[tuple[float, int]]:
     return out
 
 
-def _refine(q: np.ndarray, n: np.ndarray, h: float) -> _Fit:
-    """Least-squares plane on the points near ``n · q = h``; ``(normal, offset, tolerance)``."""
-    tol = _TOL_MAX
+def _refine(q: np.ndarray, n: np.ndarray, h: float, reach: float = _BAND) -> _Fit:
+    """Least-squares plane on the points near ``n · q = h``: ``(normal, offset, sigma)``.
+
+    Sigma, the noise, is read from the points behind the plane only (``n · q < h``, up to
+    ``reach``): nothing stands there, so feet and chair legs cannot inflate it. A stage's top
+    has the floor below it: its ``reach`` stops short of the floor.
+    """
+    tol, sigma = 0.15, 0.05
     for _ in range(3):
         near = q[np.abs(q @ n - h) < tol]
         if len(near) < 3:
@@ -353,11 +372,14 @@ def _refine(q: np.ndarray, n: np.ndarray, h: float) -> _Fit:
         mean = near.mean(axis=0)
         centred = near - mean
         _, vecs = np.linalg.eigh(centred.T @ centred)
-        n_new = vecs[:, 0] if vecs[:, 0] @ n > 0 else -vecs[:, 0]
-        n, h = n_new, float(mean @ n_new)
-        mad = float(np.median(np.abs(centred @ n)))
-        tol = min(max(4 * 1.4826 * mad, _TOL_MIN), _TOL_MAX)
-    return n, h, tol
+        n = vecs[:, 0] if vecs[:, 0] @ n > 0 else -vecs[:, 0]
+        h = float(mean @ n + np.median(centred @ n))
+        res = q @ n - h
+        behind = res[(res < 0) & (res > -reach)]
+        if behind.size:
+            sigma = 1.4826 * float(np.median(-behind))
+        tol = min(max(3 * sigma, _TOL_MIN), _BAND)
+    return n, h, sigma
 
 
 def _mode_direction(dirs: np.ndarray, start: np.ndarray, cone_deg: float = 10.0) -> np.ndarray:
@@ -373,10 +395,9 @@ def _mode_direction(dirs: np.ndarray, start: np.ndarray, cone_deg: float = 10.0)
     return n
 
 
-def _find_floor(
-    q: np.ndarray, qs: np.ndarray, normals: np.ndarray, flat: np.ndarray
-) -> tuple[_Fit, list[_Fit]] | None:
+def _find_floor(q: np.ndarray, qs: np.ndarray) -> tuple[_Fit, list[_Fit]] | None:
     """The floor, and platforms (stage, risers) standing on it; ``None`` without a floor."""
+    normals, flat = _normals(qs)
     up_like = flat & (np.abs(normals[:, 2]) > np.cos(np.radians(MAX_TILT_DEG)))
     min_count = max(20, int(_MIN_PLANE * len(qs)))
     if up_like.sum() < min_count:
@@ -384,74 +405,150 @@ def _find_floor(
     dirs = normals[up_like] * np.sign(normals[up_like, 2:3])
     z = np.array([0.0, 0.0, 1.0])
     n = _mode_direction(dirs, _mode_direction(dirs, z, MAX_TILT_DEG))
-    support = dirs @ n > np.cos(np.radians(10))
+    support = dirs @ n > np.cos(np.radians(15))
     peaks = _peaks(qs[up_like][support] @ n, min_count)
     large = [h for h, count in peaks if count >= 0.3 * max((c for _, c in peaks), default=0)]
     h_all = qs @ n
     for i, h in enumerate(large):  # lowest first
         if np.mean(h_all < h - 0.1) <= _OUTSIDE:
             floor = _refine(q, n, h)
-            platforms = [_refine(q, floor[0], p) for p in large[i + 1 :] if p - h < _PLATFORM_MAX]
-            return floor, platforms
+            stages = [p for p in large[i + 1 :] if p - h < _PLATFORM_MAX]
+            return floor, [_refine(q, floor[0], p, (p - h) / 2) for p in stages]
     return None
 
 
-def _find_walls(
-    q: np.ndarray, qs: np.ndarray, normals: np.ndarray, flat: np.ndarray, floor: _Fit
-) -> list[_Fit]:
+def _basis(up: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Two unit vectors spanning the plane normal to ``up``."""
+    e1 = np.cross(up, [1.0, 0.0, 0.0] if abs(up[0]) < 0.9 else [0.0, 1.0, 0.0])
+    e1 /= np.linalg.norm(e1)
+    return e1, np.cross(up, e1)
+
+
+def _boundary_slab(
+    proj: np.ndarray, counted: np.ndarray, min_count: int, outside: float
+) -> tuple[np.ndarray, np.ndarray]:
+    """Per column of ``proj [S, A]``: the densest 25 cm slab with few points beyond it.
+
+    Only points where ``counted [S]`` is true fill the slab; all count as beyond it (from
+    0.4 m past its centre: far walls are noisy), where at most a fraction ``outside`` may lie.
+
+    Returns ``(offset [A], count [A])``; count 0 where no slab holds ``min_count`` points.
+    """
+    lo = proj.min(axis=0)
+    bins = ((proj - lo) / 0.05).astype(np.int64)
+    nb = int(bins.max()) + 1
+    flat = bins + nb * np.arange(proj.shape[1])
+    size = nb * proj.shape[1]
+    hist = np.bincount(flat[counted].ravel(), minlength=size).reshape(-1, nb)
+    every = np.bincount(flat.ravel(), minlength=size).reshape(-1, nb)
+    slab = ndimage.uniform_filter1d(hist.astype(np.float64), 5, axis=1, mode="constant") * 5
+    beyond = np.cumsum(every[:, ::-1], axis=1)[:, ::-1]  # points in this bin and above
+    beyond = np.concatenate([beyond[:, 8:], np.zeros((len(hist), 8))], axis=1)
+    valid = (slab >= min_count) & (beyond <= outside * len(proj))
+    score = np.where(valid, slab, 0.0)
+    best = score.argmax(axis=1)
+    return lo + (best + 0.5) * 0.05, score[np.arange(len(score)), best]
+
+
+def _find_walls(q: np.ndarray, qs: np.ndarray, floor: _Fit) -> list[_Fit]:
+    """Vertical planes bounding the cloud: the outermost dense slab in some direction.
+
+    Found from point positions, not normals: far returns of depth cameras are too noisy
+    (σ of 5–20 cm at 5–10 m) for local normals, but still pile up in a slab.
+    """
     up, h_floor, _ = floor
-    vertical = flat & (np.abs(normals @ up) < np.sin(np.radians(15)))
-    min_count = max(20, int(_MIN_PLANE * len(qs)))
-    dirs = normals[vertical] - np.outer(normals[vertical] @ up, up)
-    dirs /= np.linalg.norm(dirs, axis=1, keepdims=True)
-    pts = qs[vertical]
+    e1, e2 = _basis(up)
+    qs = qs[: _SAMPLE // 2]
     heights = qs @ up - h_floor
-    walls = []
-    for _ in range(4):  # at most four wall directions (two pairs in a box-shaped room)
-        if len(dirs) < min_count:
+    # Floor points do not fill a wall's slab (where the sensor's view ends, the floor's edge
+    # looks like one) but count beyond it: a wall has no floor behind it, a piano does.
+    above = heights > 0.15
+    if above.sum() < 20:
+        return []
+    angles = np.radians(np.arange(0.0, 360.0, 2.0))
+    dirs = np.cos(angles)[:, None] * e1 + np.sin(angles)[:, None] * e2
+    # Walls may be mostly out of view: a 1 % share will do, nearly nothing beyond it.
+    min_count = max(20, int(0.01 * len(qs)))
+    offsets, score = _boundary_slab(qs @ dirs.T, above, min_count, 0.01)
+    qs, heights = qs[above], heights[above]
+    top = float(np.quantile(heights, 0.995))
+    walls: list[_Fit] = []
+    seen: list[int] = []
+    for a in np.argsort(-score):
+        if score[a] == 0:
             break
-        # The horizontal direction most normals share (sign folded): a 1-degree histogram of
-        # angles modulo 180, smoothed over ±5 degrees with wrap-around.
-        e1 = np.cross(up, [1.0, 0.0, 0.0] if abs(up[0]) < 0.9 else [0.0, 1.0, 0.0])
-        e1 /= np.linalg.norm(e1)
-        e2 = np.cross(up, e1)
-        angle = np.degrees(np.arctan2(dirs @ e2, dirs @ e1)) % 180.0
-        hist = np.bincount(angle.astype(np.int64) % 180, minlength=180)
-        votes = np.convolve(np.r_[hist[-5:], hist, hist[:5]], np.ones(11), mode="valid")
-        theta = np.radians(votes.argmax() + 0.5)
-        seed = np.cos(theta) * e1 + np.sin(theta) * e2
-        aligned = dirs * np.sign(dirs @ seed)[:, None]
-        d = _mode_direction(aligned, seed)
-        d -= (d @ up) * up
-        d /= np.linalg.norm(d)
-        along = np.abs(aligned @ d) > np.cos(np.radians(10))
-        if along.sum() < min_count:
+        if any(min((a - b) % 180, (b - a) % 180) < 15 for b in seen):
+            continue  # within 30 degrees of a slab already judged: a room's corner
+        seen.append(int(a))
+        on = np.abs(qs @ dirs[a] - offsets[a]) < 0.25
+        along = qs[on] @ np.cross(up, dirs[a])
+        low, high = np.quantile(heights[on], [0.02, 0.98])
+        # A wall rises to the top of the scan (which a sensor's field of view may cut low).
+        tall = high >= max(0.6 * top, _WALL_HEIGHT) and low <= 0.5
+        wide = np.ptp(np.quantile(along, [0.02, 0.98])) >= _WALL_WIDTH
+        if not (tall and wide and _filled(along, heights[on])):
+            continue
+        # Planarity needs more points than the vote: the larger fitting sample.
+        on_q = (np.abs(q @ dirs[a] - offsets[a]) < 0.25) & (q @ up - h_floor > 0.15)
+        if _planar(q[on_q], q[on_q] @ np.cross(up, dirs[a]), q[on_q] @ up):
+            n, h, sigma = _refine(q, -dirs[a], -offsets[a])
+            vertical = abs(n @ up) < np.sin(np.radians(5)) and -n @ dirs[a] > np.cos(np.radians(10))
+            if vertical and not any(n @ w[0] > 0.98 and abs(h - w[1]) < 0.5 for w in walls):
+                walls.append((n, h, sigma))
+        if len(walls) == 4:
             break
-        proj = qs @ d
-        for s, _count in _peaks(pts[along] @ d, min_count):
-            on = np.abs(proj - s) < _TOL_MAX
-            below, above = np.mean(proj < s - 0.1), np.mean(proj > s + 0.1)
-            if min(below, above) > _OUTSIDE or np.ptp(heights[on]) < _WALL_HEIGHT:
-                continue
-            inward = d if above > below else -d
-            walls.append(_refine(q, inward, s if above > below else -s))
-        dirs, pts = dirs[~along], pts[~along]
     return walls
 
 
-def _find_ceiling(
-    q: np.ndarray, qs: np.ndarray, normals: np.ndarray, flat: np.ndarray, floor: _Fit
-) -> list[_Fit]:
+def _planar(p: np.ndarray, u: np.ndarray, v: np.ndarray, cell: float = 0.4) -> bool:
+    """Whether points ``p [M, 3]`` lie on one plane at the scale of ``cell`` tiles of (u, v).
+
+    Per tile, the median distance to the least-squares plane: on a wall these agree to within
+    their own standard error however noisy the sensor, while a body, arms and an instrument
+    leave ±10–20 cm.
+    """
+    centred = p - p.mean(axis=0)
+    _, vecs = np.linalg.eigh(centred.T @ centred)
+    res = centred @ vecs[:, 0]
+    tiles = np.floor(np.stack([u - u.min(), v - v.min()], axis=1) / cell).astype(np.int64)
+    key = tiles[:, 0] * (int(tiles[:, 1].max()) + 1) + tiles[:, 1]
+    order = np.argsort(key, kind="stable")
+    medians, errors = [], []
+    for tile in _split_sorted(res[order], key[order]):
+        if len(tile) >= 8:
+            m = float(np.median(tile))
+            medians.append(m)
+            errors.append(1.2533 * 1.4826 * float(np.median(np.abs(tile - m))) / np.sqrt(len(tile)))
+    if len(medians) < 4:
+        return False
+    spread = float(np.median(np.abs(np.asarray(medians) - np.median(medians))))
+    return spread < 0.03 + 2 * float(np.median(errors))
+
+
+def _filled(u: np.ndarray, v: np.ndarray, cell: float = 0.25) -> bool:
+    """Whether points cover half the cells of their box or more: a wall, not a row of people."""
+    lo_u, hi_u = np.quantile(u, [0.02, 0.98])
+    lo_v, hi_v = np.quantile(v, [0.02, 0.98])
+    inside = (u >= lo_u) & (u <= hi_u) & (v >= lo_v) & (v <= hi_v)
+    iu = ((u[inside] - lo_u) / cell).astype(np.int64)
+    iv = ((v[inside] - lo_v) / cell).astype(np.int64)
+    cells = (int(iu.max(initial=0)) + 1) * (int(iv.max(initial=0)) + 1)
+    return np.unique(iu * (int(iv.max(initial=0)) + 1) + iv).size >= 0.5 * cells
+
+
+def _find_ceiling(q: np.ndarray, qs: np.ndarray, floor: _Fit) -> list[_Fit]:
+    """The outermost dense horizontal slab at least :data:`_CEILING_MIN` above the floor."""
     up, h_floor, _ = floor
-    horizontal = flat & (np.abs(normals @ up) > np.cos(np.radians(10)))
     min_count = max(20, int(_MIN_PLANE * len(qs)))
-    h_all = qs @ up
-    for h, _count in reversed(_peaks(qs[horizontal] @ up, min_count)):  # highest first
-        if h - h_floor < _CEILING_MIN:
-            break
-        if np.mean(h_all > h + 0.1) <= _OUTSIDE:
-            return [_refine(q, -up, -h)]
-    return []
+    offset, score = _boundary_slab((qs @ up)[:, None], np.ones(len(qs), bool), min_count, _OUTSIDE)
+    h = float(offset[0])
+    if score[0] == 0 or h - h_floor < _CEILING_MIN:
+        return []
+    on = np.abs(qs @ up - h) < 0.25
+    e1, e2 = _basis(up)
+    if not _filled(qs[on] @ e1, qs[on] @ e2):
+        return []
+    return [_refine(q, -up, -h)]
 
 
 def _rotation_to_z(n: np.ndarray) -> np.ndarray:
@@ -466,11 +563,66 @@ def _rotation_to_z(n: np.ndarray) -> np.ndarray:
 
 def _keep_mask(q: np.ndarray, bg: _Background) -> np.ndarray:
     keep = np.ones(len(q), dtype=bool)
-    for n, h, tol in ([bg.floor] if bg.floor is not None else []) + bg.others:
-        keep &= q @ n - h > tol
-    for n, h, tol in bg.platforms:
-        keep &= np.abs(q @ n - h) > tol
+    for plane in ([bg.floor] if bg.floor is not None else []) + bg.others:
+        res, tol = bg.tolerances[id(plane)].apply(q, plane)
+        keep &= res > tol
+    for plane in bg.platforms:
+        res, tol = bg.tolerances[id(plane)].apply(q, plane)
+        keep &= np.abs(res) > tol
     return keep
+
+
+@dataclass(frozen=True)
+class _TileTolerance:
+    """How far from a plane its points may lie, per 1 m tile (depth noise grows with range)."""
+
+    e1: np.ndarray  # [3] in-plane axes of the tiles
+    e2: np.ndarray
+    lo: np.ndarray  # [2] in-plane coordinates of the first tile's corner
+    grid: np.ndarray  # [U, V] tolerance (m) per tile
+    default: float  # outside the grid
+
+    def apply(self, q: np.ndarray, plane: _Fit) -> tuple[np.ndarray, np.ndarray]:
+        """Signed distances ``[N]`` of ``q [N, 3]`` to ``plane`` and the tolerance ``[N]``."""
+        n, h, _ = plane
+        res = q @ n - h
+        tol = np.full(len(q), self.default)
+        band = np.flatnonzero(np.abs(res) < _BAND)
+        uv = np.stack([q[band] @ self.e1, q[band] @ self.e2], axis=1)
+        tile = np.floor((uv - self.lo) / _TILE).astype(np.int64)
+        inside = np.all((tile >= 0) & (tile < self.grid.shape), axis=1)
+        tol[band[inside]] = self.grid[tile[inside, 0], tile[inside, 1]]
+        return res, tol
+
+
+def _tile_tolerance(q: np.ndarray, plane: _Fit, reach: float = _BAND) -> _TileTolerance:
+    """4 σ per tile, σ from the points just behind the plane (nothing stands there).
+
+    Tiles with fewer than 8 such points take the plane's own σ; every tolerance lies within
+    [:data:`_TOL_MIN`, :data:`_BAND`].
+    """
+    n, h, sigma = plane
+    default = min(max(4 * sigma, _TOL_MIN), _BAND)
+    e1, e2 = _basis(n)
+    res = q @ n - h
+    band = np.abs(res) < reach
+    uv = np.stack([q[band] @ e1, q[band] @ e2], axis=1)
+    if len(uv) == 0:
+        return _TileTolerance(e1, e2, np.zeros(2), np.full((1, 1), default), default)
+    lo = uv.min(axis=0)
+    tile = np.floor((uv - lo) / _TILE).astype(np.int64)
+    grid = np.full(tuple(tile.max(axis=0) + 1), default)
+    behind = res[band] < 0
+    key = tile[behind, 0] * grid.shape[1] + tile[behind, 1]
+    dist = -res[band][behind]
+    order = np.lexsort((dist, key))
+    key, dist = key[order], dist[order]
+    starts = np.flatnonzero(np.r_[True, key[1:] != key[:-1]]) if len(key) else np.zeros(0, int)
+    counts = np.diff(np.r_[starts, len(key)])
+    ok = counts >= 8
+    medians = dist[starts[ok] + counts[ok] // 2]
+    grid.flat[key[starts[ok]]] = np.clip(4 * 1.4826 * medians, _TOL_MIN, _BAND)
+    return _TileTolerance(e1, e2, lo, grid, default)
 
 
 # --- clusters -----------------------------------------------------------------------------
@@ -580,6 +732,53 @@ def _merge_dependent(local: np.ndarray, labels: np.ndarray, gap: float) -> np.nd
     mapping = np.arange(len(top))
     mapping[source[order][first]] = target[order][first]
     return mapping[labels]
+
+
+def _merge_close(local: np.ndarray, labels: np.ndarray, eps: float, gap: float) -> np.ndarray:
+    """Join clusters less than ``gap`` apart, closest first, while the union shows ≤ 1 head.
+
+    An instrument hides part of its player, a player part of the chair: the pieces lie a few
+    centimetres to decimetres apart. Two performers, or a performer and a music stand, show
+    two heads (height maxima with a dip between them) and stay apart.
+    """
+    if len(labels) == 0:
+        return labels
+    n_labels = int(labels.max()) + 1
+    # One entry per (10 cm voxel, cluster): enough to find which clusters come close.
+    voxel_of, _ = _voxelise(local, 0.1)
+    key, inverse = np.unique(voxel_of * n_labels + labels, return_inverse=True)
+    inverse = inverse.ravel()
+    counts = np.bincount(inverse)
+    cent = np.stack([np.bincount(inverse, local[:, i]) for i in range(3)], axis=1) / counts[:, None]
+    owner = key % n_labels
+    pairs = cKDTree(cent).query_pairs(gap, output_type="ndarray")
+    pairs = pairs[owner[pairs[:, 0]] != owner[pairs[:, 1]]]
+    if len(pairs) == 0:
+        return labels
+    dist = np.linalg.norm(cent[pairs[:, 0]] - cent[pairs[:, 1]], axis=1)
+    groups = _groups(labels)
+    members = {int(labels[g[0]]): [g] for g in groups}
+    tall = {int(labels[g[0]]): bool(local[g, 2].max() >= _HEAD_MIN) for g in groups}
+    parent = np.arange(n_labels)
+
+    def root(i: int) -> int:
+        while parent[i] != i:
+            parent[i] = parent[parent[i]]
+            i = parent[i]
+        return i
+
+    for k in np.argsort(dist):
+        a, b = root(int(owner[pairs[k, 0]])), root(int(owner[pairs[k, 1]]))
+        if a == b:
+            continue
+        if tall[a] and tall[b]:  # a low piece adds no head; two tall ones may be two people
+            union = np.concatenate(members[a] + members[b])
+            if len(_heads(_voxelise(local[union], eps / 2)[1])) > 1:
+                continue
+        parent[b] = a
+        members[a] += members.pop(b)
+        tall[a] |= tall[b]
+    return np.array([root(i) for i in range(n_labels)])[labels]
 
 
 def _split_sorted(values: np.ndarray, keys: np.ndarray) -> list[np.ndarray]:
