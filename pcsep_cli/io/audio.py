@@ -502,6 +502,7 @@ class AudioWriter:
                 self.subtype,
                 format=self.format,
             )
+            _no_peak_chunk(self._file)
         except BaseException as err:
             self._pending.discard()
             if isinstance(err, _SF_ERRORS):
@@ -580,6 +581,16 @@ class AudioWriter:
         return AudioError(
             f"cannot write ({detail})", self.path, hint="check the output folder and free space"
         )
+
+
+_SFC_SET_ADD_PEAK_CHUNK = 0x1050  # libsndfile's sndfile.h
+
+
+def _no_peak_chunk(f: sf.SoundFile) -> None:
+    """Leave out the PEAK chunk of float WAVs: it stores the time of writing, so the same
+    samples would give different bytes on every run (outputs must be bit-identical)."""
+    if f.subtype in _FLOAT_SUBTYPES and f.format in ("WAV", "RF64"):
+        sf._snd.sf_command(f._file, _SFC_SET_ADD_PEAK_CHUNK, sf._ffi.NULL, 0)
 
 
 def _quantise(frames: np.ndarray, bits: int) -> np.ndarray:

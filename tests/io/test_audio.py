@@ -507,3 +507,18 @@ def test_resample_boundaries() -> None:
         resample(x, 44100, 0)
     with pytest.raises(ValueError, match=r"\(2, samples\), got shape \(1, 10\)"):
         StreamResampler(44100, 48000, 2).process(np.zeros((1, 10), np.float32))
+
+
+def test_float_wav_bytes_do_not_depend_on_the_time_of_writing(tmp_path, monkeypatch):
+    """libsndfile stamps float WAVs with the time in a PEAK chunk unless told not to."""
+    import time
+
+    from pcsep_cli.io.audio import write_audio
+
+    x = np.random.default_rng(0).uniform(-0.5, 0.5, (2, 4000)).astype(np.float32)
+    write_audio(tmp_path / "a.wav", x, 16000, bits="32f")
+    time.sleep(1.1)
+    write_audio(tmp_path / "b.wav", x, 16000, bits="32f")
+    a, b = (tmp_path / "a.wav").read_bytes(), (tmp_path / "b.wav").read_bytes()
+    assert b"PEAK" not in a
+    assert a == b
