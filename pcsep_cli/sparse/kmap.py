@@ -24,6 +24,7 @@ from torch import Tensor
 from pcsep_cli.sparse.keys import KeySpace
 
 Triple = tuple[int, int, int]
+_SENTINEL = 2**63 - 1  # pads the sorted keys: never equal to a real key
 
 
 def axis_offsets(size: int) -> list[int]:
@@ -123,20 +124,21 @@ class KernelMap:
         if key not in self._store:
             n = self.n_out if side == "out" else self.n_in
             pick = 2 if side == "out" else 1
-            rows = [g[pick] for g in self.groups]
-            device = self.device
-            counts = torch.bincount(self.pairs(side), minlength=n) if rows else None
-            offsets = torch.zeros(n, dtype=torch.int64, device=device)
-            if counts is not None and n > 1:
+            offsets = torch.zeros(n, dtype=torch.int64, device=self.device)
+            col = torch.empty(self.num_pairs, dtype=torch.int64, device=self.device)
+            if self.groups and n > 1:
+                counts = torch.bincount(self.pairs(side), minlength=n)
                 torch.cumsum(counts[:-1], 0, out=offsets[1:])
-            fill = offsets.clone()
-            col = torch.empty(self.num_pairs, dtype=torch.int64, device=device)
-            start = 0
-            for r in rows:
-                slot = fill.index_select(0, r)
-                col.scatter_(0, slot, torch.arange(start, start + r.numel(), device=device))
-                fill.scatter_(0, r, slot + 1)
-                start += r.numel()
+            # Counting sort by row. A row appears at most once per group, so each group
+            # takes the next free slot of each of its rows (per-group small ops beat one
+            # vectorised pass over a [groups, rows] table here).
+            fill, start = offsets.clone(), 0
+            for group in self.groups:
+                rows = group[pick]
+                slot = fill.index_select(0, rows)
+                col.scatter_(0, slot, torch.arange(start, start + rows.numel(), device=self.device))
+                fill.scatter_(0, rows, slot + 1)
+                start += rows.numel()
             self._store[key] = (col, offsets)
         return self._store[key]
 
@@ -165,6 +167,43 @@ def _assemble(
 ) -> KernelMap:
     kept = [(k, i, o) for k, (i, o) in sorted(groups.items()) if i.numel() and k != identity]
     return KernelMap(sizes[0], sizes[1], sizes[2], kept, identity, device)
+
+
+def _match_row(
+    padded: Tensor, start: Tensor, base: Tensor, targets: list[int], window: int
+) -> list[tuple[Tensor, Tensor]]:
+    """Find keys ``base + t`` for every target ``t`` among the ``window`` keys after ``start``.
+
+    Keys are unique integers, so ``base + t`` (if present) sits at most ``t`` places after
+    the first key ``>= base``; one block of comparisons covers a whole kernel row.
+
+    Args:
+        padded: sorted keys ``[N]`` followed by at least ``window`` sentinels.
+        start: ``[N]`` position where each row's window begins.
+        base: ``[N]`` key that target 0 stands for.
+        targets: key offsets to look for, ascending.
+        window: keys to look at after ``start``.
+
+    Returns:
+        Per target, ``(rows, hits)``: the rows whose key was found, and where.
+    """
+    n, device = start.numel(), start.device
+    want = torch.tensor(targets, dtype=base.dtype, device=device).unsqueeze(1)  # [T, 1]
+    found = place = None
+    for m in range(window):
+        diff = padded.index_select(0, start + m) - base
+        if found is None or place is None:
+            found, place = diff == want, (diff < want).to(torch.uint8)
+        else:
+            found |= diff == want
+            # Keys increase strictly along the window: a hit sits after every smaller key.
+            place += diff < want
+    assert found is not None and place is not None
+    flat = found.view(-1).nonzero().squeeze(1)  # sorted by target, then row
+    rows = torch.remainder(flat, n)
+    hits = start.index_select(0, rows) + place.view(-1).index_select(0, flat)
+    counts = found.sum(dim=1).tolist()
+    return list(zip(rows.split(counts), hits.split(counts), strict=True))
 
 
 def build_submanifold_map(coords: Tensor, kernel_size: Triple, dilation: Triple) -> KernelMap:
@@ -209,41 +248,26 @@ def build_submanifold_map(coords: Tensor, kernel_size: Triple, dilation: Triple)
         perm = None  # already sorted (voxelize and strided convs emit sorted coords)
 
     symmetric = all(k % 2 == 1 for k in kernel_size)
-    kx = kernel_size[0]
+    padded = torch.cat((sorted_keys, sorted_keys.new_full((2 * reach + 2,), _SENTINEL)))
     groups: dict[int, tuple[Tensor, Tensor]] = {}
     for iz, iy in itertools.product(range(kernel_size[2]), range(kernel_size[1])):
         dy, dz = offs[1][iy], offs[2][iz]
         if symmetric and (dz, dy) < (0, 0):
             continue  # mirror of a row searched below
+        ixs = list(range(kernel_size[0]))
         if symmetric and (dz, dy) == (0, 0):
-            ixs = [ix for ix in range(kx) if offs[0][ix] > 0]
-        else:
-            ixs = list(range(kx))
+            ixs = [ix for ix in ixs if offs[0][ix] > 0]
         if not ixs:
             continue
         x_first = offs[0][ixs[0]]
         base = sorted_keys + space.delta(x_first, dy, dz)
         if symmetric and (dz, dy) == (0, 0):
-            start = arange + 1  # keys are unique and sorted: x-neighbours come after
-            slack = x_first - 1
+            start, slack = arange + 1, x_first - 1  # x-neighbours follow in sorted order
         else:
-            start = torch.searchsorted(sorted_keys, base)
-            slack = 0
-        # Keys are unique integers, so base + t sits at most t + slack places after start.
-        window = []
-        for m in range(offs[0][ixs[-1]] - x_first + slack + 1):
-            cand = (start + m).clamp_(max=n - 1)
-            window.append((cand, sorted_keys[cand]))
-        for ix in ixs:
-            target = base + (offs[0][ix] - x_first)
-            found = torch.zeros(n, dtype=torch.bool, device=device)
-            idx = torch.zeros(n, dtype=torch.int64, device=device)
-            for cand, val in window[: offs[0][ix] - x_first + slack + 1]:
-                hit = val == target
-                found |= hit
-                idx = torch.where(hit, cand, idx)
-            out_rows = found.nonzero().squeeze(1)
-            in_rows = idx[out_rows]
+            start, slack = torch.searchsorted(sorted_keys, base), 0
+        targets = [offs[0][ix] - x_first for ix in ixs]
+        matches = _match_row(padded, start, base, targets, targets[-1] + slack + 1)
+        for ix, (out_rows, in_rows) in zip(ixs, matches, strict=True):
             if perm is not None:
                 out_rows, in_rows = perm[out_rows], perm[in_rows]
             k = index_of[(ix, iy, iz)]
