@@ -10,16 +10,31 @@ Local frames:
       tail) to the scroll/headstock, ``z`` is the normal of the top plate, ``x = y × z``.
     * winds: the mouthpiece is the origin; see each builder for the axis it points along.
 
-Meshes are plain arrays (:class:`Mesh`) rather than ``trimesh.Trimesh`` objects: a scene joins
-a few dozen parts and the ray caster only needs vertices, faces and colours.
+Furniture (chairs, stands) lives in ``furniture.py``, mesh primitives in ``meshes.py``.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
-from scipy.interpolate import PchipInterpolator
+
+from pcsep_cli.synth.meshes import (
+    BLACK,
+    BRASS,
+    EBONY,
+    SILVER,
+    WOOD,
+    Instrument,
+    Mesh,
+    arc,
+    box,
+    loft,
+    pick,
+    profile_outline,
+    tube,
+    uniform,
+)
 
 CLASSES: tuple[str, ...] = (
     "violin",
@@ -33,221 +48,6 @@ CLASSES: tuple[str, ...] = (
     "trombone",
     "piano",
 )
-
-WOOD = [(120, 55, 20), (150, 75, 30), (95, 45, 20), (170, 95, 45)]
-BRASS = [(200, 160, 60), (215, 175, 80), (180, 140, 50)]
-SILVER = [(200, 200, 205), (180, 182, 190)]
-BLACK = (25, 25, 28)
-EBONY = (20, 18, 18)
-
-
-@dataclass
-class Mesh:
-    """A triangle mesh with one colour per face.
-
-    Attributes:
-        vertices: float64 [V, 3] metres.
-        faces: int64 [F, 3] vertex indices.
-        face_rgb: uint8 [F, 3].
-    """
-
-    vertices: np.ndarray
-    faces: np.ndarray
-    face_rgb: np.ndarray
-
-    def transformed(self, matrix: np.ndarray) -> Mesh:
-        """This mesh moved by a rigid 4×4 ``matrix`` (shape [4, 4])."""
-        v = self.vertices @ matrix[:3, :3].T + matrix[:3, 3]
-        return Mesh(v, self.faces, self.face_rgb)
-
-    def translated(self, offset: np.ndarray) -> Mesh:
-        """This mesh moved by ``offset`` [3]."""
-        return Mesh(self.vertices + offset, self.faces, self.face_rgb)
-
-    @staticmethod
-    def concat(meshes: list[Mesh]) -> Mesh:
-        """All ``meshes`` as one (faces re-indexed)."""
-        meshes = [m for m in meshes if len(m.faces)]
-        if not meshes:
-            return Mesh(np.zeros((0, 3)), np.zeros((0, 3), np.int64), np.zeros((0, 3), np.uint8))
-        offsets = np.cumsum([0] + [len(m.vertices) for m in meshes[:-1]])
-        return Mesh(
-            np.concatenate([m.vertices for m in meshes]),
-            np.concatenate([m.faces + o for m, o in zip(meshes, offsets, strict=True)]),
-            np.concatenate([m.face_rgb for m in meshes]),
-        )
-
-
-@dataclass
-class Instrument:
-    """An instrument (or piece of furniture) in its local frame.
-
-    Attributes:
-        name: class name (``"violin"``, ``"chair"`` ...).
-        mesh: the main body.
-        anchors: named points [3] in the local frame.
-        params: the dimensions drawn for this sample (metres, or a variant name).
-        bow: the bow of a bowed string instrument, in its own frame (frog at the origin,
-            stick along +x), placed separately by the player's right hand.
-    """
-
-    name: str
-    mesh: Mesh
-    anchors: dict[str, np.ndarray]
-    params: dict[str, float | str] = field(default_factory=dict)
-    bow: Mesh | None = None
-
-
-# --------------------------------------------------------------------------- primitives
-
-
-def _colour(rgb: tuple[int, int, int], n: int) -> np.ndarray:
-    return np.tile(np.asarray(rgb, np.uint8), (n, 1))
-
-
-def tube(
-    path: np.ndarray,
-    radius: float | np.ndarray,
-    rgb: tuple[int, int, int],
-    sides: int = 10,
-    caps: bool = True,
-) -> Mesh:
-    """A tube swept along a polyline with parallel-transported frames.
-
-    Args:
-        path: [K, 3] centre line, K >= 2.
-        radius: one radius or [K] radii (a flaring bell, a tapering cone).
-        rgb: colour of every face.
-        sides: vertices per ring.
-        caps: close both ends with a fan.
-
-    Returns:
-        The mesh, K·sides (+2) vertices.
-    """
-    path = np.asarray(path, np.float64)
-    k = len(path)
-    radii = np.broadcast_to(np.asarray(radius, np.float64), (k,))
-    tangents = np.gradient(path, axis=0)
-    tangents /= np.linalg.norm(tangents, axis=1, keepdims=True) + 1e-12
-    ref = np.array([0.0, 0.0, 1.0]) if abs(tangents[0, 2]) < 0.9 else np.array([1.0, 0, 0])
-    normal = np.cross(tangents[0], ref)
-    normal /= np.linalg.norm(normal)
-    normals = np.empty_like(path)
-    for i in range(k):
-        normal = normal - normal.dot(tangents[i]) * tangents[i]
-        normal /= np.linalg.norm(normal) + 1e-12
-        normals[i] = normal
-    binormals = np.cross(tangents, normals)
-    theta = np.linspace(0, 2 * np.pi, sides, endpoint=False)
-    ring = (
-        np.cos(theta)[None, :, None] * normals[:, None]
-        + np.sin(theta)[None, :, None] * (binormals[:, None])
-    )
-    vertices = (path[:, None] + radii[:, None, None] * ring).reshape(-1, 3)
-    i = np.arange(k - 1)[:, None] * sides
-    j = np.arange(sides)[None, :]
-    a, b = i + j, i + (j + 1) % sides
-    c, d = a + sides, b + sides
-    faces = np.concatenate([np.stack([a, b, d], -1), np.stack([a, d, c], -1)]).reshape(-1, 3)
-    if caps:
-        n = len(vertices)
-        vertices = np.vstack([vertices, path[0], path[-1]])
-        first = np.stack([np.full(sides, n), (j[0] + 1) % sides, j[0]], -1)
-        last = (k - 1) * sides
-        second = np.stack([np.full(sides, n + 1), last + j[0], last + (j[0] + 1) % sides], -1)
-        faces = np.vstack([faces, first, second])
-    return Mesh(vertices, faces.astype(np.int64), _colour(rgb, len(faces)))
-
-
-def loft(
-    outline: np.ndarray,
-    heights: np.ndarray,
-    scales: np.ndarray,
-    rgb: tuple[int, int, int],
-    centre: np.ndarray | None = None,
-) -> Mesh:
-    """Rings of a closed 2D outline stacked along z, each scaled about ``centre``, capped.
-
-    Args:
-        outline: [M, 2] closed outline (last point not repeated), star-shaped from ``centre``.
-        heights: [L] z of each ring, L >= 2.
-        scales: [L] scale of each ring about ``centre`` (an arched top is a ring scaled < 1).
-        rgb: colour.
-        centre: [2] point the outline is star-shaped from (default: its mean).
-
-    Returns:
-        The closed mesh.
-    """
-    outline = np.asarray(outline, np.float64)
-    centre = outline.mean(0) if centre is None else np.asarray(centre, np.float64)
-    m = len(outline)
-    rings = [
-        np.column_stack([centre + s * (outline - centre), np.full(m, z)])
-        for z, s in zip(heights, scales, strict=True)
-    ]
-    vertices = np.vstack(rings + [[*centre, heights[0]], [*centre, heights[-1]]])
-    n_rings = len(rings)
-    j = np.arange(m)
-    faces = []
-    for r in range(n_rings - 1):
-        a, b = r * m + j, r * m + (j + 1) % m
-        faces += [np.stack([a, b, b + m], -1), np.stack([a, b + m, a + m], -1)]
-    bottom, top = n_rings * m, n_rings * m + 1
-    faces.append(np.stack([np.full(m, bottom), (j + 1) % m, j], -1))
-    last = (n_rings - 1) * m
-    faces.append(np.stack([np.full(m, top), last + j, last + (j + 1) % m], -1))
-    faces_arr = np.vstack(faces).astype(np.int64)
-    return Mesh(vertices, faces_arr, _colour(rgb, len(faces_arr)))
-
-
-def box(lo: np.ndarray, hi: np.ndarray, rgb: tuple[int, int, int]) -> Mesh:
-    """An axis-aligned box between corners ``lo`` [3] and ``hi`` [3]."""
-    lo, hi = np.asarray(lo, float), np.asarray(hi, float)
-    corners = np.array([[x, y, z] for z in (0, 1) for y in (0, 1) for x in (0, 1)], float)
-    vertices = lo + corners * (hi - lo)
-    faces = np.array(
-        [
-            [0, 2, 1],
-            [1, 2, 3],
-            [4, 5, 6],
-            [5, 7, 6],
-            [0, 1, 4],
-            [1, 5, 4],
-            [2, 6, 3],
-            [3, 6, 7],
-            [0, 4, 2],
-            [2, 4, 6],
-            [1, 3, 5],
-            [3, 7, 5],
-        ]
-    )
-    return Mesh(vertices, faces, _colour(rgb, 12))
-
-
-def arc(centre: np.ndarray, u: np.ndarray, v: np.ndarray, a0: float, a1: float, n: int = 8):
-    """[n, 3] points of a circular arc ``centre + cos(a)·u + sin(a)·v`` for a in [a0, a1]."""
-    a = np.linspace(a0, a1, n)[:, None]
-    return np.asarray(centre) + np.cos(a) * np.asarray(u) + np.sin(a) * np.asarray(v)
-
-
-def _profile_outline(length: float, stations: list[tuple[float, float]], n: int = 40):
-    """Closed symmetric outline [2n, 2] from half-widths at stations (fraction of length)."""
-    u, w = np.array(stations, float).T
-    s = np.linspace(0.0, 1.0, n)
-    uu = (1 - np.cos(np.pi * s)) / 2  # dense near both ends, where the outline turns fast
-    half = np.maximum(PchipInterpolator(u, w)(uu), 0.0)
-    right = np.column_stack([half, uu * length])
-    left = np.column_stack([-half[::-1], uu[::-1] * length])
-    return np.vstack([right[:-1], left[:-1]])
-
-
-def _uniform(rng: np.random.Generator, lo: float, hi: float) -> float:
-    return float(rng.uniform(lo, hi))
-
-
-def _pick(rng: np.random.Generator, options: list) -> tuple[int, int, int]:
-    return tuple(options[int(rng.integers(len(options)))])
-
 
 # --------------------------------------------------------------------------- bowed strings
 
@@ -283,12 +83,12 @@ def bowed(name: str, rng: np.random.Generator) -> Instrument:
     (between the f-holes).
     """
     spec = _BOWED[name]
-    length = _uniform(rng, *spec.body)
-    lower = length * spec.lower * _uniform(rng, 0.95, 1.05)
-    upper = length * spec.upper * _uniform(rng, 0.95, 1.05)
-    waist = length * spec.waist * _uniform(rng, 0.93, 1.07)
-    rib = length * spec.rib * _uniform(rng, 0.92, 1.08)
-    wood = _pick(rng, WOOD)
+    length = uniform(rng, *spec.body)
+    lower = length * spec.lower * uniform(rng, 0.95, 1.05)
+    upper = length * spec.upper * uniform(rng, 0.95, 1.05)
+    waist = length * spec.waist * uniform(rng, 0.93, 1.07)
+    rib = length * spec.rib * uniform(rng, 0.92, 1.08)
+    wood = pick(rng, WOOD)
     top_upper = upper / 2 if not spec.sloped else upper * 0.32
     stations = [
         (0.0, 0.0),
@@ -303,7 +103,7 @@ def bowed(name: str, rng: np.random.Generator) -> Instrument:
         (0.97, upper * 0.28),
         (1.0, 0.0),
     ]
-    outline = _profile_outline(length, stations)
+    outline = profile_outline(length, stations)
     arch = length * spec.arch
     body = loft(
         outline,
@@ -382,7 +182,7 @@ def bowed(name: str, rng: np.random.Generator) -> Instrument:
     else:
         endpin = 0.0  # the player sets it; performers.py extends it to reach the floor
         params["endpin"] = endpin
-    bow_len = spec.bow * _uniform(rng, 0.97, 1.03)
+    bow_len = spec.bow * uniform(rng, 0.97, 1.03)
     stick = tube(
         np.column_stack([np.linspace(0, bow_len, 8), np.zeros(8), np.linspace(0.02, 0.012, 8)]),
         np.linspace(0.0055, 0.0035, 8) * (1.4 if name == "double_bass" else 1.0),
@@ -415,11 +215,11 @@ def guitar(rng: np.random.Generator) -> Instrument:
     Anchors: ``waist_low`` (lower edge of the waist, on the thigh), ``soundhole``, ``pluck``
     (right-hand point over the strings), ``neck_body``, ``nut``, ``sound``.
     """
-    length = _uniform(rng, 0.47, 0.52)
-    lower = _uniform(rng, 0.36, 0.40)
-    upper = lower * _uniform(rng, 0.74, 0.8)
-    waist = lower * _uniform(rng, 0.6, 0.68)
-    depth = _uniform(rng, 0.09, 0.12)
+    length = uniform(rng, 0.47, 0.52)
+    lower = uniform(rng, 0.36, 0.40)
+    upper = lower * uniform(rng, 0.74, 0.8)
+    waist = lower * uniform(rng, 0.6, 0.68)
+    depth = uniform(rng, 0.09, 0.12)
     stations = [
         (0.0, 0.0),
         (0.02, lower * 0.3),
@@ -432,9 +232,9 @@ def guitar(rng: np.random.Generator) -> Instrument:
         (0.98, upper * 0.24),
         (1.0, 0.0),
     ]
-    wood = _pick(rng, [(190, 140, 80), (160, 100, 50), (110, 60, 30), (40, 30, 25)])
+    wood = pick(rng, [(190, 140, 80), (160, 100, 50), (110, 60, 30), (40, 30, 25)])
     body = loft(
-        _profile_outline(length, stations),
+        profile_outline(length, stations),
         np.array([0.0, depth]),
         np.array([1.0, 1.0]),
         wood,
@@ -443,7 +243,7 @@ def guitar(rng: np.random.Generator) -> Instrument:
     hole = tube(
         [[0, length * 0.64, depth], [0, length * 0.64, depth + 0.001]], 0.043, (15, 10, 8), 16
     )
-    neck_len = _uniform(rng, 0.3, 0.34)
+    neck_len = uniform(rng, 0.3, 0.34)
     nut = np.array([0.0, length + neck_len, depth + 0.008])
     neck = tube(
         [[0, length * 0.98, depth - 0.012], nut - [0, 0, 0.015]],
@@ -486,9 +286,9 @@ def saxophone(rng: np.random.Generator) -> Instrument:
     lower stacks), ``sound`` (bell centre).
     """
     variant = "alto" if rng.random() < 0.6 else "tenor"
-    scale = _uniform(rng, 0.97, 1.03) * (1.0 if variant == "alto" else 1.25)
+    scale = uniform(rng, 0.97, 1.03) * (1.0 if variant == "alto" else 1.25)
     body_len, bow_r, bell_h, bell_r = 0.40 * scale, 0.05 * scale, 0.30 * scale, 0.06 * scale
-    colour = _pick(rng, BRASS + [(60, 50, 40), (190, 190, 190)])
+    colour = pick(rng, BRASS + [(60, 50, 40), (190, 190, 190)])
     top = np.array([0.0, 0.11, -0.13]) * (1.0 if variant == "alto" else 1.15)
     neck_path = np.array([[0, 0, 0], [0, 0.03, -0.02], [0, 0.07, -0.06], top * [1, 0.95, 0.8], top])
     mouthpiece = tube(neck_path[:2], [0.008, 0.012], BLACK, sides=8)
@@ -528,16 +328,16 @@ def flute(rng: np.random.Generator) -> Instrument:
     Anchors: ``embouchure``, ``left_hand`` (under the head of the body joint), ``right_hand``,
     ``sound`` (embouchure: a flute radiates there and from its open holes).
     """
-    length = _uniform(rng, 0.655, 0.68)
-    colour = _pick(rng, SILVER)
+    length = uniform(rng, 0.655, 0.68)
+    colour = pick(rng, SILVER)
     body = tube([[0, 0, 0], [length, 0, 0]], 0.0095, colour, sides=10)
-    emb_x = _uniform(rng, 0.05, 0.06)
+    emb_x = uniform(rng, 0.05, 0.06)
     lip = box([emb_x - 0.02, -0.012, 0.004], [emb_x + 0.02, 0.012, 0.012], colour)
     keys = box([0.25, -0.008, 0.007], [length - 0.05, 0.008, 0.014], colour)
     anchors = {
         "embouchure": np.array([emb_x, 0.0, 0.01]),
-        "left_hand": np.array([emb_x + _uniform(rng, 0.17, 0.22), -0.02, -0.02]),
-        "right_hand": np.array([emb_x + _uniform(rng, 0.38, 0.44), -0.02, -0.02]),
+        "left_hand": np.array([emb_x + uniform(rng, 0.17, 0.22), -0.02, -0.02]),
+        "right_hand": np.array([emb_x + uniform(rng, 0.38, 0.44), -0.02, -0.02]),
         "sound": np.array([emb_x, 0.0, 0.0]),
         "foot": np.array([length, 0.0, 0.0]),
     }
@@ -550,18 +350,18 @@ def clarinet(rng: np.random.Generator) -> Instrument:
     Anchors: ``left_hand``, ``right_hand`` (palm points on the player's side, +y),
     ``sound`` (bell), ``bell``.
     """
-    length = _uniform(rng, 0.6, 0.7)
+    length = uniform(rng, 0.6, 0.7)
     n = 10
     z = -np.concatenate([np.linspace(0, length - 0.11, n), np.linspace(length - 0.09, length, 6)])
     radius = np.concatenate(
         [np.r_[0.006, 0.011, np.full(n - 2, 0.0145)], _flare(6, 0.017, 0.033, 2.2)]
     )
     path = np.column_stack([np.zeros_like(z), np.zeros_like(z), z])
-    body = tube(path, radius, _pick(rng, [BLACK, (45, 30, 25)]), sides=10)
+    body = tube(path, radius, pick(rng, [BLACK, (45, 30, 25)]), sides=10)
     keys = box([-0.006, 0.012, -length * 0.75], [0.006, 0.018, -0.12], SILVER[0])
     anchors = {
-        "left_hand": np.array([0.0, 0.03, -_uniform(rng, 0.17, 0.21)]),
-        "right_hand": np.array([0.0, 0.03, -_uniform(rng, 0.36, 0.41)]),
+        "left_hand": np.array([0.0, 0.03, -uniform(rng, 0.17, 0.21)]),
+        "right_hand": np.array([0.0, 0.03, -uniform(rng, 0.36, 0.41)]),
         "sound": np.array([0.0, 0.0, -length]),
         "bell": np.array([0.0, 0.0, -length]),
     }
@@ -578,9 +378,9 @@ def trumpet(rng: np.random.Generator) -> Instrument:
     Anchors: ``left_hand`` (around the valve casing), ``right_hand`` (over the valve
     buttons), ``sound`` / ``bell`` (bell centre).
     """
-    length = _uniform(rng, 0.45, 0.5)
-    bell_r = _uniform(rng, 0.058, 0.064)
-    colour = _pick(rng, BRASS + SILVER)
+    length = uniform(rng, 0.45, 0.5)
+    bell_r = uniform(rng, 0.058, 0.064)
+    colour = pick(rng, BRASS + SILVER)
     lead = tube([[0, -0.012, 0], [length * 0.65, -0.012, 0]], [0.006, 0.0065], colour, sides=8)
     valve_x = length * np.array([0.42, 0.47, 0.52])
     valves = [tube([[x, 0.0, -0.075], [x, 0.0, 0.045]], 0.0095, colour, sides=10) for x in valve_x]
@@ -622,13 +422,13 @@ def trombone(rng: np.random.Generator, max_extension: float = 0.6) -> Instrument
     the player's arm reaches) is drawn here. Anchors: ``left_hand``
     (bell brace near the mouthpiece), ``right_hand`` (slide brace), ``sound`` / ``bell``.
     """
-    slide_len = _uniform(rng, 0.66, 0.72)
-    ext = _uniform(rng, 0.0, max(0.0, min(0.6, max_extension)))
-    bell_r = _uniform(rng, 0.1, 0.112)
-    bell_len = _uniform(rng, 0.6, 0.68)
+    slide_len = uniform(rng, 0.66, 0.72)
+    ext = uniform(rng, 0.0, max(0.0, min(0.6, max_extension)))
+    bell_r = uniform(rng, 0.1, 0.112)
+    bell_len = uniform(rng, 0.6, 0.68)
     sep = 0.095
     bell_y = sep + bell_r + 0.012
-    colour = _pick(rng, BRASS)
+    colour = pick(rng, BRASS)
     inner = [
         tube([[0.0, y, 0.0], [slide_len, y, 0.0]], 0.0065, colour, sides=8) for y in (0.0, sep)
     ]
@@ -702,14 +502,14 @@ def piano(rng: np.random.Generator) -> Instrument:
     keys), ``sound`` (soundboard centre).
     """
     kind = "grand" if rng.random() < 0.5 else "upright"
-    key_h = _uniform(rng, 0.71, 0.75)
-    colour = _pick(rng, [BLACK, BLACK, (70, 40, 25), (110, 70, 40)])
-    width = _uniform(rng, 1.45, 1.58)
+    key_h = uniform(rng, 0.71, 0.75)
+    colour = pick(rng, [BLACK, BLACK, (70, 40, 25), (110, 70, 40)])
+    width = uniform(rng, 1.45, 1.58)
     keys = _keyboard(key_h, 1.22, colour)
     half = width / 2
     if kind == "upright":
-        height = _uniform(rng, 1.1, 1.35)
-        depth = _uniform(rng, 0.28, 0.38)
+        height = uniform(rng, 1.1, 1.35)
+        depth = uniform(rng, 0.28, 0.38)
         case = box([-half, -0.3 - depth, 0.0], [half, -0.3, height], colour)
         cheeks = [_cheek(s, half, 0.55, key_h + 0.1, colour) for s in (-1, 1)]
         toes = [
@@ -725,8 +525,8 @@ def piano(rng: np.random.Generator) -> Instrument:
         sound = np.array([0.0, -0.3 - depth, height * 0.5])
         params: dict[str, float | str] = {"variant": kind, "height": height, "width": width}
     else:
-        length = _uniform(rng, 1.5, 2.75)
-        rim_low, rim_top = key_h - 0.1, key_h + _uniform(rng, 0.24, 0.3)
+        length = uniform(rng, 1.5, 2.75)
+        rim_low, rim_top = key_h - 0.1, key_h + uniform(rng, 0.24, 0.3)
         t = np.linspace(0.0, 1.0, 14)
         y_side = -0.3 - t * (length - 0.3)
         treble = -half + width * 0.68 * np.clip((t - 0.25) / 0.75, 0, 1) ** 1.3
@@ -750,7 +550,7 @@ def piano(rng: np.random.Generator) -> Instrument:
         centre = np.array([0.05 * width, -0.3 - 0.35 * (length - 0.3)])
         rim = loft(outline, np.array([rim_low, rim_top]), np.array([1.0, 1.0]), colour, centre)
         lid_angle = float(
-            rng.choice([0.0, np.deg2rad(_uniform(rng, 15, 22)), np.deg2rad(_uniform(rng, 30, 40))])
+            rng.choice([0.0, np.deg2rad(uniform(rng, 15, 22)), np.deg2rad(uniform(rng, 30, 40))])
         )
         lid = loft(
             outline, np.array([rim_top, rim_top + 0.02]), np.array([1.0, 1.0]), colour, centre
@@ -780,126 +580,12 @@ def piano(rng: np.random.Generator) -> Instrument:
         sound = np.array([0.1 * width, -0.3 - 0.4 * (length - 0.3), rim_top])
         params = {"variant": kind, "length": length, "width": width, "lid": lid_angle}
     anchors = {
-        "keys_left": np.array([_uniform(rng, 0.08, 0.45), -0.07, key_h + 0.045]),
-        "keys_right": np.array([-_uniform(rng, 0.08, 0.45), -0.07, key_h + 0.045]),
+        "keys_left": np.array([uniform(rng, 0.08, 0.45), -0.07, key_h + 0.045]),
+        "keys_right": np.array([-uniform(rng, 0.08, 0.45), -0.07, key_h + 0.045]),
         "sound": sound,
         "key_height": np.array([0.0, 0.0, key_h]),
     }
     return Instrument("piano", Mesh.concat(parts), anchors, params | {"key_height": key_h})
-
-
-# --------------------------------------------------------------------------- furniture
-
-
-def chair(rng: np.random.Generator, seat_height: float | None = None) -> Instrument:
-    """An orchestra chair: origin on the floor under the seat centre, front towards -y.
-
-    Args:
-        rng: draws the style and size.
-        seat_height: top of the seat (m); drawn in 0.42–0.50 m when None.
-    """
-    h = _uniform(rng, 0.42, 0.5) if seat_height is None else seat_height
-    w, d = _uniform(rng, 0.4, 0.47), _uniform(rng, 0.38, 0.45)
-    frame = _pick(rng, [BLACK, (60, 60, 65), (120, 80, 45)])
-    seat_c = _pick(rng, [BLACK, (40, 40, 70), (90, 20, 25), (120, 80, 45)])
-    seat = box([-w / 2, -d / 2, h - 0.03], [w / 2, d / 2, h], seat_c)
-    legs = [
-        tube(
-            [
-                [sx * (w / 2 - 0.03), sy * (d / 2 - 0.03), 0.0],
-                [sx * (w / 2 - 0.03), sy * (d / 2 - 0.03), h - 0.03],
-            ],
-            0.012,
-            frame,
-            sides=6,
-        )
-        for sx in (-1, 1)
-        for sy in (-1, 1)
-    ]
-    back_h = _uniform(rng, 0.3, 0.45)
-    tilt = _uniform(rng, 0.03, 0.12)
-    back = box([-w / 2 + 0.01, d / 2 - 0.03, h + 0.12], [w / 2 - 0.01, d / 2, h + back_h], seat_c)
-    rel = back.vertices[:, 2] - h
-    back.vertices[:, 1] += tilt * rel
-    posts = [
-        tube(
-            [
-                [s * (w / 2 - 0.03), d / 2 - 0.02, h],
-                [s * (w / 2 - 0.03), d / 2 - 0.02 + tilt * back_h, h + back_h],
-            ],
-            0.011,
-            frame,
-            sides=6,
-        )
-        for s in (-1, 1)
-    ]
-    anchors = {"seat": np.array([0.0, 0.0, h])}
-    return Instrument("chair", Mesh.concat([seat, *legs, back, *posts]), anchors, {"seat": h})
-
-
-def bench(rng: np.random.Generator, seat_height: float) -> Instrument:
-    """A piano bench (0.55–0.8 m wide), origin on the floor under the seat centre."""
-    w, d = _uniform(rng, 0.55, 0.8), _uniform(rng, 0.32, 0.38)
-    colour = _pick(rng, [BLACK, (70, 40, 25)])
-    top = box([-w / 2, -d / 2, seat_height - 0.06], [w / 2, d / 2, seat_height], colour)
-    legs = [
-        tube(
-            [
-                [sx * (w / 2 - 0.04), sy * (d / 2 - 0.04), 0.0],
-                [sx * (w / 2 - 0.04), sy * (d / 2 - 0.04), seat_height - 0.06],
-            ],
-            0.02,
-            colour,
-            6,
-        )
-        for sx in (-1, 1)
-        for sy in (-1, 1)
-    ]
-    return Instrument("bench", Mesh.concat([top, *legs]), {"seat": np.r_[0, 0, seat_height]})
-
-
-def music_stand(rng: np.random.Generator) -> Instrument:
-    """A music stand: tripod, pole and a desk facing +y (the reader), tilted back.
-
-    Origin on the floor under the pole.
-    """
-    desk_low = _uniform(rng, 0.75, 1.25)
-    w, hgt = _uniform(rng, 0.46, 0.52), _uniform(rng, 0.3, 0.36)
-    colour = _pick(rng, [BLACK, BLACK, (70, 70, 75)])
-    pole = tube([[0, 0, 0.2], [0, 0, desk_low + 0.05]], 0.011, colour, sides=6)
-    legs = [
-        tube([[0, 0, 0.22], [0.28 * np.cos(a), 0.28 * np.sin(a), 0.0]], 0.007, colour, 5)
-        for a in np.pi / 2 + np.array([0, 2, 4]) * np.pi / 3
-    ]
-    tilt = np.deg2rad(_uniform(rng, 12, 35))
-    desk = box([-w / 2, -0.004, 0.0], [w / 2, 0.004, hgt], colour)
-    ledge = box([-w / 2, 0.0, -0.005], [w / 2, 0.05, 0.01], colour)
-    parts = [desk, ledge]
-    if rng.random() < 0.75:
-        parts.append(
-            box([-w / 2 + 0.02, 0.004, 0.01], [w / 2 - 0.02, 0.01, hgt - 0.01], (240, 240, 232))
-        )
-    c, s = np.cos(tilt), np.sin(tilt)
-    rot = np.array([[1, 0, 0, 0], [0, c, -s, 0], [0, s, c, desk_low], [0, 0, 0, 1.0]])
-    head = [p.transformed(rot) for p in parts]
-    anchors = {"desk": np.array([0.0, 0.0, desk_low + hgt / 2])}
-    return Instrument(
-        "music_stand", Mesh.concat([pole, *legs, *head]), anchors, {"desk_low": desk_low}
-    )
-
-
-def podium(rng: np.random.Generator) -> Instrument:
-    """A conductor's podium (0.15–0.25 m high), origin on the floor under its centre."""
-    side, h = _uniform(rng, 0.7, 1.0), _uniform(rng, 0.15, 0.25)
-    colour = _pick(rng, [BLACK, (90, 20, 25), (70, 40, 25)])
-    mesh = box([-side / 2, -side / 2, 0.0], [side / 2, side / 2, h], colour)
-    return Instrument("podium", mesh, {"top": np.array([0.0, 0.0, h])}, {"height": h})
-
-
-def baton(rng: np.random.Generator) -> Mesh:
-    """A conductor's baton along +x from the grip (origin), 0.3–0.45 m."""
-    length = _uniform(rng, 0.3, 0.45)
-    return tube([[-0.03, 0, 0], [length, 0, 0]], [0.009, 0.0025], (240, 240, 235), sides=6)
 
 
 BUILDERS = {

@@ -14,7 +14,8 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from pcsep_cli.synth import instruments as inst
-from pcsep_cli.synth.instruments import Instrument, Mesh
+from pcsep_cli.synth.furniture import baton
+from pcsep_cli.synth.meshes import Instrument, Mesh
 
 FORWARD, LEFT, UP = np.array([0.0, -1.0, 0.0]), np.array([1.0, 0.0, 0.0]), np.array([0, 0, 1.0])
 BACK, RIGHT = -FORWARD, -LEFT
@@ -196,16 +197,12 @@ def hold_cello(rng: np.random.Generator, a: dict[str, np.ndarray]) -> Hold:
     """Cello between the knees, endpin on the floor, upper back against the chest."""
     ins = inst.build("cello", rng)
     length = float(ins.params["body_length"])
-    contact = a["sternum"] + 0.03 * FORWARD - rng.uniform(0.0, 0.06) * UP
-    m, pin = _upright_string(
-        ins,
-        a,
-        contact,
-        rng.uniform(25, 40),
-        rng.uniform(5, 20),
-        rng.uniform(0.0, 0.12),
-        0.95 * length,
+    contact = (
+        a["sternum"] + 0.03 * FORWARD - rng.uniform(0.0, 0.06) * UP + rng.uniform(0, 0.04) * LEFT
     )
+    # Leaning back onto the chest and a little to the left: the neck passes the left ear.
+    tilt, turn, side = rng.uniform(25, 40), rng.uniform(5, 20), rng.uniform(0.12, 0.28)
+    m, pin = _upright_string(ins, a, contact, tilt, turn, side, 0.95 * length)
     ins.params["endpin"] = pin
     pin_mesh = inst.endpin(ins.anchors["endpin"], pin).transformed(m)
     bow, frog = _bow(ins, m, a, rng, crossing=20)
@@ -412,7 +409,7 @@ def hold_none(rng: np.random.Generator, a: dict[str, np.ndarray]) -> Hold:
         )
         if rng.random() < 0.7:
             direction = _unit(FORWARD + rng.uniform(-0.3, 0.6) * UP + rng.uniform(0, 0.5) * LEFT)
-            stick = inst.baton(rng)
+            stick = baton(rng)
             parts.append(
                 stick.transformed(
                     pose_matrix(frame(direction, UP)[:, [1, 0, 2]], np.zeros(3), right)

@@ -16,8 +16,9 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from pcsep_cli.synth import instruments as inst
-from pcsep_cli.synth.instruments import CLASSES, Mesh
+from pcsep_cli.synth import furniture
+from pcsep_cli.synth.instruments import CLASSES
+from pcsep_cli.synth.meshes import Mesh
 from pcsep_cli.synth.sensor import Room, SensorSpec, sample_surface, scan
 
 __all__ = [
@@ -127,13 +128,13 @@ def _make_object(
         performer = make_performer(rng, "none", int(body_id))
         mesh, sound, params = performer.mesh, performer.sound, performer.params
         if params.get("mode") == "conducting" and rng.random() < 0.4:
-            stand = inst.podium(rng)
+            stand = furniture.podium(rng)
             h = float(stand.params["height"])
             mesh = Mesh.concat([mesh.translated(np.array([0, 0, h])), stand.mesh])
             sound = sound + [0, 0, h]
         kind, body = "distractor", int(body_id)
     elif distractor in ("chair", "music_stand"):
-        piece = inst.chair(rng) if distractor == "chair" else inst.music_stand(rng)
+        piece = furniture.chair(rng) if distractor == "chair" else furniture.music_stand(rng)
         mesh, params = piece.mesh, dict(piece.params)
         sound = mesh.vertices.mean(0)
         kind, body = "distractor", None
@@ -144,29 +145,62 @@ def _make_object(
     return _Placed(mesh, obj, np.asarray(sound, float), centre, radius)
 
 
-def _layout(rng: np.random.Generator, placed: list[_Placed]) -> tuple[np.ndarray, np.ndarray]:
-    """World xy of each footprint centre, ensemble first; returns (centres [K, 2], focus [2])."""
+def _free(centres: list[np.ndarray], radii: list[float], xy: np.ndarray, r: float) -> bool:
+    return all(
+        np.linalg.norm(xy - c) >= max(1.0, r + q + 0.05)
+        for c, q in zip(centres, radii, strict=True)
+    )
+
+
+def _arc_layout(rng: np.random.Generator, radii: list[float]) -> tuple[np.ndarray, np.ndarray]:
+    """Players on arcs around a focus in front (-y), as chamber groups and orchestras sit,
+    filling outwards from the middle, a new row behind when an arc is full."""
+    radius = rng.uniform(2.0, 3.5)
+    focus = np.array([0.0, -radius])
     centres: list[np.ndarray] = []
-    for p in placed:
-        r = p.radius
+    placed: list[float] = []
+    ends = [0.0, 0.0]  # arc length used on each side of the current row
+    for r in radii:
+        for _ in range(50):
+            if not centres:
+                angle = 0.0
+            else:
+                side = int(rng.integers(2)) if ends[0] == ends[1] else int(ends[1] < ends[0])
+                gap = rng.uniform(max(1.0, 2 * r + 0.1), max(1.8, 2 * r + 0.5))
+                if max(ends) + gap > radius * np.deg2rad(75):  # this arc is full: next row
+                    radius += rng.uniform(1.2, 1.8)
+                    ends = [-gap / 2, -gap / 2]
+                ends[side] += gap
+                angle = (ends[side] if side else -ends[side]) / radius
+            xy = focus + radius * np.array([np.sin(angle), np.cos(angle)])
+            if _free(centres, placed, xy, r):
+                break
+            ends = [e + 0.3 for e in ends]
+        centres.append(xy)
+        placed.append(r)
+    return np.array(centres), focus
+
+
+def _cluster_layout(rng: np.random.Generator, radii: list[float]) -> tuple[np.ndarray, np.ndarray]:
+    """A loose group (a band, a jazz combo): each player 1–2.5 m from one already placed."""
+    centres: list[np.ndarray] = []
+    for r in radii:
+        xy = np.zeros(2)
         for _ in range(200):
             if not centres:
-                xy = np.zeros(2)
                 break
-            j = int(rng.integers(len(centres)))
-            near = max(1.0, r + placed[j].radius + 0.1)
-            dist = rng.uniform(near, max(2.5, near + 0.6))
+            mean = np.mean(centres, axis=0)
+            j = int(np.argmin([np.linalg.norm(c - mean) + rng.uniform(0, 1) for c in centres]))
+            near = max(1.0, r + radii[j] + 0.1)
             angle = rng.uniform(-np.pi, np.pi)
-            xy = centres[j] + dist * np.array([np.cos(angle), np.sin(angle) * 0.7])
-            if all(
-                np.linalg.norm(xy - c) >= max(1.0, r + q.radius + 0.05)
-                for c, q in zip(centres, placed, strict=False)
-            ):
+            xy = centres[j] + rng.uniform(near, max(2.5, near + 0.6)) * np.array(
+                [np.cos(angle), np.sin(angle)]
+            )
+            if _free(centres, radii[: len(centres)], xy, r):
                 break
         centres.append(xy)
     arr = np.array(centres)
-    focus = arr.mean(0) + np.array([0.0, -(np.ptp(arr[:, 1]) / 2 + rng.uniform(1.5, 4.0))])
-    return arr, focus
+    return arr, arr.mean(0) + np.array([0.0, -(np.ptp(arr[:, 1]) / 2 + rng.uniform(1.5, 4.0))])
 
 
 def build_scene(
@@ -227,26 +261,38 @@ def build_scene(
     chairs = [n + i for i, o in enumerate(others) if o.obj.distractor == "chair"]
     order = list(range(n)) + chairs  # index in ``objects`` of each placed item
     everything = players + others
-    centres, focus = _layout(rng, [everything[k] for k in order])
-    arc = rng.random() < 0.6 or any(o.obj.distractor == "conductor" for o in others)
+    radii = [everything[k].radius for k in order]
+    arc = rng.random() < 0.7
+    centres, focus = (_arc_layout if arc else _cluster_layout)(rng, radii)
     yaws = []
     for xy in centres:
-        if arc:
+        if arc:  # face the focus (conductor, audience centre)
             to = focus - xy
             yaws.append(float(np.arctan2(to[0], -to[1]) + rng.uniform(-0.2, 0.2)))
         else:
             yaws.append(float(rng.uniform(-0.6, 0.6)))
+    taken = [c for c in centres]
     for i, o in enumerate(others):
         if o.obj.distractor == "chair":
             continue
-        if o.obj.distractor == "conductor":
-            xy, yaw = focus + rng.normal(0, 0.2, 2), float(np.pi + rng.uniform(-0.3, 0.3))
+        if o.obj.distractor == "conductor" and _free(taken, radii, focus, o.radius):
+            xy, yaw = focus + rng.normal(0, 0.15, 2), float(np.pi + rng.uniform(-0.3, 0.3))
+        elif o.obj.distractor == "conductor":  # a second person: beside the group
+            for _ in range(100):
+                j = int(rng.integers(len(taken)))
+                angle = rng.uniform(-np.pi, np.pi)
+                xy = taken[j] + rng.uniform(1.2, 2.5) * np.array([np.cos(angle), np.sin(angle)])
+                if _free(taken, radii, xy, o.radius):
+                    break
+            yaw = float(rng.uniform(-np.pi, np.pi))
         else:  # a music stand in front of a player, facing them
             j = int(rng.integers(n))
             ahead = np.array([np.sin(yaws[j]), -np.cos(yaws[j])])
             xy = centres[j] + ahead * (players[j].radius + rng.uniform(0.1, 0.4))
             yaw = yaws[j]
         centres = np.vstack([centres, xy])
+        taken.append(xy)
+        radii.append(o.radius)
         yaws.append(yaw)
         order.append(n + i)
     placed = [everything[k] for k in order]
@@ -306,16 +352,17 @@ def _pick(rng: np.random.Generator, options: list) -> tuple[int, int, int]:
 
 def _draw_sensor(rng, centres, radii, centre) -> tuple[np.ndarray, np.ndarray]:
     """Sensor 2–6 m from the ensemble's centre, 1–2.5 m high, mostly on the audience side
-    (-y), never closer than 0.8 m to an object's footprint."""
-    for _ in range(100):
+    (-y), never closer than 1 m to an object's footprint (1.3–1.5 m from a player)."""
+    for attempt in range(200):
         if rng.random() < 0.8:
             azimuth = -np.pi / 2 + rng.uniform(-1.2, 1.2)
         else:
             azimuth = rng.uniform(-np.pi, np.pi)
-        dist = rng.uniform(2.0, 6.0)
+        # a large ensemble may leave no clear spot that close: step back a little each try
+        dist = rng.uniform(2.0, 6.0) + 0.03 * attempt
         xy = centre[:2] + dist * np.array([np.cos(azimuth), np.sin(azimuth)])
         clear = np.linalg.norm(centres - xy, axis=1) - radii
-        if clear.min() > 0.8:
+        if clear.min() > 1.0:
             break
     origin = np.array([*xy, rng.uniform(1.0, 2.5)])
     target = np.array([*(centre[:2] + rng.normal(0, 0.2, 2)), rng.uniform(0.6, 1.2)])

@@ -25,7 +25,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from pcsep_cli.synth.instruments import Mesh
+from pcsep_cli.synth.meshes import Mesh
 
 
 @dataclass(frozen=True)

@@ -11,13 +11,14 @@ import numpy as np
 import pytest
 import torch
 
+from pcsep_cli.synth import body as B
 from pcsep_cli.synth import performers as P
 from pcsep_cli.synth.instruments import CLASSES
 
 
 @pytest.fixture(scope="session")
-def model() -> P.BodyModel:
-    return P.body_model()
+def model() -> B.BodyModel:
+    return B.body_model()
 
 
 def _performer(label: str, seed: int, **kwargs) -> P.Performer:
@@ -26,33 +27,33 @@ def _performer(label: str, seed: int, **kwargs) -> P.Performer:
 
 def test_anny_cache_dir_default_and_override(monkeypatch, tmp_path) -> None:
     monkeypatch.delenv("ANNY_CACHE_DIR", raising=False)
-    assert P.anny_cache_dir() == P.Path.home() / ".cache" / "pcsep" / "anny"
+    assert B.anny_cache_dir() == B.Path.home() / ".cache" / "pcsep" / "anny"
     monkeypatch.setenv("ANNY_CACHE_DIR", str(tmp_path))
-    assert P.anny_cache_dir() == tmp_path
+    assert B.anny_cache_dir() == tmp_path
 
 
-def test_uses_the_makehuman_topology(model: P.BodyModel) -> None:
+def test_uses_the_makehuman_topology(model: B.BodyModel) -> None:
     # anny's own (CC0) mesh, not the non-commercial SMPL-X one (10,475 vertices)
     assert len(model.rest(None)["vertices"]) == 13718
     assert model.faces.shape[1] == 3
 
 
-def test_fast_rest_model_matches_anny(model: P.BodyModel) -> None:
+def test_fast_rest_model_matches_anny(model: B.BodyModel) -> None:
     m = model.model
     inputs = m.get_tensor_inputs(None, model.phenotype(123), None, None)
     coeffs = m._get_phenotype_blendshape_coefficients(*inputs[1:])
-    ours, theirs = P.rest_model(m, coeffs), m.get_rest_model(coeffs)
+    ours, theirs = B.rest_model(m, coeffs), m.get_rest_model(coeffs)
     for key in ("rest_vertices", "rest_bone_heads", "rest_bone_poses"):
         torch.testing.assert_close(ours[key], theirs[key], atol=1e-9, rtol=0)
 
 
-def test_statures_are_adult(model: P.BodyModel) -> None:
-    heights = np.array([P.stature(b) for b in range(40)])
+def test_statures_are_adult(model: B.BodyModel) -> None:
+    heights = np.array([B.stature(b) for b in range(40)])
     assert heights.min() >= 1.5 and heights.max() <= 2.0
     assert heights.std() > 0.05  # bodies differ
 
 
-def test_body_id_fixes_the_shape_and_only_the_shape(model: P.BodyModel) -> None:
+def test_body_id_fixes_the_shape_and_only_the_shape(model: B.BodyModel) -> None:
     a = P.make_performer(np.random.default_rng(1), "none", body_id=7, mode="hanging")
     b = P.make_performer(np.random.default_rng(2), "none", body_id=7, mode="hanging")
     c = P.make_performer(np.random.default_rng(1), "none", body_id=8, mode="hanging")

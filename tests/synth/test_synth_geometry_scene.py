@@ -50,7 +50,8 @@ def test_scene_contract(quartet: SceneCloud) -> None:
 
 def test_every_object_is_seen_with_realistic_density(quartet: SceneCloud) -> None:
     counts = np.bincount(quartet.object_index[quartet.object_index >= 0], minlength=7)
-    assert counts[:4].min() > 300  # performers may hide one another, never entirely here
+    assert counts[:4].min() > 0  # players may hide one another, not entirely in this scene
+    assert np.median(counts[:4]) > 2000
     walls = quartet.xyz[(quartet.object_index < 0) & (quartet.xyz[:, 2] > 0.1)]
     assert len(walls) > 1000  # walls behind the ensemble
 
@@ -78,7 +79,9 @@ def test_deterministic() -> None:
     assert [o.body_id for o in a.objects] == [o.body_id for o in b.objects]
     assert a.room is None
     floor = a.xyz[a.object_index < 0]
-    assert np.abs(floor[:, 2]).max() < 0.1  # floor only: within the range noise of z = 0
+    d = np.linalg.norm(floor - a.sensor_position, axis=1)
+    # floor only: at z = 0 up to the range noise
+    assert np.all(np.abs(floor[:, 2]) < 5 * (0.002 + 0.0025 * (d - 0.5) ** 2) + 0.005)
 
 
 def test_full_surface_option() -> None:

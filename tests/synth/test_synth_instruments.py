@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 import trimesh
 
+from pcsep_cli.synth import furniture, meshes
 from pcsep_cli.synth import instruments as inst
 
 # Overall extents (m) real instruments span, longest dimension first checked.
@@ -20,7 +21,7 @@ REAL_LENGTH = {
 }
 
 
-def _extent(mesh: inst.Mesh) -> np.ndarray:
+def _extent(mesh: meshes.Mesh) -> np.ndarray:
     return np.ptp(mesh.vertices, axis=0)
 
 
@@ -96,29 +97,29 @@ def test_piano_kinds_and_keyboard_height() -> None:
 
 def test_furniture() -> None:
     rng = np.random.default_rng(3)
-    chair = inst.chair(rng, seat_height=0.47)
+    chair = furniture.chair(rng, seat_height=0.47)
     assert chair.mesh.vertices[:, 2].min() == pytest.approx(0.0)
     assert chair.anchors["seat"][2] == pytest.approx(0.47)
-    stand = inst.music_stand(rng)
+    stand = furniture.music_stand(rng)
     assert 1.0 <= stand.mesh.vertices[:, 2].max() <= 1.65
-    assert inst.podium(rng).params["height"] <= 0.25
-    assert 0.3 <= _extent(inst.baton(rng)).max() <= 0.5
+    assert furniture.podium(rng).params["height"] <= 0.25
+    assert 0.3 <= _extent(furniture.baton(rng)).max() <= 0.5
     with pytest.raises(ValueError, match="unknown instrument"):
         inst.build("banjo", rng)
 
 
 def test_primitives_are_closed_surfaces() -> None:
     """Tubes and lofts are watertight, so a ray never sees inside an instrument."""
-    path = inst.arc([0, 0, 0], [0.1, 0, 0], [0, 0.1, 0], 0, np.pi, 8)
+    path = meshes.arc([0, 0, 0], [0.1, 0, 0], [0, 0.1, 0], 0, np.pi, 8)
     for mesh in (
-        inst.tube(path, 0.02, (1, 2, 3)),
-        inst.loft(
+        meshes.tube(path, 0.02, (1, 2, 3)),
+        meshes.loft(
             np.array([[0, 0], [1, 0], [1, 1], [0, 1.0]]),
             np.array([0.0, 0.2, 0.3]),
             np.array([1.0, 1.0, 0.5]),
             (1, 2, 3),
-        ),  # fmt: skip
-        inst.box([0, 0, 0], [1, 2, 3], (1, 2, 3)),
+        ),
+        meshes.box([0, 0, 0], [1, 2, 3], (1, 2, 3)),
     ):
         tm = trimesh.Trimesh(mesh.vertices, mesh.faces, process=True)
         assert tm.is_watertight

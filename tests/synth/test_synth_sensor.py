@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from pcsep_cli.synth import sensor
-from pcsep_cli.synth.instruments import Mesh, box, tube
+from pcsep_cli.synth.meshes import Mesh, box, tube
 from pcsep_cli.synth.sensor import Room, SensorSpec, sample_surface, scan
 
 ORIGIN = np.array([0.0, 0.0, 1.0])
