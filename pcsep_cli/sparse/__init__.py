@@ -15,6 +15,8 @@ Conventions:
       a transposed conv goes back onto the strided conv's input voxels with the same map.
     - Kernel maps are cached in ``SparseTensor.cache``, shared by all tensors a network
       derives from one input, keyed by (coords, stride, kernel, conv stride, dilation).
+    - On the CPU each thread keeps its conv scratch buffers between calls (fresh large
+      blocks cost a page fault per 4 KiB); :func:`release_workspace` frees them.
 
 Example:
     >>> import torch
@@ -27,7 +29,7 @@ Example:
 """
 
 from pcsep_cli.sparse.engine import ENGINES, resolve_engine
-from pcsep_cli.sparse.functional import conv3d
+from pcsep_cli.sparse.functional import conv3d, release_workspace
 from pcsep_cli.sparse.kmap import KernelMap, kernel_offsets
 from pcsep_cli.sparse.nn import BatchNorm, Conv3d, ReLU, global_avg_pool, global_max_pool
 from pcsep_cli.sparse.tensor import KernelCache, SparseTensor
@@ -46,6 +48,7 @@ __all__ = [
     "global_avg_pool",
     "global_max_pool",
     "kernel_offsets",
+    "release_workspace",
     "resolve_engine",
     "voxelize",
 ]

@@ -1,10 +1,12 @@
 """Sparse 3D convolution in plain PyTorch (the ``"torch"`` engine).
 
 ``out[o] = Σ_k in[o·s + d_k·dilation] @ W[k]`` (cross-correlation, torchsparse 2.1 offsets,
-see :mod:`pcsep_cli.sparse.kmap`). Per kernel offset the input rows are gathered, multiplied
-by ``W[k]`` and added to their output rows; the centre offset of a submanifold conv is a plain
-matmul. The backward pass is written out (not traced) so that gathers are recomputed instead
-of stored and each gradient is accumulated into one buffer.
+see :mod:`pcsep_cli.sparse.kmap`). The input rows of all pairs are gathered at once, each
+offset's block is multiplied by ``W[k]``, and the products are summed into their output rows
+by a CSR sum (``F.embedding_bag``: vectorised and parallel, where ``index_add_`` goes row by
+row). The centre offset of a submanifold conv is a plain matmul. The backward pass is written
+out (not traced): gathers are recomputed instead of stored, and the input gradient is one CSR
+sum in the other direction.
 
 Dense equivalent, for an odd kernel on a grid laid out ``(B, C, X, Y, Z)`` (x = depth):
 ``F.conv3d(dense, W.view(kz, ky, kx, Cin, Cout).permute(4, 3, 2, 1, 0), stride=s,
@@ -38,6 +40,8 @@ class _Workspace(threading.local):
         self.buffers: dict[tuple[str, torch.dtype, torch.device], Tensor] = {}
 
     def get(self, name: str, rows: int, cols: int, like: Tensor) -> Tensor:
+        if like.device.type != "cpu":  # the CUDA caching allocator already reuses blocks
+            return like.new_empty((rows, cols))
         key = (name, like.dtype, like.device)
         buf = self.buffers.get(key)
         if buf is None or buf.numel() < rows * cols:

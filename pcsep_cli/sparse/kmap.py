@@ -25,6 +25,10 @@ from pcsep_cli.sparse.keys import KeySpace
 
 Triple = tuple[int, int, int]
 _SENTINEL = 2**63 - 1  # pads the sorted keys: never equal to a real key
+_DUPLICATES = (
+    "SparseTensor coords hold duplicate voxels; build it with voxelize(), which merges points "
+    "that fall in one voxel"
+)
 
 
 def axis_offsets(size: int) -> list[int]:
@@ -189,16 +193,13 @@ def _match_row(
     """
     n, device = start.numel(), start.device
     want = torch.tensor(targets, dtype=base.dtype, device=device).unsqueeze(1)  # [T, 1]
-    found = place = None
-    for m in range(window):
+    diff = padded.index_select(0, start) - base
+    found, place = diff == want, (diff < want).to(torch.uint8)  # [T, N] each
+    for m in range(1, window):
         diff = padded.index_select(0, start + m) - base
-        if found is None or place is None:
-            found, place = diff == want, (diff < want).to(torch.uint8)
-        else:
-            found |= diff == want
-            # Keys increase strictly along the window: a hit sits after every smaller key.
-            place += diff < want
-    assert found is not None and place is not None
+        found |= diff == want
+        # Keys increase strictly along the window: a hit sits after every smaller key.
+        place += diff < want
     flat = found.view(-1).nonzero().squeeze(1)  # sorted by target, then row
     rows = torch.remainder(flat, n)
     hits = start.index_select(0, rows) + place.view(-1).index_select(0, flat)
@@ -239,10 +240,7 @@ def build_submanifold_map(coords: Tensor, kernel_size: Triple, dilation: Triple)
     keys = space.encode(coords)
     sorted_keys, perm = torch.sort(keys)
     if n > 1 and bool((sorted_keys[1:] == sorted_keys[:-1]).any()):
-        raise ValueError(
-            "SparseTensor coords hold duplicate voxels; build it with voxelize(), which merges "
-            "points that fall in one voxel"
-        )
+        raise ValueError(_DUPLICATES)
     arange = torch.arange(n, device=device)
     if bool(torch.equal(perm, arange)):
         perm = None  # already sorted (voxelize and strided convs emit sorted coords)
@@ -331,6 +329,12 @@ def build_strided_map(
     keys = space.encode(torch.cat(cand_out))
     uniq, inverse = torch.unique(keys, sorted=True, return_inverse=True)
     out_coords = space.decode(uniq)
+    # Distinct inputs reach distinct outputs through one offset; a repeat means a repeated voxel.
+    group_of = torch.repeat_interleave(
+        torch.arange(kv, device=device), torch.tensor(counts, device=device)
+    )
+    if uniq.numel() and int(torch.bincount(group_of * uniq.numel() + inverse).max()) > 1:
+        raise ValueError(_DUPLICATES)
     groups, start = {}, 0
     for k, (rows, cnt) in enumerate(zip(cand_in, counts, strict=True)):
         groups[k] = (rows, inverse[start : start + cnt])

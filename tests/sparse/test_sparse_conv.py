@@ -148,3 +148,13 @@ def test_gradcheck_float64() -> None:
 
     assert torch.autograd.gradcheck(strided, (feats, w))
     assert torch.autograd.gradcheck(subm, (feats, w3))
+
+
+def test_strided_conv_that_reaches_no_output() -> None:
+    # 1x1x1 stride 2 keeps only even coordinates: odd-only inputs leave nothing.
+    feats = torch.randn(2, 2, requires_grad=True)
+    x = SparseTensor(torch.tensor([[0, 1, 1, 1], [0, 3, 1, 1]]), feats)
+    y = conv3d(x, torch.randn(1, 2, 3), 1, 2)
+    assert y.coords.shape == (0, 4) and y.feats.shape == (0, 3)
+    y.feats.sum().backward()
+    assert torch.equal(feats.grad, torch.zeros(2, 2))

@@ -53,6 +53,8 @@ def test_duplicate_voxels_are_refused_when_a_map_is_built() -> None:
     x = SparseTensor(coords, torch.zeros(2, 1))
     with pytest.raises(ValueError, match="duplicate voxels.*voxelize"):
         conv3d(x, torch.zeros(27, 1, 1), 3)
+    with pytest.raises(ValueError, match="duplicate voxels"):
+        conv3d(SparseTensor(coords, torch.zeros(2, 1)), torch.zeros(8, 1, 1), 2, 2)
 
 
 def test_layers_on_the_same_voxels_share_one_kernel_map() -> None:
