@@ -407,7 +407,7 @@ def posture(
             rot[f"lowerleg01.{side}"] = yaw @ shin
             rot[f"foot.{side}"] = rotation("z", sign * spread * 0.6)
     else:
-        stance = rng.uniform(1, 7)
+        stance = rng.uniform(-2, 4)  # degrees of hip abduction: feet about hip width apart
         for side, sign in (("L", 1.0), ("R", -1.0)):
             rot[f"upperleg01.{side}"] = rotation("y", -sign * stance) @ rotation(
                 "x", rng.uniform(-3, 3)

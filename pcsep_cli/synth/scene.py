@@ -409,5 +409,8 @@ def performer_cloud(
         p = _make_object(rng, label, None, body_id, f"{label}_0", seat=distractor)
     else:
         raise ValueError(f"unknown label {label!r}; expected one of {CLASSES} or 'none'")
-    yaw = float(rng.uniform(-np.pi, np.pi))
+    # As in whole scenes, the sensor mostly sees players from the front (it stands on the
+    # audience side, -y, and they face it), sometimes from anywhere.
+    spread = np.pi / 3 if rng.random() < 0.75 else np.pi
+    yaw = float(rng.uniform(-spread, spread))
     return _finish(rng, [p], np.zeros((1, 2)), [yaw], [0], full_surface, False, sensor, 4000.0)
