@@ -224,7 +224,7 @@ def find_performers(
     labels = _cluster(local, eps)
     labels = _merge_stacked(local, labels)
     labels = _merge_dependent(local, labels, 2.5 * eps)
-    labels = _merge_close(local, labels, eps, merge_gap)
+    labels = _merge_close(local, labels, eps, merge_gap, split_width)
     labels = _split_wide(local, labels, eps, split_width)
 
     performers: list[tuple[float, Performer]] = []
@@ -359,13 +359,15 @@ def _peaks(values: np.ndarray, min_count: int) -> list[tuple[float, int]]:
     return out
 
 
-def _refine(q: np.ndarray, n: np.ndarray, h: float, reach: float = _BAND) -> _Fit:
+def _refine(q: np.ndarray, n: np.ndarray, h: float, reach: float = _BAND) -> _Fit | None:
     """Least-squares plane on the points near ``n · q = h``: ``(normal, offset, sigma)``.
 
     Sigma, the noise, is read from the points behind the plane only (``n · q < h``, up to
     ``reach``): nothing stands there, so feet and chair legs cannot inflate it. A stage's top
-    has the floor below it: its ``reach`` stops short of the floor.
+    has the floor below it: its ``reach`` stops short of the floor. ``None`` when the fit
+    turns more than 10 degrees away from ``n``: the points were no plane (a wall's top edge).
     """
+    start = n
     tol, sigma = 0.15, 0.05
     for _ in range(3):
         near = q[np.abs(q @ n - h) < tol]
@@ -381,6 +383,8 @@ def _refine(q: np.ndarray, n: np.ndarray, h: float, reach: float = _BAND) -> _Fi
         if behind.size:
             sigma = 1.4826 * float(np.median(-behind))
         tol = min(max(3 * sigma, _TOL_MIN), _BAND)
+    if n @ start < np.cos(np.radians(10)):
+        return None
     return n, h, sigma
 
 
@@ -398,24 +402,47 @@ def _mode_direction(dirs: np.ndarray, start: np.ndarray, cone_deg: float = 10.0)
 
 
 def _find_floor(q: np.ndarray, qs: np.ndarray) -> tuple[_Fit, list[_Fit]] | None:
-    """The floor, and platforms (stage, risers) standing on it; ``None`` without a floor."""
+    """The floor, and platforms (stage, risers) standing on it; ``None`` without a floor.
+
+    The floor's direction is the densest direction of the upward normals of planar
+    neighbourhoods, else of all neighbourhoods (noisy scans have few planar ones), else the
+    cloud's z; the floor is the lowest large pile-up of points along it with next to nothing
+    below.
+    """
     normals, flat = _normals(qs)
-    up_like = flat & (np.abs(normals[:, 2]) > np.cos(np.radians(MAX_TILT_DEG)))
+    cone = np.abs(normals[:, 2]) > np.cos(np.radians(MAX_TILT_DEG))
     min_count = max(20, int(_MIN_PLANE * len(qs)))
-    if up_like.sum() < min_count:
-        return None
-    dirs = normals[up_like] * np.sign(normals[up_like, 2:3])
     z = np.array([0.0, 0.0, 1.0])
-    n = _mode_direction(dirs, _mode_direction(dirs, z, MAX_TILT_DEG))
-    support = dirs @ n > np.cos(np.radians(15))
-    peaks = _peaks(qs[up_like][support] @ n, min_count)
+    for up_like in (flat & cone, cone, None):
+        if up_like is None:
+            n, on = z, np.ones(len(qs), dtype=bool)
+        elif up_like.sum() < min_count:
+            continue
+        else:
+            dirs = normals[up_like] * np.sign(normals[up_like, 2:3])
+            n = _mode_direction(dirs, _mode_direction(dirs, z, MAX_TILT_DEG))
+            on = np.zeros(len(qs), dtype=bool)
+            on[np.flatnonzero(up_like)[dirs @ n > np.cos(np.radians(25))]] = True
+        found = _lowest_plane(q, qs, n, on, min_count)
+        if found is not None:
+            return found
+    return None
+
+
+def _lowest_plane(
+    q: np.ndarray, qs: np.ndarray, n: np.ndarray, on: np.ndarray, min_count: int
+) -> tuple[_Fit, list[_Fit]] | None:
+    """The lowest large pile-up along ``n`` of the points ``qs[on]``, and those above it."""
+    peaks = _peaks(qs[on] @ n, min_count)
     large = [h for h, count in peaks if count >= 0.3 * max((c for _, c in peaks), default=0)]
     h_all = qs @ n
     for i, h in enumerate(large):  # lowest first
-        if np.mean(h_all < h - 0.1) <= _OUTSIDE:
-            floor = _refine(q, n, h)
-            stages = [p for p in large[i + 1 :] if p - h < _PLATFORM_MAX]
-            return floor, [_refine(q, floor[0], p, (p - h) / 2) for p in stages]
+        floor = _refine(q, n, h)
+        if floor is None or np.mean(h_all < floor[1] - max(0.1, 4 * floor[2])) > _OUTSIDE:
+            continue
+        stages = [p for p in large[i + 1 :] if p - h < _PLATFORM_MAX]
+        fits = [_refine(q, floor[0], p, (p - h) / 2) for p in stages]
+        return floor, [f for f in fits if f is not None]
     return None
 
 
@@ -482,21 +509,21 @@ def _find_walls(q: np.ndarray, qs: np.ndarray, floor: _Fit) -> list[_Fit]:
         if any(min((a - b) % 180, (b - a) % 180) < 15 for b in seen):
             continue  # within 30 degrees of a slab already judged: a room's corner
         seen.append(int(a))
-        on = np.abs(qs @ dirs[a] - offsets[a]) < 0.25
-        along = qs[on] @ np.cross(up, dirs[a])
-        low, high = np.quantile(heights[on], [0.02, 0.98])
+        # Judged on the larger fitting sample: the vote's sample is too thin to fill a wall.
+        heights_q = q @ up - h_floor
+        on = (np.abs(q @ dirs[a] - offsets[a]) < 0.25) & (heights_q > 0.15)
+        along, height = q[on] @ np.cross(up, dirs[a]), heights_q[on]
+        low, high = np.quantile(height, [0.02, 0.98])
         # A wall rises to the top of the scan (which a sensor's field of view may cut low).
         tall = high >= max(0.6 * top, _WALL_HEIGHT) and low <= 0.5
         wide = np.ptp(np.quantile(along, [0.02, 0.98])) >= _WALL_WIDTH
-        if not (tall and wide and _filled(along, heights[on])):
+        if not (tall and wide and _filled(along, height) and _planar(q[on], along, height)):
             continue
-        # Planarity needs more points than the vote: the larger fitting sample.
-        on_q = (np.abs(q @ dirs[a] - offsets[a]) < 0.25) & (q @ up - h_floor > 0.15)
-        if _planar(q[on_q], q[on_q] @ np.cross(up, dirs[a]), q[on_q] @ up):
-            n, h, sigma = _refine(q, -dirs[a], -offsets[a])
-            vertical = abs(n @ up) < np.sin(np.radians(5)) and -n @ dirs[a] > np.cos(np.radians(10))
-            if vertical and not any(n @ w[0] > 0.98 and abs(h - w[1]) < 0.5 for w in walls):
-                walls.append((n, h, sigma))
+        fit = _refine(q, -dirs[a], -offsets[a])
+        if fit is None or abs(fit[0] @ up) > np.sin(np.radians(5)):
+            continue
+        if not any(fit[0] @ w[0] > 0.98 and abs(fit[1] - w[1]) < 0.5 for w in walls):
+            walls.append(fit)
         if len(walls) == 4:
             break
     return walls
@@ -548,9 +575,13 @@ def _find_ceiling(q: np.ndarray, qs: np.ndarray, floor: _Fit) -> list[_Fit]:
         return []
     on = np.abs(qs @ up - h) < 0.25
     e1, e2 = _basis(up)
-    if not _filled(qs[on] @ e1, qs[on] @ e2):
+    u, v = qs[on] @ e1, qs[on] @ e2
+    spans = [np.ptp(np.quantile(x, [0.02, 0.98])) for x in (u, v)]
+    # Where the sensor's view stops, the walls' top edges pile up too: lines, not a plane.
+    if min(spans) < _WALL_WIDTH or not _filled(u, v):
         return []
-    return [_refine(q, -up, -h)]
+    fit = _refine(q, -up, -h)
+    return [] if fit is None or fit[0] @ -up < np.cos(np.radians(5)) else [fit]
 
 
 def _rotation_to_z(n: np.ndarray) -> np.ndarray:
@@ -751,12 +782,15 @@ def _merge_dependent(local: np.ndarray, labels: np.ndarray, gap: float) -> np.nd
     return mapping[labels]
 
 
-def _merge_close(local: np.ndarray, labels: np.ndarray, eps: float, gap: float) -> np.ndarray:
+def _merge_close(
+    local: np.ndarray, labels: np.ndarray, eps: float, gap: float, width: float
+) -> np.ndarray:
     """Join clusters less than ``gap`` apart, closest first, while the union shows ≤ 1 head.
 
     An instrument hides part of its player, a player part of the chair: the pieces lie a few
     centimetres to decimetres apart. Two performers, or a performer and a music stand, show
-    two heads (height maxima with a dip between them) and stay apart.
+    two heads (height caps with a dip between them) and stay apart; a performer and a
+    headless thing join only if the union is at most ``width`` across.
     """
     if len(labels) == 0:
         return labels
@@ -773,6 +807,12 @@ def _merge_close(local: np.ndarray, labels: np.ndarray, eps: float, gap: float) 
     if len(pairs) == 0:
         return labels
     dist = np.linalg.norm(cent[pairs[:, 0]] - cent[pairs[:, 1]], axis=1)
+    # Closest approach per pair of clusters.
+    la, lb = np.sort(owner[pairs], axis=1).T
+    order = np.lexsort((dist, lb, la))
+    la, lb, dist = la[order], lb[order], dist[order]
+    first = np.r_[True, (la[1:] != la[:-1]) | (lb[1:] != lb[:-1])]
+    la, lb, dist = la[first], lb[first], dist[first]
     groups = _groups(labels)
     members = {int(labels[g[0]]): [g] for g in groups}
     tall = {int(labels[g[0]]): bool(local[g, 2].max() >= _HEAD_MIN) for g in groups}
@@ -784,17 +824,34 @@ def _merge_close(local: np.ndarray, labels: np.ndarray, eps: float, gap: float) 
             i = parent[i]
         return i
 
-    for k in np.argsort(dist):
-        a, b = root(int(owner[pairs[k, 0]])), root(int(owner[pairs[k, 1]]))
-        if a == b:
+    heads: dict[int, int] = {}
+    refused: set[tuple[int, int]] = set()  # pairs of roots, forgotten when either grows
+
+    def count_heads(idx: np.ndarray) -> int:
+        return len(_heads(_voxelise(local[idx], eps / 2)[1]))
+
+    for k in np.argsort(dist, kind="stable"):
+        a, b = root(int(la[k])), root(int(lb[k]))
+        if a == b or (min(a, b), max(a, b)) in refused:
             continue
+        refused.add((min(a, b), max(a, b)))
         if tall[a] and tall[b]:  # a low piece adds no head; two tall ones may be two people
             union = np.concatenate(members[a] + members[b])
-            if len(_heads(_voxelise(local[union], eps / 2)[1])) > 1:
+            if count_heads(union) > 1:
+                continue
+            for r in (a, b):
+                if r not in heads:
+                    heads[r] = count_heads(np.concatenate(members[r]))
+            # A player does not join a big headless thing (a piano): a neighbour standing
+            # closer to it than its pianist would take the pianist's place.
+            if heads[a] + heads[b] == 1 and _footprint(local[union]) > width:
                 continue
         parent[b] = a
         members[a] += members.pop(b)
         tall[a] |= tall[b]
+        heads.pop(a, None)
+        heads.pop(b, None)
+        refused = {pair for pair in refused if a not in pair and b not in pair}
     return np.array([root(i) for i in range(n_labels)])[labels]
 
 
