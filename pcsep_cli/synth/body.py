@@ -17,6 +17,7 @@ hand is on +x, the pelvis is above the origin.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import os
 from dataclasses import dataclass, field
@@ -60,6 +61,25 @@ def _align(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     return rotation(axis, np.degrees(np.arctan2(s, c)))
 
 
+@contextlib.contextmanager
+def _exclusive(lock_path: Path):
+    """Hold an inter-process lock while anny builds or reads its cache: anny writes its cache
+    files in place, so a second worker starting during the first build (dataset jobs on a
+    fresh machine) would otherwise read a half-written file."""
+    try:
+        import fcntl
+    except ImportError:  # Windows: no flock; builds there are rare enough
+        yield
+        return
+    lock_path.parent.mkdir(parents=True, exist_ok=True)
+    with open(lock_path, "a") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
 class BodyModel:
     """anny loaded once per process, with what posing needs precomputed.
 
@@ -79,10 +99,12 @@ class BodyModel:
                 f"synthetic performers need the anny body model ({err})",
                 hint="pip install 'pcsep[train]'",
             ) from err
-        anny.paths.set_anny_cache_path(anny_cache_dir())
+        cache = anny_cache_dir()
+        anny.paths.set_anny_cache_path(cache)
         self.torch = torch
-        # "anny" topology = MakeHuman mesh (CC0); "lbs" avoids anny's optional NVIDIA Warp.
-        self.model = anny.Anny(rig="anny", topology="anny", skinning_method="lbs")
+        with _exclusive(cache / ".pcsep-build.lock"):
+            # "anny" topology = MakeHuman mesh (CC0); "lbs" avoids anny's optional NVIDIA Warp.
+            self.model = anny.Anny(rig="anny", topology="anny", skinning_method="lbs")
         self.labels: list[str] = list(self.model.bone_labels)
         self.parents: list[int] = [int(p) for p in self.model.bone_parents]
         self.index = {name: i for i, name in enumerate(self.labels)}
