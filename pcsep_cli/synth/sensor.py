@@ -12,6 +12,7 @@ Each return then goes through what real sensors do to it:
   quadratic law of structured-light and ToF cameras),
 * grazing-angle dropout: past an incidence angle θ0 (60–75°) the chance of a return falls
   linearly to 0 at 90°,
+* mixed ("flying") pixels on depth edges, as time-of-flight cameras return them,
 * random dropout, and extra dropout on dark surfaces far away (they send little light back),
 * colour: the surface's colour under a light at the sensor, with noise.
 
@@ -41,6 +42,8 @@ class SensorSpec:
         dropout: chance that any return is lost.
         dark_dropout: extra loss on a black surface at ``max_range``.
         max_range: farthest return (m).
+        flying: chance that a pixel on a depth edge returns a mixed range between the two
+            surfaces (time-of-flight cameras; 0 for a scanning LiDAR).
         rgb: whether colours are measured (else black).
     """
 
@@ -51,6 +54,7 @@ class SensorSpec:
     dropout: float = 0.02
     dark_dropout: float = 0.25
     max_range: float = 12.0
+    flying: float = 0.0
     rgb: bool = True
 
     def __post_init__(self) -> None:
@@ -69,6 +73,7 @@ class SensorSpec:
             grazing_deg=float(rng.uniform(60.0, 75.0)),
             dropout=float(rng.uniform(0.0, 0.05)),
             dark_dropout=float(rng.uniform(0.1, 0.4)),
+            flying=float(rng.choice([0.0, rng.uniform(0.05, 0.3)])),
         )
 
     def noise_sigma(self, distance: np.ndarray) -> np.ndarray:
@@ -169,6 +174,35 @@ _PLANE_NORMALS = np.array(
 )
 
 
+def _flying_pixels(
+    rng: np.random.Generator, dist: np.ndarray, shape: tuple[int, int], chance: float
+) -> np.ndarray:
+    """Mixed pixels of time-of-flight cameras: a pixel across a depth edge averages the two
+    surfaces and returns a range between them. Each ray [R] next to a jump of more than
+    5 cm + 3% gets, with probability ``chance``, a range drawn between its own and its
+    neighbour's (the label stays its own surface's)."""
+    grid = dist.reshape(shape)
+    finite = np.isfinite(grid)
+    other = np.full(shape, np.nan)
+    jump = np.zeros(shape)
+    for axis in (0, 1):
+        for step in (1, -1):
+            nb = np.roll(grid, step, axis)
+            valid = finite & np.isfinite(nb)
+            edge = [slice(None)] * 2
+            edge[axis] = 0 if step == 1 else -1  # np.roll wraps around: not a neighbour
+            valid[tuple(edge)] = False
+            size = np.where(valid, np.abs(nb - grid), 0.0)
+            better = size > jump
+            jump = np.where(better, size, jump)
+            other = np.where(better, nb, other)
+    mixed = (jump > 0.05 + 0.03 * np.where(finite, grid, 0.0)) & (rng.random(shape) < chance)
+    out = grid.copy()
+    u = rng.random(int(mixed.sum()))
+    out[mixed] = grid[mixed] + u * (other[mixed] - grid[mixed])
+    return out.ravel()
+
+
 def _object_rays(
     mesh: Mesh, face_object: np.ndarray, origin: np.ndarray, dirs: np.ndarray
 ) -> np.ndarray:
@@ -204,9 +238,10 @@ def ray_grid(
     points: np.ndarray,
     resolution_deg: float,
     margin_deg: float = 4.0,
-) -> np.ndarray:
+) -> tuple[np.ndarray, tuple[int, int]]:
     """Unit ray directions [R, 3] on an azimuth/elevation grid covering ``points`` [P, 3] seen
-    from ``origin`` [3], centred on the direction of ``target`` [3]."""
+    from ``origin`` [3], centred on the direction of ``target`` [3], and the grid's
+    (rows, columns): ray ``i`` is pixel ``divmod(i, columns)``, rows going up."""
     rel = points - origin
     az0 = np.arctan2(*(target - origin)[[1, 0]])
     az = (np.arctan2(rel[:, 1], rel[:, 0]) - az0 + np.pi) % (2 * np.pi) - np.pi
@@ -215,8 +250,9 @@ def ray_grid(
     az_range = np.arange(az.min() - margin, az.max() + margin, step) + az0
     el_range = np.arange(max(el.min() - margin, -1.45), min(el.max() + margin, 1.45), step)
     a, e = np.meshgrid(az_range, el_range)
+    shape = a.shape
     a, e = a.ravel(), e.ravel()
-    return np.column_stack([np.cos(e) * np.cos(a), np.cos(e) * np.sin(a), np.sin(e)])
+    return np.column_stack([np.cos(e) * np.cos(a), np.cos(e) * np.sin(a), np.sin(e)]), shape
 
 
 def scan(
@@ -254,7 +290,7 @@ def scan(
         raise ValueError(f"face_object has {len(face_object)} entries for {len(mesh.faces)} faces")
     # The sensor frames the objects (a margin around them shows the floor and walls).
     extent = mesh.vertices if len(mesh.vertices) else target[None]
-    dirs = ray_grid(origin, target, extent, spec.resolution_deg)
+    dirs, shape = ray_grid(origin, target, extent, spec.resolution_deg)
     d_mesh = np.full(len(dirs), np.inf)
     face = np.full(len(dirs), -1)
     normal_mesh = np.zeros((len(dirs), 3))
@@ -263,6 +299,9 @@ def scan(
     d_mesh[near], face[near], normal_mesh[near] = _embree_hits(mesh, origin, dirs[near])
     d_room, plane = _room_hits(room, origin, dirs)
     dist = np.minimum(d_mesh, d_room)
+    on_mesh_all = d_mesh <= d_room
+    if spec.flying > 0:
+        dist = _flying_pixels(rng, dist, shape, spec.flying)
     # Dropout first (random, then by the grazing angle), so later work is on kept rays only.
     alive = np.flatnonzero(
         np.isfinite(dist)
@@ -271,7 +310,7 @@ def scan(
         & (rng.random(len(dist)) >= spec.dropout)
     )
     dirs, dist = dirs[alive], dist[alive]
-    on_mesh = d_mesh[alive] <= d_room[alive]
+    on_mesh = on_mesh_all[alive]
     face, plane = face[alive], plane[alive]
     normal = np.where(on_mesh[:, None], normal_mesh[alive], _PLANE_NORMALS[plane])
     normal /= np.linalg.norm(normal, axis=1, keepdims=True) + 1e-12

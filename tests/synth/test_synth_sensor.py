@@ -153,7 +153,7 @@ def test_colours_and_no_rgb_option() -> None:
 
 def test_embree_and_the_pure_python_caster_agree() -> None:
     mesh = tube(np.array([[0.0, 2.0, 0.5], [0.0, 2.0, 1.5]]), 0.3, (1, 1, 1), sides=24)
-    dirs = sensor.ray_grid(ORIGIN, ORIGIN + [0, 1, 0], mesh.vertices, 0.5)
+    dirs, _ = sensor.ray_grid(ORIGIN, ORIGIN + [0, 1, 0], mesh.vertices, 0.5)
     d_fast, face_fast, _ = sensor._embree_hits(mesh, ORIGIN, dirs)
     d_slow, face_slow, _ = sensor._trimesh_hits(mesh, ORIGIN, dirs)
     hit, fast_hit = np.isfinite(d_slow), np.isfinite(d_fast)
@@ -201,3 +201,19 @@ def test_bad_arguments() -> None:
             ORIGIN,
             SensorSpec(),
         )
+
+
+def test_flying_pixels_only_on_depth_edges() -> None:
+    # A panel 2 m ahead of a wall 4 m ahead: mixed ranges appear between them, at its rim.
+    mesh, faces = _objects(_panel(2.0, size=0.6))
+    room = Room(np.array([-5.0, -1.0, -1.0]), np.array([5.0, 4.0, 4.0]))
+    args = (mesh, faces, room, ORIGIN, ORIGIN + [0, 1, 0])
+    clean = scan(np.random.default_rng(0), *args, SensorSpec(**QUIET))
+    mixed = scan(np.random.default_rng(0), *args, SensorSpec(flying=1.0, **QUIET))
+    above_floor = {k: r.xyz[r.xyz[:, 2] > 0.3] for k, r in (("clean", clean), ("mixed", mixed))}
+    between = {k: ((v[:, 1] > 2.2) & (v[:, 1] < 3.7)).sum() for k, v in above_floor.items()}
+    assert between["clean"] == 0
+    # every edge pixel (about the panel's perimeter, from both sides) flies
+    rim = 4 * 0.6 / (2.0 * np.deg2rad(0.1))
+    assert 0.5 * rim < between["mixed"] < 4 * rim
+    assert len(mixed.xyz) == len(clean.xyz)
