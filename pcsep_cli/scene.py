@@ -326,7 +326,7 @@ def _analyse(xyz: np.ndarray) -> _Background:
         origin_h = float(np.quantile(qs[:, 2], 0.005))
         return _Background(centre, None, [], [], np.eye(3), np.array([0.0, 0.0, origin_h]), {})
     floor, platforms = found
-    others = _find_walls(qf, qs, floor) + _find_ceiling(qf, qs, floor)
+    others = _find_walls(xyz, centre, qf, qs, floor) + _find_ceiling(qf, qs, floor)
     rotation = _rotation_to_z(floor[0])
     tolerances = {id(f): _tile_tolerance(qf, f) for f in [floor, *others]}
     tolerances |= {id(f): _tile_tolerance(qf, f, (f[1] - floor[1]) / 2) for f in platforms}
@@ -479,7 +479,9 @@ def _boundary_slab(
     return lo + (best + 0.5) * 0.05, score[np.arange(len(score)), best]
 
 
-def _find_walls(q: np.ndarray, qs: np.ndarray, floor: _Fit) -> list[_Fit]:
+def _find_walls(
+    xyz: np.ndarray, centre: np.ndarray, q: np.ndarray, qs: np.ndarray, floor: _Fit
+) -> list[_Fit]:
     """Vertical planes bounding the cloud: the outermost dense slab in some direction.
 
     Found from point positions, not normals: far returns of depth cameras are too noisy
@@ -519,6 +521,14 @@ def _find_walls(q: np.ndarray, qs: np.ndarray, floor: _Fit) -> list[_Fit]:
         wide = np.ptp(np.quantile(along, [0.02, 0.98])) >= _WALL_WIDTH
         if not (tall and wide and _filled(along, height) and _planar(q[on], along, height)):
             continue
+        # A performer at the edge of the view (no floor scanned behind them) can pass all the
+        # above; their head gives them away: a bump in the slab's skyline. A wall's skyline is
+        # where the sensor's view stops: level, sloping, or a valley, never a bump.
+        slab = np.flatnonzero(np.abs(xyz @ dirs[a] - centre @ dirs[a] - offsets[a]) < 0.25)
+        body = xyz[slab] - centre
+        height = body @ up - h_floor
+        if _has_bump(body[height > 0.15] @ np.cross(up, dirs[a]), height[height > 0.15]):
+            continue
         fit = _refine(q, -dirs[a], -offsets[a])
         if fit is None or abs(fit[0] @ up) > np.sin(np.radians(5)):
             continue
@@ -527,6 +537,24 @@ def _find_walls(q: np.ndarray, qs: np.ndarray, floor: _Fit) -> list[_Fit]:
         if len(walls) == 4:
             break
     return walls
+
+
+def _has_bump(u: np.ndarray, v: np.ndarray, cell: float = 0.1) -> bool:
+    """Whether the skyline of points (``v`` over ``u``) rises ≥ 15 cm above both sides: a head.
+
+    The skyline is the highest ``v`` per ``cell`` of ``u``; the sides are 20–40 cm away.
+    """
+    if len(u) == 0:
+        return False
+    col = ((u - u.min()) / cell).astype(np.int64)
+    sky = np.full(int(col.max()) + 1, -np.inf)
+    np.maximum.at(sky, col, v)
+    sky = np.where(np.isfinite(sky), sky, 0.0)
+    padded = np.pad(sky, 4)
+    left = np.maximum(padded[0:-8], padded[1:-7])
+    right = np.maximum(padded[7:-1], padded[8:])
+    bump = (sky >= _HEAD_MIN) & (sky - left >= 0.15) & (sky - right >= 0.15)
+    return bool(bump.any())
 
 
 def _planar(p: np.ndarray, u: np.ndarray, v: np.ndarray, cell: float = 0.4) -> bool:
