@@ -183,20 +183,21 @@ def _flying_pixels(
     neighbour's (the label stays its own surface's)."""
     grid = dist.reshape(shape)
     finite = np.isfinite(grid)
-    other = np.full(shape, np.nan)
+    filled = np.where(finite, grid, 0.0)  # misses never mix: they send nothing back
+    other = np.zeros(shape)
     jump = np.zeros(shape)
     for axis in (0, 1):
         for step in (1, -1):
-            nb = np.roll(grid, step, axis)
-            valid = finite & np.isfinite(nb)
+            nb = np.roll(filled, step, axis)
+            valid = finite & np.roll(finite, step, axis)
             edge = [slice(None)] * 2
             edge[axis] = 0 if step == 1 else -1  # np.roll wraps around: not a neighbour
             valid[tuple(edge)] = False
-            size = np.where(valid, np.abs(nb - grid), 0.0)
+            size = np.where(valid, np.abs(nb - filled), 0.0)
             better = size > jump
             jump = np.where(better, size, jump)
             other = np.where(better, nb, other)
-    mixed = (jump > 0.05 + 0.03 * np.where(finite, grid, 0.0)) & (rng.random(shape) < chance)
+    mixed = (jump > 0.05 + 0.03 * filled) & (rng.random(shape) < chance)
     out = grid.copy()
     u = rng.random(int(mixed.sum()))
     out[mixed] = grid[mixed] + u * (other[mixed] - grid[mixed])
