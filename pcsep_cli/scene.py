@@ -844,6 +844,7 @@ def _merge_close(
     groups = _groups(labels)
     members = {int(labels[g[0]]): [g] for g in groups}
     tall = {int(labels[g[0]]): bool(local[g, 2].max() >= _HEAD_MIN) for g in groups}
+    standing = {int(labels[g[0]]): bool(local[g, 2].min() <= _FLOAT_MIN) for g in groups}
     parent = np.arange(n_labels)
 
     def root(i: int) -> int:
@@ -874,9 +875,13 @@ def _merge_close(
             # closer to it than its pianist would take the pianist's place.
             if heads[a] + heads[b] == 1 and _footprint(local[union]) > width:
                 continue
+            # Two headless things standing on the floor (music stands, chairs) stay apart.
+            if heads[a] + heads[b] == 0 and standing[a] and standing[b]:
+                continue
         parent[b] = a
         members[a] += members.pop(b)
         tall[a] |= tall[b]
+        standing[a] |= standing[b]
         heads.pop(a, None)
         heads.pop(b, None)
         refused = {pair for pair in refused if a not in pair and b not in pair}
