@@ -1,0 +1,344 @@
+"""Batch separation: plan a folder's work, then run it on worker threads that share one model.
+
+:func:`plan_batch` pairs the files (:mod:`pcsep_cli.batch_plan`), keeps this machine's shard,
+removes temporary files left by killed runs and sets finished items aside (resume).
+:func:`run_batch` runs the rest through a callable ``run_item(item, out_dir, progress)``; in
+``pcsep batch`` that callable is a :class:`~pcsep_cli.separate.Separator` loaded once and shared
+by the ``jobs`` worker threads (torch releases the GIL in its kernels).
+
+A failing item is recorded and the batch goes on; ``fail_fast`` stops it instead. Ctrl-C (or
+an observer that raises) stops the running items at their next progress report: their
+temporary files are removed by the atomic writers, finished outputs stay, and
+``KeyboardInterrupt`` goes on to the caller.
+
+Results do not depend on ``jobs``: each item is computed alone, by the same code, with the same
+number of torch threads (see ``threads`` in :func:`run_batch`), and results are listed in name
+order whatever order the workers finish in.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+import traceback
+from collections.abc import Callable, Sequence
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from dataclasses import dataclass, field
+from os import PathLike
+from pathlib import Path
+from typing import Any, Literal
+
+from pcsep_cli.batch_plan import (
+    BatchItem,
+    Discovery,
+    Shard,
+    discover,
+    is_finished,
+    shard,
+)
+from pcsep_cli.errors import PcsepError
+from pcsep_cli.io.atomic import remove_stray_temps
+
+__all__ = [
+    "BatchObserver",
+    "BatchPlan",
+    "BatchSummary",
+    "ItemResult",
+    "ItemRunner",
+    "ProgressFn",
+    "plan_batch",
+    "run_batch",
+]
+
+ProgressFn = Callable[[int, int], None]
+"""``progress(done, total)``, called by an item's separation as it goes."""
+
+ItemRunner = Callable[[BatchItem, Path, ProgressFn], Sequence[str]]
+"""``run_item(item, out_dir, progress) -> names of the stems written`` for one item."""
+
+Status = Literal["done", "skipped", "failed", "cancelled"]
+_PathArg = str | PathLike[str]
+
+
+@dataclass(frozen=True)
+class ItemResult:
+    """What happened to one item.
+
+    Attributes:
+        item: the item.
+        out_dir: its output folder.
+        status: ``done`` (separated now), ``skipped`` (finished before: resume), ``failed``,
+            or ``cancelled`` (not run or stopped: fail-fast or interrupt).
+        seconds: wall time spent on it by this run.
+        stems: names of the stems written (``done`` only).
+        error: one-line reason (``failed`` and ``cancelled``).
+        traceback: the traceback of an unexpected error (not a :class:`PcsepError`), for
+            ``--debug``.
+    """
+
+    item: BatchItem
+    out_dir: Path
+    status: Status
+    seconds: float = 0.0
+    stems: tuple[str, ...] = ()
+    error: str | None = None
+    traceback: str | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        """JSON-ready dict: name, audio, cloud, out_dir, status, seconds, stems, error."""
+        return {
+            "name": self.item.name,
+            "audio": str(self.item.audio),
+            "cloud": str(self.item.cloud),
+            "out_dir": str(self.out_dir),
+            "status": self.status,
+            "seconds": round(self.seconds, 3),
+            "stems": list(self.stems),
+            "error": self.error,
+        }
+
+
+@dataclass(frozen=True)
+class BatchPlan:
+    """The work of one run.
+
+    Attributes:
+        root: the batch folder.
+        out: the output root; item ``name`` goes to ``out / name``.
+        discovery: everything found (all shards) and the unpaired files.
+        shard: this run's shard, or ``None`` for all items.
+        todo: items to run, in name order.
+        finished: items of this shard already finished (skipped by resume), in name order.
+        removed_temps: temporary files of killed runs removed from ``out``.
+    """
+
+    root: Path
+    out: Path
+    discovery: Discovery
+    shard: Shard | None
+    todo: list[BatchItem]
+    finished: list[BatchItem]
+    removed_temps: list[Path] = field(default_factory=list)
+
+    def out_dir(self, item: BatchItem) -> Path:
+        """The output folder of ``item``."""
+        return self.out.joinpath(*item.name.split("/"))
+
+
+@dataclass(frozen=True)
+class BatchSummary:
+    """The outcome of :func:`run_batch`.
+
+    Attributes:
+        plan: the plan that was run.
+        results: one per item of the shard (skipped ones included), in name order.
+        seconds: wall time of the run.
+    """
+
+    plan: BatchPlan
+    results: list[ItemResult]
+    seconds: float
+
+    def count(self, status: Status) -> int:
+        """Number of items with ``status``."""
+        return sum(r.status == status for r in self.results)
+
+    @property
+    def failed(self) -> list[ItemResult]:
+        """Items that failed or were cancelled, in name order."""
+        return [r for r in self.results if r.status in ("failed", "cancelled")]
+
+    @property
+    def ok(self) -> bool:
+        """True when every item of the shard is finished."""
+        return not self.failed
+
+    def to_json(self) -> dict[str, Any]:
+        """JSON-ready summary (what ``pcsep batch --json`` prints)."""
+        plan = self.plan
+        return {
+            "root": str(plan.root),
+            "out": str(plan.out),
+            "layout": plan.discovery.layout,
+            "shard": None if plan.shard is None else str(plan.shard),
+            "items_total": len(plan.discovery.items),
+            "items": [r.to_json() for r in self.results],
+            "counts": {s: self.count(s) for s in ("done", "skipped", "failed", "cancelled")},
+            "unpaired": [
+                {"path": str(u.path), "reason": u.reason} for u in plan.discovery.unpaired
+            ],
+            "removed_temps": [str(p) for p in plan.removed_temps],
+            "seconds": round(self.seconds, 3),
+        }
+
+
+class BatchObserver:
+    """Receives a batch's progress; every method does nothing here: override what you need.
+
+    Methods are called from worker threads, possibly at the same time: keep them thread-safe.
+    An exception raised by one stops that item (it is recorded as failed), except
+    ``KeyboardInterrupt``, which stops the batch.
+    """
+
+    def item_started(self, item: BatchItem) -> None:
+        """``item`` begins on a worker."""
+
+    def item_progress(self, item: BatchItem, done: int, total: int) -> None:
+        """``item`` has done ``done`` of ``total`` steps."""
+
+    def item_finished(self, result: ItemResult) -> None:
+        """``result.item`` is over (any status, ``skipped`` included)."""
+
+
+def plan_batch(
+    folder: _PathArg,
+    out: _PathArg,
+    *,
+    manifest: _PathArg | None = None,
+    part: Shard | None = None,
+    resume: bool = True,
+) -> BatchPlan:
+    """Find the items, keep this shard, clean stray temporary files, set finished items aside.
+
+    Args:
+        folder: the batch folder (see :func:`pcsep_cli.batch_plan.discover`).
+        out: the output root; never searched for inputs when it lies inside ``folder``.
+        manifest: a CSV manifest to read the pairs from instead of the folder.
+        part: this run's shard (``None``: all items).
+        resume: set aside items whose output folder holds a complete manifest.
+
+    Returns:
+        The plan.
+
+    Raises:
+        DatasetError: unreadable folder or manifest, clashing names, or no pair found at all.
+        PcsepError: a stray temporary file could not be removed.
+    """
+    root, out_root = Path(folder), Path(out)
+    found = discover(root, manifest=manifest, exclude=[out_root])
+    if not found.items and manifest is None:
+        from pcsep_cli.errors import DatasetError
+
+        raise DatasetError(
+            "found no recording + cloud pair",
+            root,
+            "put <name>.wav beside <name>.ply (or .las/.laz/.pcd), use the dataset layout "
+            "<example>/mixture.wav + scene.ply, or pass --manifest FILE.csv",
+        )
+    mine = shard(found.items, part)
+    removed = remove_stray_temps(out_root, recursive=True) if out_root.is_dir() else []
+    todo, finished = [], []
+    for item in mine:
+        done = resume and is_finished(out_root.joinpath(*item.name.split("/")))
+        (finished if done else todo).append(item)
+    return BatchPlan(root, out_root, found, part, todo, finished, removed)
+
+
+class _Stop(BaseException):
+    """Raised inside a worker's progress callback to stop its item (not an ``Exception``, so
+    library code that catches errors to wrap them lets it through)."""
+
+
+def run_batch(
+    plan: BatchPlan,
+    run_item: ItemRunner,
+    *,
+    jobs: int = 1,
+    fail_fast: bool = False,
+    observer: BatchObserver | None = None,
+) -> BatchSummary:
+    """Run the plan's items on ``jobs`` worker threads.
+
+    Every item runs through ``run_item`` alone; a :class:`PcsepError` or any other exception
+    fails that item only (unless ``fail_fast``). The per-item computation does not depend on
+    ``jobs``: the caller fixes anything global (torch threads) before calling.
+
+    Args:
+        plan: from :func:`plan_batch`.
+        run_item: separates one item into its output folder and returns the stem names.
+        jobs: worker threads (>= 1).
+        fail_fast: after the first failure, start no new item and stop the running ones.
+        observer: progress receiver (called from the worker threads).
+
+    Returns:
+        The summary, one result per item of the shard in name order.
+
+    Raises:
+        ValueError: ``jobs < 1``.
+        KeyboardInterrupt: Ctrl-C (or an observer raised it); running items were stopped at
+            their next progress report and their temporary files removed.
+    """
+    if jobs < 1:
+        raise ValueError(f"jobs must be >= 1, got {jobs}")
+    watcher = observer or BatchObserver()
+    start = time.perf_counter()
+    results: dict[str, ItemResult] = {}
+    for item in plan.finished:
+        results[item.name] = ItemResult(item, plan.out_dir(item), "skipped")
+        watcher.item_finished(results[item.name])
+    stop = threading.Event()
+    interrupted: list[BaseException] = []
+
+    def work(item: BatchItem) -> ItemResult:
+        out_dir = plan.out_dir(item)
+        if stop.is_set():
+            skipped = ItemResult(item, out_dir, "cancelled", error=_stop_reason(interrupted))
+            watcher.item_finished(skipped)
+            return skipped
+        began = time.perf_counter()
+        watcher.item_started(item)
+
+        def progress(done: int, total: int) -> None:
+            if stop.is_set():
+                raise _Stop
+            watcher.item_progress(item, done, total)
+
+        status: Status = "failed"
+        stems: tuple[str, ...] = ()
+        error = trace = None
+        try:
+            stems, status = tuple(run_item(item, out_dir, progress)), "done"
+        except _Stop:
+            status, error = "cancelled", _stop_reason(interrupted)
+        except KeyboardInterrupt as err:
+            interrupted.append(err)
+            stop.set()
+            status, error = "cancelled", "interrupted"
+        except PcsepError as err:
+            error = str(err)
+        except Exception as err:  # noqa: BLE001 - one broken item must not end the batch
+            error = f"internal error: {type(err).__name__}: {' '.join(str(err).split())}"
+            trace = traceback.format_exc()
+        seconds = time.perf_counter() - began
+        result = ItemResult(item, out_dir, status, seconds, stems, error, trace)
+        if result.status == "failed" and fail_fast:
+            stop.set()
+        watcher.item_finished(result)
+        return result
+
+    pool = ThreadPoolExecutor(max_workers=jobs, thread_name_prefix="pcsep-batch")
+    futures: dict[Future[ItemResult], BatchItem] = {pool.submit(work, i): i for i in plan.todo}
+    try:
+        pending = set(futures)
+        while pending:
+            # A timeout keeps the main thread responsive to Ctrl-C on every platform.
+            finished, pending = wait(pending, timeout=0.25, return_when=FIRST_COMPLETED)
+            for future in finished:
+                result = future.result()
+                results[result.item.name] = result
+    except KeyboardInterrupt as err:
+        interrupted.append(err)
+        stop.set()
+        raise
+    finally:
+        for future in futures:
+            future.cancel()
+        pool.shutdown(wait=True)
+    if interrupted:
+        raise KeyboardInterrupt
+    ordered = [results[i.name] for i in sorted(plan.finished + plan.todo)]
+    return BatchSummary(plan, ordered, time.perf_counter() - start)
+
+
+def _stop_reason(interrupted: list[BaseException]) -> str:
+    return "interrupted" if interrupted else "not run: --fail-fast stopped the batch"
