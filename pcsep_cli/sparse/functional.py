@@ -1,12 +1,12 @@
 """Sparse 3D convolution in plain PyTorch (the ``"torch"`` engine).
 
 ``out[o] = Σ_k in[o·s + d_k·dilation] @ W[k]`` (cross-correlation, torchsparse 2.1 offsets,
-see :mod:`pcsep_cli.sparse.kmap`). The input rows of all pairs are gathered at once, each
-offset's block is multiplied by ``W[k]``, and the products are summed into their output rows
-by a CSR sum (``F.embedding_bag``: vectorised and parallel, where ``index_add_`` goes row by
-row). The centre offset of a submanifold conv is a plain matmul. The backward pass is written
-out (not traced): gathers are recomputed instead of stored, and the input gradient is one CSR
-sum in the other direction.
+see :mod:`pcsep_cli.sparse.kmap`). The input rows of all pairs are gathered at once into a
+chunked work buffer, one ``torch.bmm`` multiplies every chunk by its offset's ``W[k]``, and
+the products are summed into their output rows by a CSR sum (``F.embedding_bag``: vectorised
+and parallel, where ``index_add_`` goes row by row). The centre offset of a submanifold conv
+is a plain matmul. The backward pass is written out (not traced): gathers are recomputed
+instead of stored, and the input gradient is one CSR sum in the other direction.
 
 Dense equivalent, for an odd kernel on a grid laid out ``(B, C, X, Y, Z)`` (x = depth):
 ``F.conv3d(dense, W.view(kz, ky, kx, Cin, Cout).permute(4, 3, 2, 1, 0), stride=s,
@@ -23,7 +23,13 @@ import torch.nn.functional as F
 from torch import Tensor
 from torch.autograd.function import once_differentiable
 
-from pcsep_cli.sparse.kmap import KernelMap, Triple, build_strided_map, build_submanifold_map
+from pcsep_cli.sparse.kmap import (
+    KernelMap,
+    PaddedLayout,
+    Triple,
+    build_strided_map,
+    build_submanifold_map,
+)
 from pcsep_cli.sparse.tensor import SparseTensor, as_triple
 
 
@@ -62,22 +68,27 @@ def release_workspace() -> None:
     _workspace.buffers.clear()
 
 
-def _scatter_sum(values: Tensor, kmap: KernelMap, side: str) -> Tensor:
-    """Sum pair rows ``values [P, C]`` into ``[n_side, C]`` rows (CSR sum, no atomics)."""
-    col, offsets = kmap.csr(side)
-    return F.embedding_bag(col, values, offsets, mode="sum")
+def _scatter_sum(work: Tensor, kmap: KernelMap, side: str) -> Tensor:
+    """Sum padded work rows ``[rows, C]`` into ``[n_side, C]`` (CSR sum, no atomics)."""
+    col, offsets = kmap.scatter_plan(side)
+    return F.embedding_bag(col, work, offsets, mode="sum")
+
+
+def _chunks(work: Tensor, lay: PaddedLayout) -> Tensor:
+    return work.view(lay.chunks, lay.chunk, work.shape[1])
 
 
 def _apply(feats: Tensor, weight: Tensor, kmap: KernelMap) -> Tensor:
     """``[n_in, Cin]`` features through ``weight [K, Cin, Cout]`` along ``kmap``."""
     c_in, c_out = weight.shape[1], weight.shape[2]
     if kmap.groups:
-        # One gather and one scatter for all offsets: few, large parallel regions.
-        gathered = _workspace.get("gather", kmap.num_pairs, c_in, feats)
-        torch.index_select(feats, 0, kmap.pairs("in"), out=gathered)
-        partial = _workspace.get("partial", kmap.num_pairs, c_out, feats)
-        for k, a, b in kmap.bounds:
-            torch.mm(gathered[a:b], weight[k], out=partial[a:b])
+        # One gather, one batched matmul, one CSR sum: few, large parallel regions.
+        lay = kmap.layout()
+        gathered = _workspace.get("gather", lay.rows, c_in, feats)
+        torch.index_select(feats, 0, kmap.gather_index("in"), out=gathered)
+        partial = _workspace.get("partial", lay.rows, c_out, feats)
+        w = weight.index_select(0, lay.kernel_index)
+        torch.bmm(_chunks(gathered, lay), w, out=_chunks(partial, lay))
         out = _scatter_sum(partial, kmap, "out")
         if kmap.identity is not None:
             out.addmm_(feats, weight[kmap.identity])
@@ -109,17 +120,19 @@ class _SparseConv(torch.autograd.Function):
             if kmap.identity is not None:
                 torch.mm(feats.t(), grad_out, out=grad_w[kmap.identity])
         if kmap.groups:
-            go = _workspace.get("gather_grad", kmap.num_pairs, c_out, feats)
-            torch.index_select(grad_out, 0, kmap.pairs("out"), out=go)
+            lay = kmap.layout()
+            go = _workspace.get("gather_grad", lay.rows, c_out, feats)
+            torch.index_select(grad_out, 0, kmap.gather_index("out"), out=go)
+            go.index_fill_(0, lay.pad_rows, 0)  # padding must not reach the weight gradient
             if need_w:
-                g = _workspace.get("gather", kmap.num_pairs, c_in, feats)
-                torch.index_select(feats, 0, kmap.pairs("in"), out=g)
-                for k, a, b in kmap.bounds:
-                    torch.mm(g[a:b].t(), go[a:b], out=grad_w[k])
+                g = _workspace.get("gather", lay.rows, c_in, feats)
+                torch.index_select(feats, 0, kmap.gather_index("in"), out=g)
+                per_chunk = torch.bmm(_chunks(g, lay).transpose(1, 2), _chunks(go, lay))
+                grad_w.index_add_(0, lay.kernel_index, per_chunk)
             if need_x:
-                partial = _workspace.get("partial", kmap.num_pairs, c_in, feats)
-                for k, a, b in kmap.bounds:
-                    torch.mm(go[a:b], weight[k].t(), out=partial[a:b])
+                partial = _workspace.get("partial", lay.rows, c_in, feats)
+                w_t = weight.index_select(0, lay.kernel_index).transpose(1, 2)
+                torch.bmm(_chunks(go, lay), w_t, out=_chunks(partial, lay))
                 grad_x = _scatter_sum(partial, kmap, "in")
         if need_x:
             if kmap.identity is not None:

@@ -54,6 +54,30 @@ def kernel_offsets(kernel_size: Triple, dilation: Triple = (1, 1, 1)) -> Tensor:
     return torch.tensor(rows, dtype=torch.int64).view(-1, 3)
 
 
+@dataclass(frozen=True)
+class PaddedLayout:
+    """Chunked work-buffer layout of a :class:`KernelMap` (see :meth:`KernelMap.layout`).
+
+    Attributes:
+        chunk: rows per chunk.
+        rows: total rows, ``chunks × chunk``.
+        starts: first row of each group.
+        kernel_index: ``[chunks]`` int64, the kernel offset each chunk multiplies by.
+        pad_rows: ``[rows - pairs]`` int64, rows that hold no pair.
+    """
+
+    chunk: int
+    rows: int
+    starts: list[int]
+    kernel_index: Tensor
+    pad_rows: Tensor
+
+    @property
+    def chunks(self) -> int:
+        """Number of chunks."""
+        return int(self.kernel_index.numel())
+
+
 @dataclass(eq=False)
 class KernelMap:
     """Input/output row pairs of one convolution, grouped by kernel offset.
@@ -89,60 +113,76 @@ class KernelMap:
         """Pairs, the identity offset excluded."""
         return sum(int(i.numel()) for _, i, _ in self.groups)
 
-    @property
-    def max_group(self) -> int:
-        """Pairs in the largest group."""
-        return max((int(i.numel()) for _, i, _ in self.groups), default=0)
-
-    @property
-    def bounds(self) -> list[tuple[int, int, int]]:
-        """``[(k, start, end)]``: pairs ``start:end`` (in group order) use offset ``k``."""
-        out, start = [], 0
-        for k, i, _ in self.groups:
-            out.append((k, start, start + int(i.numel())))
-            start += int(i.numel())
-        return out
-
-    def pairs(self, side: str) -> Tensor:
-        """Input (``side="in"``) or output (``"out"``) row of every pair, ``[P]`` int64."""
-        key = "pairs_" + self._canonical(side)
-        if key not in self._store:
-            pick = 1 if side == "in" else 2
-            self._store[key] = torch.cat([g[pick] for g in self.groups])
-        return self._store[key]
-
     def _canonical(self, side: str) -> str:
         if side not in ("in", "out"):
             raise ValueError(f"side must be 'in' or 'out', got {side!r}")
         return {"in": "out", "out": "in"}[side] if self._flipped else side
 
-    def csr(self, side: str) -> tuple[Tensor, Tensor]:
-        """Pairs sorted by output (``side="out"``) or input (``"in"``) row, as CSR.
+    def layout(self) -> PaddedLayout:
+        """Where each group's pairs sit in the padded ``[chunks × chunk, C]`` work buffer.
 
-        Pairs are numbered group by group (``k`` ascending); the result ``(col, offsets)``
-        lists, for each row ``r``, the pair numbers ``col[offsets[r]:offsets[r+1]]`` that
-        write to it: ``F.embedding_bag(col, values, offsets, mode="sum")`` sums pair values
-        into rows. Built once per map and side, without a sort: one counting pass.
+        Groups are cut into chunks of equal height so that all matmuls of a conv run as one
+        ``torch.bmm``: per-group matmuls are dozens of separate parallel regions, and each
+        one stalls when another process holds a core. A group starts at a chunk boundary;
+        the tail of its last chunk is padding (about 1/16 of the rows).
+        """
+        if "layout" not in self._store:
+            sizes = [int(g[1].numel()) for g in self.groups]
+            chunk = max(16, -(-sum(sizes) // (8 * max(len(sizes), 1))))
+            per_group = [-(-n // chunk) for n in sizes]
+            starts, kernel_index, pad = [], [], []
+            row = 0
+            for (k, _, _), n, c in zip(self.groups, sizes, per_group, strict=True):
+                starts.append(row)
+                kernel_index += [k] * c
+                pad.append(torch.arange(row + n, row + c * chunk))
+                row += c * chunk
+            self._store["layout"] = PaddedLayout(
+                chunk,
+                row,
+                starts,
+                torch.tensor(kernel_index, dtype=torch.int64, device=self.device),
+                torch.cat(pad).to(self.device)
+                if pad
+                else torch.empty(0, dtype=torch.int64, device=self.device),
+            )
+        return self._store["layout"]
+
+    def gather_index(self, side: str) -> Tensor:
+        """``[layout().rows]`` int64: the input (``"in"``) or output (``"out"``) row behind
+        each row of the padded work buffer (row 0 for padding)."""
+        key = "gather_" + self._canonical(side)
+        if key not in self._store:
+            lay, pick = self.layout(), 1 if side == "in" else 2
+            index = torch.zeros(lay.rows, dtype=torch.int64, device=self.device)
+            for group, start in zip(self.groups, lay.starts, strict=True):
+                index[start : start + group[pick].numel()] = group[pick]
+            self._store[key] = index
+        return self._store[key]
+
+    def scatter_plan(self, side: str) -> tuple[Tensor, Tensor]:
+        """CSR from padded work rows to output (``"out"``) or input (``"in"``) rows.
+
+        Returns ``(col, offsets)``: row ``r`` sums the work rows
+        ``col[offsets[r]:offsets[r+1]]``, i.e. ``F.embedding_bag(col, work, offsets,
+        mode="sum")``. Built once per map and side by a counting sort (a row appears at
+        most once per group, so each group takes the next free slot of each of its rows).
         """
         key = "csr_" + self._canonical(side)
         if key not in self._store:
+            lay, pick = self.layout(), 2 if side == "out" else 1
             n = self.n_out if side == "out" else self.n_in
-            pick = 2 if side == "out" else 1
             offsets = torch.zeros(n, dtype=torch.int64, device=self.device)
             col = torch.empty(self.num_pairs, dtype=torch.int64, device=self.device)
             if self.groups and n > 1:
-                counts = torch.bincount(self.pairs(side), minlength=n)
+                counts = torch.bincount(torch.cat([g[pick] for g in self.groups]), minlength=n)
                 torch.cumsum(counts[:-1], 0, out=offsets[1:])
-            # Counting sort by row. A row appears at most once per group, so each group
-            # takes the next free slot of each of its rows (per-group small ops beat one
-            # vectorised pass over a [groups, rows] table here).
-            fill, start = offsets.clone(), 0
-            for group in self.groups:
+            fill = offsets.clone()
+            for group, start in zip(self.groups, lay.starts, strict=True):
                 rows = group[pick]
                 slot = fill.index_select(0, rows)
                 col.scatter_(0, slot, torch.arange(start, start + rows.numel(), device=self.device))
                 fill.scatter_(0, rows, slot + 1)
-                start += rows.numel()
             self._store[key] = (col, offsets)
         return self._store[key]
 
@@ -173,38 +213,43 @@ def _assemble(
     return KernelMap(sizes[0], sizes[1], sizes[2], kept, identity, device)
 
 
-def _match_row(
+def _match_rows(
     padded: Tensor, start: Tensor, base: Tensor, targets: list[int], window: int
-) -> list[tuple[Tensor, Tensor]]:
+) -> list[list[tuple[Tensor, Tensor]]]:
     """Find keys ``base + t`` for every target ``t`` among the ``window`` keys after ``start``.
 
     Keys are unique integers, so ``base + t`` (if present) sits at most ``t`` places after
-    the first key ``>= base``; one block of comparisons covers a whole kernel row.
+    the first key ``>= base``; one block of comparisons covers whole kernel rows. All kernel
+    rows are handled together, so a map costs a few large ops rather than many small ones.
 
     Args:
         padded: sorted keys ``[N]`` followed by at least ``window`` sentinels.
-        start: ``[N]`` position where each row's window begins.
-        base: ``[N]`` key that target 0 stands for.
+        start: ``[R, N]`` position where each window begins (R kernel rows).
+        base: ``[R, N]`` key that target 0 stands for.
         targets: key offsets to look for, ascending.
         window: keys to look at after ``start``.
 
     Returns:
-        Per target, ``(rows, hits)``: the rows whose key was found, and where.
+        Per kernel row, per target: ``(rows, hits)``, the rows whose key was found and
+        where it was found.
     """
-    n, device = start.numel(), start.device
-    want = torch.tensor(targets, dtype=base.dtype, device=device).unsqueeze(1)  # [T, 1]
-    diff = padded.index_select(0, start) - base
-    found, place = diff == want, (diff < want).to(torch.uint8)  # [T, N] each
+    n_rows, n = start.shape
+    want = torch.tensor(targets, dtype=base.dtype, device=base.device).view(1, -1, 1)
+    base = base.unsqueeze(1)  # [R, 1, N]
+    diff = padded[start].unsqueeze(1) - base
+    found, place = diff == want, (diff < want).to(torch.uint8)  # [R, T, N] each
     for m in range(1, window):
-        diff = padded.index_select(0, start + m) - base
+        diff = padded[start + m].unsqueeze(1) - base
         found |= diff == want
         # Keys increase strictly along the window: a hit sits after every smaller key.
         place += diff < want
-    flat = found.view(-1).nonzero().squeeze(1)  # sorted by target, then row
+    flat = found.view(-1).nonzero().squeeze(1)  # sorted by kernel row, target, voxel
     rows = torch.remainder(flat, n)
-    hits = start.index_select(0, rows) + place.view(-1).index_select(0, flat)
-    counts = found.sum(dim=1).tolist()
-    return list(zip(rows.split(counts), hits.split(counts), strict=True))
+    row_of = torch.div(flat, n * len(targets), rounding_mode="floor")
+    hits = start.view(-1).index_select(0, row_of * n + rows) + place.view(-1)[flat]
+    counts = found.sum(dim=2).view(-1).tolist()
+    pieces = list(zip(rows.split(counts), hits.split(counts), strict=True))
+    return [pieces[r * len(targets) : (r + 1) * len(targets)] for r in range(n_rows)]
 
 
 def build_submanifold_map(coords: Tensor, kernel_size: Triple, dilation: Triple) -> KernelMap:
@@ -237,41 +282,56 @@ def build_submanifold_map(coords: Tensor, kernel_size: Triple, dilation: Triple)
 
     reach = max(max(abs(o) for o in ax) for ax in offs)
     space = KeySpace.of(coords, margin=reach)
-    keys = space.encode(coords)
-    sorted_keys, perm = torch.sort(keys)
+    sorted_keys, perm = torch.sort(space.encode(coords))
     if n > 1 and bool((sorted_keys[1:] == sorted_keys[:-1]).any()):
         raise ValueError(_DUPLICATES)
     arange = torch.arange(n, device=device)
     if bool(torch.equal(perm, arange)):
         perm = None  # already sorted (voxelize and strided convs emit sorted coords)
+    padded = torch.cat((sorted_keys, sorted_keys.new_full((2 * reach + 2,), _SENTINEL)))
 
     symmetric = all(k % 2 == 1 for k in kernel_size)
-    padded = torch.cat((sorted_keys, sorted_keys.new_full((2 * reach + 2,), _SENTINEL)))
+    all_rows = list(itertools.product(range(kernel_size[1]), range(kernel_size[2])))
+    # A symmetric map searches only rows after the centre row; the centre row's x-neighbours
+    # follow each voxel in sorted order and need no search at all.
+    searched = [
+        (iy, iz) for iy, iz in all_rows if not symmetric or (offs[2][iz], offs[1][iy]) > (0, 0)
+    ]
+    found: list[tuple[int, int, int, Tensor, Tensor]] = []  # (ix, iy, iz, out_rows, in_rows)
+    if searched:
+        x_first = offs[0][0]
+        deltas = torch.tensor(
+            [space.delta(x_first, offs[1][iy], offs[2][iz]) for iy, iz in searched],
+            device=device,
+        )
+        base = sorted_keys.unsqueeze(0) + deltas.unsqueeze(1)  # [R, N]
+        start = torch.searchsorted(sorted_keys, base)
+        targets = [o - x_first for o in offs[0]]
+        per_row = _match_rows(padded, start, base, targets, targets[-1] + 1)
+        for (iy, iz), matches in zip(searched, per_row, strict=True):
+            for ix, (out_rows, in_rows) in enumerate(matches):
+                found.append((ix, iy, iz, out_rows, in_rows))
+    centre = (offs[1].index(0), offs[2].index(0)) if symmetric else None
+    if centre is not None:
+        ixs = [ix for ix in range(kernel_size[0]) if offs[0][ix] > 0]
+        if ixs:
+            x_first = offs[0][ixs[0]]
+            base = (sorted_keys + x_first).unsqueeze(0)
+            targets = [offs[0][ix] - x_first for ix in ixs]
+            (matches,) = _match_rows(
+                padded, (arange + 1).unsqueeze(0), base, targets, targets[-1] + x_first
+            )
+            for ix, (out_rows, in_rows) in zip(ixs, matches, strict=True):
+                found.append((ix, *centre, out_rows, in_rows))
+
     groups: dict[int, tuple[Tensor, Tensor]] = {}
-    for iz, iy in itertools.product(range(kernel_size[2]), range(kernel_size[1])):
-        dy, dz = offs[1][iy], offs[2][iz]
-        if symmetric and (dz, dy) < (0, 0):
-            continue  # mirror of a row searched below
-        ixs = list(range(kernel_size[0]))
-        if symmetric and (dz, dy) == (0, 0):
-            ixs = [ix for ix in ixs if offs[0][ix] > 0]
-        if not ixs:
-            continue
-        x_first = offs[0][ixs[0]]
-        base = sorted_keys + space.delta(x_first, dy, dz)
-        if symmetric and (dz, dy) == (0, 0):
-            start, slack = arange + 1, x_first - 1  # x-neighbours follow in sorted order
-        else:
-            start, slack = torch.searchsorted(sorted_keys, base), 0
-        targets = [offs[0][ix] - x_first for ix in ixs]
-        matches = _match_row(padded, start, base, targets, targets[-1] + slack + 1)
-        for ix, (out_rows, in_rows) in zip(ixs, matches, strict=True):
-            if perm is not None:
-                out_rows, in_rows = perm[out_rows], perm[in_rows]
-            k = index_of[(ix, iy, iz)]
-            groups[k] = (in_rows, out_rows)
-            if symmetric:
-                groups[kv - 1 - k] = (out_rows, in_rows)
+    for ix, iy, iz, out_rows, in_rows in found:
+        if perm is not None:
+            out_rows, in_rows = perm[out_rows], perm[in_rows]
+        k = index_of[(ix, iy, iz)]
+        groups[k] = (in_rows, out_rows)
+        if symmetric:
+            groups[kv - 1 - k] = (out_rows, in_rows)
     return _assemble(groups, (n, n, kv), identity, device)
 
 

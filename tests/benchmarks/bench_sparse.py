@@ -250,7 +250,9 @@ def main() -> int:
     step_2t, voxels = encoder_step(5, 2)
     step_1t, _ = encoder_step(3, 1)
 
-    print(f"\nsubmanifold 3x3x3 conv, 32 -> 32 channels, {n} voxels (1 cm), medians in ms")
+    load = ", ".join(f"{v:.1f}" for v in os.getloadavg())
+    print(f"\n{os.cpu_count()} CPUs, load average {load} (other processes slow 2-thread runs most)")
+    print(f"submanifold 3x3x3 conv, 32 -> 32 channels, {n} voxels (1 cm), medians in ms")
     print(f"{'engine':<12}{'map + conv':>12}{'cached map':>12}{'max |diff|':>14}")
     for name, r in results.items():
         diff = diffs.get(name)
