@@ -1,0 +1,461 @@
+"""The inference pipeline: performers → conditions → chunked masks → stems + residual.
+
+Python API (``pcsep batch`` and scripts use it; the CLI never touches tensors)::
+
+    from pcsep_cli.separate import Separator, SeparateOptions, prepare_job
+
+    sep = Separator.from_pretrained()                 # default model; or "owner/name@rev", a dir
+    result = sep.separate(audio, 44100, cloud)        # in memory: audio (C, S) float32
+    result.stems, result.residual                     # (P, C, S), (C, S): they sum to audio
+
+    job = prepare_job("concert.wav", ["scene.ply"], "out", SeparateOptions())  # no model needed
+    manifest = sep.run(job, progress=print)           # streamed from and to files
+
+- :meth:`Separator.condition` classifies each performer once (instrument + confidence; ``none``
+  is detected and not separated) and runs the visual encoder and FiLM trunk once per performer.
+- :meth:`Separator.stream` takes overlapping blocks (``iter_blocks(path, *block_sizes(sr))``):
+  per block the mono mixture is resampled to the model's rate, the audio encoder runs once and
+  all performers' decoders run as one batch; masks are carried to the input's own rate and
+  channels (:mod:`pcsep_cli.separate_masks`), normalised so ``Σ masks ≤ 1``, applied to every
+  channel's STFT and inverted. The residual is the block minus the sum of its stems, so
+  ``Σ stems + residual = mixture`` holds to float rounding. Blocks are cross-faded with
+  ``sin²``/``cos²`` ramps that sum to one over the overlap, and only one block is held at a
+  time: memory does not grow with duration.
+- :func:`~pcsep_cli.separate_output.prepare_job` validates inputs and outputs before any model
+  is loaded; :meth:`Separator.run` writes stems, residual and ``manifest.json``
+  (:mod:`pcsep_cli.separate_output`).
+
+Progress: callables receive :class:`SeparationProgress` (stage, done, total).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Iterator, Sequence
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+from pcsep_cli.errors import ModelError, SceneError
+from pcsep_cli.io.audio import resample
+from pcsep_cli.nets.stft import istft, stft
+from pcsep_cli.separate_masks import RateMap, normalise
+from pcsep_cli.separate_output import (
+    SeparateOptions,
+    SeparationJob,
+    find_scene_performers,
+    prepare_job,
+    run_job,
+)
+from pcsep_cli.separate_stream import array_blocks, overlap_add
+from pcsep_cli.separate_types import (
+    Conditions,
+    Detection,
+    ProgressFn,
+    Result,
+    SeparationProgress,
+    stem_names,
+)
+
+if TYPE_CHECKING:  # pragma: no cover
+    from pcsep_cli.io.pointcloud import PointCloud
+    from pcsep_cli.nets.model import SeparationNet
+    from pcsep_cli.scene import Performer
+
+__all__ = [
+    "DEFAULT_OVERLAP",
+    "DEFAULT_SEGMENT",
+    "Conditions",
+    "Detection",
+    "Result",
+    "SeparateOptions",
+    "SeparationJob",
+    "SeparationProgress",
+    "Separator",
+    "find_scene_performers",
+    "prepare_job",
+    "resolve_device",
+]
+
+DEFAULT_SEGMENT = 10.0  # s: long enough for context, short enough for flat memory
+DEFAULT_OVERLAP = 0.25
+NONE = "none"
+
+
+def resolve_device(device: str | torch.device = "auto") -> torch.device:
+    """``auto`` → CUDA, then MPS, then CPU; a named device must be available.
+
+    Raises:
+        ModelError: the device asked for is not available or not known.
+    """
+    name = str(device)
+    if name == "auto":
+        if torch.cuda.is_available():
+            return torch.device("cuda")
+        mps = getattr(torch.backends, "mps", None)
+        return torch.device("mps" if mps is not None and mps.is_available() else "cpu")
+    try:
+        dev = torch.device(name)
+    except RuntimeError:
+        raise ModelError(f"unknown device {name!r}", hint="use auto, cpu, cuda or mps") from None
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise ModelError("CUDA is not available on this machine", hint="use --device cpu")
+    if dev.type == "mps":
+        mps = getattr(torch.backends, "mps", None)
+        if mps is None or not mps.is_available():
+            raise ModelError("MPS is not available on this machine", hint="use --device cpu")
+    return dev
+
+
+class Separator:
+    """A loaded model and the settings of chunked inference.
+
+    Args:
+        net: the separation network (eval mode), e.g. from :func:`pcsep_cli.hub.load_model`.
+        device: where it runs (the net is moved there).
+        segment: chunk length in seconds.
+        overlap: fraction of a chunk shared with the next, in ``[0, 0.5]``.
+
+    Raises:
+        ValueError: ``segment`` not positive or ``overlap`` outside ``[0, 0.5]``.
+    """
+
+    def __init__(
+        self,
+        net: SeparationNet,
+        *,
+        device: str | torch.device = "cpu",
+        segment: float = DEFAULT_SEGMENT,
+        overlap: float = DEFAULT_OVERLAP,
+    ) -> None:
+        if not segment > 0 or not math.isfinite(segment):
+            raise ValueError(f"segment must be a positive number of seconds, got {segment}")
+        if not 0 <= overlap <= 0.5:
+            raise ValueError(f"overlap must be in [0, 0.5], got {overlap}")
+        self.device = resolve_device(device)
+        self.net = net.to(self.device).eval()
+        self.segment, self.overlap = float(segment), float(overlap)
+
+    @classmethod
+    def from_pretrained(
+        cls,
+        ref: str | None = None,
+        *,
+        device: str | torch.device = "auto",
+        offline: bool | None = None,
+        segment: float = DEFAULT_SEGMENT,
+        overlap: float = DEFAULT_OVERLAP,
+    ) -> Separator:
+        """Load a model by reference (bundled name, directory, ``owner/name[@rev]``, None:
+        the default; see :mod:`pcsep_cli.hub`).
+
+        Raises:
+            ModelError: the reference cannot be resolved, the checkpoint is refused, or the
+                device is not available.
+        """
+        from pcsep_cli.hub import load_model
+
+        dev = resolve_device(device)
+        return cls(
+            load_model(ref, device=dev, offline=offline),
+            device=dev,
+            segment=segment,
+            overlap=overlap,
+        )
+
+    @property
+    def sample_rate(self) -> int:
+        """The model's rate (Hz)."""
+        return int(self.net.config.sample_rate)
+
+    @property
+    def classes(self) -> tuple[str, ...]:
+        """The model's classes, ``none`` last."""
+        return tuple(self.net.config.classes)
+
+    def model_info(self) -> dict[str, Any]:
+        """``{"id", "revision", "commit", "source", "path"}`` (ids None for unsaved nets)."""
+        from pcsep_cli.hub import describe
+
+        try:
+            return describe(self.net)
+        except ValueError:
+            return {"id": None, "revision": None, "commit": None, "source": None, "path": None}
+
+    def block_sizes(self, sample_rate: int) -> tuple[int, int]:
+        """``(block, overlap)`` in samples at ``sample_rate``, for ``iter_blocks``."""
+        block = max(2, round(self.segment * sample_rate))
+        return block, min(block // 2, round(self.overlap * block))
+
+    # -- conditions -----------------------------------------------------------------------
+
+    @torch.inference_mode()
+    def condition(
+        self,
+        performers: Sequence[Performer] | None = None,
+        instruments: Sequence[str] | None = None,
+    ) -> Conditions:
+        """Classify and encode the performers once.
+
+        Args:
+            performers: left to right (:func:`find_scene_performers`); may be None in label
+                mode (no positions then).
+            instruments: label mode: one class per performer, left to right; the model must
+                accept labels. None: classify each performer's cloud.
+
+        Raises:
+            ModelError: the model cannot take this kind of condition, or an unknown class.
+            SceneError: no performer, counts that disagree, or every cluster is ``none``.
+        """
+        net = self.net
+        if instruments is not None:
+            emb, conf = self._label_condition(list(instruments), performers)
+            labels = list(instruments)
+        else:
+            if not net.accepts_clouds:
+                raise ModelError(
+                    "this model is conditioned on instrument labels only",
+                    self.model_info()["path"],
+                    "pass --instruments, e.g. --instruments violin,cello",
+                )
+            if not performers:
+                raise SceneError("no performer to separate", hint="pass a cloud with performers")
+            emb, labels, conf = self._classify(performers)
+        keep = [i for i, lab in enumerate(labels) if lab != NONE]
+        if not keep:
+            raise SceneError(
+                f"all {len(labels)} performers found look like no instrument (none)",
+                hint="look with `pcsep inspect CLOUD --model REF`, or pass --instruments",
+            )
+        names = iter(stem_names([labels[i] for i in keep]))
+        detections = []
+        for i, lab in enumerate(labels):
+            perf = performers[i] if performers is not None else None
+            pos = None if perf is None else tuple(float(v) for v in perf.position)
+            detections.append(
+                Detection(
+                    name=next(names) if lab != NONE else None,
+                    instrument=lab,
+                    confidence=conf[i],
+                    position=pos,  # type: ignore[arg-type]
+                    points=0 if perf is None else len(perf.points),
+                )
+            )
+        film = net.cond_trunk(emb[torch.tensor(keep, device=emb.device)])
+        return Conditions(detections, film)
+
+    @torch.inference_mode()
+    def classify(self, performers: Sequence[Performer]) -> list[tuple[str, float]]:
+        """``(instrument, confidence)`` of each performer from its cloud (``none`` included).
+
+        Raises:
+            ModelError: the model takes labels only.
+        """
+        if not self.net.accepts_clouds:
+            raise ModelError(
+                "this model is conditioned on instrument labels only: it cannot classify clouds",
+                self.model_info()["path"],
+                "use a model built with conditioning cloud or both",
+            )
+        if not performers:
+            return []
+        _, labels, conf = self._classify(performers)
+        return list(zip(labels, conf, strict=True))
+
+    def _classify(self, performers: Sequence[Performer]) -> tuple[Tensor, list[str], list[float]]:
+        emb, logits = self.net.visual(self._clouds(performers))
+        conf, idx = torch.softmax(logits.float(), dim=1).max(dim=1)
+        return emb, [self.classes[int(i)] for i in idx], [float(c) for c in conf]
+
+    def _label_condition(
+        self, instruments: list[str], performers: Sequence[Performer] | None
+    ) -> tuple[Tensor, list[float]]:
+        classes = self.classes
+        if not self.net.accepts_labels:
+            raise ModelError(
+                "this model is conditioned on point clouds only; --instruments needs a model "
+                "built with conditioning labels or both",
+                self.model_info()["path"],
+                "drop --instruments",
+            )
+        bad = [i for i in instruments if i not in classes[:-1]]
+        if bad or not instruments:
+            raise ModelError(
+                f"unknown instrument {bad[0] if bad else '(none given)'!r}",
+                hint=f"this model knows {', '.join(classes[:-1])}",
+            )
+        if performers is not None and len(performers) != len(instruments):
+            raise SceneError(
+                f"{len(performers)} performers found in the cloud, {len(instruments)} "
+                "instruments given",
+                hint="give one instrument per performer, left to right, or leave out the cloud",
+            )
+        labels = torch.tensor([classes.index(i) for i in instruments], device=self.device)
+        return self.net.label_embedding(labels), [1.0] * len(instruments)
+
+    def _clouds(self, performers: Sequence[Performer]) -> Any:
+        from pcsep_cli.nets.visual import cloud_to_sparse
+        from pcsep_cli.train.augment import canonical
+
+        vis = self.net.config.visual
+        if vis.in_channels != 3:
+            raise ModelError(
+                f"visual.in_channels {vis.in_channels} is not supported for inference (3: xyz)",
+                self.model_info()["path"],
+            )
+        # The training frame: levelled floor, footprint centred, lowest point at z = 0.
+        clouds = [canonical(p.local_points()) for p in performers]
+        return cloud_to_sparse(clouds, vis.voxel_size).to(self.device)
+
+    # -- audio ------------------------------------------------------------------------------
+
+    def masks(self, mag: Tensor, film: Tensor) -> Tensor:
+        """Masks of P performers for one mixture (the model's forward without its condition
+        encoder, which :meth:`condition` ran once).
+
+        Args:
+            mag: ``(1, 1, F, T)`` mixture magnitudes on the model's linear grid.
+            film: ``(P, cond_dim)`` from :meth:`condition`.
+
+        Returns:
+            ``(P, F, T)`` in [0, 1].
+        """
+        net = self.net
+        frames = mag.shape[-1]
+        x = net.net_input(mag)
+        pad = (-frames) % 2**net.config.audio.levels
+        if pad:
+            x = F.pad(x, (0, pad), value=math.log(1e-3))
+        feats = net.audio_encoder(x)
+        mix_index = torch.zeros(film.shape[0], dtype=torch.long, device=film.device)
+        logits = net.audio_decoder(feats, film, mix_index)[..., :frames]
+        return torch.sigmoid(net.warp.to_linear(logits))[:, 0]
+
+    @torch.inference_mode()
+    def _chunk(self, x: np.ndarray, rmap: RateMap, film: Tensor) -> np.ndarray:
+        """One block ``(C, n)`` → ``(P + 1, C, n)``: stems, then the residual."""
+        cfg = self.net.config
+        n = x.shape[1]
+        mono = x.mean(axis=0, keepdims=True)
+        if rmap.sr_in != cfg.sample_rate:
+            mono = resample(mono, rmap.sr_in, cfg.sample_rate)
+        if mono.shape[1] < 2:
+            mono = np.pad(mono, ((0, 0), (0, 2 - mono.shape[1])))
+        spec = stft(torch.from_numpy(mono[0]).to(self.device), cfg.stft)
+        m = normalise(rmap.carry(self.masks(spec.abs()[None, None], film), max(n, 2)))
+        xin = x if n >= 2 else np.pad(x, ((0, 0), (0, 2 - n)))
+        spec_in = stft(torch.from_numpy(np.ascontiguousarray(xin)).to(self.device), rmap.stft_in)
+        p = film.shape[0]
+        out = np.empty((p + 1, x.shape[0], n), dtype=np.float32)
+        for c in range(x.shape[0]):  # one channel at a time bounds memory for 8-channel input
+            wav = istft(m * spec_in[c], rmap.stft_in, max(n, 2))[:, :n]
+            out[:p, c] = wav.float().cpu().numpy()
+        out[p] = x - out[:p].sum(axis=0)
+        return out
+
+    def stream(
+        self,
+        blocks: Iterable[np.ndarray],
+        sample_rate: int,
+        conditions: Conditions,
+        *,
+        total_frames: int | None = None,
+        progress: ProgressFn | None = None,
+    ) -> Iterator[np.ndarray]:
+        """Separate overlapping blocks into consecutive, non-overlapping output blocks.
+
+        Args:
+            blocks: float32 ``(C, n)`` blocks of ``block_sizes(sample_rate)`` (each repeats
+                the previous one's last ``overlap`` samples), e.g. from ``iter_blocks``.
+            sample_rate: their rate (Hz).
+            conditions: from :meth:`condition`.
+            total_frames: the signal's length, for progress.
+            progress: called after each block.
+
+        Yields:
+            float32 ``(P + 1, C, m)``: P stems then the residual; concatenated along the
+            last axis they cover the signal once.
+        """
+        _, overlap = self.block_sizes(sample_rate)
+        rmap = RateMap(self.net.config.stft, self.sample_rate, int(sample_rate))
+
+        def process(block: np.ndarray) -> np.ndarray:
+            return self._chunk(block, rmap, conditions.film)
+
+        done = 0
+        for ready in overlap_add(blocks, overlap, process):
+            done += ready.shape[-1]
+            yield ready
+            if progress is not None:
+                progress(SeparationProgress("separate", done, total_frames))
+
+    def separate(
+        self,
+        audio: np.ndarray,
+        sample_rate: int,
+        clouds: PointCloud | Sequence[PointCloud] | None = None,
+        *,
+        instruments: Sequence[str] | None = None,
+        progress: ProgressFn | None = None,
+    ) -> Result:
+        """Separate a signal held in memory.
+
+        Args:
+            audio: float ``(C, S)``, full scale ±1, any channel count.
+            sample_rate: its rate (Hz), any.
+            clouds: a whole scene, or one cloud per performer; optional in label mode.
+            instruments: label mode (see :meth:`condition`).
+            progress: called after each chunk.
+
+        Returns:
+            :class:`Result`, with ``stems.sum(0) + residual == audio`` to float rounding.
+
+        Raises:
+            ValueError: ``audio`` is not ``(C, S)`` float with S >= 1.
+            SceneError, ModelError: see :meth:`condition`.
+        """
+        audio = np.asarray(audio)
+        if audio.ndim != 2 or audio.shape[0] < 1 or audio.shape[1] < 1 or audio.dtype.kind != "f":
+            raise ValueError(f"audio must be float (channels, samples), got {audio.shape}")
+        performers = None
+        if clouds is not None:
+            seq = [clouds] if hasattr(clouds, "xyz") else list(clouds)  # type: ignore[arg-type]
+            performers = find_scene_performers(seq)  # type: ignore[arg-type]
+        cond = self.condition(performers, instruments)
+        block, overlap = self.block_sizes(sample_rate)
+        x = audio.astype(np.float32, copy=False)
+        parts = list(
+            self.stream(
+                array_blocks(x, block, overlap),
+                sample_rate,
+                cond,
+                total_frames=x.shape[1],
+                progress=progress,
+            )
+        )
+        full = np.concatenate(parts, axis=-1)
+        return Result(full[:-1], full[-1], int(sample_rate), cond.detections)
+
+    def run(self, job: SeparationJob, *, progress: ProgressFn | None = None) -> dict[str, Any]:
+        """Separate a prepared job from file to files (streamed); see
+        :func:`pcsep_cli.separate_output.run_job`.
+
+        Returns:
+            The manifest (also written as ``manifest.json``).
+        """
+        return run_job(self, job, progress=progress)
+
+    def separate_file(
+        self,
+        audio: str,
+        clouds: Sequence[str],
+        out_dir: str,
+        options: SeparateOptions | None = None,
+        *,
+        progress: ProgressFn | None = None,
+    ) -> dict[str, Any]:
+        """:func:`prepare_job` then :meth:`run`."""
+        return self.run(prepare_job(audio, clouds, out_dir, options), progress=progress)

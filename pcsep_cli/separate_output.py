@@ -1,0 +1,452 @@
+"""Separation from files to files: validation, output names, two streamed passes, manifest.
+
+:func:`prepare_job` checks everything that can fail without a model, before one is loaded:
+the audio is readable, every cloud is readable and holds performers, the output format, bit
+depth and channel count fit together, the output folder can be created, and the file name
+template is safe. :func:`run_job` then
+
+1. separates the audio block by block into float32 temporary files beside the outputs (one
+   per stem), noting each stem's peak: the clip mode needs the whole file's peak before the
+   first sample is written;
+2. reads the mixture and the temporary stems again block by block and writes the final
+   stems (gain of the clip mode, quantised to the output's bit depth) and the residual as
+   *mixture − Σ written stems*, computed in float64 from the quantised stems and quantised
+   last. So ``Σ stems + residual = mixture`` holds to the output's last bit: within 1e-4 and
+   better at float32; with PCM output the only error is the residual's own rounding (half a
+   step; none when the input had the same bit depth) or clipping of the residual, which the
+   manifest counts (``clipped_samples``);
+3. writes the manifest (``manifest.json``: the template rendered with ``stem=manifest``,
+   ``ext=json``).
+
+Each file appears atomically under its final name; nothing is written when any output exists
+already, unless ``overwrite``. Memory stays flat with duration in both passes.
+
+Clip modes (as demucs): ``rescale`` divides a stem by ``max(1, 1.01 · peak)``; ``clamp``
+clips it to ±1; ``none`` writes it as it is (integer formats clip at full scale). The residual
+takes up what the stems' gains removed.
+
+File name template fields: ``{track}`` (the audio file's name without extension),
+``{stem}`` (``violin``, ``violin_2``, ``residual``), ``{instrument}``, ``{ext}``. It must
+contain ``{stem}`` and stay inside the output folder (no absolute path, no ``..``).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import string
+from collections.abc import Sequence
+from contextlib import ExitStack
+from dataclasses import dataclass, field
+from pathlib import Path, PurePosixPath
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import soundfile as sf
+
+from pcsep_cli.errors import AudioError, OutputExistsError, PcsepError
+from pcsep_cli.io.atomic import PendingFile, atomic_write_text, output_error
+from pcsep_cli.io.audio import AudioInfo, AudioWriter, audio_info, iter_blocks, subtype_for
+
+if TYPE_CHECKING:  # pragma: no cover
+    from pcsep_cli.io.pointcloud import PointCloud
+    from pcsep_cli.scene import Performer
+    from pcsep_cli.separate import Separator
+    from pcsep_cli.separate_types import ProgressFn
+
+__all__ = [
+    "CLIP_MODES",
+    "DEFAULT_TEMPLATE",
+    "SeparateOptions",
+    "SeparationJob",
+    "check_template",
+    "find_scene_performers",
+    "prepare_job",
+    "render_template",
+    "run_job",
+]
+
+DEFAULT_TEMPLATE = "{track}/{stem}.{ext}"
+CLIP_MODES = ("rescale", "clamp", "none")
+FORMATS = ("wav", "flac")
+TEMPLATE_FIELDS = ("track", "stem", "instrument", "ext")
+MANIFEST_VERSION = 1
+_PASS2_BLOCK = 1 << 16
+_PCM_BITS = {"PCM_16": 16, "PCM_24": 24, "PCM_32": 32}
+
+
+@dataclass(frozen=True)
+class SeparateOptions:
+    """How outputs are written (the ``pcsep separate`` options that are not the model's).
+
+    Attributes:
+        format: ``"wav"`` or ``"flac"``.
+        bits: ``"16"``, ``"24"``, ``"32f"`` or None (keep the input's where the format can).
+        filename: output path template relative to the output folder (module docstring).
+        clip_mode: ``"rescale"``, ``"clamp"`` or ``"none"``.
+        residual: write ``residual`` too.
+        overwrite: replace existing outputs.
+        instruments: label mode: one class per performer, left to right.
+        units: units of the clouds' coordinates when not metres (``mm``, ``cm``, ``ft``).
+    """
+
+    format: str = "wav"
+    bits: str | None = None
+    filename: str = DEFAULT_TEMPLATE
+    clip_mode: str = "rescale"
+    residual: bool = True
+    overwrite: bool = False
+    instruments: tuple[str, ...] | None = None
+    units: str | None = None
+
+    def __post_init__(self) -> None:
+        if self.format not in FORMATS:
+            raise ValueError(f"format must be one of {FORMATS}, got {self.format!r}")
+        if self.clip_mode not in CLIP_MODES:
+            raise ValueError(f"clip_mode must be one of {CLIP_MODES}, got {self.clip_mode!r}")
+        check_template(self.filename)
+
+
+@dataclass
+class SeparationJob:
+    """A validated separation, ready for :func:`run_job` (no model involved yet).
+
+    Attributes:
+        audio: the input file; ``info`` its header.
+        clouds: the cloud files (empty in label mode without clouds).
+        performers: left to right, or None (label mode without clouds).
+        out_dir: output folder (created when the outputs are written).
+        options: output settings.
+        subtype: libsndfile subtype of the outputs.
+    """
+
+    audio: Path
+    info: AudioInfo
+    clouds: list[Path]
+    performers: list[Performer] | None
+    out_dir: Path
+    options: SeparateOptions
+    subtype: str
+    mode: str = field(default="scene")
+
+    @property
+    def track(self) -> str:
+        """``{track}``: the audio file's name without its extension."""
+        return self.audio.stem
+
+
+def check_template(template: str) -> None:
+    """Refuse a file name template that is unsafe or cannot name every stem apart.
+
+    Raises:
+        ValueError: unknown field, no ``{stem}``, an absolute path or a ``..`` component.
+    """
+    try:
+        fields = {f for _, f, _, _ in string.Formatter().parse(template) if f is not None}
+    except ValueError as err:
+        raise ValueError(f"bad --filename template {template!r}: {err}") from None
+    unknown = sorted(fields - set(TEMPLATE_FIELDS))
+    if unknown:
+        raise ValueError(
+            f"--filename template field {{{unknown[0]}}} is unknown; use "
+            + ", ".join(f"{{{f}}}" for f in TEMPLATE_FIELDS)
+        )
+    if "stem" not in fields:
+        raise ValueError("--filename template must contain {stem}, or stems overwrite each other")
+    render_template(template, track="track", stem="stem", instrument="stem", ext="wav")
+
+
+def render_template(template: str, *, track: str, stem: str, instrument: str, ext: str) -> Path:
+    """The output path of one file, relative to the output folder.
+
+    Raises:
+        ValueError: the result is absolute, empty or leaves the output folder.
+    """
+    text = template.format(track=track, stem=stem, instrument=instrument, ext=ext)
+    rel = PurePosixPath(text.replace(os.sep, "/"))
+    if rel.is_absolute() or Path(text).is_absolute() or Path(text).drive:
+        raise ValueError(f"--filename {template!r} gives an absolute path; keep it inside -o")
+    if ".." in rel.parts or not rel.parts or rel.name in ("", "."):
+        raise ValueError(f"--filename {template!r} leaves the output folder ({text!r})")
+    return Path(*rel.parts)
+
+
+def _check_out_dir(out_dir: Path) -> None:
+    if out_dir.exists() and not out_dir.is_dir():
+        raise PcsepError("output path exists and is not a folder", out_dir, "choose another -o")
+    parent = out_dir
+    while not parent.exists():
+        parent = parent.parent
+    if not parent.is_dir() or not os.access(parent, os.W_OK | os.X_OK):
+        raise PcsepError(
+            "cannot create outputs here: folder not writable", parent, "choose another -o"
+        )
+
+
+def prepare_job(
+    audio: str | os.PathLike[str],
+    clouds: Sequence[str | os.PathLike[str]],
+    out_dir: str | os.PathLike[str],
+    options: SeparateOptions | None = None,
+) -> SeparationJob:
+    """Validate a separation without loading a model (cheap checks first).
+
+    Args:
+        audio: the recording (any format libsndfile reads).
+        clouds: one whole-scene cloud, or one cloud per performer; may be empty in label mode.
+        out_dir: output folder (created later).
+        options: output settings (defaults if None).
+
+    Raises:
+        AudioError: unreadable audio, or a format/bit depth/channel count that cannot be
+            written.
+        PointCloudError: unreadable cloud.
+        SceneError: no performer in the scene.
+        PcsepError: output folder unusable, or no cloud outside label mode.
+    """
+    from pcsep_cli.io.pointcloud import read_cloud
+
+    options = options or SeparateOptions()
+    info = audio_info(audio)
+    ext = "." + options.format
+    subtype = subtype_for(options.bits, ext, info.subtype)
+    if options.format == "flac" and info.channels > 8:
+        raise AudioError(
+            f"FLAC holds at most 8 channels, this audio has {info.channels}",
+            audio,
+            "use --format wav",
+        )
+    out = Path(out_dir)
+    _check_out_dir(out)
+    paths = [Path(c) for c in clouds]
+    if not paths and options.instruments is None:
+        raise PcsepError(
+            "no point cloud given", hint="pass CLOUD (a scene, or one cloud per performer)"
+        )
+    performers = None
+    if paths:
+        read: list[PointCloud] = [read_cloud(p, units=options.units) for p in paths]
+        performers = find_scene_performers(read)
+    mode = "labels" if options.instruments is not None else "scene" if len(paths) == 1 else "clouds"
+    return SeparationJob(Path(audio), info, paths, performers, out, options, subtype, mode)
+
+
+def find_scene_performers(clouds: Sequence[PointCloud]) -> list[Performer]:
+    """One cloud: the performers found in the scene, left to right; several clouds: one
+    performer per cloud, in the order given (the paper's setting, no clustering).
+
+    Raises:
+        SceneError: a scene with no performer, or a cloud holding only floor and walls.
+    """
+    from pcsep_cli.scene import find_performers, performer_from_cloud
+
+    if len(clouds) == 1:
+        return find_performers(clouds[0])
+    return [performer_from_cloud(c) for c in clouds]
+
+
+def _quantiser(subtype: str) -> float | None:
+    bits = _PCM_BITS.get(subtype)
+    return None if bits is None else 2.0 ** (bits - 1)
+
+
+def _quantise(x: np.ndarray, scale: float | None) -> np.ndarray:
+    """Float values the writer stores exactly: rounded to the PCM grid and clipped, like
+    :class:`~pcsep_cli.io.audio.AudioWriter`."""
+    if scale is None:
+        return x.astype(np.float32).astype(np.float64)
+    return np.clip(np.rint(x * scale), -scale, scale - 1) / scale
+
+
+def _gain(peak: float, mode: str) -> float:
+    return 1.0 / max(1.0, 1.01 * peak) if mode == "rescale" else 1.0
+
+
+def run_job(
+    separator: Separator, job: SeparationJob, *, progress: ProgressFn | None = None
+) -> dict[str, Any]:
+    """Separate ``job`` with ``separator`` and write stems, residual and manifest.
+
+    Returns:
+        The manifest: ``{"version", "audio", "clouds", "mode", "model", "sample_rate",
+        "channels", "frames", "format", "subtype", "clip_mode", "segment", "overlap",
+        "stems": [{"name", "instrument", "confidence", "position", "points", "path", "gain",
+        "peak"}], "residual": {"name", "path"} | None, "ignored": [...], "manifest",
+        "sum_max_error", "clipped_samples"}``.
+
+    Raises:
+        OutputExistsError: an output exists and ``overwrite`` is off (nothing is written).
+        ModelError, SceneError: see :meth:`Separator.condition`.
+        AudioError, PcsepError: reading or writing failed (no partial file is left).
+    """
+    from pcsep_cli.separate_types import SeparationProgress
+
+    opts, info = job.options, job.info
+    cond = separator.condition(job.performers, opts.instruments)
+    stems = cond.stems
+    ext = opts.format
+
+    def target(stem: str, instrument: str, suffix: str = ext) -> Path:
+        rel = render_template(
+            opts.filename, track=job.track, stem=stem, instrument=instrument, ext=suffix
+        )
+        return job.out_dir / rel
+
+    paths = [target(d.name or "", d.instrument) for d in stems]
+    res_path = target("residual", "residual") if opts.residual else None
+    man_path = target("manifest", "manifest", "json")
+    everything = [*paths, *([res_path] if res_path else []), man_path]
+    if len(set(everything)) != len(everything):
+        raise PcsepError(
+            f"--filename {opts.filename!r} gives two outputs the same name",
+            hint="put {stem} in the file name",
+        )
+    if not opts.overwrite:
+        for p in everything:
+            if os.path.lexists(p):
+                raise OutputExistsError("exists already", p, "pass --overwrite to replace it")
+    for p in everything:
+        try:
+            p.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as err:
+            raise output_error(err, p.parent) from err
+
+    sr, channels, frames = info.sample_rate, info.channels, info.frames
+    peaks = np.zeros(len(stems))
+    with ExitStack() as stack:
+        temps = [PendingFile(p, overwrite=True) for p in paths]
+        for t in temps:
+            stack.callback(t.discard)
+        _first_pass(separator, job, cond, temps, peaks, progress)
+        gains = [1.0 if opts.clip_mode != "rescale" else _gain(pk, "rescale") for pk in peaks]
+        err, clipped = _second_pass(job, temps, paths, res_path, gains, progress)
+    if progress is not None:
+        progress(SeparationProgress("write", frames, frames))
+
+    manifest = {
+        "version": MANIFEST_VERSION,
+        "audio": str(job.audio),
+        "clouds": [str(c) for c in job.clouds],
+        "mode": job.mode,
+        "model": separator.model_info(),
+        "sample_rate": sr,
+        "channels": channels,
+        "frames": frames,
+        "duration_s": round(frames / sr, 6),
+        "format": ext,
+        "subtype": job.subtype,
+        "clip_mode": opts.clip_mode,
+        "segment": separator.segment,
+        "overlap": separator.overlap,
+        "stems": [
+            {**d.to_json(), "path": str(p), "gain": round(g, 6), "peak": round(float(pk), 6)}
+            for d, p, g, pk in zip(stems, paths, gains, peaks, strict=True)
+        ],
+        "residual": None if res_path is None else {"name": "residual", "path": str(res_path)},
+        "ignored": [d.to_json() for d in cond.detections if not d.separated],
+        "manifest": str(man_path),
+        "sum_max_error": err if res_path is not None else None,
+        "clipped_samples": clipped,
+    }
+    text = json.dumps(manifest, indent=1) + "\n"
+    atomic_write_text(man_path, text, overwrite=opts.overwrite)
+    return manifest
+
+
+def _first_pass(
+    separator: Separator,
+    job: SeparationJob,
+    cond: Any,
+    temps: list[PendingFile],
+    peaks: np.ndarray,
+    progress: ProgressFn | None,
+) -> None:
+    """Separate into float32 temporary files (one per stem), noting peaks."""
+    info = job.info
+    big = info.frames * info.channels * 4 > 2**32 - 2**20
+    with ExitStack() as stack:
+        files = []
+        for t in temps:
+            try:
+                f = sf.SoundFile(
+                    t.tmp,
+                    "w",
+                    info.sample_rate,
+                    info.channels,
+                    "FLOAT",
+                    format="RF64" if big else "WAV",
+                )
+            except (sf.SoundFileError, RuntimeError, OSError) as err:
+                raise AudioError(f"cannot write a temporary file ({err})", t.tmp) from err
+            files.append(stack.enter_context(f))
+        block, overlap = separator.block_sizes(info.sample_rate)
+        blocks = iter_blocks(job.audio, block, overlap=overlap)
+        for out in separator.stream(
+            blocks, info.sample_rate, cond, total_frames=info.frames, progress=progress
+        ):
+            for i, f in enumerate(files):
+                peaks[i] = max(peaks[i], float(np.abs(out[i]).max(initial=0.0)))
+                try:
+                    f.write(out[i].T)
+                except (sf.SoundFileError, RuntimeError, OSError) as err:
+                    raise output_error(OSError(str(err)), temps[i].final, AudioError) from err
+
+
+def _second_pass(
+    job: SeparationJob,
+    temps: list[PendingFile],
+    paths: list[Path],
+    res_path: Path | None,
+    gains: list[float],
+    progress: ProgressFn | None,
+) -> tuple[float, int]:
+    """Write the final stems and residual; return (max |Σ outputs − mixture|, clipped)."""
+    from pcsep_cli.separate_types import SeparationProgress
+
+    opts, info = job.options, job.info
+    scale = _quantiser(job.subtype)
+    max_err, clipped, done = 0.0, 0, 0
+
+    def writer(p: Path) -> AudioWriter:
+        return AudioWriter(
+            p,
+            info.sample_rate,
+            info.channels,
+            bits=opts.bits,
+            input_subtype=info.subtype,
+            overwrite=opts.overwrite,
+            frames_hint=info.frames,
+        )
+
+    with ExitStack() as stack:
+        readers = [stack.enter_context(sf.SoundFile(t.tmp)) for t in temps]
+        writers = [stack.enter_context(writer(p)) for p in paths]
+        res_writer = stack.enter_context(writer(res_path)) if res_path is not None else None
+        for x in iter_blocks(job.audio, _PASS2_BLOCK):
+            mix = x.astype(np.float64)
+            total = np.zeros_like(mix)
+            for r, w, g in zip(readers, writers, gains, strict=True):
+                s = r.read(x.shape[1], dtype="float64", always_2d=True).T * g
+                if opts.clip_mode == "clamp":
+                    np.clip(s, -1.0, 1.0, out=s)
+                if scale is not None:
+                    clipped += int(np.count_nonzero(np.abs(s) > 1.0))
+                s = _quantise(s, scale)
+                w.write(s)
+                total += s
+            if res_writer is not None:
+                res = mix - total
+                if opts.clip_mode == "clamp" or scale is not None:
+                    clipped += int(np.count_nonzero(np.abs(res) > 1.0))
+                    if opts.clip_mode == "clamp":
+                        np.clip(res, -1.0, 1.0, out=res)
+                res = _quantise(res, scale)
+                res_writer.write(res)
+                max_err = max(max_err, float(np.abs(total + res - mix).max(initial=0.0)))
+            done += x.shape[1]
+            if progress is not None:
+                progress(SeparationProgress("write", done, info.frames))
+    if not math.isfinite(max_err):
+        raise AudioError("the outputs do not add up to the mixture (NaN)", job.audio)
+    return max_err, clipped

@@ -1,0 +1,122 @@
+"""Plain records of the inference pipeline: progress events, detections, conditions, results.
+
+Kept apart from :mod:`pcsep_cli.separate` so that the CLI and :mod:`pcsep_cli.separate_output`
+can use them without importing torch.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+if TYPE_CHECKING:  # pragma: no cover
+    from torch import Tensor
+
+__all__ = ["Conditions", "Detection", "ProgressFn", "Result", "SeparationProgress", "stem_names"]
+
+
+@dataclass(frozen=True)
+class SeparationProgress:
+    """What a progress callback receives.
+
+    Attributes:
+        stage: ``"separate"`` (frames processed) or ``"write"`` (frames written).
+        done: units done.
+        total: units in all, or None when unknown.
+    """
+
+    stage: str
+    done: int
+    total: int | None
+
+
+ProgressFn = Callable[[SeparationProgress], None]
+
+
+@dataclass(frozen=True)
+class Detection:
+    """One performer (or distractor), left to right.
+
+    Attributes:
+        name: stem name (``violin``, ``violin_2`` …); None when not separated.
+        instrument: class name; ``none`` for distractors.
+        confidence: the classifier's probability of ``instrument`` (1.0 for given labels).
+        position: ``(x, y, z)`` footprint centre in the cloud's coordinates, or None.
+        points: points of its cluster (0 without a cloud).
+    """
+
+    name: str | None
+    instrument: str
+    confidence: float
+    position: tuple[float, float, float] | None
+    points: int
+
+    @property
+    def separated(self) -> bool:
+        """Whether it gets a stem."""
+        return self.name is not None
+
+    def to_json(self) -> dict[str, Any]:
+        """``{"name", "instrument", "confidence", "position", "points"}``."""
+        pos = None if self.position is None else [round(float(v), 4) for v in self.position]
+        return {
+            "name": self.name,
+            "instrument": self.instrument,
+            "confidence": round(float(self.confidence), 4),
+            "position": pos,
+            "points": self.points,
+        }
+
+
+@dataclass
+class Conditions:
+    """Performers classified and encoded once, reused for every chunk.
+
+    Attributes:
+        detections: every performer left to right, ``none`` included.
+        film: ``(P, cond_dim)`` FiLM inputs of the P separated performers, in that order.
+    """
+
+    detections: list[Detection]
+    film: Tensor
+
+    @property
+    def stems(self) -> list[Detection]:
+        """The separated performers, in stem order."""
+        return [d for d in self.detections if d.separated]
+
+
+@dataclass
+class Result:
+    """In-memory separation.
+
+    Attributes:
+        stems: float32 ``(P, C, S)``, one per separated performer (see ``detections``).
+        residual: float32 ``(C, S)``; ``stems.sum(0) + residual`` equals the input.
+        sample_rate: the input's rate (Hz).
+        detections: every performer left to right; ``stems[i]`` belongs to
+            ``[d for d in detections if d.separated][i]``.
+    """
+
+    stems: np.ndarray
+    residual: np.ndarray
+    sample_rate: int
+    detections: list[Detection]
+
+    @property
+    def names(self) -> list[str]:
+        """Stem names in order."""
+        return [d.name for d in self.detections if d.name is not None]
+
+
+def stem_names(instruments: Sequence[str]) -> list[str]:
+    """``violin, cello, violin`` → ``violin, cello, violin_2`` (left to right)."""
+    seen: dict[str, int] = {}
+    names = []
+    for inst in instruments:
+        seen[inst] = seen.get(inst, 0) + 1
+        names.append(inst if seen[inst] == 1 else f"{inst}_{seen[inst]}")
+    return names
