@@ -221,6 +221,8 @@ def find_performers(
     q = xyz - bg.centre
     kept = np.flatnonzero(_keep_mask(q, bg))
     local = (q[kept] - bg.origin) @ bg.rotation.T
+    dense = _dense(local, eps / 2)
+    kept, local = kept[dense], local[dense]
     labels = _cluster(local, eps)
     labels = _merge_stacked(local, labels)
     labels = _merge_dependent(local, labels, 2.5 * eps)
@@ -687,6 +689,68 @@ def _tile_tolerance(q: np.ndarray, plane: _Fit, reach: float = _BAND) -> _TileTo
 
 
 # --- clusters -----------------------------------------------------------------------------
+
+
+def _dense(local: np.ndarray, size: float) -> np.ndarray:
+    """Mask ``[N]`` of points on surfaces: not flying pixels, the stray returns that depth
+    cameras leave along the rays at the edges of objects.
+
+    A point's density is what its voxel (``size``) and the 26 around it hold. It is kept when
+    that is at least a tenth of the densest such count within ~30 cm (a surface seen from
+    the same range: a far performer is sparser than a near one, not sparser than itself), and
+    at least 3 in a dense scan (isolated trails far from any surface).
+    """
+    if len(local) == 0:
+        return np.zeros(0, dtype=bool)
+    cells = np.floor((local - local.min(axis=0)) / size).astype(np.int64)
+    voxels, voxel_of, counts = np.unique(_keys(cells), return_inverse=True, return_counts=True)
+    voxel_of = voxel_of.ravel()
+    first = np.zeros(len(voxels), dtype=np.int64)
+    first[voxel_of] = np.arange(len(local))
+    cells = cells[first]  # one cell per voxel
+    around = _sum_around(voxels, cells, counts)
+    # The densest neighbourhood within ~30 cm: max over 7 x 7 x 7-voxel blocks and the 26
+    # blocks around each.
+    blocks, block_of = np.unique(_keys(cells // 7), return_inverse=True)
+    block_of = block_of.ravel()
+    peak = np.zeros(len(blocks), dtype=np.int64)
+    np.maximum.at(peak, block_of, around)
+    first_block = np.zeros(len(blocks), dtype=np.int64)
+    first_block[block_of] = np.arange(len(voxels))
+    ref = _max_around(blocks, cells[first_block] // 7, peak)[block_of]
+    floor_count = 3 if np.median(around) >= 15 else 1
+    keep = (around >= 0.1 * ref) & (around >= floor_count)
+    return keep[voxel_of]
+
+
+def _keys(cells: np.ndarray) -> np.ndarray:
+    """One int64 per integer cell ``[N, 3]`` (cells ≥ -1, < 2**20 per axis)."""
+    c = cells + 1
+    return (c[:, 0] << 42) | (c[:, 1] << 21) | c[:, 2]
+
+
+def _offsets() -> list[np.ndarray]:
+    return [np.array([dx, dy, dz]) for dx in (-1, 0, 1) for dy in (-1, 0, 1) for dz in (-1, 0, 1)]
+
+
+def _sum_around(keys: np.ndarray, cells: np.ndarray, values: np.ndarray) -> np.ndarray:
+    """Per cell (``keys`` sorted, ``cells [V, 3]``), the sum of ``values`` over its 27 cells."""
+    out = np.zeros(len(keys), dtype=values.dtype)
+    for d in _offsets():
+        other = _keys(cells + d)
+        at = np.minimum(np.searchsorted(keys, other), len(keys) - 1)
+        out += np.where(keys[at] == other, values[at], 0)
+    return out
+
+
+def _max_around(keys: np.ndarray, cells: np.ndarray, values: np.ndarray) -> np.ndarray:
+    """Per cell, the max of ``values`` over its 27 cells."""
+    out = values.copy()
+    for d in _offsets():
+        other = _keys(cells + d)
+        at = np.minimum(np.searchsorted(keys, other), len(keys) - 1)
+        out = np.maximum(out, np.where(keys[at] == other, values[at], 0))
+    return out
 
 
 def _cluster(local: np.ndarray, eps: float) -> np.ndarray:
