@@ -104,11 +104,21 @@ UNITS_HELP = "Units of the cloud's coordinates when they are not metres: mm, cm,
 def inspect(
     cloud: Annotated[Path, typer.Argument(help="Point cloud: PLY, LAS, LAZ or PCD.")],
     units: Annotated[str | None, typer.Option(help=UNITS_HELP)] = None,
+    model: Annotated[
+        str | None,
+        typer.Option(help="Find the performers and classify them with this model."),
+    ] = None,
+    plot: Annotated[
+        Path | None,
+        typer.Option(help="Write a PNG: top and sensor views, performers boxed and labelled."),
+    ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
 ) -> None:
-    """Report a point cloud's format, size, bounds and colours."""
+    """Report a point cloud's format, size, bounds and colours (and performers with --model)."""
     from pcsep_cli.io.pointcloud import read_cloud
 
+    if plot is not None and plot.suffix.lower() != ".png":
+        raise typer.BadParameter(f"--plot must name a .png file, got {plot}")
     pc = read_cloud(cloud, units=units)
     report: dict[str, Any] = {
         "file": str(cloud),
@@ -117,6 +127,8 @@ def inspect(
         "bounds": {"min": pc.bounds[0].tolist(), "max": pc.bounds[1].tolist()},
         "has_rgb": pc.rgb is not None,
     }
+    if model is not None or plot is not None:
+        report["performers"] = _inspect_performers(pc, model, plot)
     if as_json:
         typer.echo(json.dumps(report))
         return
@@ -133,7 +145,40 @@ def inspect(
     table.add_row("extent (m)", "  ".join(f"{v:.3f}" for v in hi - lo))
     table.add_row("colour", "yes" if pc.rgb is not None else "no")
     table.add_row("intensity", "yes" if pc.intensity is not None else "no")
+    for i, perf in enumerate(report.get("performers", []), 1):
+        what = perf["instrument"] or "?"
+        if perf["confidence"] is not None:
+            what += f" ({100 * perf['confidence']:.0f}%)"
+        pos = "  ".join(f"{v:.2f}" for v in perf["position"])
+        table.add_row(f"performer {i}", f"{what} at {pos}, {perf['points']:,} points")
     _console().print(table)
+    if plot is not None:
+        _console().print(f"plot: {_escape(str(plot))}")
+
+
+def _inspect_performers(pc: Any, model: str | None, plot: Path | None) -> list[dict[str, Any]]:
+    """Performers of a scene, classified when a model is given; drawn when asked."""
+    from pcsep_cli.scene import find_performers
+
+    performers = find_performers(pc)
+    labels: list[tuple[str, float]] | None = None
+    if model is not None:
+        from pcsep_cli.separate import Separator
+
+        labels = Separator.from_pretrained(model, device="cpu").classify(performers)
+    if plot is not None:
+        from pcsep_cli.plot import plot_scene
+
+        plot_scene(pc, performers, labels, plot)
+    return [
+        {
+            "instrument": None if labels is None else labels[i][0],
+            "confidence": None if labels is None else round(labels[i][1], 4),
+            "position": [round(float(v), 4) for v in p.position],
+            "points": len(p.points),
+        }
+        for i, p in enumerate(performers)
+    ]
 
 
 models_app = typer.Typer(
@@ -372,6 +417,259 @@ def synth(
         f"({summary.seconds:.1f} s)",
         soft_wrap=True,
     )
+
+
+SEP_PANEL = "Output"
+
+
+@app.command()
+def separate(
+    audio: Annotated[Path, typer.Argument(help="The recording: WAV, FLAC, OGG, AIFF ...")],
+    clouds: Annotated[
+        list[Path] | None,
+        typer.Argument(
+            help="The scene's point cloud, or one cloud per performer (no clustering then). "
+            "Optional with --instruments."
+        ),
+    ] = None,
+    out: Annotated[Path, typer.Option("--out", "-o", help="Output folder.")] = Path("separated"),
+    model: Annotated[str | None, typer.Option(help=MODEL_REF_HELP + " Default: yours.")] = None,
+    device: Annotated[str, typer.Option(help="auto, cpu, cuda or mps.")] = "auto",
+    instruments: Annotated[
+        str | None,
+        typer.Option(
+            help="Label mode: one instrument per performer, left to right (violin,cello); "
+            "skips classification. Without CLOUD the net is conditioned on the labels alone."
+        ),
+    ] = None,
+    fmt: Annotated[
+        str, typer.Option("--format", help="wav or flac.", rich_help_panel=SEP_PANEL)
+    ] = "wav",
+    bits: Annotated[
+        str | None,
+        typer.Option(help="16, 24 or 32f. Default: the input's.", rich_help_panel=SEP_PANEL),
+    ] = None,
+    filename: Annotated[
+        str,
+        typer.Option(
+            help="Output path inside -o; fields {track} {stem} {instrument} {ext}.",
+            rich_help_panel=SEP_PANEL,
+        ),
+    ] = "{track}/{stem}.{ext}",
+    clip_mode: Annotated[
+        str,
+        typer.Option(
+            help="rescale (a stem peaking past full scale is scaled down), clamp or none.",
+            rich_help_panel=SEP_PANEL,
+        ),
+    ] = "rescale",
+    segment: Annotated[
+        float, typer.Option(min=0.5, max=600.0, help="Chunk length in seconds.")
+    ] = 10.0,
+    overlap: Annotated[
+        float, typer.Option(min=0.0, max=0.5, help="Fraction of a chunk shared with the next.")
+    ] = 0.25,
+    no_residual: Annotated[
+        bool,
+        typer.Option("--no-residual", help="Do not write residual.wav.", rich_help_panel=SEP_PANEL),
+    ] = False,
+    overwrite: Annotated[
+        bool,
+        typer.Option("--overwrite", help="Replace existing outputs.", rich_help_panel=SEP_PANEL),
+    ] = False,
+    units: Annotated[str | None, typer.Option(help=UNITS_HELP)] = None,
+    offline: Annotated[bool, typer.Option("--offline", help=OFFLINE_HELP)] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the manifest.")] = False,
+) -> None:
+    """Write one audio file per instrument seen in the scene, a residual and manifest.json."""
+    if device not in ("auto", "cpu", "cuda", "mps"):
+        raise typer.BadParameter(f"--device must be auto, cpu, cuda or mps, got {device!r}")
+    labels = None
+    if instruments is not None:
+        labels = tuple(i.strip() for i in instruments.split(",") if i.strip())
+        if not labels:
+            raise typer.BadParameter("--instruments needs at least one name")
+    _go_offline(offline)
+    from pcsep_cli.separate_output import SeparateOptions, prepare_job
+
+    try:
+        options = SeparateOptions(
+            format=fmt.lower(),
+            bits=bits,
+            filename=filename,
+            clip_mode=clip_mode,
+            residual=not no_residual,
+            overwrite=overwrite,
+            instruments=labels,
+            units=units,
+        )
+    except ValueError as err:
+        raise typer.BadParameter(str(err)) from None
+    # Everything that can fail without a model fails here, before the model loads.
+    job = prepare_job(audio, clouds or [], out, options)
+    from pcsep_cli.separate import Separator
+
+    with _err_console().status("loading the model"):
+        separator = Separator.from_pretrained(
+            model, device=device, offline=offline or None, segment=segment, overlap=overlap
+        )
+    frames = job.info.frames
+    with _Bar("separating") as bar:
+
+        def progress(event: Any) -> None:
+            bar(event.done + (frames if event.stage == "write" else 0), 2 * frames)
+
+        manifest = separator.run(job, progress=progress)
+    if as_json:
+        typer.echo(json.dumps(manifest))
+        return
+    _print_manifest(manifest)
+
+
+def _print_manifest(manifest: dict[str, Any]) -> None:
+    from rich.table import Table
+
+    table = Table(title=_escape(manifest["audio"]), title_justify="left")
+    for column in ("stem", "instrument", "confidence", "position (m)", "file"):
+        table.add_column(column)
+    for stem in manifest["stems"]:
+        pos = stem["position"]
+        table.add_row(
+            stem["name"],
+            stem["instrument"],
+            f"{100 * stem['confidence']:.0f}%",
+            "-" if pos is None else "  ".join(f"{v:.2f}" for v in pos),
+            _escape(stem["path"]),
+        )
+    if manifest["residual"]:
+        table.add_row("residual", "", "", "", _escape(manifest["residual"]["path"]))
+    console = _console()
+    console.print(table)
+    ignored = manifest["ignored"]
+    if ignored:
+        console.print(f"{len(ignored)} cluster(s) without an instrument (none) not separated")
+    console.print(f"manifest: {_escape(manifest['manifest'])}")
+
+
+BATCH_HELP = (
+    "Separate every recording of a folder with the cloud beside it.\n\n"
+    "Pairs [bold]NAME.wav[/] + [bold]NAME.ply[/] (.las/.laz/.pcd; any audio libsndfile reads), "
+    "the dataset layout [bold]EXAMPLE/mixture.*[/] + [bold]scene.*[/] (also SPLIT/EXAMPLE/), "
+    "or the rows of [bold]--manifest FILE.csv[/] (columns audio,cloud[,name]). "
+    "Item NAME goes to OUT/NAME/.\n\n"
+    "Finished items (their manifest.json lists stems that exist) are skipped; a failing item "
+    "does not stop the others; exit status 1 when any failed."
+)
+
+
+@app.command(help=BATCH_HELP)
+def batch(
+    ctx: typer.Context,
+    folder: Annotated[Path, typer.Argument(help="Folder of recordings and clouds.")],
+    out: Annotated[
+        Path, typer.Option("--out", "-o", help="Output root: item NAME goes to OUT/NAME/.")
+    ] = Path("separated"),
+    manifest: Annotated[
+        Path | None,
+        typer.Option(help="CSV with columns audio,cloud[,name] (paths from its folder)."),
+    ] = None,
+    jobs: Annotated[
+        int, typer.Option("--jobs", "-j", min=1, help="Items at once; they share one model.")
+    ] = 1,
+    shard: Annotated[
+        str | None,
+        typer.Option(
+            help="K/N: run item i of the sorted list when i mod N = K (K in 0..N-1), "
+            "e.g. --shard $SLURM_ARRAY_TASK_ID/8 or $JOB_COMPLETION_INDEX/8."
+        ),
+    ] = None,
+    resume: Annotated[
+        bool, typer.Option(help="Skip finished items. --no-resume redoes them (needs --overwrite).")
+    ] = True,
+    fail_fast: Annotated[bool, typer.Option(help="Stop at the first failing item.")] = False,
+    threads: Annotated[
+        int | None,
+        typer.Option(
+            min=1,
+            help="Torch threads per item (default: all cores). Outputs are bitwise the same "
+            "for any --jobs at a given --threads; with -j N try cores/N.",
+        ),
+    ] = None,
+    model: Annotated[str | None, typer.Option(help=MODEL_REF_HELP)] = None,
+    device: Annotated[str, typer.Option(help="auto, cpu, cuda or mps.")] = "auto",
+    offline: Annotated[bool, typer.Option("--offline", help=OFFLINE_HELP)] = False,
+    fmt: Annotated[str, typer.Option("--format", help="wav or flac.")] = "wav",
+    bits: Annotated[
+        str | None, typer.Option(help="16, 24 or 32f (default: the input's where possible).")
+    ] = None,
+    filename: Annotated[
+        str, typer.Option(help="Output names under OUT; {track} is the item's NAME.")
+    ] = "{track}/{stem}.{ext}",
+    clip_mode: Annotated[str, typer.Option(help="rescale, clamp or none.")] = "rescale",
+    segment: Annotated[float | None, typer.Option(help="Chunk length in seconds.")] = None,
+    overlap: Annotated[
+        float | None, typer.Option(help="Share of a chunk overlapping the next.")
+    ] = None,
+    residual: Annotated[bool, typer.Option(help="Also write residual.wav.")] = True,
+    overwrite: Annotated[bool, typer.Option(help="Replace existing outputs.")] = False,
+    units: Annotated[str | None, typer.Option(help=UNITS_HELP)] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the summary as JSON.")] = False,
+) -> None:
+    from pcsep_cli.batch import SeparatorRunner, plan_batch, run_batch
+    from pcsep_cli.batch_display import (
+        BatchDisplay,
+        print_failures,
+        print_plan_notes,
+        print_summary,
+    )
+    from pcsep_cli.batch_plan import parse_shard
+    from pcsep_cli.separate_output import SeparateOptions
+
+    try:
+        part = parse_shard(shard) if shard is not None else None
+        options = SeparateOptions(
+            format=fmt,
+            bits=bits,
+            filename=filename,
+            clip_mode=clip_mode,
+            residual=residual,
+            overwrite=overwrite,
+            units=units,
+        )
+        plan = plan_batch(
+            folder, out, manifest=manifest, part=part, resume=resume, filename=filename
+        )
+    except ValueError as err:
+        raise typer.BadParameter(str(err)) from None
+    err_console = _err_console()
+    print_plan_notes(err_console, plan)
+    separator = None
+    if plan.todo:
+        _go_offline(offline)
+        import torch
+
+        from pcsep_cli.separate import Separator
+
+        if threads is not None:
+            torch.set_num_threads(threads)
+        chunking = {k: v for k, v in (("segment", segment), ("overlap", overlap)) if v is not None}
+        with err_console.status(f"loading {_escape(model or 'the default model')}"):
+            try:
+                separator = Separator.from_pretrained(
+                    model, device=device, offline=offline or None, **chunking
+                )
+            except ValueError as err:  # segment or overlap out of range
+                raise typer.BadParameter(str(err)) from None
+    runner = SeparatorRunner(plan, options, lambda: separator)
+    with BatchDisplay(err_console, plan) as display:
+        summary = run_batch(plan, runner, jobs=jobs, fail_fast=fail_fast, observer=display)
+    if as_json:
+        typer.echo(json.dumps(summary.to_json()))
+    else:
+        print_summary(_console(), summary)
+    print_failures(err_console, summary, debug=_debug(ctx))
+    if not summary.ok:
+        raise typer.Exit(EXIT_FAILED)
 
 
 def main() -> None:
