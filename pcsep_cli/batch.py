@@ -18,6 +18,7 @@ order whatever order the workers finish in.
 
 from __future__ import annotations
 
+import dataclasses
 import threading
 import time
 import traceback
@@ -26,7 +27,7 @@ from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from os import PathLike
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from pcsep_cli.batch_plan import (
     BatchItem,
@@ -36,8 +37,13 @@ from pcsep_cli.batch_plan import (
     is_finished,
     shard,
 )
-from pcsep_cli.errors import PcsepError
+from pcsep_cli.errors import DatasetError, PcsepError
 from pcsep_cli.io.atomic import remove_stray_temps
+from pcsep_cli.separate_output import DEFAULT_TEMPLATE, SeparateOptions, render_template
+
+if TYPE_CHECKING:  # pragma: no cover
+    from pcsep_cli.separate import Separator
+    from pcsep_cli.separate_types import SeparationProgress
 
 __all__ = [
     "BatchObserver",
@@ -46,8 +52,10 @@ __all__ = [
     "ItemResult",
     "ItemRunner",
     "ProgressFn",
+    "SeparatorRunner",
     "plan_batch",
     "run_batch",
+    "track_template",
 ]
 
 ProgressFn = Callable[[int, int], None]
@@ -104,7 +112,9 @@ class BatchPlan:
 
     Attributes:
         root: the batch folder.
-        out: the output root; item ``name`` goes to ``out / name``.
+        out: the output root.
+        filename: the output file name template, relative to ``out``; ``{track}`` is the item's
+            name (default ``{track}/{stem}.{ext}``: item ``name`` goes to ``out/name/``).
         discovery: everything found (all shards) and the unpaired files.
         shard: this run's shard, or ``None`` for all items.
         todo: items to run, in name order.
@@ -114,15 +124,27 @@ class BatchPlan:
 
     root: Path
     out: Path
+    filename: str
     discovery: Discovery
     shard: Shard | None
     todo: list[BatchItem]
     finished: list[BatchItem]
     removed_temps: list[Path] = field(default_factory=list)
 
+    def manifest_path(self, item: BatchItem) -> Path:
+        """Where the separator writes ``item``'s manifest (written last: marks it finished)."""
+        rel = render_template(
+            track_template(self.filename, item.name),
+            track=item.name,
+            stem="manifest",
+            instrument="manifest",
+            ext="json",
+        )
+        return self.out / rel
+
     def out_dir(self, item: BatchItem) -> Path:
-        """The output folder of ``item``."""
-        return self.out.joinpath(*item.name.split("/"))
+        """The output folder of ``item`` (its manifest's folder)."""
+        return self.manifest_path(item).parent
 
 
 @dataclass(frozen=True)
@@ -197,6 +219,7 @@ def plan_batch(
     manifest: _PathArg | None = None,
     part: Shard | None = None,
     resume: bool = True,
+    filename: str = DEFAULT_TEMPLATE,
 ) -> BatchPlan:
     """Find the items, keep this shard, clean stray temporary files, set finished items aside.
 
@@ -206,19 +229,24 @@ def plan_batch(
         manifest: a CSV manifest to read the pairs from instead of the folder.
         part: this run's shard (``None``: all items).
         resume: set aside items whose output folder holds a complete manifest.
+        filename: output file name template (see :class:`BatchPlan`); must hold ``{track}``.
 
     Returns:
         The plan.
 
     Raises:
+        ValueError: ``filename`` has no ``{track}`` (every item would write the same files).
         DatasetError: unreadable folder or manifest, clashing names, or no pair found at all.
         PcsepError: a stray temporary file could not be removed.
     """
+    if "{track}" not in filename:
+        raise ValueError(
+            f"--filename {filename!r} must contain {{track}} in a batch, or every item writes "
+            "the same files; e.g. {track}/{stem}.{ext}"
+        )
     root, out_root = Path(folder), Path(out)
     found = discover(root, manifest=manifest, exclude=[out_root])
     if not found.items and manifest is None:
-        from pcsep_cli.errors import DatasetError
-
         raise DatasetError(
             "found no recording + cloud pair",
             root,
@@ -227,11 +255,22 @@ def plan_batch(
         )
     mine = shard(found.items, part)
     removed = remove_stray_temps(out_root, recursive=True) if out_root.is_dir() else []
-    todo, finished = [], []
-    for item in mine:
-        done = resume and is_finished(out_root.joinpath(*item.name.split("/")))
-        (finished if done else todo).append(item)
-    return BatchPlan(root, out_root, found, part, todo, finished, removed)
+    plan = BatchPlan(root, out_root, filename, found, part, mine, [], removed)
+    if resume:
+        done = {item for item in mine if is_finished(plan.manifest_path(item))}
+        finished = [item for item in mine if item in done]
+        todo = [item for item in mine if item not in done]
+        plan = dataclasses.replace(plan, todo=todo, finished=finished)
+    return plan
+
+
+def track_template(filename: str, name: str) -> str:
+    """``filename`` with ``{track}`` replaced by the item's ``name`` (braces escaped).
+
+    The separator's ``{track}`` is the recording's file name (``mixture`` in the dataset
+    layout); in a batch it is the item's name, so outputs never collide.
+    """
+    return filename.replace("{track}", name.replace("{", "{{").replace("}", "}}"))
 
 
 class _Stop(BaseException):
@@ -342,3 +381,65 @@ def run_batch(
 
 def _stop_reason(interrupted: list[BaseException]) -> str:
     return "interrupted" if interrupted else "not run: --fail-fast stopped the batch"
+
+
+class SeparatorRunner:
+    """``run_item`` for :func:`run_batch` that separates with one shared model.
+
+    Each item is checked first (:func:`~pcsep_cli.separate_output.prepare_job`: audio and cloud
+    readable, performers found, outputs absent unless ``overwrite``), then separated by the one
+    :class:`~pcsep_cli.separate.Separator`, loaded on first need: a batch whose items are all
+    finished or broken never loads a model. Its progress is one bar per item: both of the
+    separator's passes over the recording (separate, then write) count.
+
+    Args:
+        plan: the plan (output root and file name template).
+        options: output settings; ``filename`` is replaced by the plan's, ``{track}`` filled in.
+        load: makes the separator (called once, under a lock).
+    """
+
+    def __init__(
+        self, plan: BatchPlan, options: SeparateOptions, load: Callable[[], Separator]
+    ) -> None:
+        self.plan = plan
+        self.options = options
+        self._load = load
+        self._lock = threading.Lock()
+        self._separator: Separator | None = None
+        self._failed: PcsepError | None = None
+
+    @property
+    def separator(self) -> Separator:
+        """The shared separator (loaded on first use; a failed load is not retried per item)."""
+        with self._lock:
+            if self._failed is not None:
+                raise self._failed
+            if self._separator is None:
+                try:
+                    self._separator = self._load()
+                except PcsepError as err:
+                    self._failed = err
+                    raise
+            return self._separator
+
+    def __call__(self, item: BatchItem, out_dir: Path, progress: ProgressFn) -> list[str]:
+        """Separate ``item``; return the names of its stems.
+
+        Raises:
+            PcsepError: unreadable input, no performer, an output exists, a write failed.
+        """
+        from pcsep_cli.separate_output import prepare_job
+
+        options = dataclasses.replace(
+            self.options, filename=track_template(self.plan.filename, item.name)
+        )
+        # Absolute: the manifest's paths then mean the same from any working folder.
+        job = prepare_job(item.audio, [item.cloud], self.plan.out.absolute(), options)
+        frames = max(job.info.frames, 1)
+
+        def report(step: SeparationProgress) -> None:
+            done = step.done if step.stage == "separate" else frames + step.done
+            progress(min(done, 2 * frames), 2 * frames)
+
+        manifest = self.separator.run(job, progress=report)
+        return [stem["name"] for stem in manifest["stems"]]

@@ -595,23 +595,41 @@ def batch(
             "for any --jobs at a given --threads; with -j N try cores/N.",
         ),
     ] = None,
-    model: Annotated[str | None, typer.Option(help=MODEL_REF_HELP)] = None,
+    model: Annotated[str | None, typer.Option(help=MODEL_REF_HELP + " Default: yours.")] = None,
     device: Annotated[str, typer.Option(help="auto, cpu, cuda or mps.")] = "auto",
     offline: Annotated[bool, typer.Option("--offline", help=OFFLINE_HELP)] = False,
-    fmt: Annotated[str, typer.Option("--format", help="wav or flac.")] = "wav",
+    fmt: Annotated[
+        str, typer.Option("--format", help="wav or flac.", rich_help_panel=SEP_PANEL)
+    ] = "wav",
     bits: Annotated[
-        str | None, typer.Option(help="16, 24 or 32f (default: the input's where possible).")
+        str | None,
+        typer.Option(help="16, 24 or 32f. Default: the input's.", rich_help_panel=SEP_PANEL),
     ] = None,
     filename: Annotated[
-        str, typer.Option(help="Output names under OUT; {track} is the item's NAME.")
+        str,
+        typer.Option(
+            help="Output path inside -o; fields {track} (the item's NAME, required) {stem} "
+            "{instrument} {ext}.",
+            rich_help_panel=SEP_PANEL,
+        ),
     ] = "{track}/{stem}.{ext}",
-    clip_mode: Annotated[str, typer.Option(help="rescale, clamp or none.")] = "rescale",
-    segment: Annotated[float | None, typer.Option(help="Chunk length in seconds.")] = None,
+    clip_mode: Annotated[
+        str, typer.Option(help="rescale, clamp or none.", rich_help_panel=SEP_PANEL)
+    ] = "rescale",
+    segment: Annotated[
+        float, typer.Option(min=0.5, max=600.0, help="Chunk length in seconds.")
+    ] = 10.0,
     overlap: Annotated[
-        float | None, typer.Option(help="Share of a chunk overlapping the next.")
-    ] = None,
-    residual: Annotated[bool, typer.Option(help="Also write residual.wav.")] = True,
-    overwrite: Annotated[bool, typer.Option(help="Replace existing outputs.")] = False,
+        float, typer.Option(min=0.0, max=0.5, help="Fraction of a chunk shared with the next.")
+    ] = 0.25,
+    no_residual: Annotated[
+        bool,
+        typer.Option("--no-residual", help="Do not write residual.wav.", rich_help_panel=SEP_PANEL),
+    ] = False,
+    overwrite: Annotated[
+        bool,
+        typer.Option("--overwrite", help="Replace existing outputs.", rich_help_panel=SEP_PANEL),
+    ] = False,
     units: Annotated[str | None, typer.Option(help=UNITS_HELP)] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the summary as JSON.")] = False,
 ) -> None:
@@ -625,14 +643,16 @@ def batch(
     from pcsep_cli.batch_plan import parse_shard
     from pcsep_cli.separate_output import SeparateOptions
 
+    if device not in ("auto", "cpu", "cuda", "mps"):
+        raise typer.BadParameter(f"--device must be auto, cpu, cuda or mps, got {device!r}")
     try:
         part = parse_shard(shard) if shard is not None else None
         options = SeparateOptions(
-            format=fmt,
+            format=fmt.lower(),
             bits=bits,
             filename=filename,
             clip_mode=clip_mode,
-            residual=residual,
+            residual=not no_residual,
             overwrite=overwrite,
             units=units,
         )
@@ -652,14 +672,10 @@ def batch(
 
         if threads is not None:
             torch.set_num_threads(threads)
-        chunking = {k: v for k, v in (("segment", segment), ("overlap", overlap)) if v is not None}
         with err_console.status(f"loading {_escape(model or 'the default model')}"):
-            try:
-                separator = Separator.from_pretrained(
-                    model, device=device, offline=offline or None, **chunking
-                )
-            except ValueError as err:  # segment or overlap out of range
-                raise typer.BadParameter(str(err)) from None
+            separator = Separator.from_pretrained(
+                model, device=device, offline=offline or None, segment=segment, overlap=overlap
+            )
     runner = SeparatorRunner(plan, options, lambda: separator)
     with BatchDisplay(err_console, plan) as display:
         summary = run_batch(plan, runner, jobs=jobs, fail_fast=fail_fast, observer=display)

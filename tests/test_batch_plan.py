@@ -200,18 +200,36 @@ def _finished(folder: Path, stems: list[str], residual: bool = True) -> Path:
 
 
 def test_is_finished(tmp_path: Path) -> None:
-    done = _finished(tmp_path / "done", ["violin", "cello"])
+    done = _finished(tmp_path / "done", ["violin", "cello"]) / "manifest.json"
     assert is_finished(done)
-    (done / "cello.wav").unlink()
+    (done.parent / "cello.wav").unlink()
     assert not is_finished(done)
-    assert not is_finished(tmp_path / "absent")
-    broken = _finished(tmp_path / "broken", ["violin"])
-    (broken / "manifest.json").write_text('{"stems": [{"name": "violin"')  # cut short
+    assert not is_finished(tmp_path / "absent" / "manifest.json")
+    broken = _finished(tmp_path / "broken", ["violin"]) / "manifest.json"
+    broken.write_text('{"stems": [{"name": "violin"')  # cut short
     assert not is_finished(broken)
-    no_res = _finished(tmp_path / "nores", ["violin"], residual=False)
+    no_res = _finished(tmp_path / "nores", ["violin"], residual=False) / "manifest.json"
     assert is_finished(no_res)
-    (no_res / "manifest.json").write_text(json.dumps({"stems": [{"name": "violin"}]}))
+    no_res.write_text(json.dumps({"stems": [{"name": "violin"}]}))
     assert not is_finished(no_res)  # a stem without a path cannot be checked
+
+
+def test_is_finished_follows_a_moved_output_folder(tmp_path: Path) -> None:
+    old = tmp_path / "cluster" / "out" / "take1"
+    wav(old / "violin.wav")
+    manifest = {
+        "stems": [{"name": "violin", "path": str(old / "violin.wav")}],
+        "residual": None,
+        "manifest": str(old / "manifest.json"),
+    }
+    (old / "manifest.json").write_text(json.dumps(manifest))
+    assert is_finished(old / "manifest.json")
+    new = tmp_path / "laptop" / "take1"
+    new.parent.mkdir()
+    old.rename(new)
+    assert is_finished(new / "manifest.json")
+    (new / "violin.wav").unlink()
+    assert not is_finished(new / "manifest.json")
 
 
 def _dead_pid() -> int:

@@ -77,7 +77,7 @@ def test_a_corrupt_item_fails_alone(folder: Path, tmp_path: Path, jobs: int) -> 
     assert str(folder / "c.wav") in failed.error and failed.traceback is None
     assert not summary.ok and summary.count("done") == 4
     for name in "abde":
-        assert is_finished(tmp_path / "out" / name)
+        assert is_finished(tmp_path / "out" / name / "manifest.json")
     assert ("finish", "c", "failed") in seen.events
     assert [e for e in seen.events if e[1] == "a"] == [
         ("start", "a"),
@@ -173,7 +173,7 @@ def test_interrupt_stops_running_items_and_removes_their_temps(
     out = tmp_path / "out"
     with pytest.raises(KeyboardInterrupt):
         run_batch(plan_batch(folder, out), copy_runner, jobs=1, observer=CtrlC())
-    assert is_finished(out / "a")
+    assert is_finished(out / "a" / "manifest.json")
     assert not (out / "b" / "gain.wav").exists()
     assert not list(out.rglob(f"*{TMP_MARKER}*"))
     assert not (out / "c").exists() and not (out / "d").exists()

@@ -1,0 +1,159 @@
+"""What ``pcsep batch`` shows: live bars while it runs, a summary table and failures at the end.
+
+Part of the command line (only :mod:`pcsep_cli.cli` imports it): the library reports through
+:class:`~pcsep_cli.batch.BatchObserver` callbacks and never draws. Kept out of ``cli.py`` so
+that file stays a list of commands.
+"""
+
+from __future__ import annotations
+
+import threading
+from typing import TYPE_CHECKING
+
+from rich.console import Console
+from rich.markup import escape
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    TaskID,
+    TaskProgressColumn,
+    TextColumn,
+    TimeElapsedColumn,
+    TimeRemainingColumn,
+)
+from rich.table import Table
+
+from pcsep_cli.batch import BatchObserver, BatchPlan, BatchSummary, ItemResult
+
+if TYPE_CHECKING:  # pragma: no cover
+    from pcsep_cli.batch_plan import BatchItem
+
+__all__ = ["BatchDisplay", "print_failures", "print_plan_notes", "print_summary"]
+
+MAX_TABLE_ROWS = 200
+"""Past this many items the table lists only items that did not finish now or before."""
+
+_STYLE = {"done": "green", "skipped": "dim", "failed": "bold red", "cancelled": "yellow"}
+
+
+class BatchDisplay(BatchObserver):
+    """An overall bar (items of this shard) and one bar per running item, on stderr.
+
+    Use as a context manager around :func:`~pcsep_cli.batch.run_batch`. The bars vanish at the
+    end (the summary table follows). Thread-safe: rich's ``Progress`` takes its own lock.
+
+    Args:
+        console: where to draw (stderr).
+        plan: the plan about to run.
+    """
+
+    def __init__(self, console: Console, plan: BatchPlan) -> None:
+        self._progress = Progress(
+            TextColumn("{task.description}"),
+            BarColumn(),
+            TaskProgressColumn(),
+            MofNCompleteColumn(),
+            TimeElapsedColumn(),
+            TimeRemainingColumn(),
+            console=console,
+            transient=True,
+        )
+        shard = f" (shard {plan.shard})" if plan.shard else ""
+        total = len(plan.todo) + len(plan.finished)
+        self._overall = self._progress.add_task(f"[bold]batch{shard}", total=total)
+        self._tasks: dict[str, TaskID] = {}
+        self._lock = threading.Lock()
+
+    def __enter__(self) -> BatchDisplay:
+        self._progress.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._progress.stop()
+
+    def item_started(self, item: BatchItem) -> None:
+        task = self._progress.add_task(f"  {escape(item.name)}", total=None)
+        with self._lock:
+            self._tasks[item.name] = task
+
+    def item_progress(self, item: BatchItem, done: int, total: int) -> None:
+        with self._lock:
+            task = self._tasks.get(item.name)
+        if task is not None:
+            self._progress.update(task, completed=done, total=total or None)
+
+    def item_finished(self, result: ItemResult) -> None:
+        with self._lock:
+            task = self._tasks.pop(result.item.name, None)
+        if task is not None:
+            self._progress.remove_task(task)
+        self._progress.advance(self._overall)
+        if result.status == "failed":
+            # Printed above the bars as it happens, so a long batch shows trouble early.
+            self._progress.console.print(
+                f"[bold red]failed[/]: {escape(result.item.name)}: {escape(result.error or '')}",
+                soft_wrap=True,
+                highlight=False,
+            )
+
+
+def print_plan_notes(err: Console, plan: BatchPlan) -> None:
+    """Warnings and notes known before any work: unpaired files, removed temporary files."""
+    unpaired = plan.discovery.unpaired
+    if unpaired:
+        err.print(f"[yellow]warning[/]: {len(unpaired)} file(s) not paired, left out:")
+        for entry in unpaired:
+            err.print(f"  {escape(str(entry.path))}: {escape(entry.reason)}", soft_wrap=True)
+    if plan.removed_temps:
+        err.print(f"removed {len(plan.removed_temps)} temporary file(s) left by a killed run")
+    if plan.shard is not None:
+        err.print(
+            f"shard {plan.shard}: {len(plan.todo) + len(plan.finished)} of "
+            f"{len(plan.discovery.items)} items"
+        )
+
+
+def _row(result: ItemResult) -> tuple[str, str, str, str]:
+    style = _STYLE[result.status]
+    if result.status == "done":
+        detail = ", ".join(result.stems) or "(no stem)"
+    elif result.status == "skipped":
+        detail = "finished before (resume)"
+    else:
+        detail = result.error or ""
+    seconds = f"{result.seconds:.1f}" if result.status in ("done", "failed") else ""
+    return escape(result.item.name), f"[{style}]{result.status}[/]", seconds, escape(detail)
+
+
+def print_summary(out: Console, summary: BatchSummary) -> None:
+    """The summary table (item, status, seconds, stems or error) and the counts."""
+    results = summary.results
+    shown = results
+    if len(results) > MAX_TABLE_ROWS:
+        shown = [r for r in results if r.status not in ("done", "skipped")]
+    if shown:
+        table = Table(title="pcsep batch", title_justify="left")
+        table.add_column("item", overflow="fold")
+        table.add_column("status")
+        table.add_column("seconds", justify="right")
+        table.add_column("stems / error", overflow="fold")
+        for result in shown:
+            table.add_row(*_row(result))
+        out.print(table)
+    counts = ", ".join(
+        f"{summary.count(s)} {s}" for s in ("done", "skipped", "failed", "cancelled")
+    )
+    out.print(f"{len(results)} items: {counts} in {summary.seconds:.1f} s", highlight=False)
+
+
+def print_failures(err: Console, summary: BatchSummary, *, debug: bool) -> None:
+    """The items not separated and why (with ``debug``, tracebacks of unexpected errors)."""
+    failed = summary.failed
+    if failed:
+        err.print(f"[bold red]{len(failed)} item(s) not separated[/]:")
+        for result in failed:
+            line = f"  {escape(result.item.name)}: {escape(result.error or result.status)}"
+            err.print(line, soft_wrap=True, highlight=False)
+            if debug and result.traceback:
+                err.print(escape(result.traceback), highlight=False)
