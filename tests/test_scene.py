@@ -333,15 +333,84 @@ def test_bad_shapes_raise_value_error(bad: np.ndarray) -> None:
         find_performers(PointCloud(xyz=np.zeros((5, 3))), viewer=np.zeros(2))
 
 
-def test_150k_point_scene_under_half_a_second() -> None:
+def _cpu_seconds(cloud: PointCloud, runs: int = 3) -> tuple[float, float]:
+    """Best process time and median wall time of ``find_performers`` over ``runs``.
+
+    Process time is asserted: this machine is shared, and wall time under load says more
+    about the neighbours than about the code.
+    """
+    cpu, wall = [], []
+    for _ in range(runs):
+        start, start_cpu = time.perf_counter(), time.process_time()
+        find_performers(cloud)
+        wall.append(time.perf_counter() - start)
+        cpu.append(time.process_time() - start_cpu)
+    return min(cpu), statistics.median(wall)
+
+
+def test_150k_point_scene_well_under_half_a_second() -> None:
     meshes = [person_mesh(x, y, s, i) for (x, y), s, i in QUARTET]
     xyz, owner = room(meshes, density=2500, floor_density=1430)
     assert 140_000 <= len(xyz) <= 170_000
     cloud = PointCloud(xyz=xyz)
-    times = []
-    for _ in range(3):
-        start = time.perf_counter()
-        performers = find_performers(cloud)
-        times.append(time.perf_counter() - start)
-    assert len(performers) == 4
-    assert statistics.median(times) < 0.5, times
+    assert len(find_performers(cloud)) == 4
+    cpu, wall = _cpu_seconds(cloud)
+    assert cpu < 0.35, (cpu, wall)
+
+
+# --- synthetic scenes (pcsep_cli.synth): posed bodies, instruments, a simulated depth camera ---
+
+SYNTH_SCENES = [  # (instruments, distractors, walls); all built with seed 2
+    (["violin", "cello", "flute"], ("music_stand",), True),
+    (["guitar", "trumpet", "double_bass", "clarinet"], ("conductor", "chair"), True),
+    (["saxophone", "trombone"], (), False),
+    (["violin", "violin", "cello"], ("chair",), False),
+]
+
+
+@pytest.fixture(scope="module")
+def synth_scenes() -> list:
+    from pcsep_cli.synth.scene import build_scene
+
+    return [
+        build_scene(np.random.default_rng(2), list(ins), distractors=dis, walls=walls)
+        for ins, dis, walls in SYNTH_SCENES
+    ]
+
+
+def _match(performers: list[Performer], scene) -> list[int]:  # noqa: ANN001
+    """The object each cluster belongs to; asserts purity ≥ 0.9 and position within 0.3 m."""
+    found = []
+    for p in performers:
+        votes = np.bincount(scene.object_index[p.index] + 1, minlength=len(scene.objects) + 1)
+        obj = int(votes[1:].argmax())
+        assert votes[obj + 1] / len(p.index) >= 0.9, scene.objects[obj].name
+        assert np.linalg.norm(p.position[:2] - scene.objects[obj].position[:2]) < 0.3
+        found.append(obj)
+    return found
+
+
+@pytest.mark.parametrize("which", range(len(SYNTH_SCENES)))
+def test_synth_scene_one_pure_cluster_per_object(synth_scenes, which: int) -> None:  # noqa: ANN001
+    scene = synth_scenes[which]
+    cloud = PointCloud(xyz=scene.xyz, rgb=scene.rgb)
+    performers = find_performers(cloud, viewer=scene.sensor_position)
+    assert len(performers) == len(scene.objects)
+    assert sorted(_match(performers, scene)) == list(range(len(scene.objects)))
+
+
+def test_synth_scene_tilted_georeferenced_and_timed(synth_scenes) -> None:  # noqa: ANN001
+    scene = synth_scenes[1]  # 6 objects, walls, ~150,000 points
+    assert 120_000 <= len(scene.xyz) <= 180_000
+    plain = find_performers(PointCloud(xyz=scene.xyz))
+    turn = Rotation.from_rotvec(np.radians(15.0) * np.array([0.6, -0.8, 0.0]))
+    offset = np.array([4_321_000.0, 5_678_000.0, 250.0])
+    moved = find_performers(PointCloud(xyz=turn.apply(scene.xyz) + offset))
+    assert len(moved) == len(plain) == len(scene.objects)
+    for a, b in zip(plain, moved, strict=True):
+        overlap = np.intersect1d(a.index, b.index).size / np.union1d(a.index, b.index).size
+        assert overlap > 0.95
+        back = turn.inv().apply(b.position - offset)
+        np.testing.assert_allclose(back, a.position, atol=0.05)
+    cpu, wall = _cpu_seconds(PointCloud(xyz=scene.xyz))
+    assert cpu < 0.35, (cpu, wall)
