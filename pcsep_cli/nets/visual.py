@@ -49,7 +49,7 @@ class VisualConfig:
         dropout: dropout before the classifier.
     """
 
-    voxel_size: float = 0.02
+    voxel_size: float = 0.03
     in_channels: int = 3
     stem_channels: int = 16
     widths: tuple[int, ...] = (32, 64, 128, 256)

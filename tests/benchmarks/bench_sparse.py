@@ -197,6 +197,25 @@ def encoder_step(runs: int, threads: int) -> tuple[float, int]:
     return statistics.median(times), voxels
 
 
+def machine_check() -> dict[int, float]:
+    """Median ms of a plain BatchNorm1d on [69000, 16] at 1 and 2 threads.
+
+    Any torch op should run at 2 threads at least as fast as at 1; when other processes hold
+    the cores, each parallel region waits for a descheduled worker and 2 threads collapse
+    (seen here: 1 ms at 1 thread, 100 ms at 2). This row says which case a run was in.
+    """
+    x, bn, out = torch.randn(69_000, 16), torch.nn.BatchNorm1d(16), {}
+    for threads in (1, 2):
+        torch.set_num_threads(threads)
+        times = []
+        for _ in range(21):
+            t = time.perf_counter()
+            bn(x)
+            times.append(time.perf_counter() - t)
+        out[threads] = median_ms(times)
+    return out
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=7, help="timed calls per round")
@@ -249,9 +268,14 @@ def main() -> int:
 
     step_2t, voxels = encoder_step(5, 2)
     step_1t, _ = encoder_step(3, 1)
+    check = machine_check()
 
     load = ", ".join(f"{v:.1f}" for v in os.getloadavg())
-    print(f"\n{os.cpu_count()} CPUs, load average {load} (other processes slow 2-thread runs most)")
+    print(
+        f"\n{os.cpu_count()} CPUs, load average {load}; machine check, BatchNorm1d on "
+        f"[69000, 16]: {check[1]:.2f} ms at 1 thread, {check[2]:.2f} ms at 2 (2 threads "
+        "slower = cores shared with other processes, 2-thread figures are then not usable)"
+    )
     print(f"submanifold 3x3x3 conv, 32 -> 32 channels, {n} voxels (1 cm), medians in ms")
     print(f"{'engine':<12}{'map + conv':>12}{'cached map':>12}{'max |diff|':>14}")
     for name, r in results.items():
