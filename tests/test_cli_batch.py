@@ -1,0 +1,245 @@
+"""``pcsep batch`` end to end with the real separator and a tiny random model saved in tmp_path.
+
+Scenes come from tests/test_scene.py's room builder (two performers, ~14k points), recordings
+are 0.3 s of stereo noise: every item runs the whole pipeline (scene, classification,
+chunked masks, files, manifest) in well under a second.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile as sf
+import torch
+from plyfile import PlyData, PlyElement
+from test_scene import person_mesh, room  # tests/ is on sys.path (no packages under tests/)
+from typer.testing import CliRunner
+
+from pcsep_cli.cli import app
+from pcsep_cli.io.atomic import TMP_MARKER
+
+runner = CliRunner()
+
+
+@pytest.fixture(autouse=True)
+def _isolated(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("PCSEP_CONFIG_DIR", str(tmp_path / "config"))
+    monkeypatch.setenv("HF_HOME", str(tmp_path / "hf"))
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.delenv("PCSEP_MODEL", raising=False)
+    monkeypatch.setenv("COLUMNS", "200")
+
+
+@pytest.fixture(scope="module")
+def model(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The tiny config, random weights; 'none' never wins, so every performer is separated."""
+    from pcsep_cli.nets.model import SeparationNet
+    from pcsep_cli.train.config import load_train_config
+
+    cfg = load_train_config("tiny").model
+    torch.manual_seed(0)
+    net = SeparationNet(cfg)
+    with torch.no_grad():
+        for p in net.parameters():
+            p.add_(0.05 * torch.randn_like(p))
+        net.visual.classify[-1].bias[cfg.classes.index("none")] = -50.0
+    return net.save_pretrained(tmp_path_factory.mktemp("model") / "tiny")
+
+
+@pytest.fixture(scope="module")
+def scene_ply(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    xyz, _ = room(
+        [person_mesh(-1.0, 0.0, seated=True, instrument="cello"), person_mesh(1.0, 0.0)],
+        density=300,
+        floor_density=150,
+    )
+    v = np.zeros(len(xyz), dtype=[("x", "f4"), ("y", "f4"), ("z", "f4")])
+    v["x"], v["y"], v["z"] = xyz.T
+    path = tmp_path_factory.mktemp("scene") / "scene.ply"
+    PlyData([PlyElement.describe(v, "vertex")]).write(str(path))
+    return path
+
+
+def recording(path: Path, seed: int, seconds: float = 0.3, rate: int = 16000) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    noise = np.random.default_rng(seed).standard_normal((int(seconds * rate), 2))
+    sf.write(path, (0.1 * noise).astype(np.float32), rate, subtype="PCM_16")
+    return path
+
+
+def folder_of(root: Path, scene: Path, names: str) -> Path:
+    for i, name in enumerate(names):
+        recording(root / f"{name}.wav", seed=i)
+        shutil.copy(scene, root / f"{name}.ply")
+    return root
+
+
+def batch(*args: str | Path):  # noqa: ANN201 - click's Result
+    return runner.invoke(app, ["batch", *map(str, args)])
+
+
+def summary(result) -> dict:  # noqa: ANN001
+    assert result.stdout.strip(), result.stderr
+    return json.loads(result.stdout)
+
+
+def statuses(report: dict) -> dict[str, str]:
+    return {item["name"]: item["status"] for item in report["items"]}
+
+
+def outputs(out: Path) -> dict[str, bytes]:
+    return {str(p.relative_to(out)): p.read_bytes() for p in sorted(out.rglob("*.wav"))}
+
+
+def test_a_corrupt_item_finishes_the_others(tmp_path: Path, model: Path, scene_ply: Path) -> None:
+    data = folder_of(tmp_path / "data", scene_ply, "abcd")
+    (data / "b.wav").write_bytes(b"RIFF\x24\x00\x00\x00WAVEfmt \x10\x00")  # cut short
+    (data / "c.ply").write_bytes(b"ply\nformat ascii 1.0\nelement vertex 5\n")  # no end_header
+    out = tmp_path / "out"
+
+    result = batch(data, "-o", out, "--model", model)
+
+    assert result.exit_code == 1, result.output
+    for name in ("a", "d"):
+        stems = json.loads((out / name / "manifest.json").read_text())["stems"]
+        assert len(stems) == 2 and all(Path(s["path"]).is_file() for s in stems)
+        assert (out / name / "residual.wav").is_file()
+    assert not (out / "b").exists() and not (out / "c").exists()
+    assert "2 item(s) not separated" in result.stderr
+    assert f"b: {data / 'b.wav'}" in result.stderr and f"c: {data / 'c.ply'}" in result.stderr
+    assert "4 items: 2 done, 0 skipped, 2 failed" in result.stdout
+    assert not list(out.rglob(f"*{TMP_MARKER}*"))
+
+
+def test_resume_skips_finished_items_without_loading_a_model(
+    tmp_path: Path, model: Path, scene_ply: Path
+) -> None:
+    data, out = folder_of(tmp_path / "data", scene_ply, "ab"), tmp_path / "out"
+    assert batch(data, "-o", out, "--model", model).exit_code == 0
+    stamps = {p: p.stat().st_mtime_ns for p in out.rglob("*")}
+
+    # Nothing left to do: the (missing) model is never loaded.
+    result = batch(data, "-o", out, "--model", tmp_path / "no-such-model", "--json")
+
+    assert result.exit_code == 0, result.output
+    assert statuses(summary(result)) == {"a": "skipped", "b": "skipped"}
+    assert {p: p.stat().st_mtime_ns for p in out.rglob("*")} == stamps
+
+    (out / "b" / "violin.wav").unlink()  # an incomplete item is redone, only its files written
+    result = batch(data, "-o", out, "--model", model, "--json", "--overwrite")
+    assert statuses(summary(result)) == {"a": "skipped", "b": "done"}
+    assert all(p.stat().st_mtime_ns == t for p, t in stamps.items() if p.parent.name == "a")
+
+
+def test_no_file_is_overwritten_without_overwrite(
+    tmp_path: Path, model: Path, scene_ply: Path
+) -> None:
+    data, out = folder_of(tmp_path / "data", scene_ply, "ab"), tmp_path / "out"
+    assert batch(data, "-o", out, "--model", model).exit_code == 0
+    (out / "b" / "manifest.json").unlink()  # unfinished: its stems are still there
+    before = {p: (p.read_bytes(), p.stat().st_mtime_ns) for p in out.rglob("*") if p.is_file()}
+
+    result = batch(data, "-o", out, "--model", model, "--no-resume", "--json")
+
+    assert result.exit_code == 1
+    report = summary(result)
+    assert statuses(report) == {"a": "failed", "b": "failed"}
+    assert all(
+        "exists already" in i["error"] and "--overwrite" in i["error"] for i in report["items"]
+    )
+    assert {
+        p: (p.read_bytes(), p.stat().st_mtime_ns) for p in out.rglob("*") if p.is_file()
+    } == before
+
+    result = batch(data, "-o", out, "--model", model, "--no-resume", "--overwrite", "--json")
+    assert result.exit_code == 0 and statuses(summary(result)) == {"a": "done", "b": "done"}
+    assert (out / "b" / "manifest.json").is_file()
+
+
+def test_shards_partition_the_folder(tmp_path: Path, model: Path, scene_ply: Path) -> None:
+    data = folder_of(tmp_path / "data", scene_ply, "abcd")
+    seen = []
+    for k in range(3):
+        result = batch(
+            data, "-o", tmp_path / "out", "--model", model, "--shard", f"{k}/3", "--json"
+        )
+        assert result.exit_code == 0, result.output
+        report = summary(result)
+        assert report["shard"] == f"{k}/3" and report["items_total"] == 4
+        seen.append(sorted(statuses(report)))
+    assert seen == [["a", "d"], ["b"], ["c"]]
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == list("abcd")
+
+    bad = batch(data, "-o", tmp_path / "out", "--model", model, "--shard", "3/3")
+    assert bad.exit_code == 2 and "0..2" in bad.output
+
+
+def test_jobs_two_writes_the_same_bytes_as_jobs_one(
+    tmp_path: Path, model: Path, scene_ply: Path
+) -> None:
+    data = folder_of(tmp_path / "data", scene_ply, "abc")
+    for jobs in ("1", "2"):
+        result = batch(data, "-o", tmp_path / f"j{jobs}", "--model", model, "-j", jobs)
+        assert result.exit_code == 0, result.output
+    one, two = outputs(tmp_path / "j1"), outputs(tmp_path / "j2")
+    assert len(one) == 3 * 3 and one == two
+
+
+def test_csv_manifest_and_unpaired_files(tmp_path: Path, model: Path, scene_ply: Path) -> None:
+    data = tmp_path / "data"
+    recording(data / "take one.wav", seed=1)
+    shutil.copy(scene_ply, data / "room.ply")
+    csv_path = tmp_path / "list.csv"
+    csv_path.write_text("audio,cloud,name\ndata/take one.wav,data/room.ply,s1/take1\n")
+
+    result = batch(
+        tmp_path, "--manifest", csv_path, "-o", tmp_path / "out", "--model", model, "--json"
+    )
+
+    assert result.exit_code == 0, result.output
+    report = summary(result)
+    assert report["layout"] == "manifest" and statuses(report) == {"s1/take1": "done"}
+    assert (tmp_path / "out" / "s1" / "take1" / "manifest.json").is_file()
+
+    # Without the manifest, the same folder has nothing paired: an error that says what to do.
+    plain = batch(data, "-o", tmp_path / "out2", "--model", model)
+    assert plain.exit_code == 1 and "found no recording + cloud pair" in plain.stderr
+
+    shutil.copy(scene_ply, data / "take one.ply")
+    recording(data / "lonely.wav", seed=2)
+    result = batch(data, "-o", tmp_path / "out3", "--model", model, "--json")
+    assert result.exit_code == 0
+    assert "2 file(s) not paired" in result.stderr and "lonely.wav" in result.stderr
+    assert {u["path"] for u in summary(result)["unpaired"]} == {
+        str(data / "lonely.wav"),
+        str(data / "room.ply"),
+    }
+
+
+def test_dataset_layout_and_template(tmp_path: Path, model: Path, scene_ply: Path) -> None:
+    data = tmp_path / "dataset"
+    for example in ("test/000001", "test/000002"):
+        recording(data / example / "mixture.wav", seed=3)
+        shutil.copy(scene_ply, data / example / "scene.ply")
+    out = tmp_path / "out"
+
+    result = batch(
+        data, "-o", out, "--model", model, "--filename", "{track}-{stem}.{ext}", "--format", "flac"
+    )
+
+    assert result.exit_code == 0, result.output
+    names = sorted(p.name for p in (out / "test").iterdir())
+    assert names == [
+        f"00000{i}-{s}"
+        for i in (1, 2)
+        for s in ("manifest.json", "residual.flac", "violin.flac", "violin_2.flac")
+    ]
+    rerun = batch(data, "-o", out, "--model", model, "--filename", "{track}-{stem}.{ext}", "--json")
+    assert set(statuses(summary(rerun)).values()) == {"skipped"}
+
+    bad = batch(data, "-o", out, "--model", model, "--filename", "{stem}.{ext}")
+    assert bad.exit_code == 2 and "{track}" in bad.output
