@@ -688,6 +688,65 @@ def batch(
         raise typer.Exit(EXIT_FAILED)
 
 
+@app.command()
+def train(
+    config: Annotated[
+        str, typer.Argument(help="Training config: a .json/.toml file or a preset name.")
+    ],
+    resume: Annotated[
+        bool, typer.Option(help="Continue from the run's last checkpoint if there is one.")
+    ] = True,
+) -> None:
+    """Train a separation model (mix-and-separate on a synthetic solo pool)."""
+    import time
+
+    from pcsep_cli.train.loop import TrainProgress
+    from pcsep_cli.train.loop import train as run_training
+
+    console = _err_console()
+
+    def show(p: TrainProgress) -> None:
+        if p.message or p.step % 50 == 0:
+            line = f"{time.strftime('%H:%M:%S')} step {p.step}/{p.total} loss {p.loss:.4f}"
+            line += f" {p.steps_per_s:.2f} it/s"
+            if p.val_loss is not None:
+                line += f" val {p.val_loss:.4f}"
+            console.print(line + (f"  {_escape(p.message)}" if p.message else ""))
+
+    out = run_training(config, resume=resume, progress=show)
+    _console().print(f"model: {out}", soft_wrap=True)
+
+
+@app.command()
+def evaluate(
+    model: Annotated[str, typer.Argument(help="Model folder (config.json + safetensors).")],
+    dataset: Annotated[Path, typer.Argument(help="A folder in the dataset layout.")],
+    max_examples: Annotated[int | None, typer.Option(min=1, help="Score the first N.")] = None,
+    max_seconds: Annotated[float, typer.Option(min=0.5, help="Seconds scored per example.")] = (
+        10.0
+    ),
+    as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
+) -> None:
+    """Score a model (SDR, SIR, SAR, SI-SDR) beside label, oracle-IRM and mixture baselines."""
+    from pcsep_cli.hub import resolve
+    from pcsep_cli.train.evaluate import EvalProgress, markdown_tables
+    from pcsep_cli.train.evaluate import evaluate as run_eval
+
+    model_dir = resolve(model).path
+    with _Bar("evaluate") as bar:
+
+        def show(p: EvalProgress) -> None:
+            bar(p.done, p.total)
+
+        report = run_eval(
+            model_dir, dataset, max_examples=max_examples, max_seconds=max_seconds, progress=show
+        )
+    if as_json:
+        typer.echo(json.dumps(report))
+    else:
+        _console().print(markdown_tables(report), soft_wrap=True, markup=False)
+
+
 def main() -> None:
     """Console-script entry point."""
     app(prog_name="pcsep")
