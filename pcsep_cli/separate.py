@@ -398,6 +398,7 @@ class Separator:
         sample_rate: int,
         clouds: PointCloud | Sequence[PointCloud] | None = None,
         *,
+        performers: Sequence[Performer] | None = None,
         instruments: Sequence[str] | None = None,
         progress: ProgressFn | None = None,
     ) -> Result:
@@ -407,6 +408,7 @@ class Separator:
             audio: float ``(C, S)``, full scale ±1, any channel count.
             sample_rate: its rate (Hz), any.
             clouds: a whole scene, or one cloud per performer; optional in label mode.
+            performers: already found (:func:`find_scene_performers`), instead of ``clouds``.
             instruments: label mode (see :meth:`condition`).
             progress: called after each chunk.
 
@@ -420,7 +422,8 @@ class Separator:
         audio = np.asarray(audio)
         if audio.ndim != 2 or audio.shape[0] < 1 or audio.shape[1] < 1 or audio.dtype.kind != "f":
             raise ValueError(f"audio must be float (channels, samples), got {audio.shape}")
-        performers = None
+        if clouds is not None and performers is not None:
+            raise ValueError("pass clouds or performers, not both")
         if clouds is not None:
             seq = [clouds] if hasattr(clouds, "xyz") else list(clouds)  # type: ignore[arg-type]
             performers = find_scene_performers(seq)  # type: ignore[arg-type]

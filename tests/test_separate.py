@@ -1,0 +1,271 @@
+"""The inference pipeline as a library: crossfades, rate mapping, masks, in-memory and files."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile as sf
+import torch
+from test_scene import QUARTET, person_mesh, room
+
+from pcsep_cli.errors import ModelError, OutputExistsError, SceneError
+from pcsep_cli.io.pointcloud import PointCloud
+from pcsep_cli.nets.model import SeparationNet
+from pcsep_cli.nets.stft import StftConfig
+from pcsep_cli.separate import SeparateOptions, Separator, prepare_job
+from pcsep_cli.separate_masks import RateMap, normalise
+from pcsep_cli.separate_output import check_template, render_template
+from pcsep_cli.separate_stream import array_blocks, overlap_add
+from pcsep_cli.separate_types import stem_names
+from pcsep_cli.train.config import load_train_config
+
+
+def tiny_net(seed: int = 0, sample_rate: int | None = None, conditioning: str = "both"):
+    """A random tiny model whose classifier never says ``none`` (so every cluster is a stem)."""
+    cfg = load_train_config("tiny").model
+    cfg = dataclasses.replace(cfg, conditioning=conditioning)
+    if sample_rate:
+        cfg = dataclasses.replace(cfg, sample_rate=sample_rate)
+    torch.manual_seed(seed)
+    net = SeparationNet(cfg)
+    with torch.no_grad():
+        for p in net.parameters():
+            p.add_(0.05 * torch.randn_like(p))
+        if net.visual is not None:
+            net.visual.classify[-1].bias[-1] = -1e4
+    return net.eval()
+
+
+def save_tiny(path: Path, **kwargs) -> Path:  # noqa: ANN003
+    return tiny_net(**kwargs).save_pretrained(path)
+
+
+@pytest.fixture(scope="module")
+def quartet_cloud() -> PointCloud:
+    xyz, _ = room([person_mesh(x, y, s, i) for (x, y), s, i in QUARTET], density=300.0)
+    return PointCloud(xyz)
+
+
+@pytest.fixture(scope="module")
+def quartet(quartet_cloud: PointCloud) -> list:
+    from pcsep_cli.scene import find_performers
+
+    return find_performers(quartet_cloud)
+
+
+def noise(channels: int, seconds: float, sr: int, seed: int = 0) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    return (0.2 * rng.standard_normal((channels, int(seconds * sr)))).astype(np.float32)
+
+
+# -- chunks and crossfades ----------------------------------------------------------------
+
+
+@pytest.mark.parametrize("length", [1, 7, 100, 101, 1000, 1234])
+@pytest.mark.parametrize(("block", "overlap"), [(100, 25), (100, 0), (64, 32), (10, 9)])
+def test_overlap_add_of_identity_gives_the_signal_back(length, block, overlap) -> None:  # noqa: ANN001
+    x = np.random.default_rng(length).standard_normal((2, length)).astype(np.float32)
+    pieces = list(overlap_add(array_blocks(x, block, overlap), overlap, lambda b: b.copy()))
+    np.testing.assert_allclose(np.concatenate(pieces, axis=-1), x, atol=2e-6)
+
+
+def test_overlap_add_matches_file_blocks(tmp_path: Path) -> None:
+    from pcsep_cli.io.audio import iter_blocks
+
+    x = noise(3, 1.0, 8000)
+    sf.write(tmp_path / "x.wav", x.T, 8000, subtype="FLOAT")
+    file_blocks = [b.shape for b in iter_blocks(tmp_path / "x.wav", 3000, overlap=700)]
+    assert file_blocks == [b.shape for b in array_blocks(x, 3000, 700)]
+
+
+def test_stem_names_number_repeats_left_to_right() -> None:
+    assert stem_names(["violin", "cello", "violin", "violin"]) == [
+        "violin",
+        "cello",
+        "violin_2",
+        "violin_3",
+    ]
+
+
+# -- masks at the input's rate ------------------------------------------------------------
+
+
+def test_rate_map_reads_masks_at_the_same_frequency_and_time() -> None:
+    model_stft, sr_m, sr_in = StftConfig(n_fft=254, hop=64, warp_bins=32), 8000, 44100
+    rmap = RateMap(model_stft, sr_m, sr_in)
+    frames_m = model_stft.frames(8000)
+    f_m = torch.arange(model_stft.bins) * sr_m / model_stft.n_fft
+    t_m = torch.arange(frames_m) * model_stft.hop / sr_m
+    # 1 below 1 kHz during the first half second, else 0.
+    masks = ((f_m[:, None] < 1000) & (t_m[None] < 0.5)).float()[None]
+    carried = rmap.carry(masks, 44100)
+    stft_in = rmap.stft_in
+    assert carried.shape == (1, stft_in.bins, stft_in.frames(44100))
+    f_in = np.arange(stft_in.bins) * sr_in / stft_in.n_fft
+    t_in = np.arange(stft_in.frames(44100)) * stft_in.hop / sr_in
+    sure_f, sure_t = f_in < 900, t_in < 0.45
+    assert torch.all(carried[0][np.ix_(sure_f, sure_t)] == 1)
+    assert torch.all(carried[0][np.ix_(f_in > 1100, np.ones_like(sure_t))] == 0)
+    assert torch.all(carried[0][np.ix_(np.ones_like(sure_f), t_in > 0.55)] == 0)
+
+
+def test_rate_map_gives_treble_the_top_octave_mean() -> None:
+    model_stft = StftConfig(n_fft=254, hop=64, warp_bins=32)
+    rmap = RateMap(model_stft, 8000, 48000)
+    masks = torch.zeros(1, model_stft.bins, 20)
+    masks[:, model_stft.bins // 2 :] = 0.8  # the model's top octave (2-4 kHz)
+    carried = rmap.carry(masks, 5000)
+    f_in = np.arange(rmap.stft_in.bins) * 48000 / rmap.stft_in.n_fft
+    assert torch.allclose(carried[0, f_in > 4100], torch.tensor(0.8))
+
+
+def test_normalise_partitions_one() -> None:
+    m = torch.rand(4, 30, 20)
+    out = normalise(m)
+    assert torch.all(out.sum(0) <= 1 + 1e-6)
+    small = m.sum(0) <= 1
+    assert torch.allclose(out[:, small], m[:, small])
+
+
+def test_masks_match_the_models_forward(quartet: list) -> None:
+    """Condition once + masks per chunk must equal one forward pass of the network."""
+    from pcsep_cli.nets.stft import stft
+
+    sep = Separator(tiny_net(), device="cpu")
+    performers = quartet
+    cond = sep.condition(performers)
+    x = torch.from_numpy(noise(1, 1.0, 8000)[0])
+    mag = stft(x, sep.net.config.stft).abs()[None, None]
+    with torch.inference_mode():
+        ours = sep.masks(mag, cond.film)
+        ref = sep.net(
+            mag, sep._clouds(performers), torch.zeros(len(performers), dtype=torch.long)
+        ).masks[:, 0]
+    torch.testing.assert_close(ours, ref)
+
+
+# -- in memory -----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(("channels", "rate"), [(1, 8000), (2, 44100), (8, 96000)])
+def test_stems_and_residual_sum_to_the_mixture(quartet, channels, rate) -> None:  # noqa: ANN001
+    sep = Separator(tiny_net(), device="cpu", segment=0.6, overlap=0.25)
+    audio = noise(channels, 1.3, rate)
+    result = sep.separate(audio, rate, performers=quartet)
+    assert result.stems.shape == (4, channels, audio.shape[1])
+    assert result.residual.shape == audio.shape
+    assert np.abs(result.stems.sum(0) + result.residual - audio).max() <= 1e-5
+    # The stems hold real parts of the mixture: each is neither silent nor the whole mix.
+    energy = (result.stems.astype(np.float64) ** 2).sum(axis=(1, 2)) / (audio**2).sum()
+    assert np.all(energy > 1e-3) and np.all(energy < 0.9)
+    assert [d.position[0] for d in result.detections] == sorted(
+        d.position[0] for d in result.detections
+    )
+
+
+def test_chunked_matches_unchunked(quartet: list) -> None:
+    audio = noise(2, 1.5, 16000)
+    whole = Separator(tiny_net(), segment=10.0).separate(audio, 16000, performers=quartet)
+    parts = Separator(tiny_net(), segment=0.7, overlap=0.5).separate(
+        audio, 16000, performers=quartet
+    )
+    # Chunks normalise their own level, so the stems differ a little; they must still agree.
+    diff = np.abs(whole.stems - parts.stems).mean() / np.abs(whole.stems).mean()
+    assert diff < 0.5
+
+
+def test_label_mode_without_a_cloud() -> None:
+    sep = Separator(tiny_net(), device="cpu")
+    result = sep.separate(noise(2, 1.0, 8000), 8000, instruments=["cello", "cello", "flute"])
+    assert result.names == ["cello", "cello_2", "flute"]
+    assert all(d.position is None and d.confidence == 1.0 for d in result.detections)
+
+
+def test_label_mode_errors(quartet: list) -> None:
+    sep = Separator(tiny_net(), device="cpu")
+    with pytest.raises(ModelError, match="unknown instrument 'tuba'.*knows violin, cello"):
+        sep.separate(noise(1, 0.5, 8000), 8000, instruments=["tuba"])
+    with pytest.raises(SceneError, match="4 performers found in the cloud, 2 instruments"):
+        sep.separate(noise(1, 0.5, 8000), 8000, performers=quartet, instruments=["violin", "cello"])
+    cloud_only = Separator(tiny_net(conditioning="cloud"))
+    with pytest.raises(ModelError, match="point clouds only"):
+        cloud_only.separate(noise(1, 0.5, 8000), 8000, instruments=["violin"])
+
+
+def test_all_none_is_a_scene_error(quartet: list) -> None:
+    net = tiny_net()
+    with torch.no_grad():
+        net.visual.classify[-1].bias[-1] = 1e4
+    with pytest.raises(SceneError, match="look like no instrument"):
+        Separator(net).separate(noise(1, 0.5, 8000), 8000, performers=quartet)
+
+
+def test_bad_arguments() -> None:
+    with pytest.raises(ValueError, match="overlap"):
+        Separator(tiny_net(), overlap=0.7)
+    with pytest.raises(ValueError, match=r"\(channels, samples\)"):
+        Separator(tiny_net()).separate(np.zeros(100, np.float32), 8000, instruments=["violin"])
+
+
+# -- files -----------------------------------------------------------------------------------
+
+
+def test_templates() -> None:
+    assert render_template(
+        "{track}/{stem}.{ext}", track="a", stem="violin", instrument="violin", ext="wav"
+    ) == Path("a/violin.wav")
+    for bad in ("../{stem}.{ext}", "/tmp/{stem}.{ext}", "{track}.{ext}", "{stem}/{nope}"):
+        with pytest.raises(ValueError):
+            check_template(bad)
+
+
+def _write_scene(path: Path, cloud: PointCloud) -> Path:
+    from pcsep_cli.io.pointcloud import write_ply
+
+    write_ply(path, cloud)
+    return path
+
+
+@pytest.mark.parametrize(("bits", "tol"), [("32f", 1e-6), ("16", 0.0), ("24", 2.0**-24)])
+def test_files_sum_to_the_mixture_at_any_bit_depth(tmp_path, quartet_cloud, bits, tol) -> None:  # noqa: ANN001
+    """44.1 kHz stereo 16-bit input, 16 kHz model: written stems + residual = mixture."""
+    audio = noise(2, 0.8, 44100)
+    sf.write(tmp_path / "mix.wav", audio.T, 44100, subtype="PCM_16")
+    scene = _write_scene(tmp_path / "scene.ply", quartet_cloud)
+    model = save_tiny(tmp_path / "model", sample_rate=16000)
+    job = prepare_job(tmp_path / "mix.wav", [scene], tmp_path / "out", SeparateOptions(bits=bits))
+    manifest = Separator.from_pretrained(str(model), device="cpu", segment=0.5).run(job)
+    mix = sf.read(tmp_path / "mix.wav", dtype="float64")[0]
+    total = sum(sf.read(s["path"], dtype="float64")[0] for s in manifest["stems"])
+    total = total + sf.read(manifest["residual"]["path"], dtype="float64")[0]
+    assert np.abs(total - mix).max() <= max(tol, 1e-12)
+    assert manifest["sum_max_error"] <= max(tol, 1e-12)
+    on_disk = json.loads(Path(manifest["manifest"]).read_text())
+    assert on_disk == manifest and manifest["model"]["source"] == "local"
+    assert {Path(s["path"]).name for s in manifest["stems"]} == {
+        f"{n}.wav" for n in stem_names([s["instrument"] for s in manifest["stems"]])
+    }
+    info = sf.info(manifest["stems"][0]["path"])
+    assert info.samplerate == 44100 and info.channels == 2
+    assert info.subtype == {"32f": "FLOAT", "16": "PCM_16", "24": "PCM_24"}[bits]
+
+
+def test_existing_outputs_are_kept(tmp_path: Path) -> None:
+    sf.write(tmp_path / "mix.flac", noise(1, 0.5, 8000).T, 8000, subtype="PCM_16")
+    opts = SeparateOptions(format="flac", instruments=("violin", "flute"))
+    sep = Separator(tiny_net(), segment=0.3)
+    first = sep.run(prepare_job(tmp_path / "mix.flac", [], tmp_path / "o", opts))
+    flute = Path(first["stems"][1]["path"])
+    before = flute.read_bytes()
+    flute.write_bytes(b"mine")
+    with pytest.raises(OutputExistsError, match="violin.flac: exists already"):
+        sep.run(prepare_job(tmp_path / "mix.flac", [], tmp_path / "o", opts))
+    assert flute.read_bytes() == b"mine"
+    assert not [p for p in (tmp_path / "o").rglob("*") if ".pcsep-tmp-" in p.name]
+    again = dataclasses.replace(opts, overwrite=True)
+    sep.run(prepare_job(tmp_path / "mix.flac", [], tmp_path / "o", again))
+    assert flute.read_bytes() == before  # same input, same model: same bytes
