@@ -262,14 +262,17 @@ def find_performers(
     return [p for _, p in sorted(performers, key=lambda item: item[0])]
 
 
-def performer_from_cloud(cloud: PointCloud) -> Performer:
-    """Wrap a cloud that holds one performer as a :class:`Performer` (no clustering).
+def performer_from_cloud(cloud: PointCloud, *, eps: float = 0.08) -> Performer:
+    """Wrap a cloud that holds one performer as a :class:`Performer`.
 
-    The floor, walls and ceiling are removed when the cloud has them; otherwise every point is
-    kept. Use this when the user passes one cloud per performer.
+    Use this when the user passes one cloud per performer (the paper's setting). The floor,
+    walls and ceiling are removed when the cloud has them, and flying pixels; the performer is
+    the largest cluster with every other cluster whose footprint comes within 0.5 m of it (an
+    instrument or a chair cut off by occlusion). Far specks of floor noise are left out.
 
     Args:
         cloud: one performer; ``xyz`` float64 ``[N, 3]``.
+        eps: points closer than this (m) belong to the same cluster.
 
     Raises:
         ValueError: ``cloud.xyz`` is not ``[N, 3]`` with N ≥ 3.
@@ -278,14 +281,23 @@ def performer_from_cloud(cloud: PointCloud) -> Performer:
     xyz = _xyz(cloud)
     bg = _analyse(xyz)
     q = xyz - bg.centre
-    index = np.flatnonzero(_keep_mask(q, bg)).astype(np.int64)
+    index = np.flatnonzero(_keep_mask(q, bg))
+    local = (q[index] - bg.origin) @ bg.rotation.T
+    dense = _dense(local, eps / 2)
+    index, local = index[dense], local[dense]
     if index.size < 3:
         raise SceneError(
             "no performer found: the cloud holds only a floor/walls",
             path=getattr(cloud, "source", None),
             hint="crop the cloud to the performer",
         )
-    local = (q[index] - bg.origin) @ bg.rotation.T
+    labels = _merge_stacked(local, _cluster(local, eps))
+    groups = sorted(_groups(labels), key=len, reverse=True)
+    lo, hi = local[groups[0], :2].min(axis=0) - 0.5, local[groups[0], :2].max(axis=0) + 0.5
+    near = [g for g in groups if np.all(local[g, :2].max(axis=0) >= lo)
+            and np.all(local[g, :2].min(axis=0) <= hi)]  # fmt: skip
+    members = np.sort(np.concatenate(near))
+    index, local = index[members].astype(np.int64), local[members]
     foot = _footprint_centre(local)
     points = xyz[index]
     rgb = getattr(cloud, "rgb", None)

@@ -210,7 +210,7 @@ def test_no_walls_and_no_floor() -> None:
     keep, floor, walls = remove_background(PointCloud(xyz=alone))
     assert floor is None and walls == [] and keep.all()
     one = performer_from_cloud(PointCloud(xyz=alone))
-    assert len(one.index) == len(alone)
+    assert len(one.index) >= 0.995 * len(alone)  # a few isolated points count as flying pixels
     np.testing.assert_allclose(one.position, [0.5, 0.5 - 0.1, 0.0], atol=0.15)
     assert len(find_performers(PointCloud(xyz=alone))) == 1
 
@@ -414,3 +414,16 @@ def test_synth_scene_tilted_georeferenced_and_timed(synth_scenes) -> None:  # no
         np.testing.assert_allclose(back, a.position, atol=0.05)
     cpu, wall = _cpu_seconds(PointCloud(xyz=scene.xyz))
     assert cpu < 0.35, (cpu, wall)
+
+
+@pytest.mark.parametrize("label", ["cello", "trumpet", "none"])
+def test_synth_single_performer_cloud(label: str) -> None:
+    """The paper's setting: one cloud per performer, floor and flying pixels around it."""
+    from pcsep_cli.synth.scene import performer_cloud
+
+    scene = performer_cloud(np.random.default_rng(2), label, body_id=9)
+    one = performer_from_cloud(PointCloud(xyz=scene.xyz))
+    body = np.flatnonzero(scene.object_index == 0)
+    assert np.isin(body, one.index).mean() > 0.9
+    assert np.mean(scene.object_index[one.index] < 0) < 0.01
+    assert np.linalg.norm(one.position[:2] - scene.objects[0].position[:2]) < 0.3
