@@ -1,0 +1,77 @@
+"""Ctrl-C during ``pcsep batch``: the installed command stops cleanly with exit status 130.
+
+A real process gets a real SIGINT while an item is half written: finished items stay, the
+interrupted one leaves neither a final file nor a temporary one, and a second run (resume)
+completes the batch.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import soundfile as sf
+from test_cli_batch import model, scene_ply  # noqa: F401 - fixtures (tests/ is on sys.path)
+
+from pcsep_cli.io.atomic import TMP_MARKER
+
+PCSEP = shutil.which("pcsep", path=str(Path(sys.executable).parent)) or "pcsep"
+
+
+def test_ctrl_c_stops_cleanly_and_resume_finishes(
+    tmp_path: Path,
+    model: Path,  # noqa: F811
+    scene_ply: Path,  # noqa: F811
+) -> None:
+    data, out = tmp_path / "data", tmp_path / "out"
+    data.mkdir()
+    rng = np.random.default_rng(0)
+    for name, seconds in (("a", 0.3), ("b", 30.0)):
+        audio = (0.1 * rng.standard_normal((int(seconds * 8000), 1))).astype(np.float32)
+        sf.write(data / f"{name}.wav", audio, 8000)
+        shutil.copy(scene_ply, data / f"{name}.ply")
+    env = {
+        **os.environ,
+        "PCSEP_CONFIG_DIR": str(tmp_path / "config"),
+        "HF_HOME": str(tmp_path / "hf"),
+        "HF_HUB_OFFLINE": "1",
+    }
+    cmd = [PCSEP, "batch", str(data), "-o", str(out), "--model", str(model)]
+    # Short chunks: b takes 60 of them, time enough to interrupt it halfway.
+    proc = subprocess.Popen(
+        [*cmd, "--segment", "0.5"],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        deadline = time.monotonic() + 120
+        while not list((out / "b").glob(f".*{TMP_MARKER}*")):  # b's first pass has begun
+            assert proc.poll() is None, proc.communicate()
+            assert time.monotonic() < deadline, "pcsep batch never started item b"
+            time.sleep(0.05)
+        proc.send_signal(signal.SIGINT)
+        stdout, stderr = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+
+    assert proc.returncode == 130, stdout + stderr
+    assert "interrupted" in stderr and "Traceback" not in stderr
+    assert json.loads((out / "a" / "manifest.json").read_text())["stems"]
+    assert not list(out.rglob(f"*{TMP_MARKER}*"))
+    assert sorted(p.name for p in (out / "b").iterdir()) == []
+
+    again = subprocess.run([*cmd, "--json"], env=env, capture_output=True, text=True, timeout=300)
+    assert again.returncode == 0, again.stderr
+    report = {i["name"]: i["status"] for i in json.loads(again.stdout)["items"]}
+    assert report == {"a": "skipped", "b": "done"}
