@@ -15,7 +15,7 @@ import pytest
 import soundfile as sf
 from plyfile import PlyData, PlyElement
 
-from pcsep_cli.batch import plan_batch
+from pcsep_cli.batch import plan_batch, track_template
 from pcsep_cli.batch_plan import (
     BatchItem,
     Shard,
@@ -260,3 +260,18 @@ def test_plan_resumes_and_cleans_stray_temps(tmp_path: Path) -> None:
 
     part = plan_batch(data, out, part=Shard(1, 2))
     assert [i.name for i in part.todo] == ["d"] and [i.name for i in part.finished] == ["b"]
+
+
+def test_output_names_follow_the_template(tmp_path: Path) -> None:
+    data, out = tmp_path / "data", tmp_path / "out"
+    wav(data / "a{1}.wav"), ply(data / "a{1}.ply")
+    wav(data / "s" / "ex" / "mixture.wav"), ply(data / "s" / "ex" / "scene.ply")
+    plan = plan_batch(data, out)
+    first, second = plan.todo  # "a{1}" sorts before "s/ex"
+    assert plan.manifest_path(first) == out / "a{1}" / "manifest.json"
+    assert plan.out_dir(second) == out / "s" / "ex"
+    flat = plan_batch(data, out, filename="{track}_{stem}.{ext}")
+    assert flat.manifest_path(first) == out / "a{1}_manifest.json"
+    assert track_template("{track}/{stem}.{ext}", "a{1}") == "a{{1}}/{stem}.{ext}"
+    with pytest.raises(ValueError, match=r"must contain \{track\}"):
+        plan_batch(data, out, filename="{stem}.{ext}")

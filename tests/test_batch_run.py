@@ -15,7 +15,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 import soundfile as sf
-from test_batch_plan import ply, wav  # tests/ is on sys.path (rootdir conftest-less layout)
+from test_batch_plan import ply, wav
+from test_cli_batch import folder_of, scene_ply  # noqa: F401 - a fixture  # tests/ is on sys.path (rootdir conftest-less layout)
 
 from pcsep_cli.batch import BatchObserver, ItemResult, plan_batch, run_batch
 from pcsep_cli.batch_plan import BatchItem, is_finished
@@ -194,3 +195,31 @@ def test_results_do_not_depend_on_jobs(folder: Path, tmp_path: Path) -> None:
         sf.read(tmp_path / "one" / "e" / "gain.wav")[0],
         sf.read(tmp_path / "three" / "e" / "gain.wav")[0],
     )
+
+
+def test_a_model_that_fails_to_load_fails_every_item_once(
+    tmp_path: Path,
+    scene_ply: Path,  # noqa: F811
+) -> None:
+    from pcsep_cli.batch import SeparatorRunner
+    from pcsep_cli.errors import ModelError
+    from pcsep_cli.separate import Separator
+    from pcsep_cli.separate_output import SeparateOptions
+
+    calls = []
+
+    def load() -> Separator:
+        calls.append(1)
+        return Separator.from_pretrained(str(tmp_path / "no-model"), device="cpu")
+
+    folder = folder_of(tmp_path / "data", scene_ply, "abcd")
+    (folder / "c.wav").write_bytes(b"RIFF\x10\x00\x00\x00WAVEfmt garbage")
+    plan = plan_batch(folder, tmp_path / "out")
+    summary = run_batch(plan, SeparatorRunner(plan, SeparateOptions(), load), jobs=2)
+    assert len(calls) == 1
+    assert [r.status for r in summary.results] == ["failed"] * 4
+    errors = {r.item.name: r.error for r in summary.results}
+    assert str(folder / "c.wav") in errors["c"]  # checked before the model is needed
+    assert len({errors[n] for n in "abd"}) == 1 and "no-model" in errors["a"]
+    with pytest.raises(ModelError):
+        load()
