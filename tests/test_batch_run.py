@@ -15,8 +15,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 import soundfile as sf
+
+# tests/ is on sys.path (no packages under tests/): share the other batch tests' helpers.
 from test_batch_plan import ply, wav
-from test_cli_batch import folder_of, scene_ply  # noqa: F401 - a fixture  # tests/ is on sys.path (rootdir conftest-less layout)
+from test_cli_batch import folder_of, scene_ply  # noqa: F401 - scene_ply is a fixture
 
 from pcsep_cli.batch import BatchObserver, ItemResult, plan_batch, run_batch
 from pcsep_cli.batch_plan import BatchItem, is_finished
