@@ -11,9 +11,13 @@ an observer that raises) stops the running items at their next progress report: 
 temporary files are removed by the atomic writers, finished outputs stay, and
 ``KeyboardInterrupt`` goes on to the caller.
 
-Results do not depend on ``jobs``: each item is computed alone, by the same code, with the same
-number of torch threads (see ``threads`` in :func:`run_batch`), and results are listed in name
-order whatever order the workers finish in.
+Results do not depend on ``jobs``: each item is computed alone (no batching across items), by
+the same code, and results are listed in name order whatever order the workers finish in. The
+one global that could change the numbers is torch's intra-op thread count (reductions split
+by thread): ``pcsep batch`` never derives it from ``--jobs``; it keeps torch's default or takes
+``--threads``, set once before the workers start (torch hands it to each new worker thread).
+So ``--jobs 1`` and ``--jobs 2`` write the same bytes (tests/test_cli_batch.py checks it);
+on a GPU, kernels that use atomics may still differ from run to run, whatever ``jobs`` is.
 """
 
 from __future__ import annotations
@@ -289,8 +293,8 @@ def run_batch(
     """Run the plan's items on ``jobs`` worker threads.
 
     Every item runs through ``run_item`` alone; a :class:`PcsepError` or any other exception
-    fails that item only (unless ``fail_fast``). The per-item computation does not depend on
-    ``jobs``: the caller fixes anything global (torch threads) before calling.
+    fails that item only (unless ``fail_fast``). Nothing here depends on ``jobs`` but how many
+    items run at once; the caller fixes anything global (torch threads) before calling.
 
     Args:
         plan: from :func:`plan_batch`.
