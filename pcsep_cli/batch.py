@@ -250,7 +250,9 @@ def plan_batch(
         )
     root, out_root = Path(folder), Path(out)
     found = discover(root, manifest=manifest, exclude=[out_root])
-    if not found.items and manifest is None:
+    if not found.items and manifest is not None:
+        raise DatasetError("the CSV manifest lists no item", manifest, "add rows audio,cloud")
+    if not found.items:
         raise DatasetError(
             "found no recording + cloud pair",
             root,

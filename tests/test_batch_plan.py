@@ -102,6 +102,9 @@ def test_no_pair_at_all_is_an_error_that_names_the_layouts(tmp_path: Path) -> No
         plan_batch(tmp_path, tmp_path / "out")
     with pytest.raises(DatasetError, match="does not exist"):
         discover(tmp_path / "missing")
+    (tmp_path / "empty.csv").write_text("audio,cloud\n")
+    with pytest.raises(DatasetError, match="empty.csv: the CSV manifest lists no item"):
+        plan_batch(tmp_path, tmp_path / "out", manifest=tmp_path / "empty.csv")
 
 
 def test_csv_manifest(tmp_path: Path) -> None:
