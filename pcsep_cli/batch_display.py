@@ -14,7 +14,6 @@ from rich.console import Console
 from rich.markup import escape
 from rich.progress import (
     BarColumn,
-    MofNCompleteColumn,
     Progress,
     TaskID,
     TaskProgressColumn,
@@ -53,7 +52,7 @@ class BatchDisplay(BatchObserver):
             TextColumn("{task.description}"),
             BarColumn(),
             TaskProgressColumn(),
-            MofNCompleteColumn(),
+            TextColumn("{task.fields[count]}"),  # items for the overall bar, blank per item
             TimeElapsedColumn(),
             TimeRemainingColumn(),
             console=console,
@@ -61,7 +60,11 @@ class BatchDisplay(BatchObserver):
         )
         shard = f" (shard {plan.shard})" if plan.shard else ""
         total = len(plan.todo) + len(plan.finished)
-        self._overall = self._progress.add_task(f"[bold]batch{shard}", total=total)
+        self._total = total
+        self._done = 0
+        self._overall = self._progress.add_task(
+            f"[bold]batch{shard}", total=total, count=f"0/{total}"
+        )
         self._tasks: dict[str, TaskID] = {}
         self._lock = threading.Lock()
 
@@ -73,7 +76,7 @@ class BatchDisplay(BatchObserver):
         self._progress.stop()
 
     def item_started(self, item: BatchItem) -> None:
-        task = self._progress.add_task(f"  {escape(item.name)}", total=None)
+        task = self._progress.add_task(f"  {escape(item.name)}", total=None, count="")
         with self._lock:
             self._tasks[item.name] = task
 
@@ -86,9 +89,11 @@ class BatchDisplay(BatchObserver):
     def item_finished(self, result: ItemResult) -> None:
         with self._lock:
             task = self._tasks.pop(result.item.name, None)
+            self._done += 1
+            count = f"{self._done}/{self._total}"
         if task is not None:
             self._progress.remove_task(task)
-        self._progress.advance(self._overall)
+        self._progress.update(self._overall, advance=1, count=count)
         if result.status == "failed":
             # Printed above the bars as it happens, so a long batch shows trouble early.
             self._progress.console.print(
