@@ -15,7 +15,10 @@ alternate for ``--rounds`` rounds so that load from other processes hits both al
 Second target: the :class:`~pcsep_cli.nets.visual.VisualEncoder` (default config) trains
 (voxelize + forward + backward + SGD step) on 8 clouds of 20,000 points in < 1 s per step.
 
-Prints a table of medians and exits 1 if a target is missed.
+Prints a table of medians and exits 1 if a target is missed. A BatchNorm1d timed at 1 and 2
+threads before and after tells whether other processes held the cores (a plain op slower on
+2 threads than on 1): the 2-thread figures then measure the scheduler, and the targets are
+judged on the 1-thread figures, which is stricter.
 
 Usage: ``.venv/bin/python tests/benchmarks/bench_sparse.py [--runs K] [--rounds R]
 [--no-spconv]``
@@ -233,6 +236,7 @@ def main() -> int:
     w = torch.randn(27, 32, 32, generator=g) / (27 * 32) ** 0.5
 
     py = None if args.no_spconv else spconv_python()
+    checks = [machine_check()]
     results: dict[str, dict[str, list[float]]] = {}
     with tempfile.TemporaryDirectory(prefix="pcsep-bench-") as tmp:
         work = Path(tmp)
@@ -268,14 +272,17 @@ def main() -> int:
 
     step_2t, voxels = encoder_step(5, 2)
     step_1t, _ = encoder_step(3, 1)
-    check = machine_check()
+    checks.append(machine_check())
+    # If a plain op is slower on 2 threads than on 1, other processes hold the cores and the
+    # 2-thread figures measure the scheduler; the targets are then judged at 1 thread.
+    contended = any(c[2] > c[1] for c in checks)
 
     load = ", ".join(f"{v:.1f}" for v in os.getloadavg())
-    print(
-        f"\n{os.cpu_count()} CPUs, load average {load}; machine check, BatchNorm1d on "
-        f"[69000, 16]: {check[1]:.2f} ms at 1 thread, {check[2]:.2f} ms at 2 (2 threads "
-        "slower = cores shared with other processes, 2-thread figures are then not usable)"
-    )
+    bn = "; ".join(f"{c[1]:.2f} ms at 1 thread, {c[2]:.2f} ms at 2" for c in checks)
+    print(f"\n{os.cpu_count()} CPUs, load average {load}")
+    print(f"machine check, BatchNorm1d on [69000, 16] before/after: {bn}")
+    if contended:
+        print("-> cores shared with other processes: targets judged on the 1-thread figures")
     print(f"submanifold 3x3x3 conv, 32 -> 32 channels, {n} voxels (1 cm), medians in ms")
     print(f"{'engine':<12}{'map + conv':>12}{'cached map':>12}{'max |diff|':>14}")
     for name, r in results.items():
@@ -288,18 +295,24 @@ def main() -> int:
         print(f"{'spconv 2t':<12}{'':>12}{'':>12}{diffs['spconv 2t']:>14.2e}  (issue 679)")
     ok = True
     if "spconv 1t" in results:
-        ratio = median_ms(results["pcsep 2t"]["built"]) / median_ms(results["spconv 1t"]["built"])
-        ratio_c = median_ms(results["pcsep 2t"]["cached"]) / median_ms(
-            results["spconv 1t"]["cached"]
-        )
-        print(f"pcsep 2t / spconv 1t: {ratio:.2f} (map + conv, target <= 1), {ratio_c:.2f} cached")
-        ok &= ratio <= 1.0 and diffs["spconv 1t"] <= TARGET_DIFF
+        ratios = {}
+        for mine in ("pcsep 2t", "pcsep 1t"):
+            ratios[mine] = [
+                median_ms(results[mine][key]) / median_ms(results["spconv 1t"][key])
+                for key in ("built", "cached")
+            ]
+            print(
+                f"{mine} / spconv 1t: {ratios[mine][0]:.2f} map + conv (target <= 1), "
+                f"{ratios[mine][1]:.2f} cached map"
+            )
+        judged = ratios["pcsep 1t" if contended else "pcsep 2t"][0]
+        ok &= judged <= 1.0 and diffs["spconv 1t"] <= TARGET_DIFF
     print(
         f"\nVisualEncoder train step, 8 clouds x 20,000 points ({voxels} voxels at "
         f"{VisualConfig().voxel_size} m): {step_2t:.3f} s at 2 threads, {step_1t:.3f} s at 1 "
         f"(target < {TARGET_STEP_S} s)"
     )
-    ok &= step_2t < TARGET_STEP_S
+    ok &= (step_1t if contended else step_2t) < TARGET_STEP_S
     return 0 if ok else 1
 
 
