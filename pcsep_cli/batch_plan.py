@@ -12,16 +12,15 @@ dropped. The work list is sorted by track name, so it does not depend on the ord
 file system lists a folder; :func:`shard` then gives item ``i`` to shard ``i mod N`` (shards
 numbered ``0 .. N-1``, like Kubernetes' ``JOB_COMPLETION_INDEX`` and ``--array=0-(N-1)``).
 
-An item is finished (:func:`is_finished`) when ``<out>/<name>/manifest.json`` exists and every
-file it lists exists: the separator writes the manifest last, atomically, so a run killed midway
-never looks finished.
+An item is finished (:func:`is_finished`) when its manifest (``<out>/<name>/manifest.json`` with
+the default file name template) exists and every file it lists exists: the separator writes the
+manifest last, atomically, so a run killed midway never looks finished.
 """
 
 from __future__ import annotations
 
 import csv
 import json
-import os
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from os import PathLike
@@ -32,7 +31,6 @@ from pcsep_cli.errors import DatasetError
 __all__ = [
     "AUDIO_EXTS",
     "CLOUD_EXTS",
-    "MANIFEST_NAME",
     "BatchItem",
     "Discovery",
     "Shard",
@@ -52,8 +50,6 @@ AUDIO_EXTS = frozenset(
 CLOUD_EXTS = frozenset({".ply", ".las", ".laz", ".pcd"})
 """Suffixes taken for point clouds."""
 
-MANIFEST_NAME = "manifest.json"
-"""Written last by the separator into each track's folder: its presence marks a finished item."""
 
 _PathArg = str | PathLike[str]
 
@@ -353,20 +349,22 @@ def _check_unique(items: Sequence[BatchItem], where: Path) -> None:
         seen[key] = item
 
 
-def is_finished(out_dir: _PathArg) -> bool:
-    """Whether a track folder holds a complete separation.
+def is_finished(manifest_path: _PathArg) -> bool:
+    """Whether a separation manifest marks a complete item.
 
-    True when ``manifest.json`` parses and every output it lists exists. Stems are taken from
-    ``manifest["stems"][*]["path"]`` (and ``manifest["residual"]["path"]`` when present); a
-    relative path is read from the track folder first, then from the manifest's own
-    ``output_root`` if it records one.
+    True when the manifest parses and every output it lists exists: the stems
+    (``manifest["stems"][*]["path"]``) and the residual (``manifest["residual"]["path"]``) when
+    there is one. A path is looked for as written (absolute, or relative to the working
+    folder), then at the same place relative to the manifest when the output folder was moved
+    or copied since (the manifest records its own path under ``"manifest"``), then relative to
+    the manifest's folder.
 
     Args:
-        out_dir: the track's output folder (``<out>/<name>``).
+        manifest_path: the item's ``manifest.json`` (``<out>/<name>/manifest.json`` by default).
     """
-    folder = Path(out_dir)
+    path = Path(manifest_path)
     try:
-        manifest = json.loads((folder / MANIFEST_NAME).read_text(encoding="utf-8"))
+        manifest = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, ValueError):
         return False
     if not isinstance(manifest, dict):
@@ -374,10 +372,21 @@ def is_finished(out_dir: _PathArg) -> bool:
     listed = _manifest_paths(manifest)
     if listed is None:
         return False
-    roots = [folder]
-    if isinstance(manifest.get("output_root"), str):
-        roots.append(Path(manifest["output_root"]))
-    return all(any(os.path.isfile(r / p) for r in roots) for p in listed)
+    written_at = manifest.get("manifest")
+    old_folder = Path(written_at).parent if isinstance(written_at, str) else None
+    return all(_exists(Path(p), path.parent, old_folder) for p in listed)
+
+
+def _exists(listed: Path, folder: Path, old_folder: Path | None) -> bool:
+    if listed.is_file():
+        return True
+    if old_folder is not None:
+        try:
+            if (folder / listed.relative_to(old_folder)).is_file():
+                return True
+        except ValueError:
+            pass
+    return not listed.is_absolute() and (folder / listed).is_file()
 
 
 def _manifest_paths(manifest: dict) -> list[str] | None:
