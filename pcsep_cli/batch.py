@@ -327,7 +327,8 @@ def run_batch(
     def work(item: BatchItem) -> ItemResult:
         out_dir = plan.out_dir(item)
         if stop.is_set():
-            skipped = ItemResult(item, out_dir, "cancelled", error=_stop_reason(interrupted))
+            reason = _stop_reason(interrupted, started=False)
+            skipped = ItemResult(item, out_dir, "cancelled", error=reason)
             watcher.item_finished(skipped)
             return skipped
         began = time.perf_counter()
@@ -344,7 +345,7 @@ def run_batch(
         try:
             stems, status = tuple(run_item(item, out_dir, progress)), "done"
         except _Stop:
-            status, error = "cancelled", _stop_reason(interrupted)
+            status, error = "cancelled", _stop_reason(interrupted, started=True)
         except KeyboardInterrupt as err:
             interrupted.append(err)
             stop.set()
@@ -385,8 +386,12 @@ def run_batch(
     return BatchSummary(plan, ordered, time.perf_counter() - start)
 
 
-def _stop_reason(interrupted: list[BaseException]) -> str:
-    return "interrupted" if interrupted else "not run: --fail-fast stopped the batch"
+def _stop_reason(interrupted: list[BaseException], *, started: bool) -> str:
+    if interrupted:
+        return "interrupted"
+    if started:
+        return "stopped halfway: --fail-fast, another item failed"
+    return "not run: --fail-fast stopped the batch"
 
 
 class SeparatorRunner:

@@ -225,3 +225,24 @@ def test_a_model_that_fails_to_load_fails_every_item_once(
     assert len({errors[n] for n in "abd"}) == 1 and "no-model" in errors["a"]
     with pytest.raises(ModelError):
         load()
+
+
+def test_fail_fast_stops_a_running_item_halfway(folder: Path, tmp_path: Path) -> None:
+    b_running = threading.Event()
+
+    def runner(item: BatchItem, out_dir: Path, progress) -> Sequence[str]:  # noqa: ANN001
+        if item.name == "a":
+            assert b_running.wait(10)
+            raise AudioError("cannot read", item.audio)
+        b_running.set()
+        for step in range(1000):  # stopped by its progress report once a has failed
+            progress(step, 1000)
+            threading.Event().wait(0.01)
+        return ["never"]
+
+    plan = plan_batch(folder, tmp_path / "out")
+    summary = run_batch(plan, runner, jobs=2, fail_fast=True)
+    errors = {r.item.name: (r.status, r.error) for r in summary.results}
+    assert errors["a"] == ("failed", f"{folder / 'a.wav'}: cannot read")
+    assert errors["b"] == ("cancelled", "stopped halfway: --fail-fast, another item failed")
+    assert {errors[n] for n in "cde"} == {("cancelled", "not run: --fail-fast stopped the batch")}
