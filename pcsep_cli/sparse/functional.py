@@ -78,17 +78,35 @@ def _chunks(work: Tensor, lay: PaddedLayout) -> Tensor:
     return work.view(lay.chunks, lay.chunk, work.shape[1])
 
 
+def _batched(lay: PaddedLayout, c_in: int, c_out: int) -> bool:
+    """One ``bmm`` over chunks, or one ``mm`` per group?
+
+    ``bmm`` needs the kernel copied per chunk and (backward) a weight gradient per chunk,
+    ``chunks × Cin × Cout`` each: cheap while chunks are taller than the layer is wide. Maps
+    with short chunks are small, and their per-group matmuls are too small to go parallel.
+    """
+    return lay.chunk >= 2 * max(c_in, c_out)
+
+
+def _groups(kmap: KernelMap, lay: PaddedLayout) -> list[tuple[int, int, int]]:
+    return [(k, a, a + i.numel()) for (k, i, _), a in zip(kmap.groups, lay.starts, strict=True)]
+
+
 def _apply(feats: Tensor, weight: Tensor, kmap: KernelMap) -> Tensor:
     """``[n_in, Cin]`` features through ``weight [K, Cin, Cout]`` along ``kmap``."""
     c_in, c_out = weight.shape[1], weight.shape[2]
     if kmap.groups:
-        # One gather, one batched matmul, one CSR sum: few, large parallel regions.
+        # One gather, one (batched) matmul, one CSR sum: few, large parallel regions.
         lay = kmap.layout()
         gathered = _workspace.get("gather", lay.rows, c_in, feats)
         torch.index_select(feats, 0, kmap.gather_index("in"), out=gathered)
         partial = _workspace.get("partial", lay.rows, c_out, feats)
-        w = weight.index_select(0, lay.kernel_index)
-        torch.bmm(_chunks(gathered, lay), w, out=_chunks(partial, lay))
+        if _batched(lay, c_in, c_out):
+            w = weight.index_select(0, lay.kernel_index)
+            torch.bmm(_chunks(gathered, lay), w, out=_chunks(partial, lay))
+        else:
+            for k, a, b in _groups(kmap, lay):
+                torch.mm(gathered[a:b], weight[k], out=partial[a:b])
         out = _scatter_sum(partial, kmap, "out")
         if kmap.identity is not None:
             out.addmm_(feats, weight[kmap.identity])
@@ -121,18 +139,27 @@ class _SparseConv(torch.autograd.Function):
                 torch.mm(feats.t(), grad_out, out=grad_w[kmap.identity])
         if kmap.groups:
             lay = kmap.layout()
+            batched = _batched(lay, c_in, c_out)
             go = _workspace.get("gather_grad", lay.rows, c_out, feats)
             torch.index_select(grad_out, 0, kmap.gather_index("out"), out=go)
             go.index_fill_(0, lay.pad_rows, 0)  # padding must not reach the weight gradient
             if need_w:
                 g = _workspace.get("gather", lay.rows, c_in, feats)
                 torch.index_select(feats, 0, kmap.gather_index("in"), out=g)
-                per_chunk = torch.bmm(_chunks(g, lay).transpose(1, 2), _chunks(go, lay))
-                grad_w.index_add_(0, lay.kernel_index, per_chunk)
+                if batched:
+                    per_chunk = torch.bmm(_chunks(g, lay).transpose(1, 2), _chunks(go, lay))
+                    grad_w.index_add_(0, lay.kernel_index, per_chunk)
+                else:
+                    for k, a, b in _groups(kmap, lay):
+                        torch.mm(g[a:b].t(), go[a:b], out=grad_w[k])
             if need_x:
                 partial = _workspace.get("partial", lay.rows, c_in, feats)
-                w_t = weight.index_select(0, lay.kernel_index).transpose(1, 2)
-                torch.bmm(_chunks(go, lay), w_t, out=_chunks(partial, lay))
+                if batched:
+                    w_t = weight.index_select(0, lay.kernel_index).transpose(1, 2)
+                    torch.bmm(_chunks(go, lay), w_t, out=_chunks(partial, lay))
+                else:
+                    for k, a, b in _groups(kmap, lay):
+                        torch.mm(go[a:b], weight[k].t(), out=partial[a:b])
                 grad_x = _scatter_sum(partial, kmap, "in")
         if need_x:
             if kmap.identity is not None:
