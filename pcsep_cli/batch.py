@@ -3,8 +3,9 @@
 :func:`plan_batch` pairs the files (:mod:`pcsep_cli.batch_plan`), keeps this machine's shard,
 removes temporary files left by killed runs and sets finished items aside (resume).
 :func:`run_batch` runs the rest through a callable ``run_item(item, out_dir, progress)``; in
-``pcsep batch`` that callable is a :class:`~pcsep_cli.separate.Separator` loaded once and shared
-by the ``jobs`` worker threads (torch releases the GIL in its kernels).
+``pcsep batch`` that callable is a :class:`~pcsep_cli.batch_separator.SeparatorRunner`: one
+:class:`~pcsep_cli.separate.Separator` loaded once and shared by the ``jobs`` worker threads
+(torch releases the GIL in its kernels).
 
 A failing item is recorded and the batch goes on; ``fail_fast`` stops it instead. Ctrl-C (or
 an observer that raises) stops the running items at their next progress report: their
@@ -31,7 +32,7 @@ from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from os import PathLike
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal
+from typing import Any, Literal
 
 from pcsep_cli.batch_plan import (
     BatchItem,
@@ -43,11 +44,7 @@ from pcsep_cli.batch_plan import (
 )
 from pcsep_cli.errors import DatasetError, PcsepError
 from pcsep_cli.io.atomic import remove_stray_temps
-from pcsep_cli.separate_output import DEFAULT_TEMPLATE, SeparateOptions, render_template
-
-if TYPE_CHECKING:  # pragma: no cover
-    from pcsep_cli.separate import Separator
-    from pcsep_cli.separate_types import SeparationProgress
+from pcsep_cli.separate_output import DEFAULT_TEMPLATE, render_template
 
 __all__ = [
     "BatchObserver",
@@ -56,7 +53,6 @@ __all__ = [
     "ItemResult",
     "ItemRunner",
     "ProgressFn",
-    "SeparatorRunner",
     "plan_batch",
     "run_batch",
     "track_template",
@@ -392,65 +388,3 @@ def _stop_reason(interrupted: list[BaseException], *, started: bool) -> str:
     if started:
         return "stopped halfway: --fail-fast, another item failed"
     return "not run: --fail-fast stopped the batch"
-
-
-class SeparatorRunner:
-    """``run_item`` for :func:`run_batch` that separates with one shared model.
-
-    Each item is checked first (:func:`~pcsep_cli.separate_output.prepare_job`: audio and cloud
-    readable, performers found, outputs absent unless ``overwrite``), then separated by the one
-    :class:`~pcsep_cli.separate.Separator`, loaded on first need: a batch whose items are all
-    finished or broken never loads a model. Its progress is one bar per item: both of the
-    separator's passes over the recording (separate, then write) count.
-
-    Args:
-        plan: the plan (output root and file name template).
-        options: output settings; ``filename`` is replaced by the plan's, ``{track}`` filled in.
-        load: makes the separator (called once, under a lock).
-    """
-
-    def __init__(
-        self, plan: BatchPlan, options: SeparateOptions, load: Callable[[], Separator]
-    ) -> None:
-        self.plan = plan
-        self.options = options
-        self._load = load
-        self._lock = threading.Lock()
-        self._separator: Separator | None = None
-        self._failed: PcsepError | None = None
-
-    @property
-    def separator(self) -> Separator:
-        """The shared separator (loaded on first use; a failed load is not retried per item)."""
-        with self._lock:
-            if self._failed is not None:
-                raise self._failed
-            if self._separator is None:
-                try:
-                    self._separator = self._load()
-                except PcsepError as err:
-                    self._failed = err
-                    raise
-            return self._separator
-
-    def __call__(self, item: BatchItem, out_dir: Path, progress: ProgressFn) -> list[str]:
-        """Separate ``item``; return the names of its stems.
-
-        Raises:
-            PcsepError: unreadable input, no performer, an output exists, a write failed.
-        """
-        from pcsep_cli.separate_output import prepare_job
-
-        options = dataclasses.replace(
-            self.options, filename=track_template(self.plan.filename, item.name)
-        )
-        # Absolute: the manifest's paths then mean the same from any working folder.
-        job = prepare_job(item.audio, [item.cloud], self.plan.out.absolute(), options)
-        frames = max(job.info.frames, 1)
-
-        def report(step: SeparationProgress) -> None:
-            done = step.done if step.stage == "separate" else frames + step.done
-            progress(min(done, 2 * frames), 2 * frames)
-
-        manifest = self.separator.run(job, progress=report)
-        return [stem["name"] for stem in manifest["stems"]]

@@ -465,10 +465,10 @@ def separate(
     ] = "rescale",
     segment: Annotated[
         float, typer.Option(min=0.5, max=600.0, help="Chunk length in seconds.")
-    ] = 10.0,
+    ] = 20.0,
     overlap: Annotated[
         float, typer.Option(min=0.0, max=0.5, help="Fraction of a chunk shared with the next.")
-    ] = 0.25,
+    ] = 0.1,
     no_residual: Annotated[
         bool,
         typer.Option("--no-residual", help="Do not write residual.wav.", rich_help_panel=SEP_PANEL),
@@ -618,10 +618,10 @@ def batch(
     ] = "rescale",
     segment: Annotated[
         float, typer.Option(min=0.5, max=600.0, help="Chunk length in seconds.")
-    ] = 10.0,
+    ] = 20.0,
     overlap: Annotated[
         float, typer.Option(min=0.0, max=0.5, help="Fraction of a chunk shared with the next.")
-    ] = 0.25,
+    ] = 0.1,
     no_residual: Annotated[
         bool,
         typer.Option("--no-residual", help="Do not write residual.wav.", rich_help_panel=SEP_PANEL),
@@ -633,7 +633,7 @@ def batch(
     units: Annotated[str | None, typer.Option(help=UNITS_HELP)] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the summary as JSON.")] = False,
 ) -> None:
-    from pcsep_cli.batch import SeparatorRunner, plan_batch, run_batch
+    from pcsep_cli.batch import plan_batch, run_batch
     from pcsep_cli.batch_display import (
         BatchDisplay,
         print_failures,
@@ -641,6 +641,7 @@ def batch(
         print_summary,
     )
     from pcsep_cli.batch_plan import parse_shard
+    from pcsep_cli.batch_separator import SeparatorRunner
     from pcsep_cli.separate_output import SeparateOptions
 
     if device not in ("auto", "cpu", "cuda", "mps"):

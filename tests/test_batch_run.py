@@ -203,7 +203,7 @@ def test_a_model_that_fails_to_load_fails_every_item_once(
     tmp_path: Path,
     scene_ply: Path,  # noqa: F811
 ) -> None:
-    from pcsep_cli.batch import SeparatorRunner
+    from pcsep_cli.batch_separator import SeparatorRunner
     from pcsep_cli.errors import ModelError
     from pcsep_cli.separate import Separator
     from pcsep_cli.separate_output import SeparateOptions
