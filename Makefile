@@ -51,6 +51,11 @@ test: setup-test
 lint: setup-test
 	$(BIN)/ruff check pcsep_cli tests
 	$(BIN)/ruff format --check pcsep_cli tests
+	$(BIN)/python -m pcsep_cli.completions --check
+
+# Regenerate completions/pcsep.{bash,zsh,fish} from the Typer app (a test checks they are current).
+completions: setup
+	$(BIN)/python -m pcsep_cli.completions
 
 bench: setup-test
 	@for f in tests/benchmarks/bench_*.py; do echo "== $$f"; $(BIN)/python $$f || exit 1; done
