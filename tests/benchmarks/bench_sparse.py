@@ -18,7 +18,8 @@ Second target: the :class:`~pcsep_cli.nets.visual.VisualEncoder` (default config
 Prints a table of medians and exits 1 if a target is missed. A BatchNorm1d timed at 1 and 2
 threads before and after tells whether other processes held the cores (a plain op slower on
 2 threads than on 1): the 2-thread figures then measure the scheduler, and the targets are
-judged on the 1-thread figures, which is stricter.
+judged on 1-thread CPU time (process time, barely changed by other processes), which is
+stricter than the 2-thread wall time they stand for.
 
 Usage: ``.venv/bin/python tests/benchmarks/bench_sparse.py [--runs K] [--rounds R]
 [--no-spconv]``
@@ -68,13 +69,14 @@ with torch.no_grad():  # spconv: [Cout, kx, ky, kz, Cin] for indices (b, x, y, z
         np.save(f"{work}/spconv_out_{threads}.npy", out.features.numpy())
         np.save(f"{work}/spconv_idx_{threads}.npy", out.indices.numpy())
         sys.exit(0)
-    built, cached = [], []
-    for _ in range(runs):
-        t = time.perf_counter(); fresh(); built.append(time.perf_counter() - t)
-    for _ in range(runs):
-        t = time.perf_counter(); conv(out.replace_feature(f))
-        cached.append(time.perf_counter() - t)
-print(json.dumps({"built": built, "cached": cached}))
+    res = {"built": [], "cached": [], "built_cpu": [], "cached_cpu": []}
+    for key, call in (("built", fresh), ("cached", lambda: conv(out.replace_feature(f)))):
+        for _ in range(runs):
+            wall, cpu = time.perf_counter(), time.process_time()
+            call()
+            res[key].append(time.perf_counter() - wall)
+            res[key + "_cpu"].append(time.process_time() - cpu)
+print(json.dumps(res))
 """
 
 
@@ -124,20 +126,23 @@ def median_ms(xs: list[float]) -> float:
 
 
 def time_pcsep(coords: torch.Tensor, feats: torch.Tensor, w: torch.Tensor, runs: int) -> dict:
-    built, cached = [], []
+    """Wall and CPU seconds of map + conv ("built") and of the conv alone ("cached")."""
+    res: dict[str, list[float]] = {"built": [], "cached": [], "built_cpu": [], "cached_cpu": []}
     with torch.inference_mode():
         conv3d(SparseTensor(coords, feats), w, 3)  # warm up (workspace, allocator)
-        for _ in range(runs):
-            t = time.perf_counter()
-            conv3d(SparseTensor(coords, feats), w, 3)
-            built.append(time.perf_counter() - t)
         x = SparseTensor(coords, feats)
         conv3d(x, w, 3)
-        for _ in range(runs):
-            t = time.perf_counter()
-            conv3d(x, w, 3)
-            cached.append(time.perf_counter() - t)
-    return {"built": built, "cached": cached}
+        calls = (
+            ("built", lambda: conv3d(SparseTensor(coords, feats), w, 3)),
+            ("cached", lambda: conv3d(x, w, 3)),
+        )
+        for key, call in calls:
+            for _ in range(runs):
+                t, c = time.perf_counter(), time.process_time()
+                call()
+                res[key].append(time.perf_counter() - t)
+                res[key + "_cpu"].append(time.process_time() - c)
+    return res
 
 
 def spconv_python() -> Path | None:
@@ -169,8 +174,8 @@ def run_spconv(py: Path, work: Path, threads: int, runs: int, mode: str) -> dict
     return json.loads(proc.stdout.strip().splitlines()[-1]) if mode == "time" else {}
 
 
-def encoder_step(runs: int, threads: int) -> tuple[float, int]:
-    """Median seconds of one training step on 8 × 20,000 points, and the voxel count."""
+def encoder_step(runs: int, threads: int) -> tuple[float, float, int]:
+    """Median wall and CPU seconds of one training step on 8 × 20,000 points, and voxels."""
     torch.set_num_threads(threads)
     cfg = VisualConfig()
     torch.manual_seed(0)
@@ -185,9 +190,9 @@ def encoder_step(runs: int, threads: int) -> tuple[float, int]:
         r = np.array([[np.cos(a), -np.sin(a), 0], [np.sin(a), np.cos(a), 0], [0, 0, 1]])
         clouds.append(p @ r.T * rng.uniform(0.9, 1.1))
     labels = torch.arange(8) % cfg.num_classes
-    times, voxels = [], 0
+    times, cpu, voxels = [], [], 0
     for i in range(runs + 1):
-        t = time.perf_counter()
+        t, c = time.perf_counter(), time.process_time()
         x = cloud_to_sparse(clouds, cfg.voxel_size)
         _, logits = net(x)
         loss = torch.nn.functional.cross_entropy(logits, labels)
@@ -196,8 +201,9 @@ def encoder_step(runs: int, threads: int) -> tuple[float, int]:
         opt.step()
         if i:  # the first step pays one-off allocations
             times.append(time.perf_counter() - t)
+            cpu.append(time.process_time() - c)
         voxels = x.num_points
-    return statistics.median(times), voxels
+    return statistics.median(times), statistics.median(cpu), voxels
 
 
 def machine_check() -> dict[int, float]:
@@ -270,8 +276,8 @@ def main() -> int:
                 out = np.load(work / f"spconv_out_{threads}.npy")
                 diffs[f"spconv {threads}t"] = float(np.abs(out - ref1.numpy()).max())
 
-    step_2t, voxels = encoder_step(5, 2)
-    step_1t, _ = encoder_step(3, 1)
+    step_2t, _, voxels = encoder_step(5, 2)
+    step_1t, step_1t_cpu, _ = encoder_step(3, 1)
     checks.append(machine_check())
     # If a plain op is slower on 2 threads than on 1, other processes hold the cores and the
     # 2-thread figures measure the scheduler; the targets are then judged at 1 thread.
@@ -282,37 +288,43 @@ def main() -> int:
     print(f"\n{os.cpu_count()} CPUs, load average {load}")
     print(f"machine check, BatchNorm1d on [69000, 16] before/after: {bn}")
     if contended:
-        print("-> cores shared with other processes: targets judged on the 1-thread figures")
+        print("-> cores shared with other processes: targets judged on 1-thread CPU time")
     print(f"submanifold 3x3x3 conv, 32 -> 32 channels, {n} voxels (1 cm), medians in ms")
-    print(f"{'engine':<12}{'map + conv':>12}{'cached map':>12}{'max |diff|':>14}")
+    print("(cpu: process CPU time, which load from other processes barely changes at 1 thread)")
+    head = f"{'engine':<12}{'map + conv':>12}{'cached map':>12}{'cpu m + c':>11}{'cpu cached':>11}"
+    print(head + f"{'max |diff|':>12}")
     for name, r in results.items():
         diff = diffs.get(name)
         diff_s = "reference" if name == "pcsep 1t" else f"{diff:.2e}"
+        cpu = name.endswith("1t")
         print(
-            f"{name:<12}{median_ms(r['built']):>12.1f}{median_ms(r['cached']):>12.1f}{diff_s:>14}"
+            f"{name:<12}{median_ms(r['built']):>12.1f}{median_ms(r['cached']):>12.1f}"
+            f"{median_ms(r['built_cpu']) if cpu else float('nan'):>11.1f}"
+            f"{median_ms(r['cached_cpu']) if cpu else float('nan'):>11.1f}{diff_s:>12}"
         )
     if "spconv 2t" in diffs:
-        print(f"{'spconv 2t':<12}{'':>12}{'':>12}{diffs['spconv 2t']:>14.2e}  (issue 679)")
+        print(f"{'spconv 2t':<12}{'':>46}{diffs['spconv 2t']:>12.2e}  (issue 679)")
     ok = True
     if "spconv 1t" in results:
-        ratios = {}
-        for mine in ("pcsep 2t", "pcsep 1t"):
-            ratios[mine] = [
-                median_ms(results[mine][key]) / median_ms(results["spconv 1t"][key])
-                for key in ("built", "cached")
-            ]
-            print(
-                f"{mine} / spconv 1t: {ratios[mine][0]:.2f} map + conv (target <= 1), "
-                f"{ratios[mine][1]:.2f} cached map"
-            )
-        judged = ratios["pcsep 1t" if contended else "pcsep 2t"][0]
+        sp = results["spconv 1t"]
+        ratios = {
+            "pcsep 2t": median_ms(results["pcsep 2t"]["built"]) / median_ms(sp["built"]),
+            "pcsep 1t": median_ms(results["pcsep 1t"]["built"]) / median_ms(sp["built"]),
+            "pcsep 1t cpu": median_ms(results["pcsep 1t"]["built_cpu"])
+            / median_ms(sp["built_cpu"]),
+        }
+        print(
+            "map + conv vs spconv 1t (target <= 1): "
+            + ", ".join(f"{k} {v:.2f}" for k, v in ratios.items())
+        )
+        judged = ratios["pcsep 1t cpu" if contended else "pcsep 2t"]
         ok &= judged <= 1.0 and diffs["spconv 1t"] <= TARGET_DIFF
     print(
         f"\nVisualEncoder train step, 8 clouds x 20,000 points ({voxels} voxels at "
         f"{VisualConfig().voxel_size} m): {step_2t:.3f} s at 2 threads, {step_1t:.3f} s at 1 "
-        f"(target < {TARGET_STEP_S} s)"
+        f"({step_1t_cpu:.3f} s CPU) (target < {TARGET_STEP_S} s)"
     )
-    ok &= (step_1t if contended else step_2t) < TARGET_STEP_S
+    ok &= (step_1t_cpu if contended else step_2t) < TARGET_STEP_S
     return 0 if ok else 1
 
 
