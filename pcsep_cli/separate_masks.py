@@ -57,6 +57,10 @@ class RateMap:
         lo[above], frac[above] = f_model, 0.0
         self._f_lo = torch.from_numpy(lo)
         self._f_frac = torch.from_numpy(frac.astype(np.float32))
+        # Rates in a whole ratio (44.1 kHz and 11.025 kHz) put input bins on model bins:
+        # one gather then, and frames line up one to one.
+        self._f_exact = bool(np.all(frac < 1e-6))
+        self._frames_per_frame = (self.stft_in.hop / sr_in) / (model_stft.hop / sr_model)
         self._top = slice(f_model // 2, f_model)
 
     def model_samples(self, samples_in: int) -> int:
@@ -82,13 +86,19 @@ class RateMap:
         top = masks[:, self._top].mean(dim=1, keepdim=True)
         padded = torch.cat([masks, top, top], dim=1)  # f_model, f_model + 1: the virtual bin
         lo = self._f_lo.to(masks.device)
-        frac = self._f_frac.to(masks.device)[None, :, None]
-        m = padded[:, lo] * (1 - frac) + padded[:, lo + 1] * frac
         t_in = self.stft_in.frames(samples_in)
+        if abs(self._frames_per_frame - 1) < 1e-9 and t_in <= t_model:
+            padded = padded[..., :t_in]
+            t_model = t_in
+        if self._f_exact:
+            m = padded[:, lo]
+        else:
+            frac = self._f_frac.to(masks.device)[None, :, None]
+            m = padded[:, lo] * (1 - frac) + padded[:, lo + 1] * frac
+        if t_in == t_model and abs(self._frames_per_frame - 1) < 1e-9:
+            return m
         # Frame t is centred at t * hop samples (torch.stft, center=True) on both grids.
-        tau = torch.arange(t_in, dtype=torch.float64, device=masks.device) * (
-            self.stft_in.hop / self.sr_in * self.sr_model / self.model_stft.hop
-        )
+        tau = torch.arange(t_in, dtype=torch.float64, device=masks.device) * self._frames_per_frame
         tau = tau.clamp(0, t_model - 1)
         t_lo = tau.floor().long().clamp(max=max(t_model - 2, 0))
         t_frac = (tau - t_lo).to(masks.dtype)
