@@ -218,7 +218,7 @@ class SeparatorOutput(NamedTuple):
         mask_logits: ``(P, 1, F, T)`` pre-sigmoid masks on the linear grid.
         class_logits: ``(P, num_classes)``; when conditioned on labels, a one-hot of the
             given labels scaled to large logits.
-        embedding: ``(P, D)`` condition vectors fed to the FiLM layers.
+        embedding: ``(P, D)`` performer embeddings (visual or label) before the FiLM trunk.
     """
 
     masks: Tensor
@@ -262,7 +262,10 @@ class SeparationNet(nn.Module):
         return self.label_embedding is not None
 
     def encode_condition(self, cond: Any) -> tuple[Tensor, Tensor]:
-        """Performer conditions → (condition ``(P, cond_dim)``, class logits ``(P, classes)``).
+        """Performer conditions → (embedding ``(P, D)``, class logits ``(P, classes)``).
+
+        The embedding is the visual encoder's or the label's, before the FiLM trunk; both
+        live in one space of size D.
 
         Args:
             cond: ``SparseTensor`` with one batch entry per performer, or labels ``(P,)`` long.
@@ -273,8 +276,7 @@ class SeparationNet(nn.Module):
         if not isinstance(cond, Tensor):
             if self.visual is None:
                 raise ValueError("this model is conditioned on labels: pass labels (P,) long")
-            emb, logits = self.visual(cond)
-            return self.cond_trunk(emb), logits
+            return self.visual(cond)
         if self.label_embedding is None:
             raise ValueError("this model is conditioned on clouds: pass a SparseTensor")
         if cond.dim() != 1 or cond.dtype != torch.long:
@@ -283,7 +285,7 @@ class SeparationNet(nn.Module):
             raise ValueError(f"labels must be in [0, {self.config.num_classes}), got {cond}")
         emb = self.label_embedding(cond)
         logits = F.one_hot(cond, self.config.num_classes).to(emb.dtype) * 20.0 - 10.0
-        return self.cond_trunk(emb), logits
+        return emb, logits
 
     def net_input(self, mag: Tensor) -> Tensor:
         """Linear magnitudes ``(B, 1, F_lin, T)`` → normalised log-magnitudes on the net grid.
@@ -328,7 +330,7 @@ class SeparationNet(nn.Module):
         if pad:
             x = F.pad(x, (0, pad), value=float(torch.log(torch.tensor(1e-3))))
         feats = self.audio_encoder(x)
-        net_logits = self.audio_decoder(feats, emb, mix_index)[..., :frames]
+        net_logits = self.audio_decoder(feats, self.cond_trunk(emb), mix_index)[..., :frames]
         mask_logits = self.warp.to_linear(net_logits)
         return SeparatorOutput(torch.sigmoid(mask_logits), mask_logits, logits, emb)
 

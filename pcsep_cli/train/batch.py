@@ -126,3 +126,25 @@ def clouds_to_tensor(clouds: list[np.ndarray], voxel_size: float) -> Any:
     from pcsep_cli.nets.visual import cloud_to_sparse
 
     return cloud_to_sparse([torch.from_numpy(c) for c in clouds], voxel_size)
+
+
+def make_cloud_batch(
+    pool: Pool, cfg: TrainConfig, rng: np.random.Generator, count: int
+) -> tuple[Any, Tensor]:
+    """``count`` augmented clouds of classes drawn uniformly (``none`` included if present).
+
+    Returns:
+        ``(SparseTensor of the clouds, labels (count,) long)``.
+    """
+    labels = sorted(pool.by_label) + ([len(cfg.model.classes) - 1] if pool.distractors else [])
+    clouds, out = [], []
+    for lab in rng.choice(labels, size=count):
+        if lab == len(cfg.model.classes) - 1:
+            item = pool.distractors[rng.integers(len(pool.distractors))]
+        else:
+            candidates = pool.by_label[int(lab)]
+            item = pool.solos[candidates[rng.integers(len(candidates))]]
+        clouds.append(augment(item.points, rng, cfg.augment))
+        out.append(item.label)
+    cond = clouds_to_tensor(clouds, cfg.model.visual.voxel_size)
+    return cond, torch.tensor(out, dtype=torch.long)

@@ -81,8 +81,14 @@ class TrainConfig:
         loss: ``"l1_ratio"`` (L1 between masked and true magnitudes) or ``"bce_binary"``
             (the paper: binary dominance masks, BCE weighted by the mixture's log-magnitude).
         cls_weight: weight of the instrument-classification loss.
-        label_fraction: with ``model.conditioning="both"``, the share of steps conditioned on
-            labels instead of clouds.
+        label_fraction: with ``model.conditioning="both"``, the share of separation steps
+            conditioned on labels instead of clouds.
+        visual_batch: with ``"both"``, clouds the visual encoder also sees at each labels step
+            (for the classification and alignment losses; the U-Net is not run on them).
+        align_weight: with ``"both"``, weight of the mean squared distance between a cloud's
+            embedding and its class's (detached) label embedding: it teaches the visual encoder
+            to speak the language the U-Net learned from labels, at a fraction of the cost of
+            cloud-conditioned separation steps.
         val_every: steps between validation passes (and best-model updates).
         val_batches: batches in the (fixed) validation set.
         checkpoint_every: steps between checkpoints.
@@ -110,6 +116,8 @@ class TrainConfig:
     loss: str = "l1_ratio"
     cls_weight: float = 0.2
     label_fraction: float = 0.5
+    visual_batch: int = 0
+    align_weight: float = 0.0
     val_every: int = 200
     val_batches: int = 8
     checkpoint_every: int = 200
@@ -132,6 +140,8 @@ class TrainConfig:
             raise ValueError(f"segment_seconds must be > 0, got {self.segment_seconds}")
         if self.loss not in LOSSES:
             raise ValueError(f"loss must be one of {LOSSES}, got {self.loss!r}")
+        if self.visual_batch < 0 or self.align_weight < 0:
+            raise ValueError("visual_batch and align_weight must be >= 0")
         if not 0 <= self.label_fraction <= 1:
             raise ValueError(f"label_fraction must be in [0, 1], got {self.label_fraction}")
         if not 0 <= self.distractor_prob <= 1:

@@ -300,3 +300,46 @@ def evaluate(
         },
     }
     return result
+
+
+def markdown_tables(report: dict[str, Any]) -> str:
+    """The model card's evaluation tables (Markdown) from an :func:`evaluate` report."""
+    base = report["baselines"]
+    rows = [("pcsep (point clouds)", report if report["conditioning"] == "cloud" else None)]
+    rows += [
+        ("labels reference", base["labels"]),
+        ("oracle IRM", base["oracle_irm"]),
+        ("mixture", base["mixture"]),
+    ]
+    groups = sorted(report["by_performers"])
+    head = "| method | SDR | SIR | SAR | SI-SDR | SDRi | " + " | ".join(
+        f"SDRi ({g} perf.)" for g in groups
+    )
+    lines = [head + " |", "|---" * (6 + len(groups)) + "|"]
+    for name, block in rows:
+        if block is None:
+            continue
+        o = block["overall"]
+        cells = [f"{o[m]:.2f}" for m in ("sdr", "sir", "sar", "si_sdr", "sdri")]
+        cells += [
+            f"{block['by_performers'].get(g, {}).get('sdri', float('nan')):.2f}" for g in groups
+        ]
+        lines.append(f"| {name} | " + " | ".join(cells) + " |")
+    lines += ["", "| instrument | sources | SDR | SDRi | SDRi (labels) | SDRi (oracle IRM) |"]
+    lines.append("|---|---|---|---|---|---|")
+    for inst, vals in report["per_instrument"].items():
+        lab = (base["labels"] or {}).get("per_instrument", {}).get(inst, {})
+        irm = base["oracle_irm"]["per_instrument"].get(inst, {})
+        lines.append(
+            f"| {inst} | {vals['count']} | {vals['sdr']:.2f} | {vals['sdri']:.2f} | "
+            f"{lab.get('sdri', float('nan')):.2f} | {irm.get('sdri', float('nan')):.2f} |"
+        )
+    cls = report["classification"]
+    if cls["accuracy"] is not None:
+        lines += [
+            "",
+            f"Instrument classification: {100 * cls['accuracy']:.1f}% of {cls['performers']} "
+            f"performers; `none` recognised for {100 * (cls['none_accuracy'] or 0):.1f}% of "
+            f"{cls['distractors']} distractors.",
+        ]
+    return "\n".join(lines) + "\n"

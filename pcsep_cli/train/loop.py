@@ -21,7 +21,7 @@ import torch
 import torch.nn.functional as F
 
 from pcsep_cli.nets.model import SeparationNet
-from pcsep_cli.train.batch import Batch, make_batch, step_rng
+from pcsep_cli.train.batch import Batch, make_batch, make_cloud_batch, step_rng
 from pcsep_cli.train.checkpoint import list_checkpoints, load_checkpoint, save_checkpoint
 from pcsep_cli.train.config import TrainConfig, load_train_config
 from pcsep_cli.train.pool import Pool, load_pool
@@ -84,15 +84,36 @@ def lr_at(step: int, cfg: TrainConfig) -> float:
     return cfg.lr_min + 0.5 * (cfg.lr - cfg.lr_min) * (1 + math.cos(math.pi * min(t, 1.0)))
 
 
-def _loss_terms(model: SeparationNet, batch: Batch, cfg: TrainConfig) -> tuple:
+def _loss_terms(
+    model: SeparationNet, batch: Batch, cfg: TrainConfig, extra: tuple | None = None
+) -> dict[str, torch.Tensor]:
+    """Separation, classification and alignment losses (and accuracy) of one step.
+
+    Args:
+        model: the network.
+        batch: the separation batch.
+        cfg: training config.
+        extra: ``(SparseTensor, labels)`` clouds for the visual encoder alone (labels steps).
+    """
     out = model(batch.mix_mag, batch.cond, batch.mix_index)
-    sep = separation_loss(out.masks, out.mask_logits, batch, cfg.loss)
+    terms = {"sep": separation_loss(out.masks, out.mask_logits, batch, cfg.loss)}
+    zero = torch.zeros(())
     if isinstance(batch.cond, torch.Tensor):
-        cls = torch.zeros(())  # labels given: nothing to classify
+        emb, logits, labels = None, None, None
+        if extra is not None:
+            emb, logits = model.encode_condition(extra[0])
+            labels = extra[1]
     else:
-        cls = F.cross_entropy(out.class_logits, batch.labels)
-    acc = (out.class_logits.argmax(1) == batch.labels).float().mean()
-    return sep, cls, acc
+        emb, logits, labels = out.embedding, out.class_logits, batch.labels
+    if logits is None:
+        terms.update(cls=zero, align=zero, acc=zero)
+        return terms
+    terms["cls"] = F.cross_entropy(logits, labels)
+    terms["acc"] = (logits.argmax(1) == labels).float().mean()
+    terms["align"] = zero
+    if model.accepts_labels and cfg.align_weight:
+        terms["align"] = F.mse_loss(emb, model.label_embedding(labels).detach())
+    return terms
 
 
 @torch.no_grad()
@@ -101,12 +122,12 @@ def validate(
 ) -> dict[str, float]:
     """Mean separation loss, classification loss and accuracy over fixed batches."""
     model.eval()
-    sums = torch.zeros(3)
+    sums: dict[str, float] = {}
     for batch in batches:
-        sums += torch.stack([t.detach().float() for t in _loss_terms(model, batch, cfg)])
+        for key, value in _loss_terms(model, batch, cfg).items():
+            sums[key] = sums.get(key, 0.0) + float(value) / len(batches)
     model.train()
-    sep, cls, acc = (sums / len(batches)).tolist()
-    return {f"val_sep{suffix}": sep, f"val_cls{suffix}": cls, f"val_acc{suffix}": acc}
+    return {f"val_{k}{suffix}": v for k, v in sums.items()}
 
 
 def uses_clouds(cfg: TrainConfig, step: int) -> bool:
@@ -218,11 +239,14 @@ def train(
         while step < cfg.steps:
             for group in optimizer.param_groups:
                 group["lr"] = lr_at(step, cfg)
-            batch = make_batch(
-                train_pool, cfg, step_rng(cfg.seed, step), clouds=uses_clouds(cfg, step)
-            )
-            sep, cls, acc = _loss_terms(model, batch, cfg)
-            loss = sep + cfg.cls_weight * cls
+            clouds = uses_clouds(cfg, step)
+            batch = make_batch(train_pool, cfg, step_rng(cfg.seed, step), clouds=clouds)
+            extra = None
+            if not clouds and model.accepts_clouds and cfg.visual_batch:
+                rng = step_rng(cfg.seed, step, stream=3)
+                extra = make_cloud_batch(train_pool, cfg, rng, cfg.visual_batch)
+            terms = _loss_terms(model, batch, cfg, extra)
+            loss = terms["sep"] + cfg.cls_weight * terms["cls"] + cfg.align_weight * terms["align"]
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             if cfg.grad_clip:
@@ -230,9 +254,9 @@ def train(
             optimizer.step()
             step += 1
             speed = (step - start_step) / (time.perf_counter() - start)
-            record = {"step": step, "loss": loss.item(), "sep": sep.item(), "cls": cls.item()}
-            record.update(acc=acc.item(), lr=lr_at(step - 1, cfg), steps_per_s=speed)
-            record["clouds"] = not isinstance(batch.cond, torch.Tensor)
+            record = {"step": step, "loss": loss.item(), "clouds": clouds}
+            record.update({k: float(v.detach()) for k, v in terms.items()})
+            record.update(lr=lr_at(step - 1, cfg), steps_per_s=speed)
             message = None
             if step % cfg.val_every == 0 or step == cfg.steps:
                 for suffix, batches in val_sets.items():
