@@ -490,7 +490,7 @@ def separate(
         if not labels:
             raise typer.BadParameter("--instruments needs at least one name")
     _go_offline(offline)
-    from pcsep_cli.separate_output import SeparateOptions, prepare_job
+    from pcsep_cli.separate_job import SeparateOptions, prepare_job
 
     try:
         options = SeparateOptions(

@@ -21,7 +21,7 @@ Python API (``pcsep batch`` and scripts use it; the CLI never touches tensors)::
   ``Σ stems + residual = mixture`` holds to float rounding. Blocks are cross-faded with
   ``sin²``/``cos²`` ramps that sum to one over the overlap, and only one block is held at a
   time: memory does not grow with duration.
-- :func:`~pcsep_cli.separate_output.prepare_job` validates inputs and outputs before any model
+- :func:`~pcsep_cli.separate_job.prepare_job` validates inputs and outputs before any model
   is loaded; :meth:`Separator.run` writes stems, residual and ``manifest.json``
   (:mod:`pcsep_cli.separate_output`).
 
@@ -42,14 +42,14 @@ from torch import Tensor
 from pcsep_cli.errors import ModelError, SceneError
 from pcsep_cli.io.audio import resample
 from pcsep_cli.nets.stft import istft, stft
-from pcsep_cli.separate_masks import RateMap, normalise
-from pcsep_cli.separate_output import (
+from pcsep_cli.separate_job import (
     SeparateOptions,
     SeparationJob,
     find_scene_performers,
     prepare_job,
-    run_job,
 )
+from pcsep_cli.separate_masks import RateMap, normalise
+from pcsep_cli.separate_output import run_job
 from pcsep_cli.separate_stream import array_blocks, overlap_add
 from pcsep_cli.separate_types import (
     Conditions,

@@ -17,8 +17,8 @@ from pcsep_cli.io.pointcloud import PointCloud
 from pcsep_cli.nets.model import SeparationNet
 from pcsep_cli.nets.stft import StftConfig
 from pcsep_cli.separate import SeparateOptions, Separator, prepare_job
+from pcsep_cli.separate_job import check_template, render_template
 from pcsep_cli.separate_masks import RateMap, normalise
-from pcsep_cli.separate_output import check_template, render_template
 from pcsep_cli.separate_stream import array_blocks, overlap_add
 from pcsep_cli.separate_types import stem_names
 from pcsep_cli.train.config import load_train_config
