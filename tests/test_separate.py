@@ -269,3 +269,30 @@ def test_existing_outputs_are_kept(tmp_path: Path) -> None:
     again = dataclasses.replace(opts, overwrite=True)
     sep.run(prepare_job(tmp_path / "mix.flac", [], tmp_path / "o", again))
     assert flute.read_bytes() == before  # same input, same model: same bytes
+
+
+@pytest.mark.parametrize("mode", ["rescale", "none"])
+def test_clip_modes(tmp_path: Path, mode: str) -> None:
+    """A mask of one on a near-full-scale mixture: rescale scales the stem below 1/1.01 and
+    the residual takes the rest; none leaves it as it is. Both still sum to the mixture."""
+    net = tiny_net()
+    with torch.no_grad():
+        net.audio_decoder.head[-1].bias.fill_(40.0)  # every mask is 1
+    t = np.arange(8000) / 8000
+    audio = 0.9999 * np.sin(2 * np.pi * 220 * t)[None].repeat(2, 0)
+    sf.write(tmp_path / "loud.wav", audio.T.astype(np.float32), 8000, subtype="FLOAT")
+    opts = SeparateOptions(instruments=("violin",), clip_mode=mode)
+    manifest = Separator(net, segment=0.5).run(
+        prepare_job(tmp_path / "loud.wav", [], tmp_path / "o", opts)
+    )
+    stem = sf.read(manifest["stems"][0]["path"], dtype="float64")[0]
+    residual = sf.read(manifest["residual"]["path"], dtype="float64")[0]
+    mix = sf.read(tmp_path / "loud.wav", dtype="float64")[0]
+    assert np.abs(stem + residual - mix).max() <= 1e-6
+    gain = manifest["stems"][0]["gain"]
+    if mode == "rescale":
+        assert gain == pytest.approx(1 / (1.01 * manifest["stems"][0]["peak"]), rel=1e-5)
+        assert np.abs(stem).max() <= 1 / 1.01 + 1e-6
+        assert np.abs(residual).max() == pytest.approx(np.abs(mix).max() * (1 - gain), rel=0.05)
+    else:
+        assert gain == 1.0 and np.abs(residual).max() < 1e-3
