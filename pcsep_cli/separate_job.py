@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import TYPE_CHECKING
 
-from pcsep_cli.errors import AudioError, PcsepError
+from pcsep_cli.errors import AudioError, PcsepError, SceneError
 from pcsep_cli.io.audio import AudioInfo, audio_info, subtype_for
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -168,7 +168,7 @@ def prepare_job(
         AudioError: unreadable audio, or a format/bit depth/channel count that cannot be
             written.
         PointCloudError: unreadable cloud.
-        SceneError: no performer in the scene.
+        SceneError: no performer in the scene, or not one instrument per performer.
         PcsepError: output folder unusable, or no cloud outside label mode.
     """
     from pcsep_cli.io.pointcloud import read_cloud
@@ -194,6 +194,13 @@ def prepare_job(
     if paths:
         read: list[PointCloud] = [read_cloud(p, units=options.units) for p in paths]
         performers = find_scene_performers(read)
+        labels = options.instruments
+        if labels is not None and len(performers) != len(labels):
+            raise SceneError(
+                f"{len(performers)} performers found in the cloud, {len(labels)} instruments given",
+                paths[0],
+                "give one instrument per performer, left to right, or leave out the cloud",
+            )
     mode = "labels" if options.instruments is not None else "scene" if len(paths) == 1 else "clouds"
     return SeparationJob(Path(audio), info, paths, performers, out, options, subtype, mode)
 

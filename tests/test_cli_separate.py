@@ -103,7 +103,7 @@ def test_instruments_mode(files: dict[str, Path], tmp_path: Path) -> None:
     stems = json.loads(alone.stdout)["stems"]
     assert [(s["name"], s["position"]) for s in stems] == [("flute", None), ("cello", None)]
     wrong = run("separate", files["mix"], files["scene"], "-o", tmp_path / "c", "--model",
-                files["model"], "--instruments", "violin")  # fmt: skip
+                tmp_path / "no-such-model", "--instruments", "violin")  # fmt: skip
     assert wrong.exit_code == 1
     assert "4 performers found in the cloud, 1 instruments given" in one_line_error(wrong)
 
