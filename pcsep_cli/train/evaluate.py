@@ -111,9 +111,9 @@ def _performer_clouds(folder: Path, objects: list[dict], radius: float) -> list[
             pts = scene[labels == obj["object"]]
         else:
             pts = crop_performer(scene, obj["position"], radius, floor)
-        if len(pts) == 0:
-            raise DatasetError(f"no points for the object at {obj['position']}", folder)
-        clouds.append(canonical(pts))
+        # An object the sensor never saw (fully occluded) stays empty: the encoder then sees
+        # no voxel, as it would at inference.
+        clouds.append(canonical(pts) if len(pts) else np.zeros((0, 3), np.float32))
     return clouds
 
 
@@ -239,7 +239,8 @@ def evaluate(
         length = mix.shape[1]
         spec = stft(torch.from_numpy(mix), cfg.stft)
         refs = np.stack([stems[i] for i in keep]) if keep else None
-        distractors = meta.get("distractors", [])
+        # A distractor the sensor never saw is not in the cloud: nothing to classify.
+        distractors = [d for d in meta.get("distractors", []) if d.get("points", 1) > 0]
         objects = [meta["performers"][i] for i in keep] + distractors
         clouds = _performer_clouds(folder, objects, crop_radius)
         if model.accepts_clouds and clouds:

@@ -126,7 +126,11 @@ def make_dataset(root: Path, layouts: list[list[str]], seconds: float = 1.5, see
         meta = {
             "sample_rate": RATE,
             "performers": performers,
-            "distractors": [{"kind": "chair", "position": chair, "object": len(kinds)}],
+            "distractors": [
+                {"kind": "chair", "position": chair, "object": len(kinds), "points": 500},
+                # Fully occluded: in the meta data, not in the cloud.
+                {"kind": "music_stand", "position": [9.0, 9.0, 0.0], "object": 99, "points": 0},
+            ],
         }
         (folder / "meta.json").write_text(json.dumps(meta))
     return root
