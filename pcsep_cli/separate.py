@@ -13,7 +13,8 @@ Python API (``pcsep batch`` and scripts use it; the CLI never touches tensors)::
 
 - :meth:`Separator.condition` classifies each performer once (instrument + confidence; ``none``
   is detected and not separated) and runs the visual encoder and FiLM trunk once per performer.
-- :meth:`Separator.stream` takes overlapping blocks (``iter_blocks(path, *block_sizes(sr))``):
+- :meth:`Separator.stream` takes overlapping blocks (``block, overlap = block_sizes(sr)``,
+  ``iter_blocks(path, block, overlap=overlap)``; 20 s chunks sharing 10% by default):
   per block the mono mixture is resampled to the model's rate, the audio encoder runs once and
   all performers' decoders run as one batch; masks are carried to the input's own rate and
   channels (:mod:`pcsep_cli.separate_masks`), normalised so ``Σ masks ≤ 1``, applied to every
@@ -25,7 +26,15 @@ Python API (``pcsep batch`` and scripts use it; the CLI never touches tensors)::
   is loaded; :meth:`Separator.run` writes stems, residual and ``manifest.json``
   (:mod:`pcsep_cli.separate_output`).
 
-Progress: callables receive :class:`SeparationProgress` (stage, done, total).
+Label mode (``instruments=``, ``--instruments``; the paper's reference, needs a model built
+with ``conditioning`` ``labels`` or ``both``): the net is conditioned on the labels alone. With a
+cloud, the performers found in it (left to right) must match the labels one to one and only
+give the stems their positions; without one, positions are None.
+
+Progress: callables receive :class:`SeparationProgress` (stage ``separate`` then ``write``,
+done, total frames). Threads: torch's own default (one per core); a caller may set
+``torch.set_num_threads`` before. A :class:`Separator` holds no state between calls, so
+threads may share one.
 """
 
 from __future__ import annotations
