@@ -98,12 +98,46 @@ def _root(
 
 
 UNITS_HELP = "Units of the cloud's coordinates when they are not metres: mm, cm, m or ft."
+MODEL_REF_HELP = "Bundled name (pcsep-base), model directory, or Hub id owner/name[@revision]."
+OFFLINE_HELP = "Never contact the Hub; use cached models only (like HF_HUB_OFFLINE=1)."
+SEP_PANEL = "Output"
+
+# Options that `separate` and `batch` share: declared once so their names, bounds and help
+# cannot drift apart.
+ModelOpt = Annotated[str | None, typer.Option(help=MODEL_REF_HELP + " Default: yours.")]
+DeviceOpt = Annotated[str, typer.Option(help="auto, cpu, cuda or mps.")]
+OfflineOpt = Annotated[bool, typer.Option("--offline", help=OFFLINE_HELP)]
+UnitsOpt = Annotated[str | None, typer.Option(help=UNITS_HELP)]
+FormatOpt = Annotated[str, typer.Option("--format", help="wav or flac.", rich_help_panel=SEP_PANEL)]
+BitsOpt = Annotated[
+    str | None,
+    typer.Option(help="16, 24 or 32f. Default: the input's.", rich_help_panel=SEP_PANEL),
+]
+ClipModeOpt = Annotated[
+    str,
+    typer.Option(
+        help="rescale (a stem peaking past full scale is scaled down), clamp or none.",
+        rich_help_panel=SEP_PANEL,
+    ),
+]
+SegmentOpt = Annotated[float, typer.Option(min=0.5, max=600.0, help="Chunk length in seconds.")]
+OverlapOpt = Annotated[
+    float, typer.Option(min=0.0, max=0.5, help="Fraction of a chunk shared with the next.")
+]
+NoResidualOpt = Annotated[
+    bool,
+    typer.Option("--no-residual", help="Do not write residual.wav.", rich_help_panel=SEP_PANEL),
+]
+OverwriteOpt = Annotated[
+    bool,
+    typer.Option("--overwrite", help="Replace existing outputs.", rich_help_panel=SEP_PANEL),
+]
 
 
 @app.command()
 def inspect(
     cloud: Annotated[Path, typer.Argument(help="Point cloud: PLY, LAS, LAZ or PCD.")],
-    units: Annotated[str | None, typer.Option(help=UNITS_HELP)] = None,
+    units: UnitsOpt = None,
     model: Annotated[
         str | None,
         typer.Option(help="Find the performers and classify them with this model."),
@@ -187,8 +221,6 @@ models_app = typer.Typer(
     rich_markup_mode="rich",
 )
 app.add_typer(models_app, name="models")
-MODEL_REF_HELP = "Bundled name (pcsep-base), model directory, or Hub id owner/name[@revision]."
-OFFLINE_HELP = "Never contact the Hub; use cached models only (like HF_HUB_OFFLINE=1)."
 
 
 def _go_offline(offline: bool) -> None:
@@ -261,7 +293,7 @@ def models_download(
 @models_app.command("info")
 def models_info(
     ref: Annotated[str | None, typer.Argument(help=MODEL_REF_HELP + " Default: yours.")] = None,
-    offline: Annotated[bool, typer.Option("--offline", help=OFFLINE_HELP)] = False,
+    offline: OfflineOpt = False,
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
 ) -> None:
     """Show a model's origin, classes, sample rate, size and its card's evaluation table."""
@@ -297,7 +329,7 @@ def models_info(
 @models_app.command("use")
 def models_use(
     ref: Annotated[str, typer.Argument(help=MODEL_REF_HELP)],
-    offline: Annotated[bool, typer.Option("--offline", help=OFFLINE_HELP)] = False,
+    offline: OfflineOpt = False,
 ) -> None:
     """Make REF the default model (downloaded and checked first). PCSEP_MODEL overrides it."""
     import os
@@ -419,9 +451,6 @@ def synth(
     )
 
 
-SEP_PANEL = "Output"
-
-
 @app.command()
 def separate(
     audio: Annotated[Path, typer.Argument(help="The recording: WAV, FLAC, OGG, AIFF ...")],
@@ -433,8 +462,8 @@ def separate(
         ),
     ] = None,
     out: Annotated[Path, typer.Option("--out", "-o", help="Output folder.")] = Path("separated"),
-    model: Annotated[str | None, typer.Option(help=MODEL_REF_HELP + " Default: yours.")] = None,
-    device: Annotated[str, typer.Option(help="auto, cpu, cuda or mps.")] = "auto",
+    model: ModelOpt = None,
+    device: DeviceOpt = "auto",
     instruments: Annotated[
         str | None,
         typer.Option(
@@ -442,13 +471,8 @@ def separate(
             "skips classification. Without CLOUD the net is conditioned on the labels alone."
         ),
     ] = None,
-    fmt: Annotated[
-        str, typer.Option("--format", help="wav or flac.", rich_help_panel=SEP_PANEL)
-    ] = "wav",
-    bits: Annotated[
-        str | None,
-        typer.Option(help="16, 24 or 32f. Default: the input's.", rich_help_panel=SEP_PANEL),
-    ] = None,
+    fmt: FormatOpt = "wav",
+    bits: BitsOpt = None,
     filename: Annotated[
         str,
         typer.Option(
@@ -456,29 +480,13 @@ def separate(
             rich_help_panel=SEP_PANEL,
         ),
     ] = "{track}/{stem}.{ext}",
-    clip_mode: Annotated[
-        str,
-        typer.Option(
-            help="rescale (a stem peaking past full scale is scaled down), clamp or none.",
-            rich_help_panel=SEP_PANEL,
-        ),
-    ] = "rescale",
-    segment: Annotated[
-        float, typer.Option(min=0.5, max=600.0, help="Chunk length in seconds.")
-    ] = 20.0,
-    overlap: Annotated[
-        float, typer.Option(min=0.0, max=0.5, help="Fraction of a chunk shared with the next.")
-    ] = 0.1,
-    no_residual: Annotated[
-        bool,
-        typer.Option("--no-residual", help="Do not write residual.wav.", rich_help_panel=SEP_PANEL),
-    ] = False,
-    overwrite: Annotated[
-        bool,
-        typer.Option("--overwrite", help="Replace existing outputs.", rich_help_panel=SEP_PANEL),
-    ] = False,
-    units: Annotated[str | None, typer.Option(help=UNITS_HELP)] = None,
-    offline: Annotated[bool, typer.Option("--offline", help=OFFLINE_HELP)] = False,
+    clip_mode: ClipModeOpt = "rescale",
+    segment: SegmentOpt = 20.0,
+    overlap: OverlapOpt = 0.1,
+    no_residual: NoResidualOpt = False,
+    overwrite: OverwriteOpt = False,
+    units: UnitsOpt = None,
+    offline: OfflineOpt = False,
     as_json: Annotated[bool, typer.Option("--json", help="Print the manifest.")] = False,
 ) -> None:
     """Write one audio file per instrument seen in the scene, a residual and manifest.json."""
@@ -595,16 +603,11 @@ def batch(
             "for any --jobs at a given --threads; with -j N try cores/N.",
         ),
     ] = None,
-    model: Annotated[str | None, typer.Option(help=MODEL_REF_HELP + " Default: yours.")] = None,
-    device: Annotated[str, typer.Option(help="auto, cpu, cuda or mps.")] = "auto",
-    offline: Annotated[bool, typer.Option("--offline", help=OFFLINE_HELP)] = False,
-    fmt: Annotated[
-        str, typer.Option("--format", help="wav or flac.", rich_help_panel=SEP_PANEL)
-    ] = "wav",
-    bits: Annotated[
-        str | None,
-        typer.Option(help="16, 24 or 32f. Default: the input's.", rich_help_panel=SEP_PANEL),
-    ] = None,
+    model: ModelOpt = None,
+    device: DeviceOpt = "auto",
+    offline: OfflineOpt = False,
+    fmt: FormatOpt = "wav",
+    bits: BitsOpt = None,
     filename: Annotated[
         str,
         typer.Option(
@@ -613,24 +616,12 @@ def batch(
             rich_help_panel=SEP_PANEL,
         ),
     ] = "{track}/{stem}.{ext}",
-    clip_mode: Annotated[
-        str, typer.Option(help="rescale, clamp or none.", rich_help_panel=SEP_PANEL)
-    ] = "rescale",
-    segment: Annotated[
-        float, typer.Option(min=0.5, max=600.0, help="Chunk length in seconds.")
-    ] = 20.0,
-    overlap: Annotated[
-        float, typer.Option(min=0.0, max=0.5, help="Fraction of a chunk shared with the next.")
-    ] = 0.1,
-    no_residual: Annotated[
-        bool,
-        typer.Option("--no-residual", help="Do not write residual.wav.", rich_help_panel=SEP_PANEL),
-    ] = False,
-    overwrite: Annotated[
-        bool,
-        typer.Option("--overwrite", help="Replace existing outputs.", rich_help_panel=SEP_PANEL),
-    ] = False,
-    units: Annotated[str | None, typer.Option(help=UNITS_HELP)] = None,
+    clip_mode: ClipModeOpt = "rescale",
+    segment: SegmentOpt = 20.0,
+    overlap: OverlapOpt = 0.1,
+    no_residual: NoResidualOpt = False,
+    overwrite: OverwriteOpt = False,
+    units: UnitsOpt = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the summary as JSON.")] = False,
 ) -> None:
     from pcsep_cli.batch import plan_batch, run_batch
