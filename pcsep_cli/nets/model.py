@@ -22,6 +22,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from pcsep_cli.classes import INSTRUMENTS, NONE
 from pcsep_cli.errors import ModelError, PcsepError
 from pcsep_cli.nets.audio import AudioDecoder, AudioEncoder, AudioNetConfig
 from pcsep_cli.nets.film import CondTrunk, FiLMConfig
@@ -31,19 +32,7 @@ from pcsep_cli.nets.visual import VisualConfig, VisualEncoder
 CONFIG_NAME = "config.json"
 WEIGHTS_NAME = "model.safetensors"
 CONFIG_VERSION = 1
-DEFAULT_CLASSES = (
-    "violin",
-    "cello",
-    "double_bass",
-    "guitar",
-    "saxophone",
-    "flute",
-    "clarinet",
-    "trumpet",
-    "trombone",
-    "piano",
-    "none",
-)
+DEFAULT_CLASSES = (*INSTRUMENTS, NONE)
 CONDITIONINGS = ("cloud", "labels", "both")
 
 

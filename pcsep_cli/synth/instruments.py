@@ -19,6 +19,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from pcsep_cli.classes import INSTRUMENTS
 from pcsep_cli.synth.meshes import (
     BLACK,
     BRASS,
@@ -36,18 +37,7 @@ from pcsep_cli.synth.meshes import (
     uniform,
 )
 
-CLASSES: tuple[str, ...] = (
-    "violin",
-    "cello",
-    "double_bass",
-    "guitar",
-    "saxophone",
-    "flute",
-    "clarinet",
-    "trumpet",
-    "trombone",
-    "piano",
-)
+CLASSES: tuple[str, ...] = INSTRUMENTS
 
 # --------------------------------------------------------------------------- bowed strings
 
