@@ -7,6 +7,7 @@ Scale and offset are applied in float64 (georeferenced coordinates keep their mi
 
 from __future__ import annotations
 
+import struct
 from pathlib import Path
 
 import numpy as np
@@ -34,6 +35,7 @@ def read_las(path: Path, size: int) -> RawCloud:
     """
     import laspy
 
+    _check_record_counts(path, size)
     try:
         reader = laspy.open(path)
     except laspy.LaspyException as err:
@@ -50,6 +52,7 @@ def read_las(path: Path, size: int) -> RawCloud:
         if compressed:
             # Compressed size is unknown up front; chunked reading bounds memory instead.
             check_promise(path, "points", count, 0, 0)
+            _check_chunk_table(path, start, size)
         else:
             check_promise(
                 path,
@@ -94,6 +97,61 @@ def read_las(path: Path, size: int) -> RawCloud:
     intensity = _concat(intensity_parts, (0,), np.float32)
     rgb = colours_to_uint8(_concat(rgb_parts, (0, 3), np.uint16)) if has_rgb else None
     return RawCloud(xyz, rgb, intensity, label)
+
+
+def _check_record_counts(path: Path, size: int) -> None:
+    """Refuse a header promising more variable-length records than the file has bytes for.
+
+    laspy reads that many records without checking for the end of the file, so a corrupt
+    count (up to 2**32) loops for hours while memory grows. Offsets from the LAS 1.0-1.4
+    header: uint32 VLR count at 100; LAS 1.4 uint64 first-EVLR offset at 235, uint32 EVLR
+    count at 243. A VLR header is 54 bytes, an EVLR header 60.
+    """
+    with open(path, "rb") as fh:
+        head = fh.read(247)
+    if len(head) < 104:
+        return  # laspy reports the short header itself
+    (vlrs,) = struct.unpack_from("<I", head, 100)
+    problem = None
+    if vlrs * 54 > size:
+        problem = f"header promises {vlrs:,} variable-length records"
+    elif len(head) == 247 and head[24:26] == b"\x01\x04":
+        first, evlrs = struct.unpack_from("<QI", head, 235)
+        if evlrs and evlrs * 60 > size - min(first, size):
+            problem = f"header promises {evlrs:,} extended variable-length records"
+    if problem:
+        raise PointCloudError(
+            f"{problem}, more than its {size:,} bytes can hold: it is corrupt", path, _HINT
+        )
+
+
+def _check_chunk_table(path: Path, start: int, size: int) -> None:
+    """Refuse a LAZ chunk table that promises more chunks than the file has bytes.
+
+    lazrs allocates the table before reading it, and a failed allocation aborts the whole
+    process (a corrupt count asked it for 35 GB), so the count is checked here first.
+    Layout (LASzip): an int64 table offset at the start of the point data (-1: stored in the
+    file's last 8 bytes), then at that offset uint32 version and uint32 chunk count.
+    """
+    with open(path, "rb") as fh:
+        fh.seek(start)
+        raw = fh.read(8)
+        if len(raw) < 8:
+            return  # lazrs reports the truncation itself
+        (offset,) = struct.unpack("<q", raw)
+        if offset == -1 and size >= 8:
+            fh.seek(size - 8)
+            (offset,) = struct.unpack("<q", fh.read(8))
+        if not 0 <= offset <= size - 8:
+            return  # no usable table: lazrs reads sequentially or reports the damage
+        fh.seek(offset)
+        _version, chunks = struct.unpack("<II", fh.read(8))
+    if chunks > size:
+        raise PointCloudError(
+            f"LAZ chunk table promises {chunks:,} chunks in a {size:,}-byte file: it is corrupt",
+            path,
+            _HINT,
+        )
 
 
 def _concat(parts: list[np.ndarray], empty: tuple[int, ...], dtype: type) -> np.ndarray:
