@@ -204,6 +204,14 @@ def read_audio(
             raise AudioError(
                 f"cannot read samples ({err})", p, hint="the file is damaged; re-export it"
             ) from err
+        if len(data) < count:
+            # libsndfile stops at a damaged frame without an error: a short read is damage.
+            raise AudioError(
+                f"is damaged: the header promises {count:,} samples from {start:,}, "
+                f"only {len(data):,} could be decoded",
+                p,
+                hint="re-export it",
+            )
         audio = np.ascontiguousarray(data.T)
         _check_finite(audio, p, f.subtype)
         return audio, f.samplerate
