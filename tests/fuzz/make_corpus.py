@@ -1,0 +1,49 @@
+"""Write the fuzz seed files in ``tests/fuzz/corpus/`` with the real libraries.
+
+Run from the repository root when a reader learns a new format:
+``.venv/bin/python tests/fuzz/make_corpus.py``. The seeds are small (tens of points, a few
+hundred samples) so each mutated input parses in milliseconds.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import numpy as np
+import soundfile as sf
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE.parent / "io"))
+
+from test_pointcloud_writers import write_las_file, write_pcd_file, write_ply_file  # noqa: E402
+
+CORPUS = HERE / "corpus"
+
+
+def main() -> None:
+    """Write every seed (clouds, audio) into ``CORPUS``."""
+    CORPUS.mkdir(exist_ok=True)
+    rng = np.random.default_rng(0)
+    xyz = rng.uniform(-2, 2, (24, 3))
+    rgb = rng.integers(0, 256, (24, 3)).astype(np.uint8)
+    inten = rng.uniform(0, 1, 24).astype(np.float32)
+    write_ply_file(CORPUS / "ascii.ply", xyz, rgb, encoding="ascii")
+    write_ply_file(CORPUS / "le.ply", xyz, rgb, inten, encoding="binary_little_endian")
+    write_ply_file(CORPUS / "be-faces.ply", xyz, encoding="binary_big_endian", faces=3)
+    write_las_file(CORPUS / "v12-pf3.las", xyz, rgb, version="1.2", point_format=3)
+    write_las_file(CORPUS / "v14-pf7.laz", xyz, rgb, version="1.4", point_format=7)
+    for enc in ("ascii", "binary", "binary_compressed"):
+        write_pcd_file(
+            CORPUS / f"{enc}.pcd", xyz, rgb, encoding=enc, packed_float_rgb=enc != "ascii"
+        )
+    t = np.arange(400) / 8000
+    tone = (0.3 * np.sin(2 * np.pi * 440 * t))[:, None].repeat(2, 1).astype(np.float32)
+    sf.write(CORPUS / "pcm16.wav", tone, 8000, subtype="PCM_16")
+    sf.write(CORPUS / "float.wav", tone[:, :1], 8000, subtype="FLOAT")
+    sf.write(CORPUS / "pcm16.flac", tone, 8000, subtype="PCM_16")
+    sf.write(CORPUS / "vorbis.ogg", np.tile(tone, (10, 1)), 8000, subtype="VORBIS")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,59 @@
+"""Replay every input the fuzzers found under ``regressions/`` (README.md lists them).
+
+They run in a child process: the LAZ ones once aborted the interpreter (a 35 GB allocation
+in lazrs) or looped with memory growing past 14 GB, which no in-process check survives.
+The child reports, per file, the error type, the time taken and its peak resident memory.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+from fuzz_mutations import MEMORY_LIMIT, REGRESSIONS, TIME_LIMIT_S
+
+CHILD = r"""
+import json, resource, sys, time
+from pcsep_cli.errors import PcsepError
+from pcsep_cli.io.audio import read_audio
+from pcsep_cli.io.pointcloud import read_cloud
+
+for name in sys.argv[1:]:
+    read = read_audio if name.endswith((".wav", ".flac", ".ogg")) else read_cloud
+    start = time.perf_counter()
+    try:
+        read(name)
+        outcome = "ok"
+    except PcsepError as err:
+        outcome = type(err).__name__
+    took = time.perf_counter() - start
+    rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+    print(json.dumps({"file": name, "outcome": outcome, "s": took, "rss": rss}), flush=True)
+"""
+
+EXPECTED = {
+    "laz-chunk-table-count-2e9.laz": "PointCloudError",
+    "laz-vlr-count-4e9.laz": "PointCloudError",
+    "flac-damaged-frame-reads-short.flac": "AudioError",
+}
+
+
+def test_every_kept_input_ends_in_the_typed_error_quickly_and_small() -> None:
+    files = sorted(p for p in REGRESSIONS.iterdir() if p.is_file())
+    assert {p.name for p in files} == set(EXPECTED), "list new regression files in EXPECTED"
+    done = subprocess.run(
+        [sys.executable, "-c", CHILD, *map(str, files)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    results = [json.loads(line) for line in done.stdout.splitlines()]
+    assert [Path(r["file"]).name for r in results] == [p.name for p in files]
+    for r in results:
+        name = Path(r["file"]).name
+        assert r["outcome"] == EXPECTED[name], name
+        assert r["s"] < TIME_LIMIT_S, name
+        assert r["rss"] < MEMORY_LIMIT, f"{name}: {r['rss'] / 2**20:.0f} MiB"
