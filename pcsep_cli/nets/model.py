@@ -34,6 +34,7 @@ WEIGHTS_NAME = "model.safetensors"
 CONFIG_VERSION = 1
 DEFAULT_CLASSES = (*INSTRUMENTS, NONE)
 CONDITIONINGS = ("cloud", "labels", "both")
+MAX_STAGES, MAX_BLOCKS = 8, 64  # visual network: far past any useful size, cheap to build
 
 
 @dataclass(frozen=True)
@@ -83,6 +84,13 @@ class SeparatorConfig:
             raise ValueError(
                 f"stft.warp_bins ({self.stft.net_bins}) must be a multiple of "
                 f"2**audio.levels ({2**self.audio.levels})"
+            )
+        # Sizes past these build millions of layers before any weight is compared: a corrupt
+        # config.json (blocks [0, 5320619], found by fuzzing) hung the loader for minutes.
+        if len(self.visual.widths) > MAX_STAGES or max(self.visual.blocks) > MAX_BLOCKS:
+            raise ValueError(
+                f"visual must have at most {MAX_STAGES} stages of at most {MAX_BLOCKS} blocks, "
+                f"got widths {list(self.visual.widths)} and blocks {list(self.visual.blocks)}"
             )
         if self.visual.num_classes != len(self.classes):
             raise ValueError(

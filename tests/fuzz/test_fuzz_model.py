@@ -13,7 +13,15 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from fuzz_mutations import apply, bounded, fuzz_settings, mutations, run_fuzz, save_regression
+from fuzz_mutations import (
+    REGRESSIONS,
+    apply,
+    bounded,
+    fuzz_settings,
+    mutations,
+    run_fuzz,
+    save_regression,
+)
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -134,3 +142,16 @@ def test_model_folder_left_intact(model_dir: Path, tmp_path: Path) -> None:
     resolved = ResolvedModel(tmp_path / "m", "m", None, None, None, "local")
     assert verify(resolved).sample_rate == 8000
     assert load_resolved(resolved).config.sample_rate == 8000
+
+
+@pytest.mark.parametrize("kept", sorted(p.name for p in REGRESSIONS.glob("*.json")))
+def test_kept_configs_are_refused_quickly(kept: str, model_dir: Path, tmp_path: Path) -> None:
+    """config-visual-blocks-5e6.json: 5 million residual blocks once hung the loader."""
+    weights = (model_dir / "model.safetensors").read_bytes()
+    with pytest.raises(ModelError, match="invalid config"):
+        with bounded(kept):
+            verify_folder = tmp_path / "m"
+            verify_folder.mkdir()
+            (verify_folder / "config.json").write_bytes((REGRESSIONS / kept).read_bytes())
+            (verify_folder / "model.safetensors").write_bytes(weights)
+            verify(ResolvedModel(verify_folder, kept, None, None, None, "local"))
