@@ -135,8 +135,9 @@ def bounded(what: str) -> Iterator[None]:
         tracemalloc.stop()
         signal.setitimer(signal.ITIMER_REAL, 0)
         signal.signal(signal.SIGALRM, old)
-    assert took < TIME_LIMIT_S, f"{what}: took {took:.1f} s"
-    assert peak < MEMORY_LIMIT, f"{what}: allocated {peak / 2**20:.0f} MiB"
+        # Checked here so that a typed error raised too late or too big fails as well.
+        assert took < TIME_LIMIT_S, f"{what}: took {took:.1f} s"  # noqa: B012
+        assert peak < MEMORY_LIMIT, f"{what}: allocated {peak / 2**20:.0f} MiB"  # noqa: B012
 
 
 def save_regression(name: str, data: bytes) -> Path:
