@@ -42,8 +42,10 @@ $(VENV)/.test: pyproject.toml $(VENV)/.train
 setup-train: apt $(VENV)/.train
 setup-test: apt $(VENV)/.test
 
+# Separates the shipped example (a synthetic quartet) with the bundled model, offline.
 demo: setup
-	$(BIN)/pcsep inspect pcsep_cli/examples/quartet/scene.ply
+	$(BIN)/pcsep separate pcsep_cli/examples/quartet/mixture.flac \
+		pcsep_cli/examples/quartet/scene.ply -o separated --overwrite --offline
 
 test: setup-test
 	$(BIN)/python -m pytest -q
