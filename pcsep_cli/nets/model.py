@@ -34,7 +34,8 @@ WEIGHTS_NAME = "model.safetensors"
 CONFIG_VERSION = 1
 DEFAULT_CLASSES = (*INSTRUMENTS, NONE)
 CONDITIONINGS = ("cloud", "labels", "both")
-MAX_STAGES, MAX_BLOCKS = 8, 64  # visual network: far past any useful size, cheap to build
+# Far past any useful model, cheap to build: a config beyond them is corrupt.
+MAX_STAGES, MAX_BLOCKS, MAX_WIDTH, MAX_FFT = 8, 64, 4096, 16384
 
 
 @dataclass(frozen=True)
@@ -85,17 +86,40 @@ class SeparatorConfig:
                 f"stft.warp_bins ({self.stft.net_bins}) must be a multiple of "
                 f"2**audio.levels ({2**self.audio.levels})"
             )
-        # Sizes past these build millions of layers before any weight is compared: a corrupt
-        # config.json (blocks [0, 5320619], found by fuzzing) hung the loader for minutes.
-        if len(self.visual.widths) > MAX_STAGES or max(self.visual.blocks) > MAX_BLOCKS:
-            raise ValueError(
-                f"visual must have at most {MAX_STAGES} stages of at most {MAX_BLOCKS} blocks, "
-                f"got widths {list(self.visual.widths)} and blocks {list(self.visual.blocks)}"
-            )
+        self._check_sizes()
         if self.visual.num_classes != len(self.classes):
             raise ValueError(
                 f"visual.num_classes ({self.visual.num_classes}) must equal len(classes) "
                 f"({len(self.classes)})"
+            )
+
+    def _check_sizes(self) -> None:
+        # Past these, building the net (to compare its shapes with the weights) allocates
+        # tens of GB or builds millions of layers. Corrupt configs found by fuzzing: blocks
+        # [0, 5320619] hung the loader; n_fft, warp_bins or a width of 2**32 made torch
+        # allocate 34-550 GB.
+        if self.stft.n_fft > MAX_FFT or self.stft.net_bins > self.stft.n_fft // 2 + 1:
+            raise ValueError(
+                f"stft.n_fft must be <= {MAX_FFT} and warp_bins <= n_fft/2 + 1, got "
+                f"n_fft {self.stft.n_fft}, warp_bins {self.stft.warp_bins}"
+            )
+        sizes = {
+            "visual.widths": max(self.visual.widths),
+            "visual.stem_channels": self.visual.stem_channels,
+            "visual.in_channels": self.visual.in_channels,
+            "visual.embed_dim": self.visual.embed_dim,
+            "audio.max_channels": self.audio.max_channels,
+            "audio.base_channels": self.audio.base_channels,
+            "film.cond_dim": self.film.cond_dim,
+            "film.hidden": self.film.hidden,
+        }
+        for name, value in sizes.items():
+            if value > MAX_WIDTH:
+                raise ValueError(f"{name} must be <= {MAX_WIDTH}, got {value}")
+        if len(self.visual.widths) > MAX_STAGES or max(self.visual.blocks) > MAX_BLOCKS:
+            raise ValueError(
+                f"visual must have at most {MAX_STAGES} stages of at most {MAX_BLOCKS} blocks, "
+                f"got widths {list(self.visual.widths)} and blocks {list(self.visual.blocks)}"
             )
 
     @property
