@@ -60,6 +60,8 @@ _NOT_AUDIO = (  # (magic test, what it is); point clouds first: swapped argument
     (lambda h: h[4:8] == b"ftyp", "an MP4/M4A/MOV file, which libsndfile cannot read"),
 )
 
+_READ_SLICE = 1 << 20  # frames per read in read_audio
+
 
 @dataclass(frozen=True)
 class AudioInfo:
@@ -199,7 +201,23 @@ def read_audio(
         try:
             if count and start:
                 f.seek(start)
-            data = f.read(count, dtype="float32", always_2d=True)
+            # In slices, so memory follows the samples really decoded, not the header's
+            # count (a corrupt FLAC header promised 4.3e9 frames: a 32 GiB allocation).
+            parts = []
+            left = count
+            while left > 0:
+                part = f.read(min(left, _READ_SLICE), dtype="float32", always_2d=True)
+                if not len(part):
+                    break
+                parts.append(part)
+                left -= len(part)
+            data = (
+                np.concatenate(parts)
+                if len(parts) > 1
+                else parts[0]
+                if parts
+                else np.zeros((0, f.channels), np.float32)
+            )
         except _SF_ERRORS as err:
             raise AudioError(
                 f"cannot read samples ({err})", p, hint="the file is damaged; re-export it"

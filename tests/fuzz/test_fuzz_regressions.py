@@ -37,6 +37,7 @@ EXPECTED = {
     "laz-chunk-table-count-2e9.laz": "PointCloudError",
     "laz-vlr-count-4e9.laz": "PointCloudError",
     "flac-damaged-frame-reads-short.flac": "AudioError",
+    "flac-streaminfo-frames-4e9.flac": "AudioError",
 }
 
 
