@@ -100,19 +100,28 @@ def read_las(path: Path, size: int) -> RawCloud:
 
 
 def _check_record_counts(path: Path, size: int) -> None:
-    """Refuse a header promising more variable-length records than the file has bytes for.
+    """Refuse a header promising more records, or points further on, than the file holds.
 
     laspy reads that many records without checking for the end of the file, so a corrupt
     count (up to 2**32) loops for hours while memory grows. Offsets from the LAS 1.0-1.4
-    header: uint32 VLR count at 100; LAS 1.4 uint64 first-EVLR offset at 235, uint32 EVLR
-    count at 243. A VLR header is 54 bytes, an EVLR header 60.
+    header: uint32 offset to the point data at 96, uint32 VLR count at 100; LAS 1.4 uint64
+    first-EVLR offset at 235, uint32 EVLR count at 243. A VLR header is 54 bytes, an EVLR
+    header 60.
     """
     with open(path, "rb") as fh:
         head = fh.read(247)
     if len(head) < 104:
         return  # laspy reports the short header itself
-    (vlrs,) = struct.unpack_from("<I", head, 100)
+    (point_data, vlrs) = struct.unpack_from("<II", head, 96)
     problem = None
+    if point_data > size:
+        # laspy reads everything up to there into one buffer: a corrupt offset asked for 4 GB.
+        raise PointCloudError(
+            f"header puts the points at byte {point_data:,}, past the end of the "
+            f"{size:,}-byte file: it is corrupt",
+            path,
+            _HINT,
+        )
     if vlrs * 54 > size:
         problem = f"header promises {vlrs:,} variable-length records"
     elif len(head) == 247 and head[24:26] == b"\x01\x04":
