@@ -39,6 +39,7 @@ import soundfile as sf
 from pcsep_cli.errors import AudioError, OutputExistsError, PcsepError
 from pcsep_cli.io.atomic import PendingFile, atomic_write_text, output_error
 from pcsep_cli.io.audio import AudioWriter, iter_blocks
+from pcsep_cli.io.audio_write import write_failure
 
 # Re-exported: callers (pcsep batch) import the job's pieces from here too.
 from pcsep_cli.separate_job import (
@@ -217,7 +218,7 @@ def _first_pass(
                 try:
                     f.write(out[i].T)
                 except (sf.SoundFileError, RuntimeError, OSError) as err:
-                    raise output_error(OSError(str(err)), temps[i].final, AudioError) from err
+                    raise write_failure(err, temps[i].final) from err
 
 
 def _second_pass(

@@ -218,24 +218,34 @@ class AudioWriter:
         pending.commit()
 
     def _failure(self, err: BaseException) -> AudioError:
-        # libsndfile reports every OS error as code 2 "System error."; the errno cffi saved
-        # right after the failing call says which. The free-space test covers platforms
-        # where that errno was overwritten.
-        os_errno = None
-        if isinstance(err, OSError):
-            os_errno = err.errno
-        elif getattr(err, "code", None) == 2:
-            os_errno = getattr(getattr(sf, "_ffi", None), "errno", None) or -1
-        if os_errno is not None:
-            if os_errno in DISK_FULL_ERRNOS or _nearly_full(self.path.parent):
-                os_errno = errno.ENOSPC
-            if os_errno > 0:
-                oserr = OSError(os_errno, os.strerror(os_errno))
-                return output_error(oserr, self.path, AudioError)  # type: ignore[return-value]
-        detail = getattr(err, "error_string", None) or str(err) or type(err).__name__
-        return AudioError(
-            f"cannot write ({detail})", self.path, hint="check the output folder and free space"
-        )
+        return write_failure(err, self.path)
+
+
+def write_failure(err: BaseException, path: Path) -> AudioError:
+    """The one-line error for a failed soundfile write of ``path`` (disk full, permissions...).
+
+    Args:
+        err: what soundfile or the OS raised.
+        path: the file being written (its final name).
+    """
+    # libsndfile reports every OS error as code 2 "System error."; the errno cffi saved
+    # right after the failing call says which. The free-space test covers platforms
+    # where that errno was overwritten.
+    os_errno = None
+    if isinstance(err, OSError):
+        os_errno = err.errno
+    elif getattr(err, "code", None) == 2:
+        os_errno = getattr(getattr(sf, "_ffi", None), "errno", None) or -1
+    if os_errno is not None:
+        if os_errno in DISK_FULL_ERRNOS or _nearly_full(path.parent):
+            os_errno = errno.ENOSPC
+        if os_errno > 0:
+            oserr = OSError(os_errno, os.strerror(os_errno))
+            return output_error(oserr, path, AudioError)  # type: ignore[return-value]
+    detail = getattr(err, "error_string", None) or str(err) or type(err).__name__
+    return AudioError(
+        f"cannot write ({detail})", path, hint="check the output folder and free space"
+    )
 
 
 _SFC_SET_ADD_PEAK_CHUNK = 0x1050  # libsndfile's sndfile.h
