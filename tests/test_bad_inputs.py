@@ -8,7 +8,6 @@ are accepted (a 1-sample recording, 64 channels, 1 MHz) must give stems that sum
 
 from __future__ import annotations
 
-import errno
 import os
 import re
 import struct
@@ -238,27 +237,6 @@ def read_only(tmp_path: Path) -> Iterator[Path]:
         subprocess.run(["umount", "-l", str(folder)], capture_output=True)
     else:
         folder.chmod(0o755)
-
-
-@pytest.fixture
-def full_disk(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
-    """A 64 KiB tmpfs (as root); elsewhere libsndfile's ENOSPC failure is injected, as in
-    tests/io/test_audio.py."""
-    folder = tmp_path / "small"
-    mounted = _mount(folder, "size=64k")
-    if not mounted:
-        real_write = sf.SoundFile.write
-
-        def write(self: sf.SoundFile, data: np.ndarray) -> None:
-            if str(self.name).startswith(str(folder)) and self.frames + len(data) > 8192:
-                sf._ffi.errno = errno.ENOSPC
-                raise sf.LibsndfileError(2)
-            real_write(self, data)
-
-        monkeypatch.setattr(sf.SoundFile, "write", write)
-    yield folder
-    if mounted:
-        subprocess.run(["umount", "-l", str(folder)], capture_output=True)
 
 
 def test_output_folder_not_writable(read_only: Path, base: Base) -> None:

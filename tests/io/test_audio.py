@@ -2,14 +2,11 @@
 
 from __future__ import annotations
 
-import errno
 import os
 import shutil
 import struct
-import subprocess
 import tempfile
 import tracemalloc
-from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -259,33 +256,6 @@ def test_writer_checks_block_shape(tmp_path: Path) -> None:
         with AudioWriter(tmp_path / "a.wav", 8000, 2) as writer:
             writer.write(np.zeros((3, 5), np.float32))
     assert _listing(tmp_path) == []
-
-
-@pytest.fixture
-def full_disk(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
-    """A folder on a real 64 KiB tmpfs; where mounting is refused, libsndfile's ENOSPC failure
-    is injected instead (the same error code and errno that the real case produces)."""
-    folder = tmp_path / "small"
-    folder.mkdir()
-    mounted = os.geteuid() == 0 and (
-        subprocess.run(
-            ["mount", "-t", "tmpfs", "-o", "size=64k", "tmpfs", str(folder)], capture_output=True
-        ).returncode
-        == 0
-    )
-    if not mounted:
-        real_write = sf.SoundFile.write
-
-        def write(self: sf.SoundFile, data: np.ndarray) -> None:
-            if str(self.name).startswith(str(folder)) and self.frames + len(data) > 8192:
-                sf._ffi.errno = errno.ENOSPC
-                raise sf.LibsndfileError(2)
-            real_write(self, data)
-
-        monkeypatch.setattr(sf.SoundFile, "write", write)
-    yield folder
-    if mounted:
-        subprocess.run(["umount", "-l", str(folder)], capture_output=True)
 
 
 def test_disk_full_one_shot_write(full_disk: Path) -> None:
