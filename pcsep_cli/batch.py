@@ -44,7 +44,7 @@ from pcsep_cli.batch_plan import (
 )
 from pcsep_cli.errors import DatasetError, PcsepError
 from pcsep_cli.io.atomic import remove_stray_temps
-from pcsep_cli.separate_output import DEFAULT_TEMPLATE, render_template
+from pcsep_cli.separate_job import DEFAULT_TEMPLATE, render_template
 
 __all__ = [
     "BatchObserver",

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING
 from pcsep_cli.batch import BatchPlan, ProgressFn, track_template
 from pcsep_cli.batch_plan import BatchItem
 from pcsep_cli.errors import PcsepError
-from pcsep_cli.separate_output import SeparateOptions
+from pcsep_cli.separate_job import SeparateOptions
 
 if TYPE_CHECKING:  # pragma: no cover
     from collections.abc import Callable
@@ -30,7 +30,7 @@ __all__ = ["SeparatorRunner"]
 class SeparatorRunner:
     """``run_item`` for :func:`~pcsep_cli.batch.run_batch` that separates with one shared model.
 
-    Each item is checked first (:func:`~pcsep_cli.separate_output.prepare_job`: audio and cloud
+    Each item is checked first (:func:`~pcsep_cli.separate_job.prepare_job`: audio and cloud
     readable, performers found; existing outputs are refused before anything is written unless
     ``overwrite``), then separated by the one
     :class:`~pcsep_cli.separate.Separator`, loaded on first need: a batch whose items are all
@@ -73,7 +73,7 @@ class SeparatorRunner:
         Raises:
             PcsepError: unreadable input, no performer, an output exists, a write failed.
         """
-        from pcsep_cli.separate_output import prepare_job
+        from pcsep_cli.separate_job import prepare_job
 
         options = dataclasses.replace(
             self.options, filename=track_template(self.plan.filename, item.name)

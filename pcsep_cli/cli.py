@@ -633,7 +633,7 @@ def batch(
     )
     from pcsep_cli.batch_plan import parse_shard
     from pcsep_cli.batch_separator import SeparatorRunner
-    from pcsep_cli.separate_output import SeparateOptions
+    from pcsep_cli.separate_job import SeparateOptions
 
     if device not in ("auto", "cpu", "cuda", "mps"):
         raise typer.BadParameter(f"--device must be auto, cpu, cuda or mps, got {device!r}")

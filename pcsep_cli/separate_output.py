@@ -40,16 +40,8 @@ from pcsep_cli.errors import AudioError, OutputExistsError, PcsepError
 from pcsep_cli.io.atomic import PendingFile, atomic_write_text, output_error
 from pcsep_cli.io.audio import AudioWriter, iter_blocks
 from pcsep_cli.io.audio_write import write_failure
-
-# Re-exported: callers (pcsep batch) import the job's pieces from here too.
 from pcsep_cli.separate_job import (
-    CLIP_MODES,
-    DEFAULT_TEMPLATE,
-    SeparateOptions,
     SeparationJob,
-    check_template,
-    find_scene_performers,
-    prepare_job,
     render_template,
 )
 
@@ -57,17 +49,7 @@ if TYPE_CHECKING:  # pragma: no cover
     from pcsep_cli.separate import Separator
     from pcsep_cli.separate_types import ProgressFn
 
-__all__ = [
-    "CLIP_MODES",
-    "DEFAULT_TEMPLATE",
-    "SeparateOptions",
-    "SeparationJob",
-    "check_template",
-    "find_scene_performers",
-    "prepare_job",
-    "render_template",
-    "run_job",
-]
+__all__ = ["run_job"]
 
 MANIFEST_VERSION = 1
 _PASS2_BLOCK = 1 << 16

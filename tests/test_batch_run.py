@@ -206,7 +206,7 @@ def test_a_model_that_fails_to_load_fails_every_item_once(
     from pcsep_cli.batch_separator import SeparatorRunner
     from pcsep_cli.errors import ModelError
     from pcsep_cli.separate import Separator
-    from pcsep_cli.separate_output import SeparateOptions
+    from pcsep_cli.separate_job import SeparateOptions
 
     calls = []
 
