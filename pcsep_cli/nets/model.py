@@ -269,7 +269,12 @@ class SeparationNet(nn.Module):
             dim = visual_embed_dim(config.visual)
         if config.conditioning in ("labels", "both"):
             # Same size as the visual embedding so both go through one trunk.
-            self.label_embedding = nn.Embedding(config.num_classes, dim)
+            # The weight is made here and initialised only off the meta device: meta-device
+            # normal_ imports torch._dynamo (~0.9 s) during hub.expected_tensors.
+            weight = torch.empty(config.num_classes, dim)
+            if weight.device.type != "meta":
+                nn.init.normal_(weight)
+            self.label_embedding = nn.Embedding(config.num_classes, dim, _weight=weight)
         self.cond_trunk = CondTrunk(dim, config.film)
 
     @property

@@ -118,13 +118,19 @@ def istft(spec: Tensor, cfg: StftConfig, length: int) -> Tensor:
     return wav.reshape(*lead, length)
 
 
+# The fixed matrices are computed on the CPU even under a ``torch.device("meta")`` context
+# (hub.expected_tensors): meta-device ``arange`` runs through torch's decompositions, which
+# import torch._dynamo, ~0.9 s of a 6 s separation.
+_CPU = torch.device("cpu")
+
+
 def _interp_matrix(positions: Tensor, n_src: int) -> Tensor:
     """Rows that linearly interpolate a length-``n_src`` axis at fractional ``positions``."""
     pos = positions.clamp(0, n_src - 1)
     lo = pos.floor().long().clamp(max=n_src - 2)
     frac = pos - lo
-    mat = torch.zeros(len(positions), n_src, dtype=torch.float64)
-    rows = torch.arange(len(positions))
+    mat = torch.zeros(len(positions), n_src, dtype=torch.float64, device=_CPU)
+    rows = torch.arange(len(positions), device=_CPU)
     mat[rows, lo] = 1 - frac
     mat[rows, lo + 1] += frac
     return mat.float()
@@ -132,7 +138,7 @@ def _interp_matrix(positions: Tensor, n_src: int) -> Tensor:
 
 def log_positions(n_lin: int, n_log: int) -> Tensor:
     """Linear-bin position (fractional) of each log-grid row: ``n_lin**(j/(n_log-1)) - 1``."""
-    j = torch.arange(n_log, dtype=torch.float64)
+    j = torch.arange(n_log, dtype=torch.float64, device=_CPU)
     return torch.pow(float(n_lin), j / (n_log - 1)) - 1
 
 
@@ -150,12 +156,13 @@ class LogFrequencyWarp(nn.Module):
         if cfg.warp_bins:
             fwd = _interp_matrix(log_positions(n_lin, n_net), n_lin)
             # Each linear bin reads the mask at its own place on the log axis.
-            lin = torch.arange(n_lin, dtype=torch.float64)
+            lin = torch.arange(n_lin, dtype=torch.float64, device=_CPU)
             inv_pos = torch.log(lin + 1) / math.log(n_lin) * (n_net - 1)
             inv = _interp_matrix(inv_pos, n_net)
         else:
-            fwd = torch.eye(n_lin)[:n_net]
-            inv = torch.cat([torch.eye(n_net), torch.eye(n_net)[-1:]], dim=0)
+            fwd = torch.eye(n_lin, device=_CPU)[:n_net]
+            eye = torch.eye(n_net, device=_CPU)
+            inv = torch.cat([eye, eye[-1:]], dim=0)
         self.register_buffer("fwd", fwd, persistent=False)
         self.register_buffer("inv", inv, persistent=False)
 
