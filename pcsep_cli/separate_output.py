@@ -15,8 +15,11 @@
 3. writes the manifest (``manifest.json``: the template rendered with ``stem=manifest``,
    ``ext=json``).
 
-Each file appears atomically under its final name; nothing is written when any output exists
-already, unless ``overwrite``. Memory stays flat with duration in both passes.
+All outputs are written under temporary names and renamed into place together, the manifest
+last, through a journal (:func:`~pcsep_cli.io.atomic.commit_together`): a run killed at any
+point leaves either no output or, once the next run has replayed the journal, all of them.
+Nothing is written when any output exists already, unless ``overwrite``. Memory stays flat
+with duration in both passes.
 
 Clip modes (as demucs): ``rescale`` divides a stem by ``max(1, 1.01 · peak)``; ``clamp``
 clips it to ±1; ``none`` writes it as it is (integer formats clip at full scale). The residual
@@ -37,7 +40,7 @@ import numpy as np
 import soundfile as sf
 
 from pcsep_cli.errors import AudioError, OutputExistsError, PcsepError
-from pcsep_cli.io.atomic import PendingFile, atomic_write_text, output_error
+from pcsep_cli.io.atomic import PendingFile, commit_together, output_error, remove_stray_temps
 from pcsep_cli.io.audio import AudioWriter, iter_blocks
 from pcsep_cli.io.audio_write import write_failure
 from pcsep_cli.separate_job import (
@@ -112,6 +115,7 @@ def run_job(
             f"--filename {opts.filename!r} gives two outputs the same name",
             hint="put {stem} in the file name",
         )
+    recover_outputs(job, everything)
     if not opts.overwrite:
         for p in everything:
             if os.path.lexists(p):
@@ -124,13 +128,19 @@ def run_job(
 
     sr, channels, frames = info.sample_rate, info.channels, info.frames
     peaks = np.zeros(len(stems))
-    with ExitStack() as stack:
-        temps = [PendingFile(p, overwrite=True) for p in paths]
-        for t in temps:
-            stack.callback(t.discard)
-        _first_pass(separator, job, cond, temps, peaks, progress)
-        gains = [1.0 if opts.clip_mode != "rescale" else _gain(pk, "rescale") for pk in peaks]
-        err, clipped = _second_pass(job, temps, paths, res_path, gains, progress)
+    finished: list[PendingFile] = []  # complete outputs, not yet in place
+    try:
+        with ExitStack() as stack:
+            temps = [PendingFile(p, overwrite=True) for p in paths]
+            for t in temps:
+                stack.callback(t.discard)
+            _first_pass(separator, job, cond, temps, peaks, progress)
+            gains = [1.0 if opts.clip_mode != "rescale" else _gain(pk, "rescale") for pk in peaks]
+            err, clipped = _second_pass(job, temps, paths, res_path, gains, progress, finished)
+    except BaseException:
+        for f in finished:
+            f.discard()
+        raise
     if progress is not None:
         progress(SeparationProgress("write", frames, frames))
 
@@ -160,8 +170,29 @@ def run_job(
         "clipped_samples": clipped,
     }
     text = json.dumps(manifest, indent=1) + "\n"
-    atomic_write_text(man_path, text, overwrite=opts.overwrite)
+    try:
+        man = PendingFile(man_path, overwrite=opts.overwrite)
+        finished.append(man)
+        try:
+            man.tmp.write_text(text, encoding="utf-8")
+        except OSError as err:
+            raise write_failure(err, man_path) from err
+        commit_together(finished, job.out_dir)
+    except BaseException:
+        for f in finished:
+            f.discard()
+        raise
     return manifest
+
+
+def recover_outputs(job: SeparationJob, paths: list[Path]) -> list[Path]:
+    """Clean up after a run of the same outputs that was killed: finish its journal in
+    ``job.out_dir`` and remove its temporary files beside ``paths``; return what was handled.
+    """
+    handled = remove_stray_temps(job.out_dir)
+    for folder in sorted({p.parent for p in paths} - {job.out_dir}):
+        handled += remove_stray_temps(folder)
+    return handled
 
 
 def _first_pass(
@@ -210,8 +241,10 @@ def _second_pass(
     res_path: Path | None,
     gains: list[float],
     progress: ProgressFn | None,
+    finished: list[PendingFile],
 ) -> tuple[float, int]:
-    """Write the final stems and residual; return (max |Σ outputs − mixture|, clipped)."""
+    """Write the final stems and residual, complete but not yet in place (appended to
+    ``finished``); return (max |Σ outputs − mixture|, clipped)."""
     from pcsep_cli.separate_types import SeparationProgress
 
     opts, info = job.options, job.info
@@ -227,12 +260,18 @@ def _second_pass(
             input_subtype=info.subtype,
             overwrite=opts.overwrite,
             frames_hint=info.frames,
+            commit=False,
         )
 
+    writers = [writer(p) for p in paths]
+    res_writer = writer(res_path) if res_path is not None else None
+    everyone = [*writers, *([res_writer] if res_writer is not None else [])]
     with ExitStack() as stack:
+        # Runs last, also on an error: the caller commits or discards what was finished.
+        stack.callback(lambda: finished.extend(w.pending for w in everyone if w.pending))
         readers = [stack.enter_context(sf.SoundFile(t.tmp)) for t in temps]
-        writers = [stack.enter_context(writer(p)) for p in paths]
-        res_writer = stack.enter_context(writer(res_path)) if res_path is not None else None
+        for w in everyone:
+            stack.enter_context(w)
         for x in iter_blocks(job.audio, _PASS2_BLOCK):
             mix = x.astype(np.float64)
             total = np.zeros_like(mix)

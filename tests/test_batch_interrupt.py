@@ -1,4 +1,5 @@
-"""Ctrl-C during ``pcsep batch``: the installed command stops cleanly with exit status 130.
+"""Ctrl-C during ``pcsep batch`` and ``pcsep separate``: the installed command stops cleanly
+with exit status 130.
 
 A real process gets a real SIGINT while an item is half written: finished items stay, the
 interrupted one leaves neither a final file nor a temporary one, and a second run (resume)
@@ -75,3 +76,35 @@ def test_ctrl_c_stops_cleanly_and_resume_finishes(
     assert again.returncode == 0, again.stderr
     report = {i["name"]: i["status"] for i in json.loads(again.stdout)["items"]}
     assert report == {"a": "skipped", "b": "done"}
+
+
+def test_ctrl_c_during_separate_leaves_nothing_and_exits_130(
+    tmp_path: Path,
+    model: Path,  # noqa: F811
+    scene_ply: Path,  # noqa: F811
+) -> None:
+    audio, out = tmp_path / "long.wav", tmp_path / "out"
+    noise = np.random.default_rng(1).standard_normal((30 * 8000, 2))
+    sf.write(audio, (0.1 * noise).astype(np.float32), 8000)
+    env = {**os.environ, "PCSEP_CONFIG_DIR": str(tmp_path / "c"), "HF_HUB_OFFLINE": "1"}
+    cmd = [PCSEP, "separate", str(audio), str(scene_ply), "-o", str(out), "--model", str(model)]
+    proc = subprocess.Popen(
+        [*cmd, "--segment", "0.5"], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE
+    )
+    try:
+        deadline = time.monotonic() + 120
+        while not list(out.rglob(f".*{TMP_MARKER}*")):
+            assert proc.poll() is None, proc.communicate()
+            assert time.monotonic() < deadline, "pcsep separate never started writing"
+            time.sleep(0.05)
+        proc.send_signal(signal.SIGINT)
+        _, stderr = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    message = stderr.decode()
+    assert proc.returncode == 130, message
+    assert message.strip().splitlines()[-1].startswith("interrupted"), message
+    assert "Traceback" not in message
+    assert not [p for p in out.rglob("*") if p.is_file()]  # no stem, no temporary file

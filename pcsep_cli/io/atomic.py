@@ -8,18 +8,25 @@ after a SIGKILL it stays behind and the next run removes it with :func:`remove_s
 
 The temporary name keeps the real suffix so libraries that choose the format from the
 extension (soundfile) write the right one.
+
+Several files that belong together (an item's stems and its manifest) are committed with
+:func:`commit_together`: once every temporary file is complete, a *journal* listing them is
+written, then the renames happen, then the journal goes. A run killed during the renames
+leaves the journal; the next run's :func:`remove_stray_temps` finishes the renames (the data
+was complete) before it sweeps, so the files appear all together or not at all.
 """
 
 from __future__ import annotations
 
 import errno
 import hashlib
+import json
 import os
 import re
 import secrets
 import socket
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from os import PathLike
 from pathlib import Path
@@ -36,6 +43,9 @@ A writer that is alive touches its file at least once per chunk, so an hour with
 means it died: this catches files written from another machine on a shared folder (whose PIDs
 mean nothing here) and PIDs reused by containers, where every run may be PID 1.
 """
+
+JOURNAL_SUFFIX = ".journal"
+"""Suffix of the journal of a :func:`commit_together` (a temporary name like the others)."""
 
 DISK_FULL_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT})
 _NAME_MAX = 255  # bytes per file name on every common file system
@@ -267,6 +277,115 @@ def atomic_write_text(
     atomic_write_bytes(path, text.encode(encoding), overwrite=overwrite)
 
 
+def commit_together(pending: Sequence[PendingFile], folder: _PathArg) -> None:
+    """Commit several complete temporary files as one step that survives SIGKILL.
+
+    The journal (a temporary file in ``folder`` naming each temporary file and its final
+    name, relative to ``folder``) is written and flushed before the first rename and removed
+    after the last. If the process dies in between, the next :func:`remove_stray_temps` on
+    ``folder`` completes the renames. Commit order is the order given: put the file whose
+    presence marks the group as done (the manifest) last.
+
+    Raises:
+        OutputExistsError, PcsepError: as :meth:`PendingFile.commit`; the files not yet
+            committed are discarded.
+    """
+    base = Path(folder)
+    journal = base / _temp_name(Path("commit" + JOURNAL_SUFFIX))
+    entries = [
+        {
+            "tmp": os.path.relpath(p.tmp, base),
+            "final": os.path.relpath(p.final, base),
+            "overwrite": p.overwrite,
+        }
+        for p in pending
+    ]
+    try:
+        for p in pending:
+            _fsync_path(p.tmp)
+        data = json.dumps({"version": 1, "files": entries}).encode()
+        fd = os.open(journal, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
+        try:
+            view = memoryview(data)
+            while view:
+                view = view[os.write(fd, view) :]
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        _fsync_dir(base)
+    except OSError as err:
+        for p in pending:
+            p.discard()
+        _unlink_quietly(journal)
+        if err.errno in DISK_FULL_ERRNOS:
+            raise disk_full_error(journal) from err
+        raise output_error(err, journal) from err
+    try:
+        for p in pending:
+            p.commit()
+    except BaseException:
+        for p in pending:
+            p.discard()
+        _unlink_quietly(journal)
+        raise
+    _unlink_quietly(journal)
+    _fsync_dir(base)
+
+
+def _unlink_quietly(path: Path) -> None:
+    try:
+        path.unlink()
+    except OSError:
+        pass
+
+
+def _inside(base: Path, rel: object) -> Path | None:
+    """``base / rel`` when ``rel`` is a plain relative path that stays inside ``base``."""
+    if not isinstance(rel, str) or not rel or os.path.isabs(rel):
+        return None
+    if any(part in ("..", "") for part in Path(rel).parts):
+        return None
+    return base / rel
+
+
+def replay_journal(journal: _PathArg) -> list[Path]:
+    """Finish the renames of a :func:`commit_together` whose process died; return the files
+    that were put in place. The journal is removed.
+
+    A temporary file still present was complete when the journal was written, so it is
+    renamed onto its final name (unless that name exists now and overwriting was off: a file
+    made meanwhile by someone else wins, and the temporary file is dropped). An unreadable or
+    malformed journal (the process died while writing it, before any rename) is just removed.
+    """
+    path = Path(journal)
+    base = path.parent
+    done: list[Path] = []
+    try:
+        data = json.loads(path.read_text())
+        entries = data["files"] if isinstance(data, dict) else None
+    except (OSError, UnicodeDecodeError, ValueError, KeyError):
+        entries = None
+    for entry in entries if isinstance(entries, list) else []:
+        if not isinstance(entry, dict):
+            continue
+        tmp, final = _inside(base, entry.get("tmp")), _inside(base, entry.get("final"))
+        if tmp is None or final is None or tmp.parent != final.parent:
+            continue
+        if not _TEMP_RE.match(tmp.name) or not tmp.is_file():
+            continue  # renamed before the process died, or not one of ours
+        if entry.get("overwrite") is not True and os.path.lexists(final):
+            _unlink_quietly(tmp)
+            continue
+        try:
+            os.replace(tmp, final)
+        except OSError as err:
+            raise output_error(err, final) from err
+        _fsync_dir(final.parent)
+        done.append(final)
+    _unlink_quietly(path)
+    return done
+
+
 def _pid_alive(pid: int) -> bool:
     if os.name == "nt":
         return True  # os.kill would terminate it; leave the decision to the file's age
@@ -326,7 +445,15 @@ def remove_stray_temps(
     Safe to run while other pcsep processes write into the same folder.
     """
     removed = []
-    for path in find_stray_temps(folder, recursive=recursive, stale_after=stale_after):
+    stray = find_stray_temps(folder, recursive=recursive, stale_after=stale_after)
+    # Journals first: their temporary files are finished outputs, to be put in place.
+    for path in stray:
+        if path.suffix == JOURNAL_SUFFIX and path.exists():
+            replay_journal(path)
+            removed.append(path)
+    for path in stray:
+        if path.suffix == JOURNAL_SUFFIX:
+            continue
         try:
             path.unlink()
         except FileNotFoundError:

@@ -96,6 +96,9 @@ class AudioWriter:
         input_subtype: the input's subtype, kept by default where possible.
         overwrite: replace an existing file.
         frames_hint: expected length; a WAV that will pass 4 GiB is written as RF64.
+        commit: rename the file into place on a clean exit; with False the complete
+            temporary file is left in :attr:`pending` for the caller to commit (with others,
+            :func:`~pcsep_cli.io.atomic.commit_together`) or discard.
 
     Raises:
         AudioError: unsupported extension, bit depth, rate or channel count for the format.
@@ -113,8 +116,11 @@ class AudioWriter:
         input_subtype: str | None = None,
         overwrite: bool = False,
         frames_hint: int | None = None,
+        commit: bool = True,
     ) -> None:
         self.path = Path(path)
+        self.commit = commit
+        self.pending: PendingFile | None = None
         try:
             fmt = _write_format(self.path.suffix)
             self.subtype = subtype_for(bits, self.path.suffix, input_subtype)
@@ -215,7 +221,10 @@ class AudioWriter:
         except BaseException:
             pending.discard()
             raise
-        pending.commit()
+        if self.commit:
+            pending.commit()
+        else:
+            self.pending = pending
 
     def _failure(self, err: BaseException) -> AudioError:
         return write_failure(err, self.path)

@@ -238,3 +238,87 @@ def test_stray_detection_by_age_and_ownership(tmp_path: Path) -> None:
         assert remove_stray_temps(tmp_path, recursive=True) == [foreign_old]
         assert mine.exists() and foreign_new.exists() and unrelated.exists()
     assert find_stray_temps(tmp_path / "missing") == []
+
+
+_KILLED_MID_COMMIT = """
+import os, signal, sys
+from pathlib import Path
+from pcsep_cli.io import atomic
+folder = Path(sys.argv[1])
+(folder / "sub").mkdir()
+pending = [atomic.PendingFile(folder / name, overwrite=False) for name in ("a", "sub/b", "c")]
+for i, p in enumerate(pending):
+    p.tmp.write_bytes(bytes([i]) * 1000)
+commit = atomic.PendingFile.commit
+calls = []
+def dying_commit(self):
+    if calls:  # the second rename never happens: the process is killed first
+        os.kill(os.getpid(), signal.SIGKILL)
+    calls.append(self)
+    commit(self)
+atomic.PendingFile.commit = dying_commit
+atomic.commit_together(pending, folder)
+"""
+
+
+def test_a_group_killed_during_its_renames_is_completed_by_the_next_sweep(
+    tmp_path: Path,
+) -> None:
+    proc = subprocess.run([sys.executable, "-c", _KILLED_MID_COMMIT, str(tmp_path)], check=False)
+    assert proc.returncode == -signal.SIGKILL
+    journals = list(tmp_path.glob(f".*{TMP_MARKER}*{atomic.JOURNAL_SUFFIX}"))
+    assert len(journals) == 1
+    assert (tmp_path / "a").exists() and not (tmp_path / "c").exists()
+
+    handled = remove_stray_temps(tmp_path, recursive=True)
+
+    assert journals[0] in handled
+    assert (tmp_path / "a").read_bytes() == b"\x00" * 1000
+    assert (tmp_path / "sub" / "b").read_bytes() == b"\x01" * 1000
+    assert (tmp_path / "c").read_bytes() == b"\x02" * 1000
+    assert not list(tmp_path.rglob(f"*{TMP_MARKER}*"))
+
+
+def test_commit_together_puts_every_file_in_place_and_leaves_no_journal(tmp_path: Path) -> None:
+    pending = [atomic.PendingFile(tmp_path / n, overwrite=False) for n in ("x", "y")]
+    for p in pending:
+        p.tmp.write_text(p.final.name)
+    atomic.commit_together(pending, tmp_path)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["x", "y"]
+    assert (tmp_path / "y").read_text() == "y"
+
+
+def test_a_journal_replay_never_leaves_its_folder_and_never_clobbers(tmp_path: Path) -> None:
+    import json
+
+    inner = tmp_path / "out"
+    inner.mkdir()
+    keep = inner / "kept.wav"
+    keep.write_text("the user's own file")
+    tmp_keep = inner / f".kept.wav{TMP_MARKER}1-abcdef-00000000.wav"
+    tmp_keep.write_text("pcsep's")
+    outside = inner / f".x{TMP_MARKER}1-abcdef-00000001.wav"
+    outside.write_text("x")
+    journal = inner / f".commit.journal{TMP_MARKER}1-abcdef-00000002.journal"
+    journal.write_text(
+        json.dumps(
+            {
+                "version": 1,
+                "files": [
+                    {"tmp": tmp_keep.name, "final": "kept.wav", "overwrite": False},
+                    {"tmp": outside.name, "final": "../escaped.wav", "overwrite": True},
+                    {"tmp": "/etc/passwd", "final": "p", "overwrite": True},
+                    "garbage",
+                ],
+            }
+        )
+    )
+    assert atomic.replay_journal(journal) == []
+    assert keep.read_text() == "the user's own file"
+    assert not (tmp_path / "escaped.wav").exists() and not (inner / "p").exists()
+    assert not journal.exists() and not tmp_keep.exists()
+
+    torn = inner / f".commit.journal{TMP_MARKER}1-abcdef-00000003.journal"
+    torn.write_text('{"version": 1, "fil')  # killed while writing the journal
+    assert atomic.replay_journal(torn) == []
+    assert not torn.exists()
