@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import struct
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -53,6 +54,7 @@ def read_las(path: Path, size: int) -> RawCloud:
             # Compressed size is unknown up front; chunked reading bounds memory instead.
             check_promise(path, "points", count, 0, 0)
             _check_chunk_table(path, start, size)
+            _check_layers(path, header, start, size)
         else:
             check_promise(
                 path,
@@ -161,6 +163,76 @@ def _check_chunk_table(path: Path, start: int, size: int) -> None:
             path,
             _HINT,
         )
+
+
+# LAZ 1.4 items stored in layers: item type -> layers (None: one per byte of the item).
+_LAYERS = {10: 9, 11: 1, 12: 2, 13: 1, 14: None}
+
+
+def _check_layers(path: Path, header: Any, start: int, size: int) -> None:
+    """Refuse LAZ 1.4 chunks whose layer sizes do not fit the chunk.
+
+    A layered chunk (point formats 6-10) starts with its first point uncompressed, a uint32
+    point count and one uint32 byte count per layer; lazrs allocates each layer before
+    reading it, so a corrupt size made it zero 4 GB and spend seconds failing (fuzzing found a
+    900-byte file doing that). In a valid chunk the layers fill it exactly.
+    """
+    import lazrs
+
+    vlr = next((v for v in header.vlrs if getattr(v, "record_id", None) == 22204), None)
+    if vlr is None:
+        return  # laspy reports the missing LASzip record itself
+    record = bytes(vlr.record_data)
+    if len(record) < 34:
+        return
+    (n_items,) = struct.unpack_from("<H", record, 32)
+    if len(record) != 34 + 6 * n_items:
+        raise PointCloudError(
+            f"LAZ record lists {n_items} items in {len(record)} bytes: it is corrupt", path, _HINT
+        )
+    items = [struct.unpack_from("<HH", record, 34 + 6 * i) for i in range(n_items)]
+    if not any(kind in _LAYERS for kind, _ in items):
+        return  # LAZ 1.0-1.3 point formats: not layered
+    first = sum(item_size for _, item_size in items)
+    layers = sum(
+        item_size if _LAYERS.get(kind, 0) is None else _LAYERS.get(kind, 0)
+        for kind, item_size in items
+    )
+    with open(path, "rb") as fh:
+        fh.seek(start)
+        raw = fh.read(8)
+        if len(raw) < 8:
+            return
+        (offset,) = struct.unpack("<q", raw)
+        if offset == -1 and size >= 8:
+            fh.seek(size - 8)
+            (offset,) = struct.unpack("<q", fh.read(8))
+        table: list[tuple[int, int]] = []
+        if 8 <= offset <= size - 8:
+            fh.seek(offset)
+            try:
+                table = [tuple(e) for e in lazrs.read_chunk_table_only(fh, lazrs.LazVlr(record))]
+            except Exception:  # noqa: BLE001 - lazrs raises its own kinds; it reports later
+                table = []
+        chunks = table or [(0, size - start - 8)]  # no table: at least check the first chunk
+        pos = start + 8
+        for _, nbytes in chunks:
+            fh.seek(pos + first)
+            head = fh.read(4 + 4 * layers)
+            if len(head) < 4 + 4 * layers:
+                return  # truncated: lazrs reports it
+            sizes = struct.unpack(f"<I{layers}I", head)[1:]
+            room = min(nbytes, size - pos) - first - 4 - 4 * layers
+            if sum(sizes) > max(room, 0):
+                raise PointCloudError(
+                    f"LAZ chunk at byte {pos:,} claims {sum(sizes):,} bytes of layers, more "
+                    f"than the {max(room, 0):,} it has: it is corrupt",
+                    path,
+                    _HINT,
+                )
+            pos += nbytes
+            if pos >= size:
+                return
 
 
 def _concat(parts: list[np.ndarray], empty: tuple[int, ...], dtype: type) -> np.ndarray:

@@ -41,6 +41,7 @@ for name in sys.argv[1:]:
 EXPECTED = {
     "laz-chunk-table-count-2e9.laz": "PointCloudError",
     "laz-vlr-count-4e9.laz": "PointCloudError",
+    "laz-layer-size-4e9.laz": "PointCloudError",
     "las-point-offset-3e9.las": "PointCloudError",
     "flac-damaged-frame-reads-short.flac": "AudioError",
     "flac-streaminfo-frames-4e9.flac": "AudioError",

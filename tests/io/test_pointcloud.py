@@ -462,3 +462,26 @@ def test_importing_the_reader_module_stays_light() -> None:
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"
+
+
+@pytest.mark.parametrize("point_format", [6, 7, 8, 9, 10])
+def test_laz_14_with_extra_bytes_over_several_chunks(tmp_path: Path, point_format: int) -> None:
+    """Layered LAZ (formats 6-10) written by laspy + lazrs, 3 chunks and 3 extra bytes per
+    point: the layer-size check (io/las.py) passes every valid chunk."""
+    import laspy
+
+    header = laspy.LasHeader(point_format=point_format, version="1.4")
+    header.add_extra_dim(laspy.ExtraBytesParams(name="tag", type=np.uint8))
+    header.add_extra_dim(laspy.ExtraBytesParams(name="count", type=np.uint16))
+    header.scales, header.offsets = np.full(3, 0.001), np.zeros(3)
+    las = laspy.LasData(header)
+    n = 120_001  # lazrs writes chunks of 50,000 points
+    rng = np.random.default_rng(point_format)
+    xyz = rng.uniform(-50, 50, (n, 3))
+    las.x, las.y, las.z = xyz.T
+    las.tag = rng.integers(0, 255, n, dtype=np.uint8)
+    path = tmp_path / "big.laz"
+    las.write(path)
+    pc = read_cloud(path)
+    assert pc.num_points == n
+    np.testing.assert_allclose(pc.xyz, xyz, rtol=0, atol=0.0005 + 1e-9)
