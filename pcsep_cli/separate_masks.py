@@ -28,6 +28,24 @@ def _even(x: float) -> int:
     return max(16, 2 * round(x / 2))
 
 
+def _fast_fft_size(x: float) -> int:
+    """The even 5-smooth number (2^a 3^b 5^c) nearest ``x``: sizes pocketfft does fastest.
+
+    Scaling the model's 1022 (2·7·73) by 4 gives 4088, whose factor 73 made the input-rate
+    STFT and iSTFT of a 44.1 kHz recording 30-45 % slower than at 4096.
+    """
+    target = _even(x)
+
+    def smooth(n: int) -> bool:
+        for p in (2, 3, 5):
+            while n % p == 0:
+                n //= p
+        return n == 1
+
+    near = range(max(16, _even(target - target // 8)), target + target // 8 + 1, 2)
+    return min((n for n in near if smooth(n)), key=lambda n: abs(n - x), default=target)
+
+
 class RateMap:
     """Carry masks from the model's STFT grid to the STFT grid of an input rate.
 
@@ -43,7 +61,7 @@ class RateMap:
     def __init__(self, model_stft: StftConfig, sr_model: int, sr_in: int) -> None:
         self.model_stft, self.sr_model, self.sr_in = model_stft, int(sr_model), int(sr_in)
         ratio = sr_in / sr_model
-        n_fft = _even(model_stft.n_fft * ratio)
+        n_fft = _fast_fft_size(model_stft.n_fft * ratio)
         hop = min(n_fft // 2, max(1, round(model_stft.hop * ratio)))
         self.stft_in = StftConfig(n_fft=n_fft, hop=hop, window=model_stft.window, warp_bins=0)
         f_model = model_stft.bins
