@@ -3,7 +3,7 @@
 Heavy modules (torch, the readers) are imported inside the commands so ``pcsep --help``
 answers at once. Library errors (:class:`pcsep_cli.errors.PcsepError`) are caught once, in
 :class:`_App`, and shown as one line on stderr with exit code 1; ``--debug`` adds the
-traceback. Usage errors exit with 2 (click's convention).
+traceback. Usage errors are one line too, with exit code 2 (click's convention).
 """
 
 from __future__ import annotations
@@ -23,7 +23,35 @@ EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
 
 
 class _App(TyperGroup):
-    """Click group that turns library errors into one line and an exit code."""
+    """Click group that turns library errors and usage errors into one line and an exit code."""
+
+    def main(self, *args: Any, standalone_mode: bool = True, **kwargs: Any) -> Any:
+        if not standalone_mode:
+            return super().main(*args, standalone_mode=False, **kwargs)
+        from typer._click import exceptions as cx
+
+        try:
+            code = super().main(*args, standalone_mode=False, **kwargs)
+        except cx.NoArgsIsHelpError as err:
+            err.show()  # the help text, as click prints it
+            sys.exit(EXIT_USAGE)
+        except cx.UsageError as err:
+            # One line, like every other error: what is wrong, where to read more.
+            where = err.ctx.command_path if err.ctx is not None else "pcsep"
+            message = err.format_message().rstrip(".")
+            _err_console().print(
+                f"[bold red]error:[/] {_escape(where)}: {_escape(message)} "
+                f"(see '{_escape(where)} --help')",
+                soft_wrap=True,
+            )
+            sys.exit(EXIT_USAGE)
+        except cx.ClickException as err:
+            _err_console().print(f"[bold red]error:[/] {_escape(err.format_message())}")
+            sys.exit(err.exit_code)
+        except typer.Abort:
+            _err_console().print("[yellow]aborted[/]")
+            sys.exit(EXIT_FAILED)
+        sys.exit(code if isinstance(code, int) else EXIT_OK)
 
     def invoke(self, ctx: click.Context) -> Any:
         from pcsep_cli.errors import PcsepError

@@ -134,10 +134,14 @@ def test_debug_shows_the_traceback(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     "args", [["inspect"], ["inspect", "a.ply", "b.ply"], ["inspect", "a.ply", "--colour"]]
 )
-def test_usage_errors_exit_2(args: list[str]) -> None:
+def test_usage_errors_exit_2_with_one_line(args: list[str]) -> None:
     result = runner.invoke(app, args)
     assert result.exit_code == 2
-    assert "Usage" in result.stderr or "Usage" in result.output
+    assert result.stdout == ""
+    # One line, like library errors: the command, what is wrong, where to read more.
+    assert result.stderr.count("\n") == 1, result.stderr
+    assert result.stderr.startswith("error: pcsep inspect: ")
+    assert "(see 'pcsep inspect --help')" in result.stderr
 
 
 # --- the installed console script ----------------------------------------------------------
@@ -163,6 +167,9 @@ def test_console_script_json_and_error(scene: tuple[Path, np.ndarray], tmp_path:
     assert "Traceback" not in bad.stderr
     usage = _run(PCSEP, "inspect")
     assert usage.returncode == 2
+    assert usage.stderr.count("\n") == 1 and usage.stderr.startswith("error: pcsep inspect:")
+    bare = _run(PCSEP)  # no command: the help, as before
+    assert bare.returncode == 2 and "Usage" in bare.stdout + bare.stderr
 
 
 def test_help_is_fast_and_does_not_import_torch() -> None:
