@@ -1,8 +1,8 @@
 """The bad-input matrix: each row is an input, the exit code and the one-line message.
 
 ``pcsep separate`` / ``pcsep inspect`` run through ``CliRunner`` on real files built in
-``tmp_path`` with a tiny model. Every error must be one non-empty line (usage errors: click's
-box, matched after joining its lines), and nothing may be left under ``-o``. The rows that
+``tmp_path`` with a tiny model. Every error must be one non-empty line starting ``error:``
+(usage errors, exit code 2, too), and nothing may be left under ``-o``. The rows that
 are accepted (a 1-sample recording, 64 channels, 1 MHz) must give stems that sum to the mixture.
 """
 
