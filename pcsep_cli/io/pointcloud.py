@@ -380,13 +380,12 @@ def _sniff(prefix: bytes, path: Path) -> str:
     elif what is None and _looks_like_xyz_text(prefix):
         what = "plain-text XYZ coordinates"
         hint = "convert it to PLY, e.g. with CloudCompare or PDAL's readers.text"
-    elif what is None:
-        what = "not a point cloud format pcsep knows"
-    elif "E57" in what:
+    elif what is not None and "E57" in what:
         hint = "convert it to PLY or LAS first, e.g. with PDAL or CloudCompare"
     start = prefix[:8].hex(" ")
+    looks = f"looks like {what}, " if what else ""
     raise PointCloudError(
-        f"{said}not a PLY, LAS/LAZ or PCD file: looks like {what} (starts with {start})",
+        f"{said}not a PLY, LAS/LAZ or PCD file: {looks}starts with bytes {start}",
         path,
         hint,
     )

@@ -139,7 +139,7 @@ def test_text_xyz_and_garbage(tmp_path: Path) -> None:
     (tmp_path / "a.xyz").write_text("1.0 2.0 3.0\n4 5 6\n")
     _fails(tmp_path / "a.xyz", "plain-text XYZ", "convert it to PLY")
     (tmp_path / "b.pcd").write_bytes(bytes(range(256)) * 4)
-    _fails(tmp_path / "b.pcd", "named .pcd but not a PLY", "starts with 00 01 02")
+    _fails(tmp_path / "b.pcd", "named .pcd but not a PLY", "starts with bytes 00 01 02")
 
 
 def test_unknown_units(tmp_path: Path, xyz: np.ndarray) -> None:
