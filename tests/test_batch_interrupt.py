@@ -26,6 +26,25 @@ from pcsep_cli.io.atomic import TMP_MARKER
 PCSEP = shutil.which("pcsep", path=str(Path(sys.executable).parent)) or "pcsep"
 
 
+def _interrupt_once_writing(cmd: list[str], env: dict, folder: Path) -> tuple[int, str, str]:
+    """Start ``cmd``, send SIGINT once a temporary file appears under ``folder``; return its
+    exit code, stdout and stderr."""
+    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 120
+        while not list(folder.rglob(f".*{TMP_MARKER}*")):
+            assert proc.poll() is None, proc.communicate()
+            assert time.monotonic() < deadline, f"{cmd[1]} never started writing in {folder}"
+            time.sleep(0.05)
+        proc.send_signal(signal.SIGINT)
+        stdout, stderr = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    return proc.returncode, stdout, stderr
+
+
 def test_ctrl_c_stops_cleanly_and_resume_finishes(
     tmp_path: Path,
     model: Path,  # noqa: F811
@@ -46,27 +65,8 @@ def test_ctrl_c_stops_cleanly_and_resume_finishes(
     }
     cmd = [PCSEP, "batch", str(data), "-o", str(out), "--model", str(model)]
     # Short chunks: b takes 60 of them, time enough to interrupt it halfway.
-    proc = subprocess.Popen(
-        [*cmd, "--segment", "0.5"],
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    try:
-        deadline = time.monotonic() + 120
-        while not list((out / "b").glob(f".*{TMP_MARKER}*")):  # b's first pass has begun
-            assert proc.poll() is None, proc.communicate()
-            assert time.monotonic() < deadline, "pcsep batch never started item b"
-            time.sleep(0.05)
-        proc.send_signal(signal.SIGINT)
-        stdout, stderr = proc.communicate(timeout=60)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
-
-    assert proc.returncode == 130, stdout + stderr
+    code, stdout, stderr = _interrupt_once_writing([*cmd, "--segment", "0.5"], env, out / "b")
+    assert code == 130, stdout + stderr
     assert "interrupted" in stderr and "Traceback" not in stderr
     assert json.loads((out / "a" / "manifest.json").read_text())["stems"]
     assert not list(out.rglob(f"*{TMP_MARKER}*"))
@@ -88,23 +88,8 @@ def test_ctrl_c_during_separate_leaves_nothing_and_exits_130(
     sf.write(audio, (0.1 * noise).astype(np.float32), 8000)
     env = {**os.environ, "PCSEP_CONFIG_DIR": str(tmp_path / "c"), "HF_HUB_OFFLINE": "1"}
     cmd = [PCSEP, "separate", str(audio), str(scene_ply), "-o", str(out), "--model", str(model)]
-    proc = subprocess.Popen(
-        [*cmd, "--segment", "0.5"], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE
-    )
-    try:
-        deadline = time.monotonic() + 120
-        while not list(out.rglob(f".*{TMP_MARKER}*")):
-            assert proc.poll() is None, proc.communicate()
-            assert time.monotonic() < deadline, "pcsep separate never started writing"
-            time.sleep(0.05)
-        proc.send_signal(signal.SIGINT)
-        _, stderr = proc.communicate(timeout=60)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
-    message = stderr.decode()
-    assert proc.returncode == 130, message
+    code, _, message = _interrupt_once_writing([*cmd, "--segment", "0.5"], env, out)
+    assert code == 130, message
     assert message.strip().splitlines()[-1].startswith("interrupted"), message
     assert "Traceback" not in message
     assert not [p for p in out.rglob("*") if p.is_file()]  # no stem, no temporary file
