@@ -445,12 +445,22 @@ def synth(
     cycle_instruments: Annotated[
         bool, typer.Option(help="Cycle through the classes so a few scenes hold them all.")
     ] = False,
+    splits: Annotated[
+        str, typer.Option(help="Train,val,test shares (normalised), e.g. 0.7,0.1,0.2.")
+    ] = "0.8,0.1,0.1",
 ) -> None:
     """Write a synthetic dataset (scenes, mixtures, stems, solo pool) in the dataset layout."""
     from pcsep_cli.synth.dataset import write_dataset
 
     if min_performers > max_performers:
         raise typer.BadParameter("--min-performers is above --max-performers")
+    bad_splits = f"--splits takes three numbers, e.g. 0.7,0.1,0.2; got {splits!r}"
+    try:
+        fractions = tuple(float(x) for x in splits.split(","))
+    except ValueError:
+        raise typer.BadParameter(bad_splits) from None
+    if len(fractions) != 3:
+        raise typer.BadParameter(bad_splits)
     mic_arg: str | int = int(mics) if mics.isdigit() else mics
     with _Bar("synth") as bar:
         try:
@@ -467,6 +477,7 @@ def synth(
                 solo_pool=solo_pool,
                 bits=bits,
                 cycle_instruments=cycle_instruments,
+                split_fractions=fractions,
                 progress=bar,
             )
         except ValueError as err:

@@ -58,3 +58,22 @@ def test_synth_rejects_inverted_performer_range(tmp_path):
     )
     assert result.exit_code == 2
     assert not (tmp_path / "x").exists()
+
+
+def test_synth_splits_choose_the_folders(tmp_path):
+    out = tmp_path / "ds"
+    args = ["synth", "-o", str(out), "--examples", "2", "--duration", "1", "--max-performers", "2"]
+    result = runner.invoke(app, [*args, "--splits", "0,0,1"])
+    assert result.exit_code == 0, result.output
+    assert len(list((out / "test").glob("*/mixture.wav"))) == 2
+    assert not list((out / "train").glob("*/mixture.wav"))
+    settings = json.loads((out / "dataset.json").read_text())["settings"]
+    assert settings["split_fractions"] == [0.0, 0.0, 1.0]
+
+
+def test_synth_rejects_malformed_splits(tmp_path):
+    for bad in ("0.7,0.3", "a,b,c"):
+        result = runner.invoke(app, ["synth", "-o", str(tmp_path / "x"), "--splits", bad])
+        assert result.exit_code == 2, result.output
+        assert "--splits takes three numbers" in result.output
+    assert not (tmp_path / "x").exists()
