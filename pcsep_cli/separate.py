@@ -45,7 +45,6 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from torch import Tensor
 
 from pcsep_cli.errors import ModelError, SceneError
@@ -333,16 +332,8 @@ class Separator:
         Returns:
             ``(P, F, T)`` in [0, 1].
         """
-        net = self.net
-        frames = mag.shape[-1]
-        x = net.net_input(mag)
-        pad = (-frames) % 2**net.config.audio.levels
-        if pad:
-            x = F.pad(x, (0, pad), value=math.log(1e-3))
-        feats = net.audio_encoder(x)
         mix_index = torch.zeros(film.shape[0], dtype=torch.long, device=film.device)
-        logits = net.audio_decoder(feats, film, mix_index)[..., :frames]
-        return torch.sigmoid(net.warp.to_linear(logits))[:, 0]
+        return torch.sigmoid(self.net.mask_logits(mag, film, mix_index))[:, 0]
 
     @torch.inference_mode()
     def _chunk(self, x: np.ndarray, rmap: RateMap, film: Tensor) -> np.ndarray:

@@ -349,16 +349,28 @@ class SeparationNet(nn.Module):
             raise ValueError(
                 f"{emb.shape[0]} performer conditions for {mix_index.shape[0]} mix_index entries"
             )
+        mask_logits = self.mask_logits(mag, self.cond_trunk(emb), mix_index)
+        return SeparatorOutput(torch.sigmoid(mask_logits), mask_logits, logits, emb)
+
+    def mask_logits(self, mag: Tensor, film: Tensor, mix_index: Tensor) -> Tensor:
+        """The audio path of :meth:`forward`, for conditions already through the trunk.
+
+        Args:
+            mag: mixture magnitudes ``(B, 1, F, T)`` on the linear grid.
+            film: ``(P, cond_dim)``, :attr:`cond_trunk` of the performers' embeddings.
+            mix_index: ``(P,)`` long: the mixture each performer plays in.
+
+        Returns:
+            Mask logits ``(P, 1, F, T)`` on the linear grid.
+        """
         frames = mag.shape[-1]
-        step = 2**self.config.audio.levels
         x = self.net_input(mag)
-        pad = (-frames) % step
+        pad = (-frames) % 2**self.config.audio.levels
         if pad:
             x = F.pad(x, (0, pad), value=float(torch.log(torch.tensor(1e-3))))
         feats = self.audio_encoder(x)
-        net_logits = self.audio_decoder(feats, self.cond_trunk(emb), mix_index)[..., :frames]
-        mask_logits = self.warp.to_linear(net_logits)
-        return SeparatorOutput(torch.sigmoid(mask_logits), mask_logits, logits, emb)
+        net_logits = self.audio_decoder(feats, film, mix_index)[..., :frames]
+        return self.warp.to_linear(net_logits)
 
     def num_parameters(self) -> int:
         """Learned parameters."""
