@@ -3,9 +3,10 @@
 The network runs on the mono mixture at its own sample rate (``config.sample_rate``). Its
 masks are applied to every channel of the input *at the input's rate*, so stems keep the
 input's bandwidth and spatial image. :class:`RateMap` pairs the model's STFT with an STFT at
-the input rate whose window and hop last as long in seconds (``n_fft`` and ``hop`` scaled by
-``sr_in / sr_model``); a mask is then read at each input bin's frequency and each input
-frame's time by linear interpolation. Frequencies above the model's Nyquist (a 44.1 kHz input
+the input rate whose window and hop last as long in seconds (``hop`` scaled by
+``sr_in / sr_model``, ``n_fft`` too, then moved to the nearest size the FFT does fast: 4096
+rather than 4088 for 1022 at 4×); a mask is then read at each input bin's frequency and each
+input frame's time by linear interpolation. Frequencies above the model's Nyquist (a 44.1 kHz input
 and a 11.025 kHz model) take the mean mask of the model's top octave in that frame: the model
 never saw them, and the top octave is the nearest evidence of who owns the treble.
 
@@ -75,8 +76,9 @@ class RateMap:
         lo[above], frac[above] = f_model, 0.0
         self._f_lo = torch.from_numpy(lo)
         self._f_frac = torch.from_numpy(frac.astype(np.float32))
-        # Rates in a whole ratio (44.1 kHz and 11.025 kHz) put input bins on model bins:
-        # one gather then, and frames line up one to one.
+        # When the scaled n_fft is itself a fast size (a model n_fft of 1024 and rates in a
+        # whole ratio), input bins sit on model bins: one gather then. Frames of rates in a
+        # whole ratio line up one to one either way (the hop is scaled exactly).
         self._f_exact = bool(np.all(frac < 1e-6))
         self._frames_per_frame = (self.stft_in.hop / sr_in) / (model_stft.hop / sr_model)
         self._top = slice(f_model // 2, f_model)

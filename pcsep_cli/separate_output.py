@@ -136,45 +136,38 @@ def run_job(
                 stack.callback(t.discard)
             _first_pass(separator, job, cond, temps, peaks, progress)
             gains = [1.0 if opts.clip_mode != "rescale" else _gain(pk, "rescale") for pk in peaks]
-            err, clipped = _second_pass(job, temps, paths, res_path, gains, progress, finished)
-    except BaseException:
-        for f in finished:
-            f.discard()
-        raise
-    if progress is not None:
-        progress(SeparationProgress("write", frames, frames))
-
-    manifest = {
-        "version": MANIFEST_VERSION,
-        "audio": str(job.audio),
-        "clouds": [str(c) for c in job.clouds],
-        "mode": job.mode,
-        "model": separator.model_info(),
-        "sample_rate": sr,
-        "channels": channels,
-        "frames": frames,
-        "duration_s": round(frames / sr, 6),
-        "format": ext,
-        "subtype": job.subtype,
-        "clip_mode": opts.clip_mode,
-        "segment": separator.segment,
-        "overlap": separator.overlap,
-        "stems": [
-            {**d.to_json(), "path": str(p), "gain": round(g, 6), "peak": round(float(pk), 6)}
-            for d, p, g, pk in zip(stems, paths, gains, peaks, strict=True)
-        ],
-        "residual": None if res_path is None else {"name": "residual", "path": str(res_path)},
-        "ignored": [d.to_json() for d in cond.detections if not d.separated],
-        "manifest": str(man_path),
-        "sum_max_error": err if res_path is not None else None,
-        "clipped_samples": clipped,
-    }
-    text = json.dumps(manifest, indent=1) + "\n"
-    try:
+            sum_err, clipped = _second_pass(job, temps, paths, res_path, gains, progress, finished)
+        if progress is not None:
+            progress(SeparationProgress("write", frames, frames))
+        manifest = {
+            "version": MANIFEST_VERSION,
+            "audio": str(job.audio),
+            "clouds": [str(c) for c in job.clouds],
+            "mode": job.mode,
+            "model": separator.model_info(),
+            "sample_rate": sr,
+            "channels": channels,
+            "frames": frames,
+            "duration_s": round(frames / sr, 6),
+            "format": ext,
+            "subtype": job.subtype,
+            "clip_mode": opts.clip_mode,
+            "segment": separator.segment,
+            "overlap": separator.overlap,
+            "stems": [
+                {**d.to_json(), "path": str(p), "gain": round(g, 6), "peak": round(float(pk), 6)}
+                for d, p, g, pk in zip(stems, paths, gains, peaks, strict=True)
+            ],
+            "residual": None if res_path is None else {"name": "residual", "path": str(res_path)},
+            "ignored": [d.to_json() for d in cond.detections if not d.separated],
+            "manifest": str(man_path),
+            "sum_max_error": sum_err if res_path is not None else None,
+            "clipped_samples": clipped,
+        }
         man = PendingFile(man_path, overwrite=opts.overwrite)
         finished.append(man)
         try:
-            man.tmp.write_text(text, encoding="utf-8")
+            man.tmp.write_text(json.dumps(manifest, indent=1) + "\n", encoding="utf-8")
         except OSError as err:
             raise write_failure(err, man_path) from err
         commit_together(finished, job.out_dir)
@@ -185,14 +178,12 @@ def run_job(
     return manifest
 
 
-def recover_outputs(job: SeparationJob, paths: list[Path]) -> list[Path]:
+def recover_outputs(job: SeparationJob, paths: list[Path]) -> None:
     """Clean up after a run of the same outputs that was killed: finish its journal in
-    ``job.out_dir`` and remove its temporary files beside ``paths``; return what was handled.
-    """
-    handled = remove_stray_temps(job.out_dir)
+    ``job.out_dir`` and remove its temporary files beside ``paths``."""
+    remove_stray_temps(job.out_dir)  # first: the journal puts finished temporaries in place
     for folder in sorted({p.parent for p in paths} - {job.out_dir}):
-        handled += remove_stray_temps(folder)
-    return handled
+        remove_stray_temps(folder)
 
 
 def _first_pass(

@@ -258,11 +258,16 @@ def atomic_write_bytes(path: _PathArg, data: bytes, *, overwrite: bool) -> None:
     with atomic_path(path, overwrite=overwrite) as tmp:
         fd = os.open(tmp, os.O_WRONLY | os.O_TRUNC)
         try:
-            view = memoryview(data)
-            while view:
-                view = view[os.write(fd, view) :]
+            _write_all(fd, data)
         finally:
             os.close(fd)
+
+
+def _write_all(fd: int, data: bytes) -> None:
+    """Write all of ``data`` to ``fd`` (``os.write`` may write less than it is given)."""
+    view = memoryview(data)
+    while view:
+        view = view[os.write(fd, view) :]
 
 
 def atomic_write_text(
@@ -306,9 +311,7 @@ def commit_together(pending: Sequence[PendingFile], folder: _PathArg) -> None:
         data = json.dumps({"version": 1, "files": entries}).encode()
         fd = os.open(journal, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
         try:
-            view = memoryview(data)
-            while view:
-                view = view[os.write(fd, view) :]
+            _write_all(fd, data)
             os.fsync(fd)
         finally:
             os.close(fd)

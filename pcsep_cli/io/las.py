@@ -136,6 +136,20 @@ def _check_record_counts(path: Path, size: int) -> None:
         )
 
 
+def _chunk_table_offset(fh: Any, start: int, size: int) -> int | None:
+    """The LAZ chunk table's offset: the int64 at the start of the point data, or, when that
+    is -1, the int64 in the file's last 8 bytes (LASzip). None when the file ends first."""
+    fh.seek(start)
+    raw = fh.read(8)
+    if len(raw) < 8:
+        return None
+    (offset,) = struct.unpack("<q", raw)
+    if offset == -1 and size >= 8:
+        fh.seek(size - 8)
+        (offset,) = struct.unpack("<q", fh.read(8))
+    return int(offset)
+
+
 def _check_chunk_table(path: Path, start: int, size: int) -> None:
     """Refuse a LAZ chunk table that promises more chunks than the file has bytes.
 
@@ -145,15 +159,8 @@ def _check_chunk_table(path: Path, start: int, size: int) -> None:
     file's last 8 bytes), then at that offset uint32 version and uint32 chunk count.
     """
     with open(path, "rb") as fh:
-        fh.seek(start)
-        raw = fh.read(8)
-        if len(raw) < 8:
-            return  # lazrs reports the truncation itself
-        (offset,) = struct.unpack("<q", raw)
-        if offset == -1 and size >= 8:
-            fh.seek(size - 8)
-            (offset,) = struct.unpack("<q", fh.read(8))
-        if not 0 <= offset <= size - 8:
+        offset = _chunk_table_offset(fh, start, size)
+        if offset is None or not 0 <= offset <= size - 8:
             return  # no usable table: lazrs reads sequentially or reports the damage
         fh.seek(offset)
         _version, chunks = struct.unpack("<II", fh.read(8))
@@ -199,14 +206,9 @@ def _check_layers(path: Path, header: Any, start: int, size: int) -> None:
         for kind, item_size in items
     )
     with open(path, "rb") as fh:
-        fh.seek(start)
-        raw = fh.read(8)
-        if len(raw) < 8:
-            return
-        (offset,) = struct.unpack("<q", raw)
-        if offset == -1 and size >= 8:
-            fh.seek(size - 8)
-            (offset,) = struct.unpack("<q", fh.read(8))
+        offset = _chunk_table_offset(fh, start, size)
+        if offset is None:
+            return  # truncated: lazrs reports it
         table: list[tuple[int, int]] = []
         if 8 <= offset <= size - 8:
             fh.seek(offset)
