@@ -433,6 +433,9 @@ def synth(
     solo_pool: Annotated[
         int, typer.Option(min=0, help="Solo clips (one performer each) for training.")
     ] = 0,
+    cloud_scenes: Annotated[
+        int, typer.Option(min=0, help="Scanned scenes without sound, for the classifier.")
+    ] = 0,
     min_performers: Annotated[int, typer.Option(min=1, max=5)] = 1,
     max_performers: Annotated[int, typer.Option(min=1, max=5)] = 5,
     distractor_prob: Annotated[float, typer.Option(min=0.0, max=1.0)] = 0.5,
@@ -475,6 +478,7 @@ def synth(
                 sample_rate=sample_rate,
                 mics=mic_arg,
                 solo_pool=solo_pool,
+                cloud_scenes=cloud_scenes,
                 bits=bits,
                 cycle_instruments=cycle_instruments,
                 split_fractions=fractions,
@@ -484,7 +488,8 @@ def synth(
             raise typer.BadParameter(str(err)) from None
     _console().print(
         f"{summary.root}: {summary.written} scenes written, {summary.skipped} already there; "
-        f"{summary.pool_written} solo clips written, {summary.pool_skipped} already there "
+        f"{summary.pool_written} solo clips written, {summary.pool_skipped} already there; "
+        f"{summary.clouds_written} cloud scenes written, {summary.clouds_skipped} already there "
         f"({summary.seconds:.1f} s)",
         soft_wrap=True,
     )

@@ -15,6 +15,9 @@ DIR/test`` reads it as it is)::
         audio.wav                     its reverberant contribution at the microphones of a
                                       random room, normalised to -23 dBFS RMS
         meta.json                     instrument, body_id, piece, part, room, microphones, seeds
+    DIR/clouds/<split>/<index>/       cloud scenes (``cloud_scenes`` > 0): scanned like a scene,
+        scene.ply, labels.npy         always with 1-2 distractors, and no sound at all: labelled
+        meta.json                     performers and ``none`` objects for the visual encoder
 
 Audio is float32 WAV by default (``bits="32f"``). ``bits="24"`` (PCM) takes a quarter less
 disk and Σ stems still equals the mixture to (P + 1) · 2⁻²⁴ ≈ 4e-7, because every stem and
@@ -85,6 +88,9 @@ class DatasetSummary:
         pool: solo clips present per split after the run.
         pool_written: solo clips written by this run.
         pool_skipped: solo clips found finished and kept.
+        clouds: cloud scenes present per split after the run.
+        clouds_written: cloud scenes written by this run.
+        clouds_skipped: cloud scenes found finished and kept.
         seconds: wall time of the run.
     """
 
@@ -95,6 +101,9 @@ class DatasetSummary:
     pool: dict[str, int] = field(default_factory=dict)
     pool_written: int = 0
     pool_skipped: int = 0
+    clouds: dict[str, int] = field(default_factory=dict)
+    clouds_written: int = 0
+    clouds_skipped: int = 0
     seconds: float = 0.0
 
 
@@ -134,6 +143,7 @@ def write_dataset(
     sample_rate: int = 22050,
     mics: str | int = "stereo",
     solo_pool: int = 0,
+    cloud_scenes: int = 0,
     bits: str = "32f",
     cycle_instruments: bool = False,
     pieces: Sequence[str] | None = None,
@@ -155,6 +165,8 @@ def write_dataset(
         sample_rate: Hz of every file written.
         mics: ``"mono"``, ``"stereo"`` or 1 to 8 channels (3+: a small circular array).
         solo_pool: number of solo clips (one performer's cloud and audio) to add.
+        cloud_scenes: number of cloud scenes (a scanned scene, no sound; ~0.3 s each) to add:
+            more bodies, viewpoints and distractors for the classifier.
         bits: ``"32f"`` (float WAV) or ``"24"`` (PCM WAV).
         cycle_instruments: give performers the classes in turn (example ``i`` starts at class
             ``i * performers[1]``) so that a handful of examples covers all ten.
@@ -173,9 +185,10 @@ def write_dataset(
     from pcsep_cli.synth.room import channels_of
 
     channels_of(mics)
-    if examples < 0 or solo_pool < 0 or jobs < 1:
+    if min(examples, solo_pool, cloud_scenes) < 0 or jobs < 1:
         raise ValueError(
-            f"need examples >= 0, solo_pool >= 0, jobs >= 1; got {examples}, {solo_pool}, {jobs}"
+            "need examples, solo_pool, cloud_scenes >= 0 and jobs >= 1; got "
+            f"{examples}, {solo_pool}, {cloud_scenes}, {jobs}"
         )
     if not 1 <= performers[0] <= performers[1] <= 10:
         raise ValueError(f"performers must be (min, max), 1 <= min <= max <= 10; got {performers}")
@@ -196,18 +209,20 @@ def write_dataset(
         pieces=None if pieces is None else tuple(sorted(pieces)),
     )
     out = Path(out)
-    _claim(out, settings, examples, solo_pool)
+    _claim(out, settings, examples, solo_pool, cloud_scenes)
     started = time.perf_counter()
 
     # Splits are computed once here: the interleaving is sequential by nature.
     scene_splits = split_sequence(examples, settings.split_fractions)
     pool_splits = split_sequence(solo_pool, settings.split_fractions)
+    cloud_splits = split_sequence(cloud_scenes, settings.split_fractions)
     tasks: list[_Task] = [("scene", i, (scene_splits[i],)) for i in range(examples)]
     tasks += [
         ("pool", start, tuple(pool_splits[start : start + POOL_CHUNK]))
         for start in range(0, solo_pool, POOL_CHUNK)
     ]
-    counts = {"scene": [0, 0], "pool": [0, 0]}  # written, skipped
+    tasks += [("clouds", i, (cloud_splits[i],)) for i in range(cloud_scenes)]
+    counts = {"scene": [0, 0], "pool": [0, 0], "clouds": [0, 0]}  # written, skipped
     results = _execute(settings, out, tasks, jobs)
     for done, (kind, written, skipped) in enumerate(results):
         counts[kind][0] += written
@@ -223,6 +238,9 @@ def write_dataset(
         pool={s: pool_splits.count(s) for s in SPLITS} if solo_pool else {},
         pool_written=counts["pool"][0],
         pool_skipped=counts["pool"][1],
+        clouds={s: cloud_splits.count(s) for s in SPLITS} if cloud_scenes else {},
+        clouds_written=counts["clouds"][0],
+        clouds_skipped=counts["clouds"][1],
         seconds=time.perf_counter() - started,
     )
 
@@ -243,13 +261,13 @@ def split_sequence(n: int, fractions: Sequence[float]) -> list[str]:
     return out
 
 
-def example_dir(root: Path, split: str, index: int, pool: bool = False) -> Path:
-    """Folder of example (or solo clip) ``index`` of ``split``."""
-    base = root / "pool" / split if pool else root / split
+def example_dir(root: Path, split: str, index: int, kind: str = "scene") -> Path:
+    """Folder of item ``index`` of ``split``; ``kind``: ``"scene"``, ``"pool"`` or ``"clouds"``."""
+    base = root / split if kind == "scene" else root / kind / split
     return base / f"{index:06d}"
 
 
-def _claim(out: Path, settings: Settings, examples: int, solo_pool: int) -> None:
+def _claim(out: Path, settings: Settings, examples: int, solo_pool: int, clouds: int) -> None:
     """Create ``out`` or check that it holds a dataset written with the same settings."""
     from pcsep_cli.io.atomic import atomic_write_text
 
@@ -285,6 +303,7 @@ def _claim(out: Path, settings: Settings, examples: int, solo_pool: int) -> None
         "version": FORMAT_VERSION,
         "examples": examples,
         "solo_pool": solo_pool,
+        "cloud_scenes": clouds,
         "classes": list(CLASSES),
         "body_ids": {k: list(v) for k, v in BODY_IDS.items()},
         "settings": wanted,
@@ -320,13 +339,14 @@ def _run(args: tuple[Settings, Path, _Task]) -> tuple[str, int, int]:
     from pcsep_cli.synth import example as examples
 
     settings, out, (kind, index, splits) = args
-    if kind == "scene":
-        folder = example_dir(out, splits[0], index)
-        if examples.is_finished(folder, "scene"):
+    if kind in ("scene", "clouds"):
+        folder = example_dir(out, splits[0], index, kind=kind)
+        if examples.is_finished(folder, kind):
             return kind, 0, 1
-        examples.write_scene(settings, folder, splits[0], index)
+        write = examples.write_scene if kind == "scene" else examples.write_cloud_scene
+        write(settings, folder, splits[0], index)
         return kind, 1, 0
-    folders = [example_dir(out, split, index + j, pool=True) for j, split in enumerate(splits)]
+    folders = [example_dir(out, split, index + j, kind="pool") for j, split in enumerate(splits)]
     todo = [not examples.is_finished(f, "pool") for f in folders]
     if any(todo):
         examples.write_pool_chunk(settings, folders, splits, index, todo)

@@ -1,4 +1,4 @@
-"""One dataset example (a scene) or one batch of solo clips, from its seed to its files.
+"""One dataset example (a scene), one batch of solo clips or one cloud scene, seed to files.
 
 Each example draws from three generators spawned from ``SeedSequence([seed, kind, index])``:
 geometry, music and room. Keeping them apart means a change in how many numbers one stage
@@ -11,6 +11,7 @@ import json
 import math
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -25,9 +26,15 @@ from pcsep_cli.synth.dataset import (
     candidate_pieces,
 )
 
-_SCENE, _POOL = 0, 1
-_SCENE_FILES = ("scene.ply", "labels.npy", "mixture.wav")
-_POOL_FILES = ("cloud.ply", "audio.wav")
+if TYPE_CHECKING:
+    from pcsep_cli.synth.scene import SceneCloud, SceneObject
+
+_SCENE, _POOL, _CLOUDS = 0, 1, 2
+_FILES = {
+    "scene": ("scene.ply", "labels.npy", "mixture.wav"),
+    "pool": ("cloud.ply", "audio.wav"),
+    "clouds": ("scene.ply", "labels.npy"),
+}
 _PEAK_RANGE = (0.3, 0.9)
 
 
@@ -40,8 +47,8 @@ def is_finished(folder: Path, kind: str) -> bool:
     """Whether ``folder`` holds a complete example: a valid ``meta.json`` and its files."""
     try:
         meta = json.loads((folder / "meta.json").read_text())
-        files = list(_SCENE_FILES if kind == "scene" else _POOL_FILES)
-        files += [p["stem"] for p in meta.get("performers", [])]
+        files = list(_FILES[kind])
+        files += [p["stem"] for p in meta.get("performers", []) if kind == "scene"]
         return meta["version"] == FORMAT_VERSION and all(
             (folder / f).is_file() and (folder / f).stat().st_size > 0 for f in files
         )
@@ -125,15 +132,19 @@ def _instruments(rng: np.random.Generator, settings: Settings, index: int) -> li
     return [str(c) for c in rng.choice(CLASSES, n)]
 
 
-def write_scene(settings: Settings, folder: Path, split: str, index: int) -> None:
-    """Write example ``index`` (a whole scene and its recording) into ``folder``."""
-    from pcsep_cli.io.atomic import atomic_path
+def _draw_scene(
+    geo_rng: np.random.Generator, settings: Settings, split: str, index: int, distract: float
+) -> tuple[bool, SceneCloud, list[tuple[int, SceneObject]], list[tuple[int, SceneObject]]]:
+    """Instruments, distractors (with chance ``distract``), bodies, room: the scanned scene.
+
+    Returns:
+        ``(walls, scene, players, others)``: players and others as ``(object index, object)``.
+    """
     from pcsep_cli.synth.scene import DISTRACTORS, build_scene
 
-    geo_rng, music_rng, room_rng = _rngs(settings.seed, _SCENE, index)
     instruments = _instruments(geo_rng, settings, index)
     distractors: list[str] = []
-    if geo_rng.random() < settings.distractor_prob:
+    if geo_rng.random() < distract:
         distractors = [str(d) for d in geo_rng.choice(DISTRACTORS, int(geo_rng.integers(1, 3)))]
     bodies = _body_ids(geo_rng, split, len(instruments) + len(distractors))
     walls = bool(geo_rng.random() < 0.5)
@@ -145,7 +156,76 @@ def write_scene(settings: Settings, folder: Path, split: str, index: int) -> Non
     order = [o.label for _, o in players]
     if sorted(order) != sorted(instruments):
         raise RuntimeError(f"build_scene returned performers {order} for {instruments}")
-    instruments = order
+    return walls, scene, players, others
+
+
+def _write_geometry(folder: Path, scene: SceneCloud) -> np.ndarray:
+    """``scene.ply`` and ``labels.npy``; returns the point count of each object."""
+    from pcsep_cli.io.atomic import atomic_path
+
+    folder.mkdir(parents=True, exist_ok=True)
+    _write_cloud(folder / "scene.ply", scene.xyz, scene.rgb)
+    with atomic_path(folder / "labels.npy", overwrite=True) as tmp, open(tmp, "wb") as f:
+        np.save(f, scene.object_index.astype(np.int16))
+    return np.bincount(scene.object_index[scene.object_index >= 0], minlength=len(scene.objects))
+
+
+def _distractor_meta(others: list[tuple[int, SceneObject]], counts: np.ndarray) -> list[dict]:
+    return [
+        {
+            "kind": obj.distractor or obj.name,
+            "position": _r(obj.position),
+            "object": k,
+            "points": int(counts[k]),
+            "body_id": obj.body_id,
+        }
+        for k, obj in others
+    ]
+
+
+def write_cloud_scene(settings: Settings, folder: Path, split: str, index: int) -> None:
+    """Write cloud scene ``index``: a scanned scene without sound, for the visual encoder.
+
+    Drawn like an example's scene (performers, room, sensor) but always with 1 or 2
+    distractors: it adds labelled performers and ``none`` objects that cost no rendering.
+    """
+    geo_rng = _rngs(settings.seed, _CLOUDS, index)[0]
+    walls, scene, players, others = _draw_scene(geo_rng, settings, split, index, 1.0)
+    counts = _write_geometry(folder, scene)
+    meta = {
+        "version": FORMAT_VERSION,
+        "performers": [
+            {
+                "name": obj.name,
+                "instrument": obj.label,
+                "position": _r(obj.position),
+                "object": k,
+                "points": int(counts[k]),
+                "body_id": obj.body_id,
+            }
+            for k, obj in players
+        ],
+        "distractors": _distractor_meta(others, counts),
+        "source": "pcsep synth cloud scene: anny bodies, trimesh instruments, simulated scan",
+        "split": split,
+        "index": index,
+        "seed": settings.seed,
+        "sensor": {"position": _r(scene.sensor_position), "target": _r(scene.sensor_target)},
+        "points": int(len(scene.xyz)),
+        "labels": "labels.npy",
+        "walls": walls,
+    }
+    _write_json(folder / "meta.json", meta)
+
+
+def write_scene(settings: Settings, folder: Path, split: str, index: int) -> None:
+    """Write example ``index`` (a whole scene and its recording) into ``folder``."""
+
+    geo_rng, music_rng, room_rng = _rngs(settings.seed, _SCENE, index)
+    walls, scene, players, others = _draw_scene(
+        geo_rng, settings, split, index, settings.distractor_prob
+    )
+    instruments = [o.label for _, o in players]
 
     sr = settings.sample_rate
     n, pre = round(settings.duration_s * sr), round(_PREROLL_S * sr)
@@ -177,11 +257,7 @@ def write_scene(settings: Settings, folder: Path, split: str, index: int) -> Non
     for name, stem in zip(names, stems, strict=True):
         _write_audio(folder / "stems" / f"{name}.wav", stem, settings)
     _write_audio(folder / "mixture.wav", mixture, settings)
-    _write_cloud(folder / "scene.ply", scene.xyz, scene.rgb)
-    with atomic_path(folder / "labels.npy", overwrite=True) as tmp, open(tmp, "wb") as f:
-        np.save(f, scene.object_index.astype(np.int16))
-
-    counts = np.bincount(scene.object_index[scene.object_index >= 0], minlength=len(scene.objects))
+    counts = _write_geometry(folder, scene)
     meta = {
         "version": FORMAT_VERSION,
         "sample_rate": sr,
@@ -209,16 +285,7 @@ def write_scene(settings: Settings, folder: Path, split: str, index: int) -> Non
                 names, players, plays, gains, stems, strict=True
             )
         ],
-        "distractors": [
-            {
-                "kind": obj.distractor or obj.name,
-                "position": _r(obj.position),
-                "object": k,
-                "points": int(counts[k]),
-                "body_id": obj.body_id,
-            }
-            for k, obj in others
-        ],
+        "distractors": _distractor_meta(others, counts),
         "microphones": [_r(m) for m in mics],
         "mic_layout": settings.mics,
         "source": f"pcsep synth: music21 corpus {piece.path}, FluidR3_GM via FluidSynth, "

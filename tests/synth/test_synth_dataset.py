@@ -230,3 +230,32 @@ def test_rejects_bad_arguments(tmp_path) -> None:
         write_dataset(tmp_path / "b", examples=1, **{**SETTINGS, "mics": "surround"})
     with pytest.raises(ValueError, match="bits"):
         write_dataset(tmp_path / "c", examples=1, bits="16", **SETTINGS)
+
+
+def test_cloud_scenes_hold_labelled_performers_and_distractors(tmp_path) -> None:
+    root = tmp_path / "clouds"
+    summary = write_dataset(root, examples=0, cloud_scenes=4, **SETTINGS)
+    assert (summary.clouds_written, summary.clouds_skipped) == (4, 0)
+    assert summary.clouds == {"train": 2, "val": 1, "test": 1}
+    assert json.loads((root / "dataset.json").read_text())["cloud_scenes"] == 4
+    found = sorted(root.glob("clouds/*/*/meta.json"))
+    assert len(found) == 4 and not list(root.glob("clouds/*/*/*.wav"))
+    for path in found:
+        meta = json.loads(path.read_text())
+        folder = path.parent
+        labels = np.load(folder / "labels.npy")
+        assert read_cloud(folder / "scene.ply").num_points == len(labels) == meta["points"]
+        assert len(meta["performers"]) == 2 and 1 <= len(meta["distractors"]) <= 2
+        low, high = BODY_IDS[meta["split"]]
+        for obj in meta["performers"] + meta["distractors"]:
+            assert int((labels == obj["object"]).sum()) == obj["points"]
+        for perf in meta["performers"]:
+            assert perf["instrument"] in CLASSES and low <= perf["body_id"] < high
+    # Same seed, same scan; a rerun keeps what is finished.
+    again = write_dataset(root, examples=0, cloud_scenes=4, **SETTINGS)
+    assert (again.clouds_written, again.clouds_skipped) == (0, 4)
+    twin = tmp_path / "twin"
+    write_dataset(twin, examples=0, cloud_scenes=1, **SETTINGS)
+    first = found[[json.loads(p.read_text())["index"] for p in found].index(0)].parent
+    copy = twin / "clouds" / first.parent.name / first.name
+    assert (copy / "scene.ply").read_bytes() == (first / "scene.ply").read_bytes()
