@@ -131,19 +131,29 @@ def clouds_to_tensor(clouds: list[np.ndarray], voxel_size: float) -> Any:
 def make_cloud_batch(
     pool: Pool, cfg: TrainConfig, rng: np.random.Generator, count: int
 ) -> tuple[Any, Tensor]:
-    """``count`` augmented clouds of classes drawn uniformly (``none`` included if present).
+    """``count`` augmented clouds for the visual encoder alone.
+
+    Each is ``none`` with chance ``cfg.none_share`` (when > 0), else of a class drawn uniformly
+    among the pool's instruments (``none`` included as one more class when ``none_share`` is
+    0), then a performer of that class among the solos and the visual-only ``views``.
 
     Returns:
         ``(SparseTensor of the clouds, labels (count,) long)``.
     """
-    labels = sorted(pool.by_label) + ([len(cfg.model.classes) - 1] if pool.distractors else [])
+    none = len(cfg.model.classes) - 1
+    instruments = sorted(pool.by_label.keys() | pool.views_by_label.keys())
+    if cfg.none_share > 0 and pool.distractors:
+        draws = np.where(rng.random(count) < cfg.none_share, none, rng.choice(instruments, count))
+    else:
+        draws = rng.choice(instruments + ([none] if pool.distractors else []), size=count)
     clouds, out = [], []
-    for lab in rng.choice(labels, size=count):
-        if lab == len(cfg.model.classes) - 1:
+    for lab in draws:
+        if lab == none:
             item = pool.distractors[rng.integers(len(pool.distractors))]
         else:
-            candidates = pool.by_label[int(lab)]
-            item = pool.solos[candidates[rng.integers(len(candidates))]]
+            candidates = [pool.solos[i] for i in pool.by_label.get(int(lab), [])]
+            candidates += [pool.views[i] for i in pool.views_by_label.get(int(lab), [])]
+            item = candidates[rng.integers(len(candidates))]
         clouds.append(augment(item.points, rng, cfg.augment))
         out.append(item.label)
     cond = clouds_to_tensor(clouds, cfg.model.visual.voxel_size)

@@ -1,7 +1,8 @@
 """Training configuration: a JSON or TOML file read into frozen dataclasses.
 
 Fields left out of the file take the defaults below; unknown fields are errors. Relative
-``pool`` and ``out_dir`` paths are taken from the current directory, like any CLI path.
+``pool``, ``out_dir`` and ``init_from`` paths are taken from the current directory, like any
+CLI path.
 Named presets live in ``pcsep_cli/train/configs/<name>.json`` (:func:`preset_path`).
 """
 
@@ -85,6 +86,12 @@ class TrainConfig:
             conditioned on labels instead of clouds.
         visual_batch: with ``"both"``, clouds the visual encoder also sees at each labels step
             (for the classification and alignment losses; the U-Net is not run on them).
+        none_share: the share of those clouds that are ``none`` distractors (0: ``none`` is
+            drawn as one class among the others, 1 in 11).
+        cloud_scenes: also load the pool's cloud scenes (``pcsep synth --cloud-scenes``):
+            visual-only performers and distractors for those clouds.
+        init_from: a model directory whose weights start the run (fine-tuning); its model
+            config must equal ``model``. Empty: random weights. A resumed run ignores it.
         align_weight: with ``"both"``, weight of the mean squared distance between a cloud's
             embedding and its class's (detached) label embedding: it teaches the visual encoder
             to speak the language the U-Net learned from labels, at a fraction of the cost of
@@ -117,6 +124,9 @@ class TrainConfig:
     cls_weight: float = 0.2
     label_fraction: float = 0.5
     visual_batch: int = 0
+    none_share: float = 0.0
+    cloud_scenes: bool = False
+    init_from: str = ""
     align_weight: float = 0.0
     val_every: int = 200
     val_batches: int = 8
@@ -144,6 +154,8 @@ class TrainConfig:
             raise ValueError("visual_batch and align_weight must be >= 0")
         if not 0 <= self.label_fraction <= 1:
             raise ValueError(f"label_fraction must be in [0, 1], got {self.label_fraction}")
+        if not 0 <= self.none_share < 1:
+            raise ValueError(f"none_share must be in [0, 1), got {self.none_share}")
         if not 0 <= self.distractor_prob <= 1:
             raise ValueError(f"distractor_prob must be in [0, 1], got {self.distractor_prob}")
         if self.lr <= 0 or self.lr_min < 0 or self.keep_checkpoints < 1 or self.threads < 0:

@@ -141,9 +141,9 @@ def uses_clouds(cfg: TrainConfig, step: int) -> bool:
 def _load_pools(cfg: TrainConfig) -> tuple[Pool, Pool]:
     m = cfg.model
     args = (m.classes, m.sample_rate, m.visual.voxel_size, cfg.segment_samples)
-    train_pool = load_pool(cfg.pool, "train", *args)
+    train_pool = load_pool(cfg.pool, "train", *args, clouds=cfg.cloud_scenes)
     try:
-        val_pool = load_pool(cfg.pool, "val", *args)
+        val_pool = load_pool(cfg.pool, "val", *args, clouds=cfg.cloud_scenes)
     except Exception:  # noqa: BLE001 - a pool without a val split validates on train
         val_pool = train_pool
     return train_pool, val_pool
@@ -167,6 +167,20 @@ def _check_same_run(saved: dict | None, cfg: TrainConfig, where: Path) -> None:
             where,
             "use the run's own config to resume, or a new out_dir",
         )
+
+
+def _init_weights(model: SeparationNet, cfg: TrainConfig) -> None:
+    """Copy ``cfg.init_from``'s weights into ``model`` (same model config, strict)."""
+    from pcsep_cli.train.config import TrainConfigError
+
+    source = SeparationNet.from_pretrained(cfg.init_from)
+    if source.config.to_dict() != cfg.model.to_dict():
+        raise TrainConfigError(
+            "init_from holds a model of another config",
+            Path(cfg.init_from) / "config.json",
+            "fine-tune from a model with the same `model` section, or drop init_from",
+        )
+    model.load_state_dict(source.state_dict(), strict=True)
 
 
 def train(
@@ -218,6 +232,9 @@ def train(
         if saved["steps"] != cfg.steps:
             note += f" (steps {saved['steps']} -> {cfg.steps})"
         report(TrainProgress(step, cfg.steps, math.nan, 0.0, None, note))
+    elif cfg.init_from:
+        _init_weights(model, cfg)
+        report(TrainProgress(0, cfg.steps, math.nan, 0.0, None, f"started from {cfg.init_from}"))
     out_dir.mkdir(parents=True, exist_ok=True)
     (out_dir / "train_config.json").write_text(json.dumps(cfg.to_dict(), indent=2) + "\n")
     train_pool, val_pool = _load_pools(cfg)

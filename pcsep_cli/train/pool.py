@@ -8,7 +8,10 @@ It is read from a synthetic dataset folder (``pcsep synth``, layout in
   skipped);
 - the scenes ``DIR/<split>/<index>/``: each performer's points are cut from ``scene.ply`` with
   ``labels.npy`` (the object of each point) and paired with their stem; distractors give
-  ``none`` clouds (no audio), the only source of that class.
+  ``none`` clouds (no audio), the only source of that class;
+- with ``clouds=True``, the cloud scenes ``DIR/clouds/<split>/<index>/`` (``scene.ply``,
+  ``labels.npy``, ``meta.json``; no sound): their performers become visual-only examples
+  (``Pool.views``, for the classifier) and their distractors more ``none`` clouds.
 
 Stems of one scene are mixed with other scenes' and the pool's stems on the fly, so every scene
 adds performers to the pool. Loading resamples all audio once and thins each cloud to half the
@@ -19,7 +22,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -60,11 +63,15 @@ class Pool:
         solos: performers with audio.
         distractors: ``none`` clouds.
         by_label: label → indices into ``solos``.
+        views: performers without audio (from cloud scenes): clouds for the classifier only.
+        views_by_label: label → indices into ``views``.
     """
 
     solos: list[Solo]
     distractors: list[Solo]
     by_label: dict[int, list[int]]
+    views: list[Solo] = field(default_factory=list)
+    views_by_label: dict[int, list[int]] = field(default_factory=dict)
 
 
 def _active_starts(audio: np.ndarray, segment: int, hop: int) -> np.ndarray:
@@ -104,6 +111,7 @@ class _Loader:
         self.classes, self.rate, self.voxel, self.segment = classes, rate, voxel, segment
         self.solos: list[Solo] = []
         self.distractors: list[Solo] = []
+        self.views: list[Solo] = []
 
     def _audio(self, path: Path) -> tuple[np.ndarray, np.ndarray] | None:
         from pcsep_cli.io.audio import read_audio, resample
@@ -115,15 +123,18 @@ class _Loader:
             return None
         return audio, _active_starts(audio, self.segment, max(1, self.segment // 4))
 
-    def add(self, name: str, instrument: str, xyz: np.ndarray, audio_file: Path | None) -> None:
+    def add(
+        self, name: str, instrument: str, xyz: np.ndarray, audio: Path | None, view: bool = False
+    ) -> None:
         if instrument not in self.classes or len(xyz) < 10:
             return
         points = thin(canonical(xyz), self.voxel / 2)
         label = self.classes.index(instrument)
-        if instrument == "none":
-            self.distractors.append(Solo(name, instrument, label, points, None, None))
+        if instrument == "none" or view:
+            into = self.distractors if instrument == "none" else self.views
+            into.append(Solo(name, instrument, label, points, None, None))
             return
-        got = self._audio(audio_file) if audio_file is not None else None
+        got = self._audio(audio) if audio is not None else None
         if got is not None:
             self.solos.append(Solo(name, instrument, label, points, *got))
 
@@ -139,7 +150,7 @@ class _Loader:
             name, meta["instrument"], read_cloud(cloud).xyz, audio if audio.is_file() else None
         )
 
-    def add_scene(self, folder: Path, name: str) -> None:
+    def add_scene(self, folder: Path, name: str, views: bool = False) -> None:
         from pcsep_cli.io.pointcloud import read_cloud
 
         meta = _read_meta(folder)
@@ -154,7 +165,8 @@ class _Loader:
             )
         for perf in meta.get("performers", []):
             pts = xyz[labels == perf.get("object", -2)]
-            self.add(f"{name}:{perf['name']}", perf["instrument"], pts, folder / perf["stem"])
+            stem = None if views else folder / perf["stem"]
+            self.add(f"{name}:{perf['name']}", perf["instrument"], pts, stem, views)
         for k, dis in enumerate(meta.get("distractors", [])):
             pts = xyz[labels == dis.get("object", -2)]
             self.add(f"{name}:d{k}", "none", pts, None)
@@ -169,6 +181,7 @@ def load_pool(
     segment: int,
     *,
     scenes: bool = True,
+    clouds: bool = False,
 ) -> Pool:
     """Read one split of a synthetic dataset's solo pool (and scenes) into memory.
 
@@ -180,6 +193,8 @@ def load_pool(
         voxel_size: the model's voxel edge (clouds are thinned to half of it).
         segment: excerpt length in samples (to find the non-silent excerpts).
         scenes: also take performers and distractors from ``DIR/<split>/`` scenes.
+        clouds: also take the cloud scenes ``DIR/clouds/<split>/`` (visual-only performers
+            and distractors).
 
     Raises:
         DatasetError: missing folder, unreadable files, or no performer with audio.
@@ -195,6 +210,9 @@ def load_pool(
     if scenes:
         for folder in _folders(base / split):
             loader.add_scene(folder, f"{split}/{folder.name}")
+    if clouds:
+        for folder in _folders(base / "clouds" / split):
+            loader.add_scene(folder, f"clouds/{split}/{folder.name}", views=True)
     if not loader.solos:
         raise DatasetError(
             f"no performer with audio in split {split!r}",
@@ -202,7 +220,17 @@ def load_pool(
             "a dataset holds pool/<split>/<i>/{cloud.ply, audio.wav, meta.json} and/or "
             "<split>/<i>/ scenes with labels.npy; generate one with `pcsep synth`",
         )
-    by_label: dict[int, list[int]] = {}
-    for i, solo in enumerate(loader.solos):
-        by_label.setdefault(solo.label, []).append(i)
-    return Pool(loader.solos, loader.distractors, by_label)
+    return Pool(
+        loader.solos,
+        loader.distractors,
+        _by_label(loader.solos),
+        loader.views,
+        _by_label(loader.views),
+    )
+
+
+def _by_label(items: list[Solo]) -> dict[int, list[int]]:
+    out: dict[int, list[int]] = {}
+    for i, item in enumerate(items):
+        out.setdefault(item.label, []).append(i)
+    return out

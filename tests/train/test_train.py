@@ -7,6 +7,7 @@ instrument (a body plus a box, a big upright ellipsoid, or a horizontal rod).
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 from pathlib import Path
@@ -289,3 +290,55 @@ def test_pool_reads_solos_scenes_and_distractors(pool: Path):
     # Canonical frame: centred horizontally (before thinning), lowest point on z = 0.
     assert abs(float(np.median(solo.points[:, 0]))) < 0.03
     assert float(solo.points[:, 2].min()) == 0
+
+
+def test_cloud_scenes_add_views_and_distractors_only_when_asked(tmp_path: Path):
+    from pcsep_cli.train.batch import make_cloud_batch, step_rng
+    from pcsep_cli.train.pool import load_pool
+
+    root = make_pool(tmp_path / "data", per_instrument=1)
+    # Cloud scenes: like a scene's geometry, without any sound file.
+    make_dataset(root / "clouds" / "train", [["violin", "flute"], ["violin", "cello"]])
+    for wav in (root / "clouds").rglob("*.wav"):
+        wav.unlink()
+    classes = ("violin", "cello", "flute", "none")
+    plain = load_pool(root, "train", classes, 8000, 0.05, 4000)
+    assert plain.views == [] and len(plain.distractors) == 1
+    p = load_pool(root, "train", classes, 8000, 0.05, 4000, clouds=True)
+    assert len(p.solos) == len(plain.solos)  # no audio: not separation material
+    assert sorted(v.instrument for v in p.views) == ["cello", "flute", "violin", "violin"]
+    assert {k: len(v) for k, v in p.views_by_label.items()} == {0: 2, 1: 1, 2: 1}
+    assert len(p.distractors) == 1 + 2
+
+    cfg = _cfg(root, tmp_path / "run", none_share=0.6)
+    _, labels = make_cloud_batch(p, cfg, step_rng(0, 0), 400)
+    share = float((labels == 3).float().mean())
+    assert 0.5 < share < 0.7, share
+    # Without none_share, `none` is one class in four.
+    _, labels = make_cloud_batch(p, cfg.replace(none_share=0.0), step_rng(0, 0), 400)
+    assert 0.17 < float((labels == 3).float().mean()) < 0.33
+    with pytest.raises(ValueError, match="none_share"):
+        cfg.replace(none_share=1.0)
+
+
+def test_init_from_starts_a_new_run_from_a_model(pool: Path, tmp_path: Path):
+    first = train(_cfg(pool, tmp_path / "a", steps=4, checkpoint_every=4, val_every=4))
+    seen: list[TrainProgress] = []
+    # A learning rate of ~0: after one step the weights are still the source's (the norms'
+    # running statistics, buffers, move with the data).
+    cfg = _cfg(pool, tmp_path / "b", steps=1, lr=1e-12, lr_min=0.0, init_from=str(first))
+    train(cfg, progress=seen.append)
+    assert seen[0].message == f"started from {first}"
+    a = dict(SeparationNet.from_pretrained(first).named_parameters())
+    b = dict(SeparationNet.from_pretrained(list_checkpoints(tmp_path / "b")[-1]).named_parameters())
+    for name in a:
+        torch.testing.assert_close(a[name], b[name], rtol=0, atol=1e-6, msg=name)
+    fresh = _cfg(pool, tmp_path / "c", steps=1, lr=1e-12, lr_min=0.0)
+    c = dict(SeparationNet.from_pretrained(train(fresh)).named_parameters())
+    assert any(not torch.allclose(a[n], c[n]) for n in a)
+    # A model of another shape is refused before any step.
+    film = dataclasses.replace(cfg.model.film, hidden=cfg.model.film.hidden * 2)
+    model = dataclasses.replace(cfg.model, film=film)
+    other = cfg.replace(out_dir=str(tmp_path / "d"), model=model)
+    with pytest.raises(TrainConfigError, match="init_from holds a model of another config"):
+        train(other)
