@@ -761,10 +761,19 @@ def evaluate(
     max_seconds: Annotated[float, typer.Option(min=0.5, help="Seconds scored per example.")] = (
         10.0
     ),
+    views: Annotated[
+        int | None,
+        typer.Option(
+            min=1,
+            max=64,
+            help="Headings each cloud is encoded from, averaged [default: as separate].",
+        ),
+    ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
 ) -> None:
     """Score a model (SDR, SIR, SAR, SI-SDR) beside label, oracle-IRM and mixture baselines."""
     from pcsep_cli.hub import resolve
+    from pcsep_cli.nets.model import DEFAULT_VIEWS
     from pcsep_cli.train.evaluate import EvalProgress, markdown_tables
     from pcsep_cli.train.evaluate import evaluate as run_eval
 
@@ -775,7 +784,12 @@ def evaluate(
             bar(p.done, p.total)
 
         report = run_eval(
-            model_dir, dataset, max_examples=max_examples, max_seconds=max_seconds, progress=show
+            model_dir,
+            dataset,
+            max_examples=max_examples,
+            max_seconds=max_seconds,
+            views=views or DEFAULT_VIEWS,
+            progress=show,
         )
     if as_json:
         typer.echo(json.dumps(report))

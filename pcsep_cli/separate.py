@@ -49,6 +49,7 @@ from torch import Tensor
 
 from pcsep_cli.errors import ModelError, SceneError
 from pcsep_cli.io.audio import resample
+from pcsep_cli.nets.model import DEFAULT_VIEWS
 from pcsep_cli.nets.stft import istft, stft
 from pcsep_cli.separate_job import (
     SeparateOptions,
@@ -127,9 +128,11 @@ class Separator:
         device: where it runs (the net is moved there).
         segment: chunk length in seconds.
         overlap: fraction of a chunk shared with the next, in ``[0, 0.5]``.
+        views: headings each performer's cloud is encoded from, averaged
+            (:meth:`SeparationNet.encode_clouds`); 1 reads each cloud once.
 
     Raises:
-        ValueError: ``segment`` not positive or ``overlap`` outside ``[0, 0.5]``.
+        ValueError: ``segment`` not positive, ``overlap`` outside ``[0, 0.5]``, ``views < 1``.
     """
 
     def __init__(
@@ -139,14 +142,17 @@ class Separator:
         device: str | torch.device = "cpu",
         segment: float = DEFAULT_SEGMENT,
         overlap: float = DEFAULT_OVERLAP,
+        views: int = DEFAULT_VIEWS,
     ) -> None:
         if not segment > 0 or not math.isfinite(segment):
             raise ValueError(f"segment must be a positive number of seconds, got {segment}")
         if not 0 <= overlap <= 0.5:
             raise ValueError(f"overlap must be in [0, 0.5], got {overlap}")
+        if views < 1:
+            raise ValueError(f"views must be >= 1, got {views}")
         self.device = resolve_device(device)
         self.net = net.to(self.device).eval()
-        self.segment, self.overlap = float(segment), float(overlap)
+        self.segment, self.overlap, self.views = float(segment), float(overlap), int(views)
 
     @classmethod
     def from_pretrained(
@@ -157,6 +163,7 @@ class Separator:
         offline: bool | None = None,
         segment: float = DEFAULT_SEGMENT,
         overlap: float = DEFAULT_OVERLAP,
+        views: int = DEFAULT_VIEWS,
     ) -> Separator:
         """Load a model by reference (bundled name, directory, ``owner/name[@rev]``, None:
         the default; see :mod:`pcsep_cli.hub`).
@@ -173,6 +180,7 @@ class Separator:
             device=dev,
             segment=segment,
             overlap=overlap,
+            views=views,
         )
 
     @property
@@ -275,8 +283,8 @@ class Separator:
         return list(zip(labels, conf, strict=True))
 
     def _classify(self, performers: Sequence[Performer]) -> tuple[Tensor, list[str], list[float]]:
-        emb, logits = self.net.visual(self._clouds(performers))
-        conf, idx = torch.softmax(logits.float(), dim=1).max(dim=1)
+        emb, logp = self.net.encode_clouds(self._clouds(performers), self.views)
+        conf, idx = logp.exp().max(dim=1)
         return emb, [self.classes[int(i)] for i in idx], [float(c) for c in conf]
 
     def _label_condition(
@@ -305,8 +313,7 @@ class Separator:
         labels = torch.tensor([classes.index(i) for i in instruments], device=self.device)
         return self.net.label_embedding(labels), [1.0] * len(instruments)
 
-    def _clouds(self, performers: Sequence[Performer]) -> Any:
-        from pcsep_cli.nets.visual import cloud_to_sparse
+    def _clouds(self, performers: Sequence[Performer]) -> list[np.ndarray]:
         from pcsep_cli.train.augment import canonical
 
         vis = self.net.config.visual
@@ -316,8 +323,7 @@ class Separator:
                 self.model_info()["path"],
             )
         # The training frame: levelled floor, footprint centred, lowest point at z = 0.
-        clouds = [canonical(p.local_points()) for p in performers]
-        return cloud_to_sparse(clouds, vis.voxel_size).to(self.device)
+        return [canonical(p.local_points()) for p in performers]
 
     # -- audio ------------------------------------------------------------------------------
 

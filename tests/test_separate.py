@@ -134,17 +134,17 @@ def test_normalise_partitions_one() -> None:
 def test_masks_match_the_models_forward(quartet: list) -> None:
     """Condition once + masks per chunk must equal one forward pass of the network."""
     from pcsep_cli.nets.stft import stft
+    from pcsep_cli.train.batch import clouds_to_tensor
 
-    sep = Separator(tiny_net(), device="cpu")
+    sep = Separator(tiny_net(), device="cpu", views=1)  # one view: the forward's own input
     performers = quartet
     cond = sep.condition(performers)
     x = torch.from_numpy(noise(1, 1.0, 8000)[0])
     mag = stft(x, sep.net.config.stft).abs()[None, None]
+    clouds = clouds_to_tensor(sep._clouds(performers), sep.net.config.visual.voxel_size)
     with torch.inference_mode():
         ours = sep.masks(mag, cond.film)
-        ref = sep.net(
-            mag, sep._clouds(performers), torch.zeros(len(performers), dtype=torch.long)
-        ).masks[:, 0]
+        ref = sep.net(mag, clouds, torch.zeros(len(performers), dtype=torch.long)).masks[:, 0]
     torch.testing.assert_close(ours, ref)
 
 

@@ -14,6 +14,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import typing
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, NamedTuple
@@ -34,6 +35,8 @@ WEIGHTS_NAME = "model.safetensors"
 CONFIG_VERSION = 1
 DEFAULT_CLASSES = (*INSTRUMENTS, NONE)
 CONDITIONINGS = ("cloud", "labels", "both")
+DEFAULT_VIEWS = 4
+"""Headings a cloud is encoded from at inference (:meth:`SeparationNet.encode_clouds`)."""
 # Far past any useful model, cheap to build: a config beyond them is corrupt.
 MAX_STAGES, MAX_BLOCKS, MAX_WIDTH, MAX_FFT = 8, 64, 4096, 16384
 
@@ -312,6 +315,53 @@ class SeparationNet(nn.Module):
         emb = self.label_embedding(cond)
         logits = F.one_hot(cond, self.config.num_classes).to(emb.dtype) * 20.0 - 10.0
         return emb, logits
+
+    def encode_clouds(self, clouds: Sequence[Any], views: int = 1) -> tuple[Tensor, Tensor]:
+        """Embeddings and class log-probabilities of canonical clouds, over ``views`` headings.
+
+        Each cloud is turned about the vertical axis through its centre by ``k / views`` of a
+        full turn (k = 0 .. views-1) and encoded; embeddings are averaged and log-probabilities
+        too (a geometric mean of the probabilities). Training turns every cloud by a random
+        angle, so no heading is special and the average is steadier than any one of them.
+
+        Args:
+            clouds: P ``(N_i, 3)`` arrays or tensors, metres, in the canonical frame
+                (:func:`pcsep_cli.train.augment.canonical`).
+            views: headings (1: the cloud as it is).
+
+        Returns:
+            ``(embedding (P, D), log-probabilities (P, classes))`` on the model's device.
+
+        Raises:
+            ValueError: a model without a visual encoder, or ``views < 1``.
+        """
+        from pcsep_cli.nets.visual import cloud_to_sparse
+
+        if self.visual is None:
+            raise ValueError("this model is conditioned on labels: it has no cloud encoder")
+        if views < 1:
+            raise ValueError(f"views must be >= 1, got {views}")
+        device = next(self.parameters()).device
+        pts = [torch.as_tensor(c, dtype=torch.float64) for c in clouds]
+        emb_sum: Tensor | None = None
+        logp_sum: Tensor | None = None
+        for k in range(views):
+            angle = torch.tensor(2 * torch.pi * k / views, dtype=torch.float64)
+            c, s = torch.cos(angle), torch.sin(angle)
+            turn = torch.stack([torch.stack([c, -s]), torch.stack([s, c])])
+            turned = []
+            for p in pts:
+                centre = p[:, :2].mean(0) if len(p) else torch.zeros(2, dtype=p.dtype)
+                xy = (p[:, :2] - centre) @ turn.T + centre
+                turned.append(torch.cat([xy, p[:, 2:]], 1))
+            emb, logits = self.visual(
+                cloud_to_sparse(turned, self.config.visual.voxel_size).to(device)
+            )
+            logp = F.log_softmax(logits.float(), dim=1)
+            emb_sum = emb if emb_sum is None else emb_sum + emb
+            logp_sum = logp if logp_sum is None else logp_sum + logp
+        assert emb_sum is not None and logp_sum is not None
+        return emb_sum / views, logp_sum / views
 
     def net_input(self, mag: Tensor) -> Tensor:
         """Linear magnitudes ``(B, 1, F_lin, T)`` → normalised log-magnitudes on the net grid.

@@ -34,7 +34,7 @@ import numpy as np
 import torch
 
 from pcsep_cli.errors import DatasetError
-from pcsep_cli.nets.model import SeparationNet
+from pcsep_cli.nets.model import DEFAULT_VIEWS, SeparationNet
 from pcsep_cli.nets.stft import istft, stft
 from pcsep_cli.train.augment import canonical
 from pcsep_cli.train.metrics import bss_eval
@@ -82,16 +82,18 @@ def crop_performer(
 
 
 @torch.no_grad()
-def _separate(
-    model: SeparationNet, spec: torch.Tensor, cond: Any, length: int
-) -> tuple[np.ndarray, np.ndarray]:
-    """Masks from the mono mixture applied to each channel → ``(P, C, S)`` and class logits."""
+def _separate(model: SeparationNet, spec: torch.Tensor, emb: torch.Tensor, length: int):
+    """Masks from the mono mixture applied to each channel → ``(P, C, S)``.
+
+    Args:
+        emb: ``(P, D)`` performer embeddings (:meth:`SeparationNet.encode_clouds` or the
+            label embedding).
+    """
     mono_mag = spec.mean(0).abs()  # the STFT is linear: mean of spectra = spectrum of mean
-    n = cond.batch_size if not isinstance(cond, torch.Tensor) else len(cond)
-    out = model(mono_mag[None, None], cond, torch.zeros(n, dtype=torch.long))
+    zeros = torch.zeros(len(emb), dtype=torch.long)
+    masks = torch.sigmoid(model.mask_logits(mono_mag[None, None], model.cond_trunk(emb), zeros))
     # (P, 1, F, T) masks × (1, C, F, T) spectra: one mask for every channel.
-    est = istft(out.masks * spec[None], model.config.stft, length)
-    return est.numpy(), out.class_logits.numpy()
+    return istft(masks * spec[None], model.config.stft, length).numpy()
 
 
 def _performer_clouds(folder: Path, objects: list[dict], radius: float) -> list[np.ndarray]:
@@ -188,6 +190,7 @@ def _group_name(n: int) -> str:
     return "2" if n <= 2 else "3-4" if n <= 4 else "5+"
 
 
+@torch.no_grad()
 def evaluate(
     model_dir: str | Path,
     dataset_dir: str | Path,
@@ -195,6 +198,7 @@ def evaluate(
     max_examples: int | None = None,
     max_seconds: float = 10.0,
     crop_radius: float = 0.6,
+    views: int = DEFAULT_VIEWS,
     progress: Callable[[EvalProgress], None] | None = None,
 ) -> dict[str, Any]:
     """Score a model on a dataset next to the label, oracle and mixture baselines.
@@ -205,6 +209,7 @@ def evaluate(
         max_examples: evaluate only the first N examples (sorted by name).
         max_seconds: score the first seconds of each example (0: all of it).
         crop_radius: radius of the cylinder cut around each performer, metres.
+        views: headings each cloud is encoded from (as ``pcsep separate`` does).
         progress: called after each example.
 
     Returns:
@@ -218,8 +223,6 @@ def evaluate(
         DatasetError: the dataset does not follow the layout.
         ModelError: the model directory cannot be loaded.
     """
-    from pcsep_cli.train.batch import clouds_to_tensor
-
     model = SeparationNet.from_pretrained(model_dir)
     cfg = model.config
     root = Path(dataset_dir)
@@ -244,10 +247,9 @@ def evaluate(
         objects = [meta["performers"][i] for i in keep] + distractors
         clouds = _performer_clouds(folder, objects, crop_radius)
         if model.accepts_clouds and clouds:
-            est, logits = _separate(
-                model, spec, clouds_to_tensor(clouds, cfg.visual.voxel_size), length
-            )
-            pred = logits.argmax(1)
+            emb, logp = model.encode_clouds(clouds, views)
+            est = _separate(model, spec, emb, length)
+            pred = logp.argmax(1).tolist()
             truth = [cfg.classes.index(i) for i in instruments] + [len(cfg.classes) - 1] * len(
                 distractors
             )
@@ -275,7 +277,7 @@ def evaluate(
                 tallies["model"].add(bss_eval(refs, est), base, instruments, group)
             if model.accepts_labels:
                 labels = torch.tensor([cfg.classes.index(i) for i in instruments])
-                lab_est, _ = _separate(model, spec, labels, length)
+                lab_est = _separate(model, spec, model.encode_condition(labels)[0], length)
                 tallies["labels"].add(bss_eval(refs, lab_est), base, instruments, group)
         if progress:
             progress(EvalProgress(done, len(examples), folder.name))
@@ -286,6 +288,7 @@ def evaluate(
         "examples": len(examples),
         "sample_rate": cfg.sample_rate,
         "max_seconds": max_seconds,
+        "views": views,
         "conditioning": "cloud" if model.accepts_clouds else "labels",
         **tallies[main].summary(),
         "classification": {

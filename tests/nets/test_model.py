@@ -170,3 +170,26 @@ def test_config_with_another_class_list_changes_the_heads():
     cfg = dataclasses.replace(base, classes=("a", "b", "none"), visual=visual)
     net = SeparationNet(cfg)
     assert net.label_embedding.weight.shape[0] == 3
+
+
+def test_encode_clouds_averages_headings_and_ignores_the_input_heading():
+    torch.manual_seed(0)
+    net = SeparationNet(tiny_config()).eval()
+    rng = np.random.default_rng(4)
+    clouds = [rng.uniform([-0.3, -0.3, 0], [0.3, 0.3, 1.7], (400 + 50 * i, 3)) for i in range(3)]
+    with torch.no_grad():
+        emb1, logp1 = net.encode_clouds(clouds, views=1)
+        emb, logits = net.encode_condition(clouds_to_tensor(clouds, 0.05))
+        # One view is the cloud as it is.
+        torch.testing.assert_close(emb1, emb)
+        torch.testing.assert_close(logp1, torch.log_softmax(logits, 1))
+        # Four quarter turns: a cloud already turned by a quarter gives the same average.
+        turned = [np.stack([-c[:, 1], c[:, 0], c[:, 2]], 1) for c in clouds]
+        emb4, logp4 = net.encode_clouds(clouds, views=4)
+        emb4t, logp4t = net.encode_clouds(turned, views=4)
+    torch.testing.assert_close(emb4, emb4t, rtol=1e-4, atol=1e-5)
+    torch.testing.assert_close(logp4, logp4t, rtol=1e-4, atol=1e-5)
+    assert not torch.allclose(emb4, emb1, atol=1e-3)
+    assert torch.allclose(logp4.exp().sum(1), torch.ones(3), atol=0.2)
+    with pytest.raises(ValueError, match="views"):
+        net.encode_clouds(clouds, views=0)
