@@ -119,7 +119,14 @@ def _performer_clouds(folder: Path, objects: list[dict], radius: float) -> list[
     return clouds
 
 
-def _read_example(folder: Path, sample_rate: int, max_seconds: float):
+def read_example(
+    folder: Path, sample_rate: int, max_seconds: float
+) -> tuple[dict, np.ndarray, list[np.ndarray]]:
+    """``(meta, mixture (C, S), stems [(C, S)])`` of one example, at ``sample_rate``.
+
+    Raises:
+        DatasetError: unreadable meta.json, a missing stem, or a stem unlike the mixture.
+    """
     from pcsep_cli.io.audio import read_audio, resample
 
     meta_file = folder / "meta.json"
@@ -236,7 +243,7 @@ def evaluate(
     tallies = {k: _Tally() for k in ("model", "labels", "oracle_irm", "mixture")}
     correct = total = none_correct = none_total = 0
     for done, folder in enumerate(examples, 1):
-        meta, mix, stems = _read_example(folder, cfg.sample_rate, max_seconds)
+        meta, mix, stems = read_example(folder, cfg.sample_rate, max_seconds)
         keep = [i for i, p in enumerate(meta["performers"]) if p["instrument"] in cfg.classes]
         instruments = [meta["performers"][i]["instrument"] for i in keep]
         length = mix.shape[1]
