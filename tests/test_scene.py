@@ -427,3 +427,27 @@ def test_synth_single_performer_cloud(label: str) -> None:
     assert np.isin(body, one.index).mean() > 0.9
     assert np.mean(scene.object_index[one.index] < 0) < 0.01
     assert np.linalg.norm(one.position[:2] - scene.objects[0].position[:2]) < 0.3
+
+
+def test_close_piece_joins_a_cluster_that_already_shows_two_caps() -> None:
+    from pcsep_cli.scene.clusters import _merge_close
+
+    # A: one cluster with two head-like caps 0.8 m apart (a player and a raised instrument
+    # read as a second head); B: a tall sliver 0.15 m from it that adds no cap of its own
+    # (it is lower than A's caps next to it); C: another player 0.28 m from A's other side.
+    a = trimesh.util.concatenate(
+        [
+            capsule(height=1.2, radius=0.12, transform=_at(0.0, 0.0, 0.72)),
+            capsule(height=1.0, radius=0.08, transform=_at(0.8, 0.0, 0.62)),
+            box((0.9, 0.3, 0.1), transform=_at(0.4, 0.0, 0.5)),
+        ]
+    )
+    b = box((0.06, 0.06, 0.95), transform=_at(1.03, 0.0, 0.475))
+    c = capsule(height=1.2, radius=0.12, transform=_at(-0.52, 0.0, 0.72))
+    parts = [sample(m, 3000, seed=i) for i, m in enumerate((a, b, c))]
+    local = np.concatenate(parts)
+    labels = np.concatenate([np.full(len(p), i) for i, p in enumerate(parts)])
+    merged = _merge_close(local, labels, eps=0.08, gap=0.3, width=1.3)
+    a_, b_, c_ = (merged[labels == i][0] for i in range(3))
+    assert a_ == b_  # the sliver is part of A
+    assert c_ != a_  # a third cap: another person, kept apart

@@ -2,7 +2,7 @@
 
 Flying pixels are dropped; what is left is split into connected components on voxels; pieces
 are folded into their owner (slices stacked above one another, fragments too low for a head or
-not standing on the floor, close pieces while the union shows one head); clusters too wide for
+not standing on the floor, close pieces while the union adds no head); clusters too wide for
 one performer that show two or more heads are split along the body from each head.
 """
 
@@ -203,12 +203,14 @@ def _merge_dependent(local: np.ndarray, labels: np.ndarray, gap: float) -> np.nd
 def _merge_close(
     local: np.ndarray, labels: np.ndarray, eps: float, gap: float, width: float
 ) -> np.ndarray:
-    """Join clusters less than ``gap`` apart, closest first, while the union shows ≤ 1 head.
+    """Join clusters less than ``gap`` apart, closest first, while the union adds no head.
 
     An instrument hides part of its player, a player part of the chair: the pieces lie a few
     centimetres to decimetres apart. Two performers, or a performer and a music stand, show
     two heads (height caps with a dip between them) and stay apart; a performer and a
-    headless thing join only if the union is at most ``width`` across.
+    headless thing join only if the union is at most ``width`` across. A union may show as
+    many heads as the larger of its two parts (at least one): a raised instrument can read as
+    a second cap of its player, and the slivers cut off that player must still join it.
     """
     if len(labels) == 0:
         return labels
@@ -256,11 +258,11 @@ def _merge_close(
         refused.add((min(a, b), max(a, b)))
         if tall[a] and tall[b]:  # a low piece adds no head; two tall ones may be two people
             union = np.concatenate(members[a] + members[b])
-            if count_heads(union) > 1:
-                continue
             for r in (a, b):
                 if r not in heads:
                     heads[r] = count_heads(np.concatenate(members[r]))
+            if count_heads(union) > max(1, heads[a], heads[b]):
+                continue
             # A player does not join a big headless thing (a piano): a neighbour standing
             # closer to it than its pianist would take the pianist's place.
             if heads[a] + heads[b] == 1 and _footprint(local[union]) > width:

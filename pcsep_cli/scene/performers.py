@@ -83,10 +83,10 @@ def find_performers(
             returns of the floor, cables, bags; no performer or prop is that low.
         eps: points closer than this (m) belong to the same cluster. Raise it for sparse
             scans (e.g. 0.15 for a 16-beam LiDAR at 10 m).
-        merge_gap: clusters closer than this (m) are joined while the union shows at most one
-            head: occlusion shadows cut bodies and instruments into pieces. Two headless
-            things standing on the floor stay apart, and so do a performer and a headless
-            thing wider together than ``split_width`` (a piano).
+        merge_gap: clusters closer than this (m) are joined while the union shows no more
+            heads than its larger part: occlusion shadows cut bodies and instruments into
+            pieces. Two headless things standing on the floor stay apart, and so do a
+            performer and a headless thing wider together than ``split_width`` (a piano).
         split_width: a cluster whose footprint is wider than this (m) and that shows two or
             more heads is split into one cluster per head.
         viewer: optional ``[3]`` position of the sensor or listener, in the cloud's coordinates.
