@@ -220,7 +220,6 @@ def write_cloud_scene(settings: Settings, folder: Path, split: str, index: int) 
 
 def write_scene(settings: Settings, folder: Path, split: str, index: int) -> None:
     """Write example ``index`` (a whole scene and its recording) into ``folder``."""
-
     geo_rng, music_rng, room_rng = _rngs(settings.seed, _SCENE, index)
     walls, scene, players, others = _draw_scene(
         geo_rng, settings, split, index, settings.distractor_prob

@@ -135,13 +135,13 @@ def make_cloud_batch(
 
     Each is ``none`` with chance ``cfg.none_share`` (when > 0), else of a class drawn uniformly
     among the pool's instruments (``none`` included as one more class when ``none_share`` is
-    0), then a performer of that class among the solos and the visual-only ``views``.
+    0), then a performer of that class among the solos and the visual-only ``soundless`` ones.
 
     Returns:
         ``(SparseTensor of the clouds, labels (count,) long)``.
     """
     none = len(cfg.model.classes) - 1
-    instruments = sorted(pool.by_label.keys() | pool.views_by_label.keys())
+    instruments = sorted(pool.by_label.keys() | pool.soundless_by_label.keys())
     if cfg.none_share > 0 and pool.distractors:
         draws = np.where(rng.random(count) < cfg.none_share, none, rng.choice(instruments, count))
     else:
@@ -152,7 +152,7 @@ def make_cloud_batch(
             item = pool.distractors[rng.integers(len(pool.distractors))]
         else:
             candidates = [pool.solos[i] for i in pool.by_label.get(int(lab), [])]
-            candidates += [pool.views[i] for i in pool.views_by_label.get(int(lab), [])]
+            candidates += [pool.soundless[i] for i in pool.soundless_by_label.get(int(lab), [])]
             item = candidates[rng.integers(len(candidates))]
         clouds.append(augment(item.points, rng, cfg.augment))
         out.append(item.label)

@@ -11,7 +11,7 @@ It is read from a synthetic dataset folder (``pcsep synth``, layout in
   ``none`` clouds (no audio), the only source of that class;
 - with ``clouds=True``, the cloud scenes ``DIR/clouds/<split>/<index>/`` (``scene.ply``,
   ``labels.npy``, ``meta.json``; no sound): their performers become visual-only examples
-  (``Pool.views``, for the classifier) and their distractors more ``none`` clouds.
+  (``Pool.soundless``, for the classifier) and their distractors more ``none`` clouds.
 
 Stems of one scene are mixed with other scenes' and the pool's stems on the fly, so every scene
 adds performers to the pool. Loading resamples all audio once and thins each cloud to half the
@@ -63,15 +63,15 @@ class Pool:
         solos: performers with audio.
         distractors: ``none`` clouds.
         by_label: label → indices into ``solos``.
-        views: performers without audio (from cloud scenes): clouds for the classifier only.
-        views_by_label: label → indices into ``views``.
+        soundless: performers without audio (from cloud scenes): clouds for the classifier only.
+        soundless_by_label: label → indices into ``soundless``.
     """
 
     solos: list[Solo]
     distractors: list[Solo]
     by_label: dict[int, list[int]]
-    views: list[Solo] = field(default_factory=list)
-    views_by_label: dict[int, list[int]] = field(default_factory=dict)
+    soundless: list[Solo] = field(default_factory=list)
+    soundless_by_label: dict[int, list[int]] = field(default_factory=dict)
 
 
 def _active_starts(audio: np.ndarray, segment: int, hop: int) -> np.ndarray:
@@ -111,7 +111,7 @@ class _Loader:
         self.classes, self.rate, self.voxel, self.segment = classes, rate, voxel, segment
         self.solos: list[Solo] = []
         self.distractors: list[Solo] = []
-        self.views: list[Solo] = []
+        self.soundless: list[Solo] = []
 
     def _audio(self, path: Path) -> tuple[np.ndarray, np.ndarray] | None:
         from pcsep_cli.io.audio import read_audio, resample
@@ -124,14 +124,19 @@ class _Loader:
         return audio, _active_starts(audio, self.segment, max(1, self.segment // 4))
 
     def add(
-        self, name: str, instrument: str, xyz: np.ndarray, audio: Path | None, view: bool = False
+        self,
+        name: str,
+        instrument: str,
+        xyz: np.ndarray,
+        audio: Path | None,
+        soundless: bool = False,
     ) -> None:
         if instrument not in self.classes or len(xyz) < 10:
             return
         points = thin(canonical(xyz), self.voxel / 2)
         label = self.classes.index(instrument)
-        if instrument == "none" or view:
-            into = self.distractors if instrument == "none" else self.views
+        if instrument == "none" or soundless:
+            into = self.distractors if instrument == "none" else self.soundless
             into.append(Solo(name, instrument, label, points, None, None))
             return
         got = self._audio(audio) if audio is not None else None
@@ -150,7 +155,7 @@ class _Loader:
             name, meta["instrument"], read_cloud(cloud).xyz, audio if audio.is_file() else None
         )
 
-    def add_scene(self, folder: Path, name: str, views: bool = False) -> None:
+    def add_scene(self, folder: Path, name: str, soundless: bool = False) -> None:
         from pcsep_cli.io.pointcloud import read_cloud
 
         meta = _read_meta(folder)
@@ -165,8 +170,8 @@ class _Loader:
             )
         for perf in meta.get("performers", []):
             pts = xyz[labels == perf.get("object", -2)]
-            stem = None if views else folder / perf["stem"]
-            self.add(f"{name}:{perf['name']}", perf["instrument"], pts, stem, views)
+            stem = None if soundless else folder / perf["stem"]
+            self.add(f"{name}:{perf['name']}", perf["instrument"], pts, stem, soundless)
         for k, dis in enumerate(meta.get("distractors", [])):
             pts = xyz[labels == dis.get("object", -2)]
             self.add(f"{name}:d{k}", "none", pts, None)
@@ -212,7 +217,7 @@ def load_pool(
             loader.add_scene(folder, f"{split}/{folder.name}")
     if clouds:
         for folder in _folders(base / "clouds" / split):
-            loader.add_scene(folder, f"clouds/{split}/{folder.name}", views=True)
+            loader.add_scene(folder, f"clouds/{split}/{folder.name}", soundless=True)
     if not loader.solos:
         raise DatasetError(
             f"no performer with audio in split {split!r}",
@@ -224,8 +229,8 @@ def load_pool(
         loader.solos,
         loader.distractors,
         _by_label(loader.solos),
-        loader.views,
-        _by_label(loader.views),
+        loader.soundless,
+        _by_label(loader.soundless),
     )
 
 

@@ -292,7 +292,7 @@ def test_pool_reads_solos_scenes_and_distractors(pool: Path):
     assert float(solo.points[:, 2].min()) == 0
 
 
-def test_cloud_scenes_add_views_and_distractors_only_when_asked(tmp_path: Path):
+def test_cloud_scenes_add_soundless_performers_and_distractors_only_when_asked(tmp_path: Path):
     from pcsep_cli.train.batch import make_cloud_batch, step_rng
     from pcsep_cli.train.pool import load_pool
 
@@ -303,11 +303,11 @@ def test_cloud_scenes_add_views_and_distractors_only_when_asked(tmp_path: Path):
         wav.unlink()
     classes = ("violin", "cello", "flute", "none")
     plain = load_pool(root, "train", classes, 8000, 0.05, 4000)
-    assert plain.views == [] and len(plain.distractors) == 1
+    assert plain.soundless == [] and len(plain.distractors) == 1
     p = load_pool(root, "train", classes, 8000, 0.05, 4000, clouds=True)
     assert len(p.solos) == len(plain.solos)  # no audio: not separation material
-    assert sorted(v.instrument for v in p.views) == ["cello", "flute", "violin", "violin"]
-    assert {k: len(v) for k, v in p.views_by_label.items()} == {0: 2, 1: 1, 2: 1}
+    assert sorted(v.instrument for v in p.soundless) == ["cello", "flute", "violin", "violin"]
+    assert {k: len(v) for k, v in p.soundless_by_label.items()} == {0: 2, 1: 1, 2: 1}
     assert len(p.distractors) == 1 + 2
 
     cfg = _cfg(root, tmp_path / "run", none_share=0.6)
