@@ -82,7 +82,9 @@ def crop_performer(
 
 
 @torch.no_grad()
-def _separate(model: SeparationNet, spec: torch.Tensor, emb: torch.Tensor, length: int):
+def _separate(
+    model: SeparationNet, spec: torch.Tensor, emb: torch.Tensor, length: int
+) -> np.ndarray:
     """Masks from the mono mixture applied to each channel → ``(P, C, S)``.
 
     Args:
