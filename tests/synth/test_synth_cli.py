@@ -77,3 +77,17 @@ def test_synth_rejects_malformed_splits(tmp_path):
         assert result.exit_code == 2, result.output
         assert "--splits takes three numbers" in result.output
     assert not (tmp_path / "x").exists()
+
+
+def test_synth_cloud_scenes_from_the_command_line(tmp_path):
+    out = tmp_path / "ds"
+    args = ["synth", "-o", str(out), "--examples", "0", "--cloud-scenes", "2", "--seed", "3"]
+    first = runner.invoke(app, args)
+    assert first.exit_code == 0, first.output
+    assert "2 cloud scenes written, 0 already there" in first.output
+    metas = sorted(out.glob("clouds/*/*/meta.json"))
+    assert len(metas) == 2 and not list(out.rglob("*.wav"))
+    again = runner.invoke(app, args)
+    assert "0 cloud scenes written, 2 already there" in again.output
+    bad = runner.invoke(app, ["synth", "-o", str(tmp_path / "bad"), "--cloud-scenes", "-1"])
+    assert bad.exit_code == 2 and not (tmp_path / "bad").exists()
