@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
 import typing
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -319,8 +320,9 @@ class SeparationNet(nn.Module):
     def encode_clouds(self, clouds: Sequence[Any], views: int = 1) -> tuple[Tensor, Tensor]:
         """Embeddings and class log-probabilities of canonical clouds, over ``views`` headings.
 
-        Each cloud is turned about the vertical axis through its centre by ``k / views`` of a
-        full turn (k = 0 .. views-1) and encoded; embeddings are averaged and log-probabilities
+        Each cloud is turned about the vertical axis by ``k / views`` of a full turn
+        (k = 0 .. views-1) and encoded (the encoder centres every cloud on its mean point, so
+        where the axis stands does not matter); embeddings are averaged and log-probabilities
         too (a geometric mean of the probabilities). Training turns every cloud by a random
         angle, so no heading is special and the average is steadier than any one of them.
 
@@ -343,25 +345,15 @@ class SeparationNet(nn.Module):
             raise ValueError(f"views must be >= 1, got {views}")
         device = next(self.parameters()).device
         pts = [torch.as_tensor(c, dtype=torch.float64) for c in clouds]
-        emb_sum: Tensor | None = None
-        logp_sum: Tensor | None = None
+        embs, logps = [], []
         for k in range(views):
-            angle = torch.tensor(2 * torch.pi * k / views, dtype=torch.float64)
-            c, s = torch.cos(angle), torch.sin(angle)
-            turn = torch.stack([torch.stack([c, -s]), torch.stack([s, c])])
-            turned = []
-            for p in pts:
-                centre = p[:, :2].mean(0) if len(p) else torch.zeros(2, dtype=p.dtype)
-                xy = (p[:, :2] - centre) @ turn.T + centre
-                turned.append(torch.cat([xy, p[:, 2:]], 1))
-            emb, logits = self.visual(
-                cloud_to_sparse(turned, self.config.visual.voxel_size).to(device)
-            )
-            logp = F.log_softmax(logits.float(), dim=1)
-            emb_sum = emb if emb_sum is None else emb_sum + emb
-            logp_sum = logp if logp_sum is None else logp_sum + logp
-        assert emb_sum is not None and logp_sum is not None
-        return emb_sum / views, logp_sum / views
+            c, s = math.cos(2 * math.pi * k / views), math.sin(2 * math.pi * k / views)
+            turn = torch.tensor([[c, -s, 0.0], [s, c, 0.0], [0.0, 0.0, 1.0]], dtype=torch.float64)
+            sparse = cloud_to_sparse([p @ turn.T for p in pts], self.config.visual.voxel_size)
+            emb, logits = self.visual(sparse.to(device))
+            embs.append(emb)
+            logps.append(F.log_softmax(logits.float(), dim=1))
+        return torch.stack(embs).mean(0), torch.stack(logps).mean(0)
 
     def net_input(self, mag: Tensor) -> Tensor:
         """Linear magnitudes ``(B, 1, F_lin, T)`` → normalised log-magnitudes on the net grid.
