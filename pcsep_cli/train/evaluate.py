@@ -195,7 +195,8 @@ class _Tally:
         }
 
 
-def _group_name(n: int) -> str:
+def group_name(n: int) -> str:
+    """The performer-count group a mixture of ``n`` performers is scored in."""
     return "2" if n <= 2 else "3-4" if n <= 4 else "5+"
 
 
@@ -274,7 +275,7 @@ def evaluate(
             est = None
         if keep:
             n = len(meta["performers"])
-            group = _group_name(n)
+            group = group_name(n)
             mix_est = np.repeat(mix[None], len(keep), axis=0)
             base = bss_eval(refs, mix_est)
             tallies["mixture"].add(base, base, instruments, group)

@@ -49,10 +49,6 @@ def write_test_scenes(out: Path, examples: int = 12) -> Path:
     return out / "test"
 
 
-def _group(n: int) -> str:
-    return "2" if n <= 2 else "3-4" if n <= 4 else "5+"
-
-
 def run(dataset: Path, model: str, max_seconds: float) -> dict:
     import torch
 
@@ -60,7 +56,7 @@ def run(dataset: Path, model: str, max_seconds: float) -> dict:
     from pcsep_cli.io.pointcloud import read_cloud
     from pcsep_cli.scene import find_performers
     from pcsep_cli.separate import Separator
-    from pcsep_cli.train.evaluate import evaluate, read_example
+    from pcsep_cli.train.evaluate import evaluate, group_name, read_example
     from pcsep_cli.train.metrics import bss_eval
 
     torch.set_num_threads(2)
@@ -112,7 +108,7 @@ def run(dataset: Path, model: str, max_seconds: float) -> dict:
             refs = np.stack([stems[j] for j in found])
             got = bss_eval(refs, estimate[found])["sdr"]
             base = bss_eval(refs, np.repeat(mix[None], len(found), axis=0))["sdr"]
-            sdri.setdefault(_group(len(performers)), []).extend(np.asarray(got) - base)
+            sdri.setdefault(group_name(len(performers)), []).extend(np.asarray(got) - base)
     pipeline_s = time.perf_counter() - started
     labelled = evaluate(resolve(model).path, dataset, max_seconds=max_seconds)
     return {
