@@ -23,8 +23,8 @@ __all__ = [
 ]
 
 _LAZY = {
-    "Separator": ("pcsep_cli.separate", "Separator"),
-    "load_model": ("pcsep_cli.hub", "load_model"),
+    "Separator": ("pcsep_cli.separate.separator", "Separator"),
+    "load_model": ("pcsep_cli.hub.models", "load_model"),
     "read_cloud": ("pcsep_cli.io.pointcloud", "read_cloud"),
     "read_audio": ("pcsep_cli.io.audio", "read_audio"),
     "PcsepError": ("pcsep_cli.errors", "PcsepError"),

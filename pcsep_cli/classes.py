@@ -1,4 +1,4 @@
-"""The v1 instrument classes (DESIGN.md "Instrument classes").
+"""The v1 instrument classes: ten instruments and ``none``.
 
 A model carries its own class list in its config; this is the list new models and the
 synthetic data start from. ``none`` (a person or thing without an instrument) is detected and

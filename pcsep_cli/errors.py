@@ -52,7 +52,8 @@ class SceneError(PcsepError):
 
 
 class DatasetError(PcsepError):
-    """A dataset folder does not follow the layout in DESIGN.md."""
+    """A dataset folder does not follow the dataset layout (``<example>/mixture.*, scene.*,
+    stems/<name>.*, meta.json``; see :mod:`pcsep_cli.train.evaluate`)."""
 
 
 class OutputExistsError(PcsepError):

@@ -19,9 +19,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 import soundfile as sf
-from test_cli_separate import sum_error
-from test_scene import room
-from test_separate import save_tiny
+from helpers.audio import sum_error
+from helpers.models import save_tiny
+from helpers.scenes import room
 from typer.testing import CliRunner
 
 from pcsep_cli.cli import app

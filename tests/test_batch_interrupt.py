@@ -19,7 +19,6 @@ from pathlib import Path
 
 import numpy as np
 import soundfile as sf
-from test_cli_batch import model, scene_ply  # noqa: F401 - fixtures (tests/ is on sys.path)
 
 from pcsep_cli.io.atomic import TMP_MARKER
 
@@ -47,8 +46,8 @@ def _interrupt_once_writing(cmd: list[str], env: dict, folder: Path) -> tuple[in
 
 def test_ctrl_c_stops_cleanly_and_resume_finishes(
     tmp_path: Path,
-    model: Path,  # noqa: F811
-    scene_ply: Path,  # noqa: F811
+    model: Path,
+    scene_ply: Path,
 ) -> None:
     data, out = tmp_path / "data", tmp_path / "out"
     data.mkdir()
@@ -80,8 +79,8 @@ def test_ctrl_c_stops_cleanly_and_resume_finishes(
 
 def test_ctrl_c_during_separate_leaves_nothing_and_exits_130(
     tmp_path: Path,
-    model: Path,  # noqa: F811
-    scene_ply: Path,  # noqa: F811
+    model: Path,
+    scene_ply: Path,
 ) -> None:
     audio, out = tmp_path / "long.wav", tmp_path / "out"
     noise = np.random.default_rng(1).standard_normal((30 * 8000, 2))

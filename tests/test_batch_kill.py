@@ -17,7 +17,7 @@ from pathlib import Path
 
 import numpy as np
 import soundfile as sf
-from test_cli_batch import folder_of, model, scene_ply  # noqa: F401 - fixtures
+from helpers.batch import folder_of
 
 from pcsep_cli.io.atomic import TMP_MARKER
 
@@ -38,8 +38,8 @@ def _files(out: Path) -> dict[str, bytes]:
 
 def test_sigkill_at_random_points_then_rerun_gives_identical_outputs(
     tmp_path: Path,
-    model: Path,  # noqa: F811
-    scene_ply: Path,  # noqa: F811
+    model: Path,
+    scene_ply: Path,
 ) -> None:
     data = folder_of(tmp_path / "data", scene_ply, NAMES)
     for name in "bd":  # two longer items, so kills also land inside a half-written item

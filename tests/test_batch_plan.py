@@ -9,14 +9,14 @@ import subprocess
 import sys
 from pathlib import Path
 
-import laspy
 import numpy as np
 import pytest
 import soundfile as sf
-from plyfile import PlyData, PlyElement
+from helpers.audio import wav
+from helpers.clouds import las, ply
 
 from pcsep_cli.batch import plan_batch, track_template
-from pcsep_cli.batch_plan import (
+from pcsep_cli.batch.plan import (
     BatchItem,
     Shard,
     discover,
@@ -27,28 +27,6 @@ from pcsep_cli.batch_plan import (
 )
 from pcsep_cli.errors import DatasetError
 from pcsep_cli.io.atomic import TMP_MARKER, _host_tag
-
-
-def wav(path: Path, seconds: float = 0.05, rate: int = 8000) -> Path:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    sf.write(path, np.zeros((int(seconds * rate), 2), np.float32), rate)
-    return path
-
-
-def ply(path: Path) -> Path:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    v = np.zeros(4, dtype=[("x", "f4"), ("y", "f4"), ("z", "f4")])
-    v["x"] = np.arange(4)
-    PlyData([PlyElement.describe(v, "vertex")]).write(str(path))
-    return path
-
-
-def las(path: Path) -> Path:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    data = laspy.create(point_format=3, file_version="1.2")
-    data.x, data.y, data.z = np.arange(3.0), np.zeros(3), np.ones(3)
-    data.write(str(path))
-    return path
 
 
 def test_pairs_same_stem_and_reports_the_rest(tmp_path: Path) -> None:

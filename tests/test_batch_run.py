@@ -15,15 +15,15 @@ from pathlib import Path
 import numpy as np
 import pytest
 import soundfile as sf
-
-# tests/ is on sys.path (no packages under tests/): share the other batch tests' helpers.
-from test_batch_plan import ply, wav
-from test_cli_batch import folder_of, scene_ply  # noqa: F401 - scene_ply is a fixture
+from helpers.audio import wav
+from helpers.batch import folder_of
+from helpers.clouds import ply
 
 from pcsep_cli.batch import BatchObserver, ItemResult, plan_batch, run_batch
-from pcsep_cli.batch_plan import BatchItem, is_finished
+from pcsep_cli.batch.plan import BatchItem, is_finished
 from pcsep_cli.errors import AudioError
 from pcsep_cli.io.atomic import TMP_MARKER, atomic_path, atomic_write_text
+from pcsep_cli.progress import Progress
 
 
 def copy_runner(item: BatchItem, out_dir: Path, progress) -> Sequence[str]:  # noqa: ANN001
@@ -33,13 +33,13 @@ def copy_runner(item: BatchItem, out_dir: Path, progress) -> Sequence[str]:  # n
     except sf.LibsndfileError as err:
         raise AudioError(f"cannot read: {err}", item.audio, "re-export it") from None
     out_dir.mkdir(parents=True, exist_ok=True)
-    progress(0, 2)
+    progress(Progress("item", 0, 2, "step"))
     with atomic_path(out_dir / "gain.wav", overwrite=False) as tmp:
         sf.write(tmp, 0.5 * data, rate)
-        progress(1, 2)
+        progress(Progress("item", 1, 2, "step"))
     manifest = {"stems": [{"name": "gain", "path": "gain.wav"}]}
     atomic_write_text(out_dir / "manifest.json", json.dumps(manifest), overwrite=False)
-    progress(2, 2)
+    progress(Progress("item", 2, 2, "step"))
     return ["gain"]
 
 
@@ -61,9 +61,9 @@ class Recorder(BatchObserver):
         with self.lock:
             self.events.append(("start", item.name))
 
-    def item_progress(self, item: BatchItem, done: int, total: int) -> None:
+    def item_progress(self, item: BatchItem, event: Progress) -> None:
         with self.lock:
-            self.events.append(("progress", item.name, done, total))
+            self.events.append(("progress", item.name, event.done, event.total))
 
     def item_finished(self, result: ItemResult) -> None:
         with self.lock:
@@ -169,8 +169,8 @@ def test_interrupt_stops_running_items_and_removes_their_temps(
     folder: Path, tmp_path: Path
 ) -> None:
     class CtrlC(BatchObserver):
-        def item_progress(self, item: BatchItem, done: int, total: int) -> None:
-            if item.name == "b" and done == 1:
+        def item_progress(self, item: BatchItem, event: Progress) -> None:
+            if item.name == "b" and event.done == 1:
                 raise KeyboardInterrupt
 
     out = tmp_path / "out"
@@ -201,12 +201,12 @@ def test_results_do_not_depend_on_jobs(folder: Path, tmp_path: Path) -> None:
 
 def test_a_model_that_fails_to_load_fails_every_item_once(
     tmp_path: Path,
-    scene_ply: Path,  # noqa: F811
+    scene_ply: Path,
 ) -> None:
-    from pcsep_cli.batch_separator import SeparatorRunner
+    from pcsep_cli.batch.runner import SeparatorRunner
     from pcsep_cli.errors import ModelError
     from pcsep_cli.separate import Separator
-    from pcsep_cli.separate_job import SeparateOptions
+    from pcsep_cli.separate.job import SeparateOptions
 
     calls = []
 
@@ -236,7 +236,7 @@ def test_fail_fast_stops_a_running_item_halfway(folder: Path, tmp_path: Path) ->
             raise AudioError("cannot read", item.audio)
         b_running.set()
         for step in range(1000):  # stopped by its progress report once a has failed
-            progress(step, 1000)
+            progress(Progress("item", step, 1000, "step"))
             threading.Event().wait(0.01)
         return ["never"]
 

@@ -1,6 +1,6 @@
 """``pcsep batch`` end to end with the real separator and a tiny random model saved in tmp_path.
 
-Scenes come from tests/test_scene.py's room builder (two performers, ~14k points), recordings
+Scenes come from tests/helpers/scenes.py's room builder (two performers, ~14k points), recordings
 are 0.3 s of stereo noise: every item runs the whole pipeline (scene, classification,
 chunked masks, files, manifest) in well under a second.
 """
@@ -11,12 +11,9 @@ import json
 import shutil
 from pathlib import Path
 
-import numpy as np
 import pytest
-import soundfile as sf
-import torch
-from plyfile import PlyData, PlyElement
-from test_scene import person_mesh, room  # tests/ is on sys.path (no packages under tests/)
+from helpers.audio import recording
+from helpers.batch import folder_of
 from typer.testing import CliRunner
 
 from pcsep_cli.cli import app
@@ -32,50 +29,6 @@ def _isolated(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     monkeypatch.delenv("PCSEP_MODEL", raising=False)
     monkeypatch.setenv("COLUMNS", "200")
-
-
-@pytest.fixture(scope="module")
-def model(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """The tiny config, random weights; 'none' never wins, so every performer is separated."""
-    from pcsep_cli.nets.model import SeparationNet
-    from pcsep_cli.train.config import load_train_config
-
-    cfg = load_train_config("tiny").model
-    torch.manual_seed(0)
-    net = SeparationNet(cfg)
-    with torch.no_grad():
-        for p in net.parameters():
-            p.add_(0.05 * torch.randn_like(p))
-        net.visual.classify[-1].bias[cfg.classes.index("none")] = -50.0
-    return net.save_pretrained(tmp_path_factory.mktemp("model") / "tiny")
-
-
-@pytest.fixture(scope="module")
-def scene_ply(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    xyz, _ = room(
-        [person_mesh(-1.0, 0.0, seated=True, instrument="cello"), person_mesh(1.0, 0.0)],
-        density=300,
-        floor_density=150,
-    )
-    v = np.zeros(len(xyz), dtype=[("x", "f4"), ("y", "f4"), ("z", "f4")])
-    v["x"], v["y"], v["z"] = xyz.T
-    path = tmp_path_factory.mktemp("scene") / "scene.ply"
-    PlyData([PlyElement.describe(v, "vertex")]).write(str(path))
-    return path
-
-
-def recording(path: Path, seed: int, seconds: float = 0.3, rate: int = 16000) -> Path:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    noise = np.random.default_rng(seed).standard_normal((int(seconds * rate), 2))
-    sf.write(path, (0.1 * noise).astype(np.float32), rate, subtype="PCM_16")
-    return path
-
-
-def folder_of(root: Path, scene: Path, names: str) -> Path:
-    for i, name in enumerate(names):
-        recording(root / f"{name}.wav", seed=i)
-        shutil.copy(scene, root / f"{name}.ply")
-    return root
 
 
 def batch(*args: str | Path):  # noqa: ANN201 - click's Result

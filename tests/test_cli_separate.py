@@ -9,13 +9,14 @@ import numpy as np
 import pytest
 import soundfile as sf
 import trimesh
-from test_scene import QUARTET, person_mesh, room
-from test_separate import save_tiny
+from helpers.audio import sum_error
+from helpers.models import save_tiny
+from helpers.scenes import QUARTET, person_mesh, room
 from typer.testing import CliRunner
 
 from pcsep_cli.cli import app
 from pcsep_cli.io.pointcloud import PointCloud, write_ply
-from pcsep_cli.separate_types import stem_names
+from pcsep_cli.separate.types import stem_names
 
 ROOT = Path(__file__).resolve().parents[1]
 EXAMPLE = ROOT / "pcsep_cli" / "examples" / "quartet"
@@ -39,13 +40,6 @@ def files(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
 
 def run(*args: str | Path) -> object:
     return runner.invoke(app, [str(a) for a in args], catch_exceptions=False)
-
-
-def sum_error(manifest: dict, mixture: Path) -> float:
-    mix = sf.read(mixture, dtype="float64", always_2d=True)[0]
-    total = sum(sf.read(s["path"], dtype="float64", always_2d=True)[0] for s in manifest["stems"])
-    total = total + sf.read(manifest["residual"]["path"], dtype="float64", always_2d=True)[0]
-    return float(np.abs(total - mix).max())
 
 
 def one_line_error(result: object) -> str:

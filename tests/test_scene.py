@@ -13,9 +13,9 @@ import time
 import numpy as np
 import pytest
 import trimesh
+from helpers.scenes import QUARTET, at, person_mesh, room, sample
 from scipy.spatial.transform import Rotation
-from trimesh.creation import box, capsule, icosphere
-from trimesh.transformations import translation_matrix
+from trimesh.creation import box, capsule
 
 from pcsep_cli.errors import SceneError
 from pcsep_cli.io.pointcloud import PointCloud
@@ -26,91 +26,6 @@ from pcsep_cli.scene import (
     performer_from_cloud,
     remove_background,
 )
-
-
-def _at(x: float, y: float, z: float) -> np.ndarray:
-    return translation_matrix((x, y, z))
-
-
-def person_mesh(x: float, y: float, seated: bool = False, instrument: str = "") -> trimesh.Trimesh:
-    """A performer facing -y: seated on a chair or standing, with an optional instrument."""
-    parts = []
-    if seated:
-        parts.append(box((0.45, 0.45, 0.05), transform=_at(x, y, 0.45)))
-        parts += [
-            box((0.03, 0.03, 0.45), transform=_at(x + dx, y + dy, 0.225))
-            for dx in (-0.2, 0.2)
-            for dy in (-0.2, 0.2)
-        ]
-        parts.append(capsule(height=0.45, radius=0.16, transform=_at(x, y, 0.85)))
-        parts.append(box((0.3, 0.45, 0.15), transform=_at(x, y - 0.2, 0.55)))
-        parts.append(box((0.3, 0.12, 0.45), transform=_at(x, y - 0.42, 0.25)))
-        head = 1.28
-    else:
-        parts += [
-            capsule(height=0.7, radius=0.07, transform=_at(x + dx, y, 0.45)) for dx in (-0.1, 0.1)
-        ]
-        parts.append(capsule(height=0.5, radius=0.17, transform=_at(x, y, 1.15)))
-        head = 1.65
-    parts.append(icosphere(subdivisions=2, radius=0.11).apply_translation((x, y, head)))
-    if instrument == "cello":
-        parts.append(box((0.4, 0.22, 1.1), transform=_at(x, y - 0.3, 0.6)))
-    elif instrument == "violin":
-        parts.append(box((0.35, 0.12, 0.06), transform=_at(x + 0.1, y - 0.25, head - 0.2)))
-    elif instrument == "piano":  # an upright piano in front of a seated pianist
-        parts.append(box((1.5, 0.6, 1.1), transform=_at(x, y - 0.8, 0.55)))
-    return trimesh.util.concatenate(parts)
-
-
-def sample(mesh: trimesh.Trimesh, density: float, seed: int) -> np.ndarray:
-    """Points on the mesh's surface, ``density`` per square metre."""
-    points, _ = trimesh.sample.sample_surface(mesh, max(1, int(mesh.area * density)), seed=seed)
-    return np.asarray(points, dtype=np.float64)
-
-
-def room(
-    meshes: list[trimesh.Trimesh],
-    *,
-    seed: int = 0,
-    density: float = 600.0,
-    floor_density: float = 400.0,
-    walls: bool = True,
-    noise: float = 0.005,
-) -> tuple[np.ndarray, np.ndarray]:
-    """A 8 x 6 m room (floor, back and side walls 3 m high) holding ``meshes``.
-
-    Returns:
-        ``xyz [N, 3]`` and ``owner [N]``: the mesh each point lies on, -1 for floor and walls.
-    """
-    rng = np.random.default_rng(seed)
-    parts = [sample(m, density, seed + i) for i, m in enumerate(meshes)]
-    owner = [np.full(len(p), i) for i, p in enumerate(parts)]
-
-    def plane(n: int, fixed: int, value: float, lo: list[float], hi: list[float]) -> np.ndarray:
-        p = rng.uniform(lo, hi, size=(n, 3))
-        p[:, fixed] = value
-        return p
-
-    back = [plane(int(48 * floor_density), 2, 0.0, [-4, -1, 0], [4, 5, 0])]
-    if walls:
-        n_wall = int(24 * floor_density / 2)
-        back += [
-            plane(n_wall, 1, 5.0, [-4, 5, 0], [4, 5, 3]),
-            plane(n_wall, 0, -4.0, [-4, -1, 0], [-4, 5, 3]),
-            plane(n_wall, 0, 4.0, [4, -1, 0], [4, 5, 3]),
-        ]
-    background = np.concatenate(back)
-    xyz = np.concatenate([*parts, background])
-    xyz += rng.normal(0.0, noise, xyz.shape)
-    return xyz, np.concatenate([*owner, np.full(len(background), -1)])
-
-
-QUARTET = [
-    ((-2.0, 2.0), True, "cello"),
-    ((0.0, 2.2), False, "violin"),
-    ((1.6, 1.8), True, "violin"),
-    ((3.0, 2.5), False, ""),  # a conductor: a distractor, kept as a cluster
-]
 
 
 @pytest.fixture(scope="module")
@@ -219,7 +134,7 @@ def test_stage_and_ceiling_are_background() -> None:
     stage_h = 0.4
     cast = [(-1.5, True, "cello"), (0.0, False, "violin"), (1.5, True, "")]
     people = [person_mesh(x, 3.0, s, i).apply_translation((0, 0, stage_h)) for x, s, i in cast]
-    stage = box((7.0, 3.0, stage_h), transform=_at(0.0, 3.5, stage_h / 2))
+    stage = box((7.0, 3.0, stage_h), transform=at(0.0, 3.5, stage_h / 2))
     xyz, owner = room([*people, stage])
     rng = np.random.default_rng(5)
     ceiling = np.c_[rng.uniform([-4, -1, 3], [4, 5, 3], size=(15000, 3))]
@@ -240,10 +155,10 @@ def test_single_viewpoint_lidar_scan(step_deg: float) -> None:
     """Only the sensor's side is seen; surfaces at grazing angles come out sparse."""
     meshes = [person_mesh(x, y, s, i) for (x, y), s, i in QUARTET]
     walls = [
-        box((8, 6, 0.02), transform=_at(0, 2, -0.01)),
-        box((8, 0.02, 3), transform=_at(0, 5, 1.5)),
-        box((0.02, 6, 3), transform=_at(-4, 2, 1.5)),
-        box((0.02, 6, 3), transform=_at(4, 2, 1.5)),
+        box((8, 6, 0.02), transform=at(0, 2, -0.01)),
+        box((8, 0.02, 3), transform=at(0, 5, 1.5)),
+        box((0.02, 6, 3), transform=at(-4, 2, 1.5)),
+        box((0.02, 6, 3), transform=at(4, 2, 1.5)),
     ]
     scene = trimesh.util.concatenate(meshes + walls)
     owner_of_face = np.concatenate(
@@ -271,7 +186,7 @@ def test_single_viewpoint_lidar_scan(step_deg: float) -> None:
 def test_touching_players_are_split_one_per_head() -> None:
     meshes = [person_mesh(0.0, 2.0, True, "cello"), person_mesh(1.0, 2.0, True, "cello")]
     # A bow resting across both players joins them into one connected cluster.
-    bow = box((0.75, 0.02, 0.02), transform=_at(0.5, 1.75, 0.75))
+    bow = box((0.75, 0.02, 0.02), transform=at(0.5, 1.75, 0.75))
     xyz, owner = room([*meshes, bow])
     owner[owner == 2] = 0
     performers = find_performers(PointCloud(xyz=xyz))
@@ -292,9 +207,9 @@ def test_wide_cluster_with_one_player_stays_whole() -> None:
 
 def test_specks_dropped_and_stacked_fragments_merged() -> None:
     player = person_mesh(0.0, 2.0, False, "violin")
-    speck = box((0.05, 0.05, 0.05), transform=_at(2.0, 1.0, 1.0))
+    speck = box((0.05, 0.05, 0.05), transform=at(2.0, 1.0, 1.0))
     # A fragment floating above the player's footprint (a hat, a scan line cut off by a gap).
-    hat = box((0.25, 0.25, 0.02), transform=_at(0.0, 2.0, 1.95))
+    hat = box((0.25, 0.25, 0.02), transform=at(0.0, 2.0, 1.95))
     xyz, owner = room([player, speck, hat])
     performers = find_performers(PointCloud(xyz=xyz))
     assert len(performers) == 1
@@ -437,13 +352,13 @@ def test_close_piece_joins_a_cluster_that_already_shows_two_caps() -> None:
     # (it is lower than A's caps next to it); C: another player 0.28 m from A's other side.
     a = trimesh.util.concatenate(
         [
-            capsule(height=1.2, radius=0.12, transform=_at(0.0, 0.0, 0.72)),
-            capsule(height=1.0, radius=0.08, transform=_at(0.8, 0.0, 0.62)),
-            box((0.9, 0.3, 0.1), transform=_at(0.4, 0.0, 0.5)),
+            capsule(height=1.2, radius=0.12, transform=at(0.0, 0.0, 0.72)),
+            capsule(height=1.0, radius=0.08, transform=at(0.8, 0.0, 0.62)),
+            box((0.9, 0.3, 0.1), transform=at(0.4, 0.0, 0.5)),
         ]
     )
-    b = box((0.06, 0.06, 0.95), transform=_at(1.03, 0.0, 0.475))
-    c = capsule(height=1.2, radius=0.12, transform=_at(-0.52, 0.0, 0.72))
+    b = box((0.06, 0.06, 0.95), transform=at(1.03, 0.0, 0.475))
+    c = capsule(height=1.2, radius=0.12, transform=at(-0.52, 0.0, 0.72))
     parts = [sample(m, 3000, seed=i) for i, m in enumerate((a, b, c))]
     local = np.concatenate(parts)
     labels = np.concatenate([np.full(len(p), i) for i, p in enumerate(parts)])

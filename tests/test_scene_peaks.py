@@ -37,7 +37,7 @@ def test_separate_does_not_import_scipy_signal_or_dynamo() -> None:
 
     code = (
         "import sys, pcsep_cli.separate, pcsep_cli.scene\n"
-        "from pcsep_cli.hub import bundled_models_dir, expected_tensors\n"
+        "from pcsep_cli.hub.models import bundled_models_dir, expected_tensors\n"
         "from pcsep_cli.nets.model import load_config\n"
         "expected_tensors(load_config(bundled_models_dir() / 'pcsep-base'))\n"
         "print(sorted(m for m in ('scipy.signal', 'torch._dynamo') if m in sys.modules))\n"

@@ -10,38 +10,17 @@ import numpy as np
 import pytest
 import soundfile as sf
 import torch
-from test_scene import QUARTET, person_mesh, room
+from helpers.models import save_tiny, tiny_net
+from helpers.scenes import QUARTET, person_mesh, room
 
 from pcsep_cli.errors import ModelError, OutputExistsError, SceneError
 from pcsep_cli.io.pointcloud import PointCloud
-from pcsep_cli.nets.model import SeparationNet
 from pcsep_cli.nets.stft import StftConfig
-from pcsep_cli.separate import SeparateOptions, Separator, prepare_job
-from pcsep_cli.separate_job import check_template, render_template
-from pcsep_cli.separate_masks import RateMap, normalise
-from pcsep_cli.separate_stream import array_blocks, overlap_add
-from pcsep_cli.separate_types import stem_names
-from pcsep_cli.train.config import load_train_config
-
-
-def tiny_net(seed: int = 0, sample_rate: int | None = None, conditioning: str = "both"):
-    """A random tiny model whose classifier never says ``none`` (so every cluster is a stem)."""
-    cfg = load_train_config("tiny").model
-    cfg = dataclasses.replace(cfg, conditioning=conditioning)
-    if sample_rate:
-        cfg = dataclasses.replace(cfg, sample_rate=sample_rate)
-    torch.manual_seed(seed)
-    net = SeparationNet(cfg)
-    with torch.no_grad():
-        for p in net.parameters():
-            p.add_(0.05 * torch.randn_like(p))
-        if net.visual is not None:
-            net.visual.classify[-1].bias[-1] = -1e4
-    return net.eval()
-
-
-def save_tiny(path: Path, **kwargs) -> Path:  # noqa: ANN003
-    return tiny_net(**kwargs).save_pretrained(path)
+from pcsep_cli.separate import SeparateOptions, Separator, prepare_job, run_job
+from pcsep_cli.separate.job import check_template, render_template
+from pcsep_cli.separate.masks import RateMap, normalise
+from pcsep_cli.separate.stream import array_blocks, overlap_add
+from pcsep_cli.separate.types import stem_names
 
 
 @pytest.fixture(scope="module")
@@ -238,7 +217,7 @@ def test_files_sum_to_the_mixture_at_any_bit_depth(tmp_path, quartet_cloud, bits
     scene = _write_scene(tmp_path / "scene.ply", quartet_cloud)
     model = save_tiny(tmp_path / "model", sample_rate=16000)
     job = prepare_job(tmp_path / "mix.wav", [scene], tmp_path / "out", SeparateOptions(bits=bits))
-    manifest = Separator.from_pretrained(str(model), device="cpu", segment=0.5).run(job)
+    manifest = run_job(Separator.from_pretrained(str(model), device="cpu", segment=0.5), job)
     mix = sf.read(tmp_path / "mix.wav", dtype="float64")[0]
     total = sum(sf.read(s["path"], dtype="float64")[0] for s in manifest["stems"])
     total = total + sf.read(manifest["residual"]["path"], dtype="float64")[0]
@@ -258,16 +237,16 @@ def test_existing_outputs_are_kept(tmp_path: Path) -> None:
     sf.write(tmp_path / "mix.flac", noise(1, 0.5, 8000).T, 8000, subtype="PCM_16")
     opts = SeparateOptions(format="flac", instruments=("violin", "flute"))
     sep = Separator(tiny_net(), segment=0.3)
-    first = sep.run(prepare_job(tmp_path / "mix.flac", [], tmp_path / "o", opts))
+    first = run_job(sep, prepare_job(tmp_path / "mix.flac", [], tmp_path / "o", opts))
     flute = Path(first["stems"][1]["path"])
     before = flute.read_bytes()
     flute.write_bytes(b"mine")
     with pytest.raises(OutputExistsError, match="violin.flac: exists already"):
-        sep.run(prepare_job(tmp_path / "mix.flac", [], tmp_path / "o", opts))
+        run_job(sep, prepare_job(tmp_path / "mix.flac", [], tmp_path / "o", opts))
     assert flute.read_bytes() == b"mine"
     assert not [p for p in (tmp_path / "o").rglob("*") if ".pcsep-tmp-" in p.name]
     again = dataclasses.replace(opts, overwrite=True)
-    sep.run(prepare_job(tmp_path / "mix.flac", [], tmp_path / "o", again))
+    run_job(sep, prepare_job(tmp_path / "mix.flac", [], tmp_path / "o", again))
     assert flute.read_bytes() == before  # same input, same model: same bytes
 
 
@@ -282,8 +261,8 @@ def test_clip_modes(tmp_path: Path, mode: str) -> None:
     audio = 0.9999 * np.sin(2 * np.pi * 220 * t)[None].repeat(2, 0)
     sf.write(tmp_path / "loud.wav", audio.T.astype(np.float32), 8000, subtype="FLOAT")
     opts = SeparateOptions(instruments=("violin",), clip_mode=mode)
-    manifest = Separator(net, segment=0.5).run(
-        prepare_job(tmp_path / "loud.wav", [], tmp_path / "o", opts)
+    manifest = run_job(
+        Separator(net, segment=0.5), prepare_job(tmp_path / "loud.wav", [], tmp_path / "o", opts)
     )
     stem = sf.read(manifest["stems"][0]["path"], dtype="float64")[0]
     residual = sf.read(manifest["residual"]["path"], dtype="float64")[0]

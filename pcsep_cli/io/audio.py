@@ -11,45 +11,25 @@ Every failure of soundfile or soxr leaves the public functions as :class:`AudioE
 the file and how to fix it; wrong array shapes are :class:`ValueError`.
 
 This module reads; :mod:`pcsep_cli.io.resample` resamples and :mod:`pcsep_cli.io.audio_write`
-writes. Their public names are importable from here too.
+writes; :mod:`pcsep_cli.io.audio_common` holds what the three share.
 """
 
 from __future__ import annotations
 
-import importlib
 import stat
 import struct
 from collections.abc import Iterator
 from dataclasses import dataclass
-from os import PathLike
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import soundfile as sf
 
 from pcsep_cli.errors import AudioError
+from pcsep_cli.io.audio_common import FLOAT_SUBTYPES, SF_ERRORS, PathArg
 
-if TYPE_CHECKING:  # pragma: no cover
-    from pcsep_cli.io.audio_write import AudioWriter, subtype_for, write_audio
-    from pcsep_cli.io.resample import StreamResampler, resample
+__all__ = ["AudioInfo", "audio_info", "iter_blocks", "read_audio"]
 
-__all__ = [
-    "AudioInfo",
-    "AudioWriter",
-    "StreamResampler",
-    "audio_info",
-    "iter_blocks",
-    "read_audio",
-    "resample",
-    "subtype_for",
-    "write_audio",
-]
-
-_PathArg = str | PathLike[str]
-# What soundfile raises besides its own classes: bad argument combinations, OS-level failures.
-_SF_ERRORS = (sf.SoundFileError, RuntimeError, OSError, ValueError, TypeError, AssertionError)
-_FLOAT_SUBTYPES = {"FLOAT", "DOUBLE"}
 _CONVERT_HINT = "convert it to WAV or FLAC, e.g. `ffmpeg -i IN out.wav`"
 # Containers libsndfile knows: failing to open one means damage, not an unknown format.
 _AUDIO_MAGIC = (b"RIFF", b"RIFX", b"RF64", b"FORM", b"fLaC", b"OggS", b"caff", b"riff")
@@ -119,7 +99,7 @@ def _unreadable(path: Path, head: bytes, err: BaseException) -> AudioError:
     return AudioError(f"not an audio file libsndfile can read ({detail})", path, hint=_CONVERT_HINT)
 
 
-def _open_read(path: _PathArg) -> sf.SoundFile:
+def _open_read(path: PathArg) -> sf.SoundFile:
     """Open ``path`` for reading, turning every way it can fail into one clear AudioError."""
     p = Path(path)
     try:
@@ -143,7 +123,7 @@ def _open_read(path: _PathArg) -> sf.SoundFile:
         raise AudioError(f"cannot open ({err.strerror or err})", p) from None
     try:
         f = sf.SoundFile(p)
-    except _SF_ERRORS as err:
+    except SF_ERRORS as err:
         raise _unreadable(p, head, err) from err
     problem = None
     if f.samplerate <= 0:
@@ -160,13 +140,13 @@ def _open_read(path: _PathArg) -> sf.SoundFile:
 
 def _check_finite(x: np.ndarray, path: Path, subtype: str) -> None:
     # Integer encodings cannot hold NaN; only float files need the pass over the data.
-    if subtype in _FLOAT_SUBTYPES and not np.isfinite(x).all():
+    if subtype in FLOAT_SUBTYPES and not np.isfinite(x).all():
         raise AudioError(
             "holds NaN or infinite samples", path, hint="re-export it with finite samples"
         )
 
 
-def audio_info(path: _PathArg) -> AudioInfo:
+def audio_info(path: PathArg) -> AudioInfo:
     """Read an audio file's header.
 
     Raises:
@@ -177,7 +157,7 @@ def audio_info(path: _PathArg) -> AudioInfo:
 
 
 def read_audio(
-    path: _PathArg, *, start: int = 0, frames: int | None = None
+    path: PathArg, *, start: int = 0, frames: int | None = None
 ) -> tuple[np.ndarray, int]:
     """Read a whole audio file, or ``frames`` samples from ``start``.
 
@@ -218,7 +198,7 @@ def read_audio(
                 if parts
                 else np.zeros((0, f.channels), np.float32)
             )
-        except _SF_ERRORS as err:
+        except SF_ERRORS as err:
             raise AudioError(
                 f"cannot read samples ({err})", p, hint="the file is damaged; re-export it"
             ) from err
@@ -236,7 +216,7 @@ def read_audio(
         return audio, f.samplerate
 
 
-def iter_blocks(path: _PathArg, block_frames: int, *, overlap: int = 0) -> Iterator[np.ndarray]:
+def iter_blocks(path: PathArg, block_frames: int, *, overlap: int = 0) -> Iterator[np.ndarray]:
     """Stream an audio file as blocks, holding one block in memory at a time.
 
     Each block but the last has ``block_frames`` samples; consecutive blocks share
@@ -268,41 +248,10 @@ def _blocks(path: Path, block_frames: int, overlap: int) -> Iterator[np.ndarray]
                 block = next(blocks)
             except StopIteration:
                 return
-            except _SF_ERRORS as err:
+            except SF_ERRORS as err:
                 raise AudioError(
                     f"cannot read samples ({err})", path, hint="the file is damaged; re-export it"
                 ) from err
             block = np.ascontiguousarray(block.T)
             _check_finite(block, path, f.subtype)
             yield block
-
-
-def _check_audio(x: Any, name: str, channels: int | None = None) -> np.ndarray:
-    x = np.asarray(x)
-    if x.ndim != 2 or (channels is not None and x.shape[0] != channels):
-        want = f"({channels}, samples)" if channels else "(channels, samples)"
-        raise ValueError(f"{name} must be {want}, got shape {x.shape}")
-    if x.shape[0] < 1:
-        raise ValueError(f"{name} must have at least one channel, got shape {x.shape}")
-    if x.dtype.kind != "f":
-        raise ValueError(f"{name} must hold floats (full scale ±1), got dtype {x.dtype}")
-    return x
-
-
-# Resampling and writing build on the helpers above, so importing them at the top would be
-# circular: they are re-exported on first use instead (PEP 562), and every caller keeps
-# importing them from here.
-_MOVED = {
-    "resample": "pcsep_cli.io.resample",
-    "StreamResampler": "pcsep_cli.io.resample",
-    "AudioWriter": "pcsep_cli.io.audio_write",
-    "subtype_for": "pcsep_cli.io.audio_write",
-    "write_audio": "pcsep_cli.io.audio_write",
-}
-
-
-def __getattr__(name: str) -> Any:
-    module = _MOVED.get(name)
-    if module is None:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    return getattr(importlib.import_module(module), name)

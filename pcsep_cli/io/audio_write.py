@@ -19,7 +19,7 @@ import soundfile as sf
 
 from pcsep_cli.errors import AudioError
 from pcsep_cli.io.atomic import DISK_FULL_ERRNOS, PendingFile, output_error
-from pcsep_cli.io.audio import _FLOAT_SUBTYPES, _SF_ERRORS, _check_audio, _PathArg
+from pcsep_cli.io.audio_common import FLOAT_SUBTYPES, SF_ERRORS, PathArg, check_audio
 
 __all__ = ["AudioWriter", "subtype_for", "write_audio"]
 
@@ -108,7 +108,7 @@ class AudioWriter:
 
     def __init__(
         self,
-        path: _PathArg,
+        path: PathArg,
         sample_rate: int,
         channels: int,
         *,
@@ -166,7 +166,7 @@ class AudioWriter:
             _no_peak_chunk(self._file)
         except BaseException as err:
             self._pending.discard()
-            if isinstance(err, _SF_ERRORS):
+            if isinstance(err, SF_ERRORS):
                 raise self._failure(err) from err
             raise
         return self
@@ -180,7 +180,7 @@ class AudioWriter:
         """
         if self._file is None:
             raise RuntimeError("AudioWriter.write called outside its `with` block")
-        block = _check_audio(block, "block", self.channels)
+        block = check_audio(block, "block", self.channels)
         if not np.isfinite(block).all():
             raise AudioError(
                 "refusing to write NaN or infinite samples",
@@ -192,7 +192,7 @@ class AudioWriter:
             for i in range(0, block.shape[1], _WRITE_SLICE):
                 frames = block[:, i : i + _WRITE_SLICE].T  # soundfile's (frames, channels)
                 self._file.write(frames if bits is None else _quantise(frames, bits))
-        except _SF_ERRORS as err:
+        except SF_ERRORS as err:
             raise self._failure(err) from err
         self.frames_written += block.shape[1]
 
@@ -209,13 +209,13 @@ class AudioWriter:
         if exc_type is not None:
             try:
                 file.close()
-            except _SF_ERRORS:
+            except SF_ERRORS:
                 pass  # the exception in flight is the one to report
             pending.discard()
             return
         try:
             file.close()  # writes FLAC's last frames and the WAV header: may fill the disk
-        except _SF_ERRORS as err:
+        except SF_ERRORS as err:
             pending.discard()
             raise self._failure(err) from err
         except BaseException:
@@ -263,7 +263,7 @@ _SFC_SET_ADD_PEAK_CHUNK = 0x1050  # libsndfile's sndfile.h
 def _no_peak_chunk(f: sf.SoundFile) -> None:
     """Leave out the PEAK chunk of float WAVs: it stores the time of writing, so the same
     samples would give different bytes on every run (outputs must be bit-identical)."""
-    if f.subtype in _FLOAT_SUBTYPES and f.format in ("WAV", "RF64"):
+    if f.subtype in FLOAT_SUBTYPES and f.format in ("WAV", "RF64"):
         sf._snd.sf_command(f._file, _SFC_SET_ADD_PEAK_CHUNK, sf._ffi.NULL, 0)
 
 
@@ -296,7 +296,7 @@ def _nearly_full(folder: Path) -> bool:
 
 
 def write_audio(
-    path: _PathArg,
+    path: PathArg,
     data: np.ndarray,
     sample_rate: int,
     *,
@@ -320,7 +320,7 @@ def write_audio(
         OutputExistsError: ``path`` exists and ``overwrite`` is false.
         PcsepError: the folder is missing or not writable.
     """
-    data = _check_audio(data, "data")
+    data = check_audio(data, "data")
     with AudioWriter(
         path,
         sample_rate,

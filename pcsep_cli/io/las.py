@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 
 from pcsep_cli.errors import PointCloudError
-from pcsep_cli.io.pointcloud import RawCloud, check_promise, colours_to_uint8
+from pcsep_cli.io.cloud import RawCloud, check_promise, colours_to_uint8
 
 _CHUNK = 1_000_000
 _HINT = "re-export the LAS/LAZ file, e.g. with PDAL, LAStools or CloudCompare"

@@ -20,7 +20,7 @@ from pathlib import Path
 import numpy as np
 
 from pcsep_cli.errors import PointCloudError
-from pcsep_cli.io.pointcloud import RawCloud, check_promise
+from pcsep_cli.io.cloud import RawCloud, check_promise
 
 _HEADER_LINES = 200
 _TYPES = {"F": (2, 4, 8), "U": (1, 2, 4, 8), "I": (1, 2, 4, 8)}

@@ -16,7 +16,7 @@ import numpy as np
 from plyfile import PlyData, PlyElement, PlyListProperty, PlyParseError
 
 from pcsep_cli.errors import PointCloudError
-from pcsep_cli.io.pointcloud import PointCloud, RawCloud, check_promise, colours_to_uint8
+from pcsep_cli.io.cloud import PointCloud, RawCloud, check_promise, colours_to_uint8
 
 _HEADER_LIMIT = 1 << 20
 _COLOUR_NAMES = (

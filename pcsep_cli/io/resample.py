@@ -11,7 +11,7 @@ import numpy as np
 import soxr
 
 from pcsep_cli.errors import AudioError
-from pcsep_cli.io.audio import _check_audio
+from pcsep_cli.io.audio_common import check_audio
 
 __all__ = ["StreamResampler", "resample"]
 
@@ -38,7 +38,7 @@ def resample(x: np.ndarray, sr_from: float, sr_to: float, *, quality: str = "HQ"
     Raises:
         ValueError: wrong shape or dtype, or a rate that is not positive.
     """
-    x = _check_audio(x, "x")
+    x = check_audio(x, "x")
     sr_from, sr_to = _check_rate(sr_from, "sr_from"), _check_rate(sr_to, "sr_to")
     dtype = np.float64 if x.dtype == np.float64 else np.float32
     if sr_from == sr_to:
@@ -109,7 +109,7 @@ class StreamResampler:
             ValueError: wrong shape or dtype.
             RuntimeError: called again after ``last=True``.
         """
-        block = _check_audio(block, "block", self.channels)
+        block = check_audio(block, "block", self.channels)
         if self._finished:
             raise RuntimeError("StreamResampler.process called after last=True")
         x = np.ascontiguousarray(block.T, self.dtype)

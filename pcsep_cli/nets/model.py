@@ -14,7 +14,6 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
-import typing
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -25,14 +24,14 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from pcsep_cli.classes import INSTRUMENTS, NONE
-from pcsep_cli.errors import ModelError, PcsepError
+from pcsep_cli.dataclass_json import MODEL_CONFIG_HINT, build_dataclass
+from pcsep_cli.errors import ModelError
 from pcsep_cli.nets.audio import AudioDecoder, AudioEncoder, AudioNetConfig
+from pcsep_cli.nets.files import CONFIG_FILE, WEIGHTS_FILE
 from pcsep_cli.nets.film import CondTrunk, FiLMConfig
 from pcsep_cli.nets.stft import LogFrequencyWarp, StftConfig
 from pcsep_cli.nets.visual import VisualConfig, VisualEncoder
 
-CONFIG_NAME = "config.json"
-WEIGHTS_NAME = "model.safetensors"
 CONFIG_VERSION = 1
 DEFAULT_CLASSES = (*INSTRUMENTS, NONE)
 CONDITIONINGS = ("cloud", "labels", "both")
@@ -157,84 +156,6 @@ def _jsonable(obj: Any) -> Any:
     return obj
 
 
-_HINT = "re-save the model with this pcsep version or fix config.json"
-
-
-def build_dataclass(
-    cls: type,
-    data: Any,
-    prefix: str = "",
-    source: str | Path | None = None,
-    error: type[PcsepError] = ModelError,
-    hint: str = _HINT,
-    allow_defaults: bool = False,
-) -> Any:
-    """Build a (nested) frozen dataclass from JSON data, refusing anything unexpected.
-
-    Args:
-        cls: the dataclass; fields typed int, float, str, bool, tuple[...] or dataclasses.
-        data: the JSON object.
-        prefix: dotted path of ``data`` inside the file, for messages.
-        source: file the data came from, for messages.
-        error: error class raised.
-        hint: how to fix, appended to messages.
-        allow_defaults: fields left out take their defaults (hand-written training configs);
-            otherwise a missing field is an error (a saved model config holds every field).
-
-    Raises:
-        error: naming the unknown, missing or ill-typed field.
-    """
-    where = prefix.rstrip(".") or "config"
-    if not isinstance(data, dict):
-        raise error(f"{where} must be a JSON object, got {type(data).__name__}", source, hint)
-    hints = typing.get_type_hints(cls)
-    names = {f.name for f in dataclasses.fields(cls)}
-    extra = sorted(set(data) - names)
-    if extra:
-        raise error(f"unknown config field {prefix}{extra[0]}", source, hint)
-    kwargs: dict[str, Any] = {}
-    for f in dataclasses.fields(cls):
-        name = prefix + f.name
-        if f.name not in data:
-            has_default = (
-                f.default is not dataclasses.MISSING or f.default_factory is not dataclasses.MISSING
-            )
-            if allow_defaults and has_default:
-                continue
-            raise error(f"config field {name} is missing", source, hint)
-        value, typ = data[f.name], hints[f.name]
-        if dataclasses.is_dataclass(typ):
-            kwargs[f.name] = build_dataclass(
-                typ, value, name + ".", source, error, hint, allow_defaults
-            )
-            continue
-        kwargs[f.name] = _check_type(value, typ, name, source, error, hint)
-    try:
-        return cls(**kwargs)
-    except (ValueError, TypeError) as err:
-        raise error(f"invalid config: {err}", source, hint) from None
-
-
-def _check_type(
-    value: Any, typ: Any, name: str, source: str | Path | None, error: type, hint: str
-) -> Any:
-    origin = typing.get_origin(typ)
-    if origin is tuple:
-        if not isinstance(value, list | tuple):
-            raise error(f"config field {name} must be a list", source, hint)
-        inner = typing.get_args(typ)[0]
-        return tuple(_check_type(v, inner, f"{name}[]", source, error, hint) for v in value)
-    ok = {
-        int: lambda v: isinstance(v, int) and not isinstance(v, bool),
-        float: lambda v: isinstance(v, int | float) and not isinstance(v, bool),
-        str: lambda v: isinstance(v, str),
-        bool: lambda v: isinstance(v, bool),
-    }.get(typ)
-    if ok is not None and not ok(value):
-        raise error(f"config field {name} must be {typ.__name__}, got {value!r}", source, hint)
-    return float(value) if typ is float else value
-
-
 class SeparatorOutput(NamedTuple):
     """What :meth:`SeparationNet.forward` returns.
 
@@ -328,7 +249,7 @@ class SeparationNet(nn.Module):
 
         Args:
             clouds: P ``(N_i, 3)`` arrays or tensors, metres, in the canonical frame
-                (:func:`pcsep_cli.train.augment.canonical`).
+                (:func:`pcsep_cli.scene.canonical`).
             views: headings (1: the cloud as it is).
 
         Returns:
@@ -429,30 +350,27 @@ class SeparationNet(nn.Module):
         out = Path(directory)
         out.mkdir(parents=True, exist_ok=True)
         state = {k: v.detach().contiguous().cpu() for k, v in self.state_dict().items()}
-        tmp = out / (WEIGHTS_NAME + ".tmp")
+        tmp = out / (WEIGHTS_FILE + ".tmp")
         save_file(state, str(tmp), metadata={"format": "pt", "pcsep_config_version": "1"})
-        tmp.replace(out / WEIGHTS_NAME)
-        cfg_tmp = out / (CONFIG_NAME + ".tmp")
+        tmp.replace(out / WEIGHTS_FILE)
+        cfg_tmp = out / (CONFIG_FILE + ".tmp")
         cfg_tmp.write_text(json.dumps(self.config.to_dict(), indent=2) + "\n")
-        cfg_tmp.replace(out / CONFIG_NAME)
+        cfg_tmp.replace(out / CONFIG_FILE)
         return out
 
-    @classmethod
-    def from_pretrained(
-        cls, directory: str | Path, map_location: str | torch.device = "cpu"
-    ) -> SeparationNet:
-        """Load a model directory strictly (see module docstring).
+    def read_weights(self, directory: str | Path) -> SeparationNet:
+        """Fill this model from ``<directory>/model.safetensors``, strictly (every tensor's
+        name, shape and dtype must match; see the module docstring). Load models with
+        :func:`pcsep_cli.hub.load_model`, which checks the whole directory first.
+
+        Returns:
+            The model itself.
 
         Raises:
-            ModelError: missing files, bad config, or tensors that do not match the config.
+            ModelError: the file is missing or unreadable, or its tensors do not match.
         """
-        path = Path(directory)
-        config = load_config(path)
-        model = cls(config)
-        model.load_state_dict(load_weights(path / WEIGHTS_NAME, model.state_dict()))
-        model.to(map_location)
-        model.eval()
-        return model
+        self.load_state_dict(load_weights(Path(directory) / WEIGHTS_FILE, self.state_dict()))
+        return self
 
 
 def visual_embed_dim(cfg: VisualConfig) -> int:
@@ -466,7 +384,7 @@ def load_config(directory: str | Path) -> SeparatorConfig:
     Raises:
         ModelError: missing, unreadable or invalid config.
     """
-    file = Path(directory) / CONFIG_NAME
+    file = Path(directory) / CONFIG_FILE
     if not file.is_file():
         raise ModelError(
             "no config.json here",
@@ -477,7 +395,7 @@ def load_config(directory: str | Path) -> SeparatorConfig:
     try:
         data = json.loads(file.read_text())
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
-        raise ModelError(f"cannot read config: {err}", file, _HINT) from None
+        raise ModelError(f"cannot read config: {err}", file, MODEL_CONFIG_HINT) from None
     return SeparatorConfig.from_dict(data, file)
 
 

@@ -25,25 +25,36 @@ runs in float64 after subtracting the cloud's median, so georeferenced coordinat
 lose nothing. Only numpy and scipy are used: ~0.16 s of one core per 100,000 points.
 
 When the user passes one cloud per performer (the paper's setting), :func:`performer_from_cloud`
-wraps a whole cloud as one :class:`Performer` instead.
+wraps a whole cloud as one :class:`Performer` instead; :func:`find_scene_performers` picks between
+the two by the number of clouds. :func:`canonical` puts a performer's points in the frame the
+network reads (centred on the floor), for training and inference alike.
 
 Modules, one per stage: :mod:`~pcsep_cli.scene.planes` (floor, stages, walls, ceiling),
 :mod:`~pcsep_cli.scene.background` (floor frame, background mask),
 :mod:`~pcsep_cli.scene.clusters` (flying pixels, components, merging, splitting) and
-:mod:`~pcsep_cli.scene.performers` (the pipeline, specks, left-to-right order).
+:mod:`~pcsep_cli.scene.performers` (the pipeline, specks, left-to-right order) and
+:mod:`~pcsep_cli.scene.canonical` (the network's frame).
 """
 
 from __future__ import annotations
 
 from pcsep_cli.scene.background import floor_frame, remove_background
-from pcsep_cli.scene.performers import Performer, find_performers, performer_from_cloud
+from pcsep_cli.scene.canonical import canonical
+from pcsep_cli.scene.performers import (
+    Performer,
+    find_performers,
+    find_scene_performers,
+    performer_from_cloud,
+)
 from pcsep_cli.scene.planes import MAX_TILT_DEG, Plane
 
 __all__ = [
     "MAX_TILT_DEG",
     "Performer",
     "Plane",
+    "canonical",
     "find_performers",
+    "find_scene_performers",
     "floor_frame",
     "performer_from_cloud",
     "remove_background",

@@ -6,6 +6,7 @@ left-to-right order); :func:`performer_from_cloud` wraps a cloud of one performe
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -27,7 +28,7 @@ from pcsep_cli.scene.clusters import (
 if TYPE_CHECKING:  # pragma: no cover
     from pcsep_cli.io.pointcloud import PointCloud
 
-__all__ = ["Performer", "find_performers", "performer_from_cloud"]
+__all__ = ["Performer", "find_performers", "find_scene_performers", "performer_from_cloud"]
 
 
 @dataclass(frozen=True, eq=False)
@@ -213,3 +214,15 @@ def _left_to_right(
     look = rel.mean(axis=0)
     angle = np.arctan2(look[0] * rel[:, 1] - look[1] * rel[:, 0], rel @ look)
     return [performers[i] for i in np.argsort(-angle, kind="stable")]
+
+
+def find_scene_performers(clouds: Sequence[PointCloud]) -> list[Performer]:
+    """One cloud: the performers found in the scene, left to right; several clouds: one
+    performer per cloud, in the order given (the paper's setting, no clustering).
+
+    Raises:
+        SceneError: a scene with no performer, or a cloud holding only floor and walls.
+    """
+    if len(clouds) == 1:
+        return find_performers(clouds[0])
+    return [performer_from_cloud(c) for c in clouds]

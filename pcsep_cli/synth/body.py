@@ -20,7 +20,7 @@ from __future__ import annotations
 import contextlib
 import functools
 import os
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -359,7 +359,6 @@ class Body:
     stature: float
     seated: bool
     seat_height: float | None = None
-    extras: dict[str, float] = field(default_factory=dict)
 
     @property
     def mesh(self) -> Mesh:

@@ -1,7 +1,7 @@
 """Write a synthetic dataset: whole scenes for evaluation, a solo pool for mix-and-separate.
 
-Layout (each split folder follows the dataset layout of DESIGN.md, so ``pcsep evaluate MODEL
-DIR/test`` reads it as it is)::
+Layout (each split folder follows the dataset layout that ``pcsep evaluate`` reads, so
+``pcsep evaluate MODEL DIR/test`` takes it as it is)::
 
     DIR/dataset.json                  settings, checked when a run resumes
     DIR/<split>/<index>/              split: train, val, test; index: 6+ digits, global
@@ -9,7 +9,9 @@ DIR/test`` reads it as it is)::
         labels.npy                    int16 [N]: object of each point of scene.ply (-1: room)
         mixture.wav                   what the microphones recorded
         stems/<name>.wav              each performer's part of it: mixture = Σ stems
-        meta.json                     DESIGN.md's fields + split, piece, room, seeds (last)
+        meta.json                     sample_rate, performers (name, instrument, position,
+                                      stem), distractors, microphones + split, piece, room,
+                                      seeds (last)
     DIR/pool/<split>/<index>/         solo pool (``solo_pool`` > 0)
         cloud.ply                     one performer, its instrument and seat: their points only
         audio.wav                     its reverberant contribution at the microphones of a
@@ -36,32 +38,23 @@ for, so a run can be extended or resumed. An example whose ``meta.json`` is vali
 
 from __future__ import annotations
 
-import functools
+import contextlib
 import json
 import multiprocessing
 import os
 import time
-from collections.abc import Callable, Iterator, Sequence
-from dataclasses import asdict, dataclass, field
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
 from pcsep_cli.errors import DatasetError
-from pcsep_cli.synth import corpus
+from pcsep_cli.progress import Progress, ProgressFn
+from pcsep_cli.synth.settings import BODY_IDS, FORMAT_VERSION, SPLITS, Settings
 
-SPLITS = ("train", "val", "test")
-BODY_IDS = {
-    "train": (0, 1_000_000),
-    "val": (1_000_000, 2_000_000),
-    "test": (2_000_000, 3_000_000),
-}
-"""Body ids per split, ``[low, high)``: a body shape is a pure function of its id."""
 POOL_CHUNK = 8
 """Solo clips rendered by one FluidSynth call (a fixed grouping, so results stay the same)."""
-FORMAT_VERSION = 1
-_PREROLL_S = 1.0
-_POOL_RMS_DB = -23.0
 _SETTINGS = (
     "seed",
     "sample_rate",
@@ -107,29 +100,6 @@ class DatasetSummary:
     seconds: float = 0.0
 
 
-@dataclass(frozen=True)
-class Settings:
-    """Every choice that shapes the data (saved in ``dataset.json``); see :func:`write_dataset`."""
-
-    seed: int
-    sample_rate: int = 22050
-    duration_s: float = 8.0
-    mics: str = "stereo"
-    performers: tuple[int, int] = (1, 5)
-    distractor_prob: float = 0.5
-    split_fractions: tuple[float, float, float] = (0.8, 0.1, 0.1)
-    bits: str = "32f"
-    cycle_instruments: bool = False
-    pieces: tuple[str, ...] | None = None
-
-    def to_json(self) -> dict:
-        data = asdict(self)
-        data["performers"] = list(self.performers)
-        data["split_fractions"] = list(self.split_fractions)
-        data["pieces"] = None if self.pieces is None else list(self.pieces)
-        return data
-
-
 def write_dataset(
     out: Path,
     *,
@@ -147,7 +117,7 @@ def write_dataset(
     bits: str = "32f",
     cycle_instruments: bool = False,
     pieces: Sequence[str] | None = None,
-    progress: Callable[[int, int], None] | None = None,
+    progress: ProgressFn | None = None,
 ) -> DatasetSummary:
     """Write (or complete) a synthetic dataset in ``out`` (layout in the module docstring).
 
@@ -172,7 +142,8 @@ def write_dataset(
             ``i * performers[1]``) so that a handful of examples covers all ten.
         pieces: restrict the music to these corpus ids (default: all of
             :func:`~pcsep_cli.synth.corpus.corpus_pieces`).
-        progress: called as ``progress(done, total)`` after each example or pool batch.
+        progress: called with a :class:`~pcsep_cli.progress.Progress` (stage ``synth``, unit
+            ``task``: an example or a pool batch) after each.
 
     Returns:
         A :class:`DatasetSummary`.
@@ -182,20 +153,9 @@ def write_dataset(
         DatasetError: ``out`` holds another dataset, a split has no piece, FluidSynth or the
             soundfont is missing.
     """
-    from pcsep_cli.synth.room import channels_of
-
-    channels_of(mics)
-    if min(examples, solo_pool, cloud_scenes) < 0 or jobs < 1:
-        raise ValueError(
-            "need examples, solo_pool, cloud_scenes >= 0 and jobs >= 1; got "
-            f"{examples}, {solo_pool}, {cloud_scenes}, {jobs}"
-        )
-    if not 1 <= performers[0] <= performers[1] <= 10:
-        raise ValueError(f"performers must be (min, max), 1 <= min <= max <= 10; got {performers}")
-    if len(split_fractions) != 3 or min(split_fractions) < 0 or sum(split_fractions) <= 0:
-        raise ValueError(f"split_fractions must be 3 shares >= 0, got {split_fractions}")
-    if bits not in ("32f", "24"):
-        raise ValueError(f"bits must be '32f' or '24' (Σ stems = mixture needs them), got {bits!r}")
+    _check_arguments(
+        examples, solo_pool, cloud_scenes, jobs, performers, split_fractions, bits, mics
+    )
     settings = Settings(
         seed=int(seed),
         sample_rate=int(sample_rate),
@@ -216,20 +176,8 @@ def write_dataset(
     scene_splits = split_sequence(examples, settings.split_fractions)
     pool_splits = split_sequence(solo_pool, settings.split_fractions)
     cloud_splits = split_sequence(cloud_scenes, settings.split_fractions)
-    tasks: list[_Task] = [("scene", i, (scene_splits[i],)) for i in range(examples)]
-    tasks += [
-        ("pool", start, tuple(pool_splits[start : start + POOL_CHUNK]))
-        for start in range(0, solo_pool, POOL_CHUNK)
-    ]
-    tasks += [("clouds", i, (cloud_splits[i],)) for i in range(cloud_scenes)]
-    counts = {"scene": [0, 0], "pool": [0, 0], "clouds": [0, 0]}  # written, skipped
-    results = _execute(settings, out, tasks, jobs)
-    for done, (kind, written, skipped) in enumerate(results):
-        counts[kind][0] += written
-        counts[kind][1] += skipped
-        if progress is not None:
-            progress(done + 1, len(tasks))
-
+    tasks = _tasks(scene_splits, pool_splits, cloud_splits)
+    counts = _run_tasks(settings, out, tasks, jobs, progress)
     return DatasetSummary(
         root=out,
         examples={s: scene_splits.count(s) for s in SPLITS},
@@ -243,6 +191,62 @@ def write_dataset(
         clouds_skipped=counts["clouds"][1],
         seconds=time.perf_counter() - started,
     )
+
+
+def _check_arguments(
+    examples: int,
+    solo_pool: int,
+    cloud_scenes: int,
+    jobs: int,
+    performers: tuple[int, int],
+    split_fractions: Sequence[float],
+    bits: str,
+    mics: str | int,
+) -> None:
+    """Raise ValueError for an argument of :func:`write_dataset` that is out of range."""
+    from pcsep_cli.synth.room import channels_of
+
+    channels_of(mics)
+    if min(examples, solo_pool, cloud_scenes) < 0 or jobs < 1:
+        raise ValueError(
+            "need examples, solo_pool, cloud_scenes >= 0 and jobs >= 1; got "
+            f"{examples}, {solo_pool}, {cloud_scenes}, {jobs}"
+        )
+    if not 1 <= performers[0] <= performers[1] <= 10:
+        raise ValueError(f"performers must be (min, max), 1 <= min <= max <= 10; got {performers}")
+    if len(split_fractions) != 3 or min(split_fractions) < 0 or sum(split_fractions) <= 0:
+        raise ValueError(f"split_fractions must be 3 shares >= 0, got {split_fractions}")
+    if bits not in ("32f", "24"):
+        raise ValueError(f"bits must be '32f' or '24' (Σ stems = mixture needs them), got {bits!r}")
+
+
+def _tasks(scene_splits: list[str], pool_splits: list[str], cloud_splits: list[str]) -> list[_Task]:
+    """One task per scene, per chunk of ``POOL_CHUNK`` solo clips and per cloud scene."""
+    tasks: list[_Task] = [("scene", i, (split,)) for i, split in enumerate(scene_splits)]
+    tasks += [
+        ("pool", start, tuple(pool_splits[start : start + POOL_CHUNK]))
+        for start in range(0, len(pool_splits), POOL_CHUNK)
+    ]
+    tasks += [("clouds", i, (split,)) for i, split in enumerate(cloud_splits)]
+    return tasks
+
+
+def _run_tasks(
+    settings: Settings,
+    out: Path,
+    tasks: list[_Task],
+    jobs: int,
+    progress: ProgressFn | None,
+) -> dict[str, list[int]]:
+    """Run ``tasks`` (reporting each as it ends) and count the items written and skipped."""
+    counts = {"scene": [0, 0], "pool": [0, 0], "clouds": [0, 0]}  # written, skipped
+    results = _execute(settings, out, tasks, jobs)
+    for done, (kind, written, skipped) in enumerate(results):
+        counts[kind][0] += written
+        counts[kind][1] += skipped
+        if progress is not None:
+            progress(Progress("synth", done + 1, len(tasks), "task", kind))
+    return counts
 
 
 def split_sequence(n: int, fractions: Sequence[float]) -> list[str]:
@@ -336,9 +340,30 @@ def _init_worker() -> None:
 
 
 def _run(args: tuple[Settings, Path, _Task]) -> tuple[str, int, int]:
+    with _one_thread():
+        return _run_task(*args)
+
+
+@contextlib.contextmanager
+def _one_thread() -> Iterator[None]:
+    """Run a task on one BLAS and one torch thread, in a worker or in this process alike:
+    sums split over threads round differently, and an example must not depend on ``jobs``."""
+    import torch
+    from threadpoolctl import threadpool_limits
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        with threadpool_limits(limits=1):
+            yield
+    finally:
+        torch.set_num_threads(threads)
+
+
+def _run_task(settings: Settings, out: Path, task: _Task) -> tuple[str, int, int]:
     from pcsep_cli.synth import example as examples
 
-    settings, out, (kind, index, splits) = args
+    kind, index, splits = task
     if kind in ("scene", "clouds"):
         folder = example_dir(out, splits[0], index, kind=kind)
         if examples.is_finished(folder, kind):
@@ -351,36 +376,3 @@ def _run(args: tuple[Settings, Path, _Task]) -> tuple[str, int, int]:
     if any(todo):
         examples.write_pool_chunk(settings, folders, splits, index, todo)
     return kind, sum(todo), len(todo) - sum(todo)
-
-
-def candidate_pieces(settings: Settings, split: str) -> list[list[str]]:
-    """Corpus ids the music of ``split`` is drawn from, grouped by work.
-
-    Music is drawn work first, then piece: drawn piece by piece, Palestrina's 1,300 mass
-    movements would fill two thirds of the data; drawn by work, the 370 Bach chorales lead and
-    the masses, madrigals, trecento pieces and quartets share the rest.
-
-    Returns:
-        One list of piece ids per work, works sorted by id.
-
-    Raises:
-        DatasetError: no piece falls in ``split``.
-    """
-    chosen = _candidates(settings.pieces, settings.split_fractions, split)
-    if not chosen:
-        raise DatasetError(
-            f"no piece of the music21 corpus falls in the {split} split",
-            hint="give more pieces, or a larger share to that split",
-        )
-    return [list(work) for work in chosen]
-
-
-@functools.lru_cache(maxsize=16)
-def _candidates(
-    pieces: tuple[str, ...] | None, fractions: tuple[float, ...], split: str
-) -> tuple[tuple[str, ...], ...]:
-    works: dict[str, list[str]] = {}
-    for p in pieces if pieces is not None else corpus.corpus_pieces():
-        if corpus.piece_split(p, fractions) == split:
-            works.setdefault(corpus.work_id(p), []).append(p)
-    return tuple(tuple(sorted(works[w])) for w in sorted(works))

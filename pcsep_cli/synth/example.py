@@ -17,11 +17,11 @@ import numpy as np
 
 from pcsep_cli.errors import DatasetError
 from pcsep_cli.synth import corpus, fluid, music, room
-from pcsep_cli.synth.dataset import (
-    _POOL_RMS_DB,
-    _PREROLL_S,
+from pcsep_cli.synth.settings import (
     BODY_IDS,
     FORMAT_VERSION,
+    POOL_RMS_DB,
+    PREROLL_S,
     Settings,
     candidate_pieces,
 )
@@ -105,7 +105,7 @@ def _mic_pose(rng: np.random.Generator, scene, sources: np.ndarray) -> tuple[np.
 
 
 def _write_audio(path: Path, data: np.ndarray, settings: Settings) -> None:
-    from pcsep_cli.io.audio import write_audio
+    from pcsep_cli.io.audio_write import write_audio
 
     write_audio(path, data, settings.sample_rate, bits=settings.bits, overwrite=True)
 
@@ -227,10 +227,10 @@ def write_scene(settings: Settings, folder: Path, split: str, index: int) -> Non
     instruments = [o.label for _, o in players]
 
     sr = settings.sample_rate
-    n, pre = round(settings.duration_s * sr), round(_PREROLL_S * sr)
+    n, pre = round(settings.duration_s * sr), round(PREROLL_S * sr)
     piece = _draw_piece(music_rng, settings, split)
     plays = music.plan_ensemble(
-        music_rng, piece, instruments, duration_s=settings.duration_s, preroll_s=_PREROLL_S
+        music_rng, piece, instruments, duration_s=settings.duration_s, preroll_s=PREROLL_S
     )
     dry, gains = _level(fluid.render(plays, sample_rate=sr, num_samples=pre + n), music_rng)
 
@@ -294,7 +294,7 @@ def write_scene(settings: Settings, folder: Path, split: str, index: int) -> Non
         "seed": settings.seed,
         "piece": piece.id,
         "bpm": round(plays[0].bpm, 3),
-        "clip_start_s": round(plays[0].start_s + _PREROLL_S, 4),
+        "clip_start_s": round(plays[0].start_s + PREROLL_S, 4),
         "room": {**space.to_json(), "rt60_measured": round(rt60, 4)},
         "sensor": {"position": _r(scene.sensor_position), "target": _r(scene.sensor_target)},
         "points": int(len(scene.xyz)),
@@ -320,14 +320,14 @@ def write_pool_chunk(
     from pcsep_cli.synth.scene import CLASSES, performer_cloud
 
     sr = settings.sample_rate
-    n, pre = round(settings.duration_s * sr), round(_PREROLL_S * sr)
+    n, pre = round(settings.duration_s * sr), round(PREROLL_S * sr)
     plans = []
     for j, split in enumerate(splits):
         geo_rng, music_rng, room_rng = _rngs(settings.seed, _POOL, start + j)
         instrument = CLASSES[(start + j) % len(CLASSES)]
         piece = _draw_piece(music_rng, settings, split)
         play = music.plan_solo(
-            music_rng, piece, instrument, duration_s=settings.duration_s, preroll_s=_PREROLL_S
+            music_rng, piece, instrument, duration_s=settings.duration_s, preroll_s=PREROLL_S
         )
         plans.append((geo_rng, room_rng, piece, play))
     dry = fluid.render([p[3] for p in plans], sample_rate=sr, num_samples=pre + n)
@@ -357,7 +357,7 @@ def write_pool_chunk(
         audio = stems[0]
         level = _db(audio)
         if level is not None:
-            audio = audio * np.float32(10 ** ((_POOL_RMS_DB - level) / 20))
+            audio = audio * np.float32(10 ** ((POOL_RMS_DB - level) / 20))
 
         folder.mkdir(parents=True, exist_ok=True)
         _write_audio(folder / "audio.wav", audio, settings)
@@ -383,7 +383,7 @@ def write_pool_chunk(
             "transpose": play.transpose,
             "articulation": play.articulation,
             "bpm": round(play.bpm, 3),
-            "clip_start_s": round(play.start_s + _PREROLL_S, 4),
+            "clip_start_s": round(play.start_s + PREROLL_S, 4),
             "microphones": [_r(m) for m in mics],
             "mic_layout": settings.mics,
             "room": {**space.to_json(), "rt60_measured": round(rt60, 4)},

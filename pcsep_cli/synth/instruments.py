@@ -79,6 +79,46 @@ def bowed(name: str, rng: np.random.Generator) -> Instrument:
     waist = length * spec.waist * uniform(rng, 0.93, 1.07)
     rib = length * spec.rib * uniform(rng, 0.92, 1.08)
     wood = pick(rng, WOOD)
+    arch = length * spec.arch
+    top = rib + arch
+    bridge_h = length * spec.bridge
+    nut = np.array([0.0, length + length * spec.neck, top + bridge_h * 0.55])
+    parts = [
+        _bowed_body(spec, length, lower, upper, waist, rib, wood),
+        *_bowed_neck(spec, length, top, arch, bridge_h, nut, wood),
+        *_bowed_fittings(length, top, arch, bridge_h),
+    ]
+    anchors = {
+        "chin": np.array([-lower * 0.18, length * 0.05, top + length * 0.04]),
+        "back_top": np.array([0.0, length * 0.97, 0.0]),
+        "bridge": np.array([0.0, length * 0.5, top + bridge_h * 0.9]),
+        "neck_body": np.array([0.0, length, nut[2]]),
+        "nut": nut,
+        "sound": np.array([0.0, length * 0.45, top]),
+        "endpin": np.array([0.0, 0.0, rib / 2]),
+    }
+    if name == "violin":
+        parts.append(_chin_rest(length, lower, top))
+    params: dict[str, float | str] = {
+        "body_length": length,
+        "lower_bout": lower,
+        "rib": rib,
+        "endpin": 0.0,  # a cello's or bass's: the player sets it, performers.py extends it
+    }
+    bow, bow_len = _bow(spec, name, rng)
+    return Instrument(name, Mesh.concat(parts), anchors, params | {"bow_length": bow_len}, bow=bow)
+
+
+def _bowed_body(
+    spec: _BowedSpec,
+    length: float,
+    lower: float,
+    upper: float,
+    waist: float,
+    rib: float,
+    wood: tuple[int, int, int],
+) -> Mesh:
+    """The body: the bouts' outline lofted up the ribs to the arched top plate."""
     top_upper = upper / 2 if not spec.sloped else upper * 0.32
     stations = [
         (0.0, 0.0),
@@ -95,17 +135,25 @@ def bowed(name: str, rng: np.random.Generator) -> Instrument:
     ]
     outline = profile_outline(length, stations)
     arch = length * spec.arch
-    body = loft(
+    return loft(
         outline,
         np.array([0.0, rib, rib + arch * 0.6, rib + arch]),
         np.array([0.97, 1.0, 0.85, 0.55]),
         wood,
         centre=np.array([0.0, 0.5 * length]),
     )
-    top = rib + arch
-    neck_len = length * spec.neck
-    bridge_h = length * spec.bridge
-    nut = np.array([0.0, length + neck_len, top + bridge_h * 0.55])
+
+
+def _bowed_neck(
+    spec: _BowedSpec,
+    length: float,
+    top: float,
+    arch: float,
+    bridge_h: float,
+    nut: np.ndarray,
+    wood: tuple[int, int, int],
+) -> list[Mesh]:
+    """Fingerboard, neck, pegbox and scroll."""
     fb_end = np.array([0.0, length * 0.62, top + bridge_h * 0.8])
     width_nut, width_end = length * 0.068, length * 0.12
     # Fingerboard: a flat tapered slab from the nut to its end over the top plate.
@@ -138,6 +186,12 @@ def bowed(name: str, rng: np.random.Generator) -> Instrument:
         wood,
         sides=8,
     )
+    return [fb, neck, pegbox, scroll]
+
+
+def _bowed_fittings(length: float, top: float, arch: float, bridge_h: float) -> list[Mesh]:
+    """The bridge and the tailpiece."""
+    width_end = length * 0.12
     bridge = box(
         [-width_end * 0.45, length * 0.44, top - arch * 0.2],
         [width_end * 0.45, length * 0.455, top + bridge_h],
@@ -150,28 +204,20 @@ def bowed(name: str, rng: np.random.Generator) -> Instrument:
         EBONY,
         sides=6,
     )
-    parts = [body, fb, neck, pegbox, scroll, bridge, tailpiece]
-    anchors = {
-        "chin": np.array([-lower * 0.18, length * 0.05, top + length * 0.04]),
-        "back_top": np.array([0.0, length * 0.97, 0.0]),
-        "bridge": np.array([0.0, length * 0.5, top + bridge_h * 0.9]),
-        "neck_body": np.array([0.0, length, nut[2]]),
-        "nut": nut,
-        "sound": np.array([0.0, length * 0.45, top]),
-        "endpin": np.array([0.0, 0.0, rib / 2]),
-    }
-    params: dict[str, float | str] = {"body_length": length, "lower_bout": lower, "rib": rib}
-    if name == "violin":
-        rest = box(
-            [-lower * 0.38, length * 0.0, top * 0.8],
-            [lower * 0.05, length * 0.12, top + length * 0.035],
-            EBONY,
-        )
-        parts.append(rest)
-        params["endpin"] = 0.0
-    else:
-        endpin = 0.0  # the player sets it; performers.py extends it to reach the floor
-        params["endpin"] = endpin
+    return [bridge, tailpiece]
+
+
+def _chin_rest(length: float, lower: float, top: float) -> Mesh:
+    """A violin's chin rest, over the bottom of the body."""
+    return box(
+        [-lower * 0.38, length * 0.0, top * 0.8],
+        [lower * 0.05, length * 0.12, top + length * 0.035],
+        EBONY,
+    )
+
+
+def _bow(spec: _BowedSpec, name: str, rng: np.random.Generator) -> tuple[Mesh, float]:
+    """The bow (stick, hair and frog; frog at the origin, stick along +x) and its length."""
     bow_len = spec.bow * uniform(rng, 0.97, 1.03)
     stick = tube(
         np.column_stack([np.linspace(0, bow_len, 8), np.zeros(8), np.linspace(0.02, 0.012, 8)]),
@@ -181,13 +227,7 @@ def bowed(name: str, rng: np.random.Generator) -> Instrument:
     )
     hair = box([0.02, -0.005, -0.002], [bow_len, 0.005, 0.0], (235, 230, 215))
     frog = box([-0.01, -0.008, -0.01], [0.04, 0.008, 0.022], BLACK)
-    return Instrument(
-        name,
-        Mesh.concat(parts),
-        anchors,
-        params | {"bow_length": bow_len},
-        bow=Mesh.concat([stick, hair, frog]),
-    )
+    return Mesh.concat([stick, hair, frog]), bow_len
 
 
 def endpin(anchor: np.ndarray, length: float) -> Mesh:

@@ -7,6 +7,7 @@ Body frame: metres, z up, floor at z = 0, the body faces -y, its left hand is on
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -23,6 +24,9 @@ from pcsep_cli.synth.body import (
     solve_arm,
 )
 from pcsep_cli.synth.meshes import Mesh
+
+if TYPE_CHECKING:
+    from pcsep_cli.synth import placement
 
 SKIN_TONES = [(241, 194, 167), (224, 172, 138), (198, 134, 98), (160, 102, 70), (110, 70, 50)]
 HAIR = [(30, 22, 18), (70, 45, 25), (140, 100, 55), (190, 160, 110), (120, 120, 120)]
@@ -116,17 +120,52 @@ def make_performer(
             f"unknown performer label {label!r}; expected one of {sorted(placement.HOLDS)}"
         )
     model = body_model()
-    kwargs: dict = {}
+    # The rng is drawn in this order: stance, posture, seat, hold, free arms, colours, skirt.
+    mode, seated = _stance(rng, label, mode, seated)
+    kwargs, left_foot_up = _posture_kwargs(rng, label)
+    post = posture(rng, seated, left_foot_up=left_foot_up, **kwargs)
+    transforms, poses = model.forward(body_id, post.rotations)
+    lift = _lift(model, body_id, transforms)
+    anchors = _anchors(model, body_id, transforms, poses, lift, left_foot_up)
+    seat, furniture = _seat(rng, model, body_id, transforms, lift, label, seated)
+    hold = _hold(rng, label, anchors, mode)
+    rotations, targets = _reach(
+        rng, model, body_id, post.rotations, poses, lift, anchors, hold, seated
+    )
+    transforms, poses = model.forward(body_id, rotations)
+    vertices = model.skin(body_id, transforms) + lift
+    errors = _hand_errors(model, poses, lift, targets)
+    face_rgb, skirt, skirt_kind = _dress(rng, model, body_id, vertices, anchors, seated)
+    body = Body(vertices, model.faces, face_rgb, anchors, model.stature(body_id), seated, seat)
+    instrument = Mesh.concat(hold.parts)
+    clothes = [] if skirt is None else [skirt]
+    mesh = Mesh.concat([body.mesh, *clothes, instrument, furniture])
+    params = dict(hold.params) | {"seated": float(seated)} | errors
+    params["skirt"] = skirt_kind
+    if mode is not None:
+        params["mode"] = mode
+    return Performer(label, mesh, body, instrument, furniture, hold.sound, params)
+
+
+def _stance(
+    rng: np.random.Generator, label: str, mode: str | None, seated: bool | None
+) -> tuple[str | None, bool]:
+    """The mode of a person without instrument (drawn when None) and whether the body sits."""
     if label == "none":
         modes = ("conducting", "clasped", "hanging", "lap")
         mode = mode or str(rng.choice(modes, p=[0.5, 0.15, 0.15, 0.2]))
         if mode not in modes:
             raise ValueError(f"unknown mode {mode!r} for a person without instrument")
-        seated = mode == "lap"
-    else:
-        drawn = bool(rng.random() < SEATED[label])
-        can_sit, can_stand = SEATED[label] > 0, SEATED[label] < 1
-        seated = drawn if seated is None else (seated and can_sit) or (not can_stand)
+        return mode, mode == "lap"
+    drawn = bool(rng.random() < SEATED[label])
+    can_sit, can_stand = SEATED[label] > 0, SEATED[label] < 1
+    sits = drawn if seated is None else (seated and can_sit) or (not can_stand)
+    return mode, sits
+
+
+def _posture_kwargs(rng: np.random.Generator, label: str) -> tuple[dict, float]:
+    """The class's own posture arguments (head turn, knee spread, lean) and raised left foot."""
+    kwargs: dict = {}
     left_foot_up = 0.0
     if label == "violin":
         kwargs["head"] = (rng.uniform(5, 15), rng.uniform(5, 15), rng.uniform(10, 25))
@@ -141,11 +180,25 @@ def make_performer(
     elif label == "double_bass":
         kwargs["lean"] = rng.uniform(6, 18)  # over the instrument, towards the bridge
         kwargs["bend_right"] = rng.uniform(0, 10)
-    post = posture(rng, seated, left_foot_up=left_foot_up, **kwargs)
-    transforms, poses = model.forward(body_id, post.rotations)
+    return kwargs, left_foot_up
+
+
+def _lift(model: BodyModel, body_id: int, transforms: np.ndarray) -> np.ndarray:
+    """The offset [3] that puts the posed body's lowest sole on the floor."""
+    ground = -float(model.skin(body_id, transforms, model.anchor_ids["soles"])[:, 2].min())
+    return np.array([0.0, 0.0, ground])
+
+
+def _anchors(
+    model: BodyModel,
+    body_id: int,
+    transforms: np.ndarray,
+    poses: np.ndarray,
+    lift: np.ndarray,
+    left_foot_up: float,
+) -> dict[str, np.ndarray]:
+    """The posed body's grounded anchors, with its shoulders and each arm's reach."""
     ids = model.anchor_ids
-    ground = -float(model.skin(body_id, transforms, ids["soles"])[:, 2].min())
-    lift = np.array([0.0, 0.0, ground])
     anchors = {
         name: model.skin(body_id, transforms, idx).mean(0) + lift
         for name, idx in ids.items()
@@ -164,22 +217,57 @@ def make_performer(
         anchors[f"reach_{side}"] = np.array([reach])
     anchors["left_foot_up"] = np.array([left_foot_up])
     anchors["mode"] = np.array([0.0])
-    seat = None
-    furniture: list[Mesh] = []
-    if seated:
-        bottom = model.skin(body_id, transforms, ids["buttocks"]) + lift
-        seat = float(bottom[:, 2].min())
-        centre = bottom[bottom[:, 2] < seat + 0.03].mean(0)
-        place = np.array([centre[0], centre[1] - 0.04, 0.0])
-        if label == "piano":
-            furniture.append(furniture_.bench(rng, seat).mesh.translated(place))
-        else:
-            furniture.append(furniture_.chair(rng, seat).mesh.translated(place + [0, 0.03, 0]))
+    return anchors
+
+
+def _seat(
+    rng: np.random.Generator,
+    model: BodyModel,
+    body_id: int,
+    transforms: np.ndarray,
+    lift: np.ndarray,
+    label: str,
+    seated: bool,
+) -> tuple[float | None, Mesh]:
+    """The seat height and a chair or bench (piano) under the buttocks; None, empty standing."""
+    if not seated:
+        return None, Mesh.concat([])
+    bottom = model.skin(body_id, transforms, model.anchor_ids["buttocks"]) + lift
+    seat = float(bottom[:, 2].min())
+    centre = bottom[bottom[:, 2] < seat + 0.03].mean(0)
+    place = np.array([centre[0], centre[1] - 0.04, 0.0])
+    if label == "piano":
+        return seat, Mesh.concat([furniture_.bench(rng, seat).mesh.translated(place)])
+    return seat, Mesh.concat([furniture_.chair(rng, seat).mesh.translated(place + [0, 0.03, 0])])
+
+
+def _hold(
+    rng: np.random.Generator, label: str, anchors: dict[str, np.ndarray], mode: str | None
+) -> placement.Hold:
+    """The instrument placed against the body (a ``none`` person's hold also gets its mode)."""
+    from pcsep_cli.synth import placement
+
     hold_anchors = dict(anchors)
     if label == "none":
         hold_anchors["mode"] = mode  # type: ignore[assignment]
-    hold = placement.HOLDS[label](rng, hold_anchors)
-    rotations = dict(post.rotations)
+    return placement.HOLDS[label](rng, hold_anchors)
+
+
+def _reach(
+    rng: np.random.Generator,
+    model: BodyModel,
+    body_id: int,
+    rotations: dict[str, np.ndarray],
+    poses: np.ndarray,
+    lift: np.ndarray,
+    anchors: dict[str, np.ndarray],
+    hold: placement.Hold,
+    seated: bool,
+) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
+    """Arm rotations putting each hand on its hold target (or lap, or hanging), and the targets."""
+    from pcsep_cli.synth import placement
+
+    rotations = dict(rotations)
     targets = {}
     for side, hand in (("L", hold.left), ("R", hold.right)):
         if hand is not None:
@@ -200,8 +288,13 @@ def make_performer(
         )
         rotations[f"upperarm01.{side}"] = upper
         rotations[f"lowerarm01.{side}"] = fore
-    transforms, poses = model.forward(body_id, rotations)
-    vertices = model.skin(body_id, transforms) + lift
+    return rotations, targets
+
+
+def _hand_errors(
+    model: BodyModel, poses: np.ndarray, lift: np.ndarray, targets: dict[str, np.ndarray]
+) -> dict[str, float]:
+    """How far (m) each posed palm ended from its target (0 for a free arm)."""
     errors = {}
     for side in ("L", "R"):
         wrist = poses[model.index[f"wrist.{side}"], :3, 3]
@@ -211,21 +304,25 @@ def make_performer(
         errors[f"hand_error_{side.lower()}"] = (
             0.0 if target is None else float(np.linalg.norm(palm - target))
         )
+    return errors
+
+
+def _dress(
+    rng: np.random.Generator,
+    model: BodyModel,
+    body_id: int,
+    vertices: np.ndarray,
+    anchors: dict[str, np.ndarray],
+    seated: bool,
+) -> tuple[np.ndarray, Mesh | None, str]:
+    """Face colours, a skirt or dress (or None) and its kind: ``none``, ``long``, ``knee``."""
     face_rgb, outfit = _colours(model, body_id, rng)
-    skirt = None
     if model.phenotype(body_id)["gender"] > 0.6 and rng.random() < 0.5:
         long = bool(rng.random() < 0.6)
         colour = outfit["top" if long and rng.random() < 0.7 else "legs"]
         skirt = _skirt(model, vertices, anchors, seated, long, colour, rng)
-    body = Body(vertices, model.faces, face_rgb, anchors, model.stature(body_id), seated, seat)
-    instrument, seat_mesh = Mesh.concat(hold.parts), Mesh.concat(furniture)
-    clothes = [] if skirt is None else [skirt]
-    mesh = Mesh.concat([body.mesh, *clothes, instrument, seat_mesh])
-    params = dict(hold.params) | {"seated": float(seated)} | errors
-    params["skirt"] = "none" if skirt is None else ("long" if long else "knee")
-    if mode is not None:
-        params["mode"] = mode
-    return Performer(label, mesh, body, instrument, seat_mesh, hold.sound, params)
+        return face_rgb, skirt, "long" if long else "knee"
+    return face_rgb, None, "none"
 
 
 def _skirt(

@@ -51,7 +51,8 @@ def make_shipped_example(
     Returns:
         The ``meta.json`` written.
     """
-    from pcsep_cli.io.audio import read_audio, write_audio
+    from pcsep_cli.io.audio import read_audio
+    from pcsep_cli.io.audio_write import write_audio
     from pcsep_cli.io.pointcloud import read_cloud
     from pcsep_cli.synth.dataset import write_dataset
 

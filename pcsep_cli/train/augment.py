@@ -13,22 +13,6 @@ import numpy as np
 from pcsep_cli.train.config import AugmentConfig
 
 
-def canonical(points: np.ndarray) -> np.ndarray:
-    """Centre a performer's points horizontally and put its lowest point at z = 0.
-
-    Args:
-        points: ``(N, 3)`` metres, z up (float64 for georeferenced input is fine).
-
-    Returns:
-        ``(N, 3)`` float32.
-    """
-    pts = np.asarray(points, dtype=np.float64)
-    if pts.ndim != 2 or pts.shape[1] != 3 or len(pts) == 0:
-        raise ValueError(f"points must be (N, 3) with N >= 1, got {pts.shape}")
-    centre = np.array([*np.median(pts[:, :2], axis=0), pts[:, 2].min()])
-    return (pts - centre).astype(np.float32)
-
-
 def thin(points: np.ndarray, cell: float) -> np.ndarray:
     """Keep one point per ``cell``-sized cube (the first seen), to bound memory and time.
 
@@ -56,7 +40,7 @@ def augment(points: np.ndarray, rng: np.random.Generator, cfg: AugmentConfig) ->
     """Randomly perturb a canonical cloud.
 
     Args:
-        points: ``(N, 3)`` float32 in the canonical frame (:func:`canonical`).
+        points: ``(N, 3)`` float32 in the canonical frame (:func:`pcsep_cli.scene.canonical`).
         rng: random source.
         cfg: what to vary and by how much.
 

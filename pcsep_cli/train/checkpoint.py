@@ -17,7 +17,7 @@ from typing import Any
 import torch
 
 from pcsep_cli.errors import ModelError
-from pcsep_cli.nets.model import WEIGHTS_NAME, SeparationNet, load_weights
+from pcsep_cli.nets.model import SeparationNet
 
 OPTIM_NAME = "optimizer.safetensors"
 STATE_NAME = "state.json"
@@ -90,7 +90,7 @@ def load_checkpoint(
         meta = json.loads((folder / STATE_NAME).read_text())
     except (OSError, json.JSONDecodeError) as err:
         raise ModelError(f"cannot read checkpoint state: {err}", folder) from None
-    model.load_state_dict(load_weights(folder / WEIGHTS_NAME, model.state_dict()))
+    model.read_weights(folder)
     tensors = load_file(str(folder / OPTIM_NAME))
     state: dict[int, dict[str, torch.Tensor]] = {}
     for name, value in tensors.items():

@@ -14,8 +14,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from pcsep_cli.dataclass_json import build_dataclass
 from pcsep_cli.errors import PcsepError
-from pcsep_cli.nets.model import SeparatorConfig, build_dataclass
+from pcsep_cli.nets.model import SeparatorConfig
 
 CONFIG_DIR = Path(__file__).parent / "configs"
 LOSSES = ("l1_ratio", "bce_binary")

@@ -1,6 +1,6 @@
 """``pcsep evaluate MODEL DATASET``: separation quality on a dataset, with baselines.
 
-For every example of the dataset layout (DESIGN.md: ``<example>/scene.*, mixture.*,
+For every example of the dataset layout (``<example>/scene.*, mixture.*,
 stems/<name>.*, meta.json``) the model separates the mixture once per condition and each
 estimate is scored against its stem with SDR / SIR / SAR (BSS Eval) and SI-SDR, next to:
 
@@ -25,8 +25,6 @@ Performers whose instrument is not among the model's classes are left out of the
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -34,9 +32,11 @@ import numpy as np
 import torch
 
 from pcsep_cli.errors import DatasetError
+from pcsep_cli.hub.models import load_model
 from pcsep_cli.nets.model import DEFAULT_VIEWS, SeparationNet
 from pcsep_cli.nets.stft import istft, stft
-from pcsep_cli.train.augment import canonical
+from pcsep_cli.progress import Progress, ProgressFn
+from pcsep_cli.scene.canonical import canonical
 from pcsep_cli.train.metrics import bss_eval
 
 METRICS = ("sdr", "sir", "sar", "si_sdr")
@@ -45,21 +45,14 @@ CLOUD_EXTS = (".ply", ".las", ".laz", ".pcd")
 FLOOR_MARGIN = 0.02
 
 
-@dataclass(frozen=True)
-class EvalProgress:
-    """What the progress callback receives after each example."""
-
-    done: int
-    total: int
-    example: str
-
-
 def _find(folder: Path, stem: str, exts: tuple[str, ...]) -> Path:
     for ext in exts:
         if (folder / f"{stem}{ext}").is_file():
             return folder / f"{stem}{ext}"
     raise DatasetError(
-        f"no {stem}{{{','.join(exts)}}} here", folder, "see the dataset layout in DESIGN.md"
+        f"no {stem}{{{','.join(exts)}}} here",
+        folder,
+        "an example folder holds mixture.*, scene.*, stems/<name>.* and meta.json",
     )
 
 
@@ -129,7 +122,8 @@ def read_example(
     Raises:
         DatasetError: unreadable meta.json, a missing stem, or a stem unlike the mixture.
     """
-    from pcsep_cli.io.audio import read_audio, resample
+    from pcsep_cli.io.audio import read_audio
+    from pcsep_cli.io.resample import resample
 
     meta_file = folder / "meta.json"
     try:
@@ -209,13 +203,13 @@ def evaluate(
     max_seconds: float = 10.0,
     crop_radius: float = 0.6,
     views: int = DEFAULT_VIEWS,
-    progress: Callable[[EvalProgress], None] | None = None,
+    progress: ProgressFn | None = None,
 ) -> dict[str, Any]:
     """Score a model on a dataset next to the label, oracle and mixture baselines.
 
     Args:
         model_dir: model directory (``config.json`` + ``model.safetensors``).
-        dataset_dir: folder of examples in the DESIGN.md layout.
+        dataset_dir: folder of examples in the dataset layout (above).
         max_examples: evaluate only the first N examples (sorted by name).
         max_seconds: score the first seconds of each example (0: all of it).
         crop_radius: radius of the cylinder cut around each performer, metres.
@@ -233,7 +227,7 @@ def evaluate(
         DatasetError: the dataset does not follow the layout.
         ModelError: the model directory cannot be loaded.
     """
-    model = SeparationNet.from_pretrained(model_dir)
+    model = load_model(str(model_dir))
     cfg = model.config
     root = Path(dataset_dir)
     if not root.is_dir():
@@ -290,7 +284,7 @@ def evaluate(
                 lab_est = _separate(model, spec, model.encode_condition(labels)[0], length)
                 tallies["labels"].add(bss_eval(refs, lab_est), base, instruments, group)
         if progress:
-            progress(EvalProgress(done, len(examples), folder.name))
+            progress(Progress("evaluate", done, len(examples), "example", folder.name))
     main = "model" if model.accepts_clouds else "labels"
     result: dict[str, Any] = {
         "model": str(model_dir),

@@ -13,14 +13,15 @@ from __future__ import annotations
 import json
 import math
 import time
-from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import torch
 import torch.nn.functional as F
 
+from pcsep_cli.nets.files import CONFIG_FILE, WEIGHTS_FILE
 from pcsep_cli.nets.model import SeparationNet
+from pcsep_cli.progress import Progress, ProgressFn
 from pcsep_cli.train.batch import Batch, make_batch, make_cloud_batch, step_rng
 from pcsep_cli.train.checkpoint import list_checkpoints, load_checkpoint, save_checkpoint
 from pcsep_cli.train.config import TrainConfig, load_train_config
@@ -30,28 +31,16 @@ MODEL_SUBDIR = "model"
 LOG_NAME = "log.jsonl"
 
 
-@dataclass(frozen=True)
-class TrainProgress:
-    """What the progress callback receives after each step.
-
-    Attributes:
-        step: steps done.
-        total: steps planned.
-        loss: this step's total loss.
-        steps_per_s: speed over the steps done in this process.
-        val_loss: latest validation loss (None before the first validation).
-        message: an event worth showing (``"resumed from step 400"``, ``"checkpoint"`` ...).
-    """
-
-    step: int
-    total: int
-    loss: float
-    steps_per_s: float
-    val_loss: float | None = None
-    message: str | None = None
-
-
-ProgressFn = Callable[[TrainProgress], None]
+def train_progress(
+    step: int, total: int, loss: float, speed: float, val_loss: float | None, note: str | None
+) -> Progress:
+    """The event after a step: ``metrics`` holds ``loss``, ``steps_per_s`` (over the steps done
+    in this process) and ``val_loss`` (the latest, once validated); ``detail`` an event worth
+    showing (``"resumed from step 400"``, ``"checkpoint"`` ...) or ``""``."""
+    metrics = {"loss": loss, "steps_per_s": speed}
+    if val_loss is not None:
+        metrics["val_loss"] = val_loss
+    return Progress("train", step, total, "step", note or "", metrics)
 
 
 def separation_loss(out_masks: torch.Tensor, out_logits: torch.Tensor, batch: Batch, kind: str):
@@ -171,13 +160,14 @@ def _check_same_run(saved: dict | None, cfg: TrainConfig, where: Path) -> None:
 
 def _init_weights(model: SeparationNet, cfg: TrainConfig) -> None:
     """Copy ``cfg.init_from``'s weights into ``model`` (same model config, strict)."""
+    from pcsep_cli.hub.models import load_model
     from pcsep_cli.train.config import TrainConfigError
 
-    source = SeparationNet.from_pretrained(cfg.init_from)
+    source = load_model(cfg.init_from)
     if source.config.to_dict() != cfg.model.to_dict():
         raise TrainConfigError(
             "init_from holds a model of another config",
-            Path(cfg.init_from) / "config.json",
+            Path(cfg.init_from) / CONFIG_FILE,
             "fine-tune from a model with the same `model` section, or drop init_from",
         )
     model.load_state_dict(source.state_dict(), strict=True)
@@ -197,7 +187,8 @@ def train(
             directory that already holds checkpoints is an error). A resumed run may change
             ``steps`` (the learning-rate schedule follows the new length) and the reporting
             cadence, nothing else.
-        progress: called after every step with a :class:`TrainProgress`.
+        progress: called after every step with a :class:`~pcsep_cli.progress.Progress`
+            (:func:`train_progress`).
 
     Returns:
         ``<out_dir>/model``: the model directory with the best validation loss.
@@ -207,8 +198,6 @@ def train(
         DatasetError: unusable pool.
         ModelError: a checkpoint that does not match the config.
     """
-    from pcsep_cli.errors import ModelError
-
     cfg = config if isinstance(config, TrainConfig) else load_train_config(config)
     out_dir = Path(cfg.out_dir)
     if cfg.threads:
@@ -216,63 +205,19 @@ def train(
     torch.manual_seed(cfg.seed)
     model = SeparationNet(cfg.model)
     optimizer = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
-    step, best_val = 0, math.inf
     report = progress or (lambda _p: None)
-    existing = list_checkpoints(out_dir)
-    if existing and not resume:
-        raise ModelError(
-            "run folder already holds checkpoints", out_dir, "resume, or pick a new out_dir"
-        )
-    if existing:
-        saved = json.loads((existing[-1] / "state.json").read_text()).get("config")
-        _check_same_run(saved, cfg, existing[-1])
-        meta = load_checkpoint(existing[-1], model, optimizer)
-        step, best_val = int(meta["step"]), float(meta.get("best_val", math.inf))
-        note = f"resumed from step {step}"
-        if saved["steps"] != cfg.steps:
-            note += f" (steps {saved['steps']} -> {cfg.steps})"
-        report(TrainProgress(step, cfg.steps, math.nan, 0.0, None, note))
-    elif cfg.init_from:
-        _init_weights(model, cfg)
-        report(TrainProgress(0, cfg.steps, math.nan, 0.0, None, f"started from {cfg.init_from}"))
+    step, best_val = _start(cfg, model, optimizer, resume, report)
     out_dir.mkdir(parents=True, exist_ok=True)
     (out_dir / "train_config.json").write_text(json.dumps(cfg.to_dict(), indent=2) + "\n")
     train_pool, val_pool = _load_pools(cfg)
-    primary = cfg.model.conditioning != "labels"
-    val_sets = {
-        "": [
-            make_batch(val_pool, cfg, step_rng(cfg.seed, i, stream=1), train=False, clouds=primary)
-            for i in range(cfg.val_batches)
-        ]
-    }
-    if cfg.model.conditioning == "both":
-        val_sets["_labels"] = [
-            make_batch(val_pool, cfg, step_rng(cfg.seed, i, stream=1), train=False, clouds=False)
-            for i in range(cfg.val_batches)
-        ]
+    val_sets = _validation_sets(val_pool, cfg)
     model.train()
     start, start_step, val_loss = time.perf_counter(), step, None
     with (out_dir / LOG_NAME).open("a") as log:
         while step < cfg.steps:
-            for group in optimizer.param_groups:
-                group["lr"] = lr_at(step, cfg)
-            clouds = uses_clouds(cfg, step)
-            batch = make_batch(train_pool, cfg, step_rng(cfg.seed, step), clouds=clouds)
-            extra = None
-            if not clouds and model.accepts_clouds and cfg.visual_batch:
-                rng = step_rng(cfg.seed, step, stream=3)
-                extra = make_cloud_batch(train_pool, cfg, rng, cfg.visual_batch)
-            terms = _loss_terms(model, batch, cfg, extra)
-            loss = terms["sep"] + cfg.cls_weight * terms["cls"] + cfg.align_weight * terms["align"]
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            if cfg.grad_clip:
-                torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
-            optimizer.step()
+            record = _train_step(model, optimizer, train_pool, cfg, step)
             step += 1
             speed = (step - start_step) / (time.perf_counter() - start)
-            record = {"step": step, "loss": loss.item(), "clouds": clouds}
-            record.update({k: float(v.detach()) for k, v in terms.items()})
             record.update(lr=lr_at(step - 1, cfg), steps_per_s=speed)
             message = None
             if step % cfg.val_every == 0 or step == cfg.steps:
@@ -289,7 +234,89 @@ def train(
                 message = (message + "; " if message else "") + f"checkpoint at step {step}"
             log.write(json.dumps(record) + "\n")
             log.flush()
-            report(TrainProgress(step, cfg.steps, record["loss"], speed, val_loss, message))
-    if not (out_dir / MODEL_SUBDIR / "model.safetensors").is_file():
+            report(train_progress(step, cfg.steps, record["loss"], speed, val_loss, message))
+    if not (out_dir / MODEL_SUBDIR / WEIGHTS_FILE).is_file():
         model.save_pretrained(out_dir / MODEL_SUBDIR)
     return out_dir / MODEL_SUBDIR
+
+
+def _start(
+    cfg: TrainConfig,
+    model: SeparationNet,
+    optimizer: torch.optim.Optimizer,
+    resume: bool,
+    report: ProgressFn,
+) -> tuple[int, float]:
+    """Resume from the run's newest checkpoint or start from ``init_from`` (or fresh);
+    return ``(step, best validation loss)``.
+
+    Raises:
+        ModelError: checkpoints exist and ``resume`` is off, or they belong to another run.
+    """
+    from pcsep_cli.errors import ModelError
+
+    out_dir = Path(cfg.out_dir)
+    existing = list_checkpoints(out_dir)
+    if existing and not resume:
+        raise ModelError(
+            "run folder already holds checkpoints", out_dir, "resume, or pick a new out_dir"
+        )
+    if existing:
+        saved = json.loads((existing[-1] / "state.json").read_text()).get("config")
+        _check_same_run(saved, cfg, existing[-1])
+        meta = load_checkpoint(existing[-1], model, optimizer)
+        step, best_val = int(meta["step"]), float(meta.get("best_val", math.inf))
+        note = f"resumed from step {step}"
+        if saved["steps"] != cfg.steps:
+            note += f" (steps {saved['steps']} -> {cfg.steps})"
+        report(train_progress(step, cfg.steps, math.nan, 0.0, None, note))
+        return step, best_val
+    if cfg.init_from:
+        _init_weights(model, cfg)
+        report(train_progress(0, cfg.steps, math.nan, 0.0, None, f"started from {cfg.init_from}"))
+    return 0, math.inf
+
+
+def _validation_sets(val_pool: Pool, cfg: TrainConfig) -> dict[str, list[Batch]]:
+    """The fixed validation batches, by metric suffix: ``""`` for the model's own condition,
+    ``"_labels"`` beside it for a model conditioned on both."""
+    primary = cfg.model.conditioning != "labels"
+    val_sets = {
+        "": [
+            make_batch(val_pool, cfg, step_rng(cfg.seed, i, stream=1), train=False, clouds=primary)
+            for i in range(cfg.val_batches)
+        ]
+    }
+    if cfg.model.conditioning == "both":
+        val_sets["_labels"] = [
+            make_batch(val_pool, cfg, step_rng(cfg.seed, i, stream=1), train=False, clouds=False)
+            for i in range(cfg.val_batches)
+        ]
+    return val_sets
+
+
+def _train_step(
+    model: SeparationNet,
+    optimizer: torch.optim.Optimizer,
+    pool: Pool,
+    cfg: TrainConfig,
+    step: int,
+) -> dict[str, Any]:
+    """One optimiser step (the ``step``-th, from 0); returns its log record."""
+    for group in optimizer.param_groups:
+        group["lr"] = lr_at(step, cfg)
+    clouds = uses_clouds(cfg, step)
+    batch = make_batch(pool, cfg, step_rng(cfg.seed, step), clouds=clouds)
+    extra = None
+    if not clouds and model.accepts_clouds and cfg.visual_batch:
+        extra = make_cloud_batch(pool, cfg, step_rng(cfg.seed, step, stream=3), cfg.visual_batch)
+    terms = _loss_terms(model, batch, cfg, extra)
+    loss = terms["sep"] + cfg.cls_weight * terms["cls"] + cfg.align_weight * terms["align"]
+    optimizer.zero_grad(set_to_none=True)
+    loss.backward()
+    if cfg.grad_clip:
+        torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
+    optimizer.step()
+    record = {"step": step + 1, "loss": loss.item(), "clouds": clouds}
+    record.update({k: float(v.detach()) for k, v in terms.items()})
+    return record

@@ -28,7 +28,8 @@ from pathlib import Path
 import numpy as np
 
 from pcsep_cli.errors import DatasetError
-from pcsep_cli.train.augment import canonical, thin
+from pcsep_cli.scene.canonical import canonical
+from pcsep_cli.train.augment import thin
 
 SPLITS = ("train", "val", "test")
 CLOUD_EXTS = (".ply", ".las", ".laz", ".pcd")
@@ -114,7 +115,8 @@ class _Loader:
         self.soundless: list[Solo] = []
 
     def _audio(self, path: Path) -> tuple[np.ndarray, np.ndarray] | None:
-        from pcsep_cli.io.audio import read_audio, resample
+        from pcsep_cli.io.audio import read_audio
+        from pcsep_cli.io.resample import resample
 
         audio, sr = read_audio(path)
         if sr != self.rate:

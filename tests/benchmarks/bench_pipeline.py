@@ -52,7 +52,7 @@ def write_test_scenes(out: Path, examples: int = 12) -> Path:
 def run(dataset: Path, model: str, max_seconds: float) -> dict:
     import torch
 
-    from pcsep_cli.hub import resolve
+    from pcsep_cli.hub.models import resolve
     from pcsep_cli.io.pointcloud import read_cloud
     from pcsep_cli.scene import find_performers
     from pcsep_cli.separate import Separator

@@ -62,7 +62,8 @@ def bench_scenes(root: Path, n: int) -> tuple[list[float], list[float]]:
 def bench_solo(n: int) -> dict[str, tuple[float, float]]:
     """Seconds of solo audio per (wall, CPU) second: FluidSynth alone, and with the room."""
     from pcsep_cli.synth import corpus, fluid, music, room
-    from pcsep_cli.synth.dataset import POOL_CHUNK, Settings, candidate_pieces
+    from pcsep_cli.synth.dataset import POOL_CHUNK
+    from pcsep_cli.synth.settings import Settings, candidate_pieces
 
     rng = np.random.default_rng(0)
     ids = [p for work in candidate_pieces(Settings(seed=0), "train") for p in work]

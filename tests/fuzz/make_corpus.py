@@ -14,9 +14,9 @@ import numpy as np
 import soundfile as sf
 
 HERE = Path(__file__).resolve().parent
-sys.path.insert(0, str(HERE.parent / "io"))
+sys.path.insert(0, str(HERE.parent))  # tests/, for helpers (pytest does this for the tests)
 
-from test_pointcloud_writers import write_las_file, write_pcd_file, write_ply_file  # noqa: E402
+from helpers.clouds import write_las_file, write_pcd_file, write_ply_file  # noqa: E402
 
 CORPUS = HERE / "corpus"
 

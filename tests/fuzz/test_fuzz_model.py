@@ -6,7 +6,6 @@ from __future__ import annotations
 import json
 import shutil
 import struct
-import sys
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -22,14 +21,12 @@ from fuzz_mutations import (
     run_fuzz,
     save_regression,
 )
+from helpers.models import save_tiny
 from hypothesis import given
 from hypothesis import strategies as st
 
 from pcsep_cli.errors import ModelError
-from pcsep_cli.hub import ResolvedModel, load_resolved, verify
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from test_separate import save_tiny  # noqa: E402
+from pcsep_cli.hub.models import ResolvedModel, load_resolved, verify
 
 
 @pytest.fixture(scope="module")

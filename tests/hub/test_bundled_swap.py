@@ -16,7 +16,7 @@ import soundfile as sf
 from typer.testing import CliRunner
 
 from pcsep_cli.cli import app
-from pcsep_cli.hub import bundled_models_dir
+from pcsep_cli.hub.models import bundled_models_dir
 
 runner = CliRunner()
 EXAMPLE = Path(__file__).resolve().parents[2] / "pcsep_cli" / "examples" / "quartet"

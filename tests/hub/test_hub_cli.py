@@ -13,7 +13,7 @@ import pytest
 from typer.testing import CliRunner
 
 from pcsep_cli.cli import app
-from pcsep_cli.hub_download import repo_cache_dir
+from pcsep_cli.hub.download import repo_cache_dir
 
 runner = CliRunner()
 
@@ -88,7 +88,7 @@ def test_info_reports_config_classes_rate_and_card_table(hub, make_model, as_fil
         "columns": ["instrument", "SDR", "SIR"],
         "rows": [["violin", "5.1", "9.0"], ["overall", "4.0", "8.0"]],
     }
-    from pcsep_cli.hub import load_model
+    from pcsep_cli.hub.models import load_model
 
     net = load_model("me/tiny")
     assert info["parameters"] == net.num_parameters()

@@ -10,8 +10,8 @@ import pytest
 from safetensors.numpy import load_file, save
 
 from pcsep_cli.errors import ModelError
-from pcsep_cli.hub import resolve
-from pcsep_cli.hub_download import fetch, hub_cache_dir, repo_cache_dir
+from pcsep_cli.hub.download import fetch, hub_cache_dir, repo_cache_dir
+from pcsep_cli.hub.models import resolve
 
 CONFIG = {"classes": ["violin", "none"], "sample_rate": 11025}
 

@@ -11,7 +11,7 @@ import pytest
 import torch
 
 from pcsep_cli.errors import ModelError
-from pcsep_cli.hub import describe, expected_tensors, load_model, resolve, verify
+from pcsep_cli.hub.models import describe, expected_tensors, load_model, resolve, verify
 from pcsep_cli.nets.model import load_config
 
 

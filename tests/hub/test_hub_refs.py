@@ -9,14 +9,14 @@ import numpy as np
 import pytest
 from safetensors.numpy import save_file
 
-from pcsep_cli import hub
 from pcsep_cli.errors import ModelError, PcsepError
-from pcsep_cli.hub import ModelRef, ResolvedModel, bundled_models, parse_ref, resolve
-from pcsep_cli.userconfig import (
-    clear_default_model,
+from pcsep_cli.hub import models as hub
+from pcsep_cli.hub.models import ModelRef, ResolvedModel, bundled_models, parse_ref, resolve
+from pcsep_cli.hub.userconfig import (
     default_model,
     save_default_model,
     settings_path,
+    write_settings,
 )
 
 
@@ -84,7 +84,7 @@ def test_bundled_registry_holds_any_number_of_models_and_env_dir_comes_first(
     assert found["pcsep-small"] == isolated_env / "bundled" / "pcsep-small"
     assert "not-a-model" not in found
     assert hub.bundled_models_dir() == isolated_env / "bundled"
-    package = Path(hub.__file__).resolve().parent
+    package = Path(hub.__file__).resolve().parents[1]  # pcsep_cli/
     dirs = hub.bundled_models_dirs()
     assert dirs[0] == isolated_env / "bundled"
     # Source checkout: the top-level models/ folder is searched after the package's own.
@@ -129,8 +129,7 @@ def test_default_model_order_env_then_saved_then_builtin(
     assert default_model() == ("pcsep-small", "env")
 
     monkeypatch.delenv("PCSEP_MODEL")
-    assert clear_default_model() is True
-    assert clear_default_model() is False
+    write_settings({})
     assert default_model() == ("pcsep-base", "builtin")
 
 

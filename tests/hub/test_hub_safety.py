@@ -12,7 +12,7 @@ import pytest
 from safetensors.numpy import save_file
 
 from pcsep_cli.errors import ModelError
-from pcsep_cli.hub_safety import (
+from pcsep_cli.hub.safety import (
     TensorInfo,
     check_model_dir,
     check_repo_files,

@@ -14,16 +14,9 @@ import pytest
 import soundfile as sf
 
 from pcsep_cli.errors import AudioError, OutputExistsError
-from pcsep_cli.io.audio import (
-    AudioWriter,
-    StreamResampler,
-    audio_info,
-    iter_blocks,
-    read_audio,
-    resample,
-    subtype_for,
-    write_audio,
-)
+from pcsep_cli.io.audio import audio_info, iter_blocks, read_audio
+from pcsep_cli.io.audio_write import AudioWriter, subtype_for, write_audio
+from pcsep_cli.io.resample import StreamResampler, resample
 
 _BITS = {"PCM_16": 16, "PCM_24": 24}
 
@@ -483,7 +476,7 @@ def test_float_wav_bytes_do_not_depend_on_the_time_of_writing(tmp_path, monkeypa
     """libsndfile stamps float WAVs with the time in a PEAK chunk unless told not to."""
     import time
 
-    from pcsep_cli.io.audio import write_audio
+    from pcsep_cli.io.audio_write import write_audio
 
     x = np.random.default_rng(0).uniform(-0.5, 0.5, (2, 4000)).astype(np.float32)
     write_audio(tmp_path / "a.wav", x, 16000, bits="32f")

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from test_pointcloud_writers import (
+from helpers.clouds import (
     LAS_RGB_FORMATS,
     LAS_VARIANTS,
     PCD_ENCODINGS,

@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import soundfile as sf
-from test_pointcloud_writers import (
+from helpers.clouds import (
     pcd_header,
     write_las_file,
     write_pcd_compressed_by_hand,

@@ -7,10 +7,10 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from helpers.clouds import write_las_file, write_pcd_file, write_ply_file
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
-from test_pointcloud_writers import write_las_file, write_pcd_file, write_ply_file
 
 from pcsep_cli.io.pointcloud import read_cloud
 
@@ -23,7 +23,7 @@ FORMATS = {
     "las-1.4-pf8": (write_las_file, {"version": "1.4", "point_format": 8}, 0.0005, False),
     "las-1.4-pf10": (write_las_file, {"version": "1.4", "point_format": 10}, 0.0005, False),
     "laz-1.4-pf7": (write_las_file, {"version": "1.4", "point_format": 7}, 0.0005, False),
-    # pypcd4's ASCII writer loses a float-packed rgb (see the writers module): uint32 rgba.
+    # pypcd4's ASCII writer loses a float-packed rgb (see helpers/clouds.py): uint32 rgba.
     "pcd-ascii": (
         write_pcd_file,
         {"encoding": "ascii", "coord": np.float64, "packed_float_rgb": False},

@@ -12,6 +12,7 @@ import torch
 from safetensors.torch import load_file, save_file
 
 from pcsep_cli.errors import ModelError
+from pcsep_cli.hub.models import load_model
 from pcsep_cli.nets.model import SeparationNet, SeparatorConfig, load_config
 from pcsep_cli.train.batch import clouds_to_tensor
 from pcsep_cli.train.config import load_train_config
@@ -123,12 +124,17 @@ def test_save_load_gives_identical_output(tmp_path: Path):
         "config.json",
         "model.safetensors",
     ]
-    loaded = SeparationNet.from_pretrained(tmp_path / "m")
+    loaded = load_model(str(tmp_path / "m"))
     assert loaded.config == cfg and not loaded.training
     after = loaded(mag, _clouds(len(mix_index)), mix_index)
     torch.testing.assert_close(after.masks, before.masks)
     torch.testing.assert_close(after.class_logits, before.class_logits)
     assert load_config(tmp_path / "m") == cfg
+
+
+def _read(directory: Path) -> SeparationNet:
+    """The network of ``directory``'s config, filled from its weights file (strict)."""
+    return SeparationNet(load_config(directory)).read_weights(directory)
 
 
 def test_strict_loading_refuses_missing_extra_and_misshapen(tmp_path: Path):
@@ -142,26 +148,26 @@ def test_strict_loading_refuses_missing_extra_and_misshapen(tmp_path: Path):
     del broken[name]
     save_file(broken, str(weights))
     with pytest.raises(ModelError, match=f"tensors missing, e.g. {name}"):
-        SeparationNet.from_pretrained(tmp_path / "m")
+        _read(tmp_path / "m")
 
     save_file({**state, "extra.weight": torch.zeros(2)}, str(weights))
     with pytest.raises(ModelError, match="unexpected tensors, e.g. extra.weight"):
-        SeparationNet.from_pretrained(tmp_path / "m")
+        _read(tmp_path / "m")
 
     key = "audio_decoder.head.1.weight"
     save_file({**state, key: torch.zeros(1, 2, 3, 3)}, str(weights))
     with pytest.raises(ModelError, match=rf"tensor {key} is \(1, 2, 3, 3\)"):
-        SeparationNet.from_pretrained(tmp_path / "m")
+        _read(tmp_path / "m")
 
     save_file({**state, key: state[key].double()}, str(weights))
     with pytest.raises(ModelError, match="float64"):
-        SeparationNet.from_pretrained(tmp_path / "m")
+        _read(tmp_path / "m")
 
     weights.write_bytes(b"not a safetensors file")
     with pytest.raises(ModelError, match="cannot read weights"):
-        SeparationNet.from_pretrained(tmp_path / "m")
+        _read(tmp_path / "m")
     with pytest.raises(ModelError, match="no config.json"):
-        SeparationNet.from_pretrained(tmp_path)
+        _read(tmp_path)
 
 
 def test_config_with_another_class_list_changes_the_heads():

@@ -18,8 +18,9 @@ import soundfile as sf
 from pcsep_cli.errors import DatasetError
 from pcsep_cli.io.pointcloud import read_cloud
 from pcsep_cli.synth import corpus
-from pcsep_cli.synth.dataset import BODY_IDS, SPLITS, split_sequence, write_dataset
+from pcsep_cli.synth.dataset import split_sequence, write_dataset
 from pcsep_cli.synth.scene import CLASSES
+from pcsep_cli.synth.settings import BODY_IDS, SPLITS
 
 SR = 16000
 N = 5
@@ -41,7 +42,11 @@ def dataset(tmp_path_factory) -> tuple[Path, object, list[tuple[int, int]]]:
     root = tmp_path_factory.mktemp("synth") / "data"
     calls: list[tuple[int, int]] = []
     summary = write_dataset(
-        root, examples=N, solo_pool=3, progress=lambda d, t: calls.append((d, t)), **SETTINGS
+        root,
+        examples=N,
+        solo_pool=3,
+        progress=lambda p: calls.append((p.done, p.total)),
+        **SETTINGS,
     )
     return root, summary, calls
 

@@ -17,16 +17,22 @@ import pytest
 import torch
 
 from pcsep_cli.errors import DatasetError, ModelError
-from pcsep_cli.io.audio import write_audio
+from pcsep_cli.hub.models import load_model
+from pcsep_cli.io.audio_write import write_audio
 from pcsep_cli.io.pointcloud import PointCloud, write_ply
 from pcsep_cli.nets.model import SeparationNet
+from pcsep_cli.progress import Progress
 from pcsep_cli.train.checkpoint import list_checkpoints
 from pcsep_cli.train.config import TrainConfigError, load_train_config
 from pcsep_cli.train.evaluate import crop_performer, evaluate, markdown_tables
-from pcsep_cli.train.loop import TrainProgress, train
+from pcsep_cli.train.loop import train
 
 RATE = 16000
 F0 = {"violin": (440.0, 880.0), "cello": (98.0, 196.0), "flute": (1000.0, 1600.0)}
+
+
+def _load(directory: Path) -> SeparationNet:
+    return load_model(str(directory))
 
 
 def _tone(instrument: str, seconds: float, rng: np.random.Generator) -> np.ndarray:
@@ -149,15 +155,15 @@ def _cfg(pool: Path, out: Path, **changes):
 
 def test_training_reduces_the_loss_and_writes_a_loadable_model(pool: Path, tmp_path: Path):
     cfg = _cfg(pool, tmp_path / "run", steps=40, val_every=20, checkpoint_every=10)
-    seen: list[TrainProgress] = []
+    seen: list[Progress] = []
     model_dir = train(cfg, progress=seen.append)
-    assert [p.step for p in seen] == list(range(1, 41))
+    assert [p.done for p in seen] == list(range(1, 41))
     log = [json.loads(line) for line in (tmp_path / "run" / "log.jsonl").read_text().splitlines()]
     first = np.mean([r["sep"] for r in log[:8]])
     last = np.mean([r["sep"] for r in log[-8:]])
     assert last < 0.85 * first, (first, last)
     assert {r["clouds"] for r in log} == {True, False}  # "both": clouds and labels steps
-    model = SeparationNet.from_pretrained(model_dir)
+    model = _load(model_dir)
     assert model.config == cfg.model
     # keep_checkpoints = 2: the older ones are gone.
     assert [p.name for p in list_checkpoints(tmp_path / "run")] == ["step_0000030", "step_0000040"]
@@ -168,8 +174,8 @@ class _Stop(Exception):
 
 
 def _stop_at(step: int):
-    def progress(p: TrainProgress) -> None:
-        if p.step == step:
+    def progress(p: Progress) -> None:
+        if p.done == step:
             raise _Stop
 
     return progress
@@ -185,19 +191,19 @@ def test_resume_continues_from_the_last_checkpoint(pool: Path, tmp_path: Path):
         train(full.replace(out_dir=str(out)), progress=_stop_at(12))
     with pytest.raises(ModelError, match="differs in lr"):
         train(full.replace(out_dir=str(out), lr=0.01))  # another run: refused, not mixed
-    seen: list[TrainProgress] = []
+    seen: list[Progress] = []
     train(full.replace(out_dir=str(out)), progress=seen.append)
-    assert seen[0].message == "resumed from step 10"
-    assert [p.step for p in seen[1:]] == list(range(11, 21))
-    a = SeparationNet.from_pretrained(list_checkpoints(tmp_path / "ref")[-1])
-    b = SeparationNet.from_pretrained(list_checkpoints(out)[-1])
+    assert seen[0].detail == "resumed from step 10"
+    assert [p.done for p in seen[1:]] == list(range(11, 21))
+    a = _load(list_checkpoints(tmp_path / "ref")[-1])
+    b = _load(list_checkpoints(out)[-1])
     for (name, x), (_, y) in zip(a.state_dict().items(), b.state_dict().items(), strict=True):
         torch.testing.assert_close(x, y, rtol=1e-4, atol=1e-5, msg=name)
     # A finished run can be extended.
     seen.clear()
     train(full.replace(out_dir=str(out), steps=22), progress=seen.append)
-    assert seen[0].message == "resumed from step 20 (steps 20 -> 22)"
-    assert seen[-1].step == 22
+    assert seen[0].detail == "resumed from step 20 (steps 20 -> 22)"
+    assert seen[-1].done == 22
 
 
 def test_fresh_run_refuses_a_folder_with_checkpoints(pool: Path, tmp_path: Path):
@@ -323,18 +329,18 @@ def test_cloud_scenes_add_soundless_performers_and_distractors_only_when_asked(t
 
 def test_init_from_starts_a_new_run_from_a_model(pool: Path, tmp_path: Path):
     first = train(_cfg(pool, tmp_path / "a", steps=4, checkpoint_every=4, val_every=4))
-    seen: list[TrainProgress] = []
+    seen: list[Progress] = []
     # A learning rate of ~0: after one step the weights are still the source's (the norms'
     # running statistics, buffers, move with the data).
     cfg = _cfg(pool, tmp_path / "b", steps=1, lr=1e-12, lr_min=0.0, init_from=str(first))
     train(cfg, progress=seen.append)
-    assert seen[0].message == f"started from {first}"
-    a = dict(SeparationNet.from_pretrained(first).named_parameters())
-    b = dict(SeparationNet.from_pretrained(list_checkpoints(tmp_path / "b")[-1]).named_parameters())
+    assert seen[0].detail == f"started from {first}"
+    a = dict(_load(first).named_parameters())
+    b = dict(_load(list_checkpoints(tmp_path / "b")[-1]).named_parameters())
     for name in a:
         torch.testing.assert_close(a[name], b[name], rtol=0, atol=1e-6, msg=name)
     fresh = _cfg(pool, tmp_path / "c", steps=1, lr=1e-12, lr_min=0.0)
-    c = dict(SeparationNet.from_pretrained(train(fresh)).named_parameters())
+    c = dict(_load(train(fresh)).named_parameters())
     assert any(not torch.allclose(a[n], c[n]) for n in a)
     # A model of another shape is refused before any step.
     film = dataclasses.replace(cfg.model.film, hidden=cfg.model.film.hidden * 2)

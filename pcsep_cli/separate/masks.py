@@ -83,10 +83,6 @@ class RateMap:
         self._frames_per_frame = (self.stft_in.hop / sr_in) / (model_stft.hop / sr_model)
         self._top = slice(f_model // 2, f_model)
 
-    def model_samples(self, samples_in: int) -> int:
-        """Samples at the model's rate for ``samples_in`` at the input rate (as soxr gives)."""
-        return round(samples_in * self.sr_model / self.sr_in)
-
     def carry(self, masks: Tensor, samples_in: int) -> Tensor:
         """Masks on the model's linear grid → masks on the input's grid.
 

@@ -1,4 +1,4 @@
-"""Separation of a prepared job (:mod:`pcsep_cli.separate_job`) from file to files.
+"""Separation of a prepared job (:mod:`pcsep_cli.separate.job`) from file to files.
 
 :func:`run_job`
 
@@ -41,16 +41,14 @@ import soundfile as sf
 
 from pcsep_cli.errors import AudioError, OutputExistsError, PcsepError
 from pcsep_cli.io.atomic import PendingFile, commit_together, output_error, remove_stray_temps
-from pcsep_cli.io.audio import AudioWriter, iter_blocks
-from pcsep_cli.io.audio_write import write_failure
-from pcsep_cli.separate_job import (
-    SeparationJob,
-    render_template,
-)
+from pcsep_cli.io.audio import iter_blocks
+from pcsep_cli.io.audio_write import AudioWriter, write_failure
+from pcsep_cli.progress import Progress, ProgressFn
+from pcsep_cli.separate.job import SeparationJob, render_template
+from pcsep_cli.separate.types import Conditions, Detection
 
 if TYPE_CHECKING:  # pragma: no cover
-    from pcsep_cli.separate import Separator
-    from pcsep_cli.separate_types import ProgressFn
+    from pcsep_cli.separate.separator import Separator
 
 __all__ = ["run_job"]
 
@@ -66,7 +64,7 @@ def _quantiser(subtype: str) -> float | None:
 
 def _quantise(x: np.ndarray, scale: float | None) -> np.ndarray:
     """Float values the writer stores exactly: rounded to the PCM grid and clipped, like
-    :class:`~pcsep_cli.io.audio.AudioWriter`."""
+    :class:`~pcsep_cli.io.audio_write.AudioWriter`."""
     if scale is None:
         return x.astype(np.float32).astype(np.float64)
     return np.clip(np.rint(x * scale), -scale, scale - 1) / scale
@@ -93,14 +91,51 @@ def run_job(
         ModelError, SceneError: see :meth:`Separator.condition`.
         AudioError, PcsepError: reading or writing failed (no partial file is left).
     """
-    from pcsep_cli.separate_types import SeparationProgress
-
-    opts, info = job.options, job.info
+    opts = job.options
     cond = separator.condition(job.performers, opts.instruments)
-    stems = cond.stems
-    ext = opts.format
+    paths, res_path, man_path = _output_paths(job, cond.stems)
+    _prepare_outputs(job, [*paths, *([res_path] if res_path else []), man_path])
+    frames = job.info.frames
+    peaks = np.zeros(len(cond.stems))
+    finished: list[PendingFile] = []  # complete outputs, not yet in place
+    try:
+        with ExitStack() as stack:
+            temps = [PendingFile(p, overwrite=True) for p in paths]
+            for t in temps:
+                stack.callback(t.discard)
+            _first_pass(separator, job, cond, temps, peaks, progress)
+            gains = [1.0 if opts.clip_mode != "rescale" else _gain(pk, "rescale") for pk in peaks]
+            sum_err, clipped = _second_pass(job, temps, paths, res_path, gains, progress, finished)
+        if progress is not None:
+            progress(Progress("write", frames, frames, "frame"))
+        manifest = _manifest(separator, job, cond, paths, res_path, man_path, gains, peaks)
+        manifest["sum_max_error"] = sum_err if res_path is not None else None
+        manifest["clipped_samples"] = clipped
+        man = PendingFile(man_path, overwrite=opts.overwrite)
+        finished.append(man)
+        try:
+            man.tmp.write_text(json.dumps(manifest, indent=1) + "\n", encoding="utf-8")
+        except OSError as err:
+            raise write_failure(err, man_path) from err
+        commit_together(finished, job.out_dir)
+    except BaseException:
+        for f in finished:
+            f.discard()
+        raise
+    return manifest
 
-    def target(stem: str, instrument: str, suffix: str = ext) -> Path:
+
+def _output_paths(
+    job: SeparationJob, stems: list[Detection]
+) -> tuple[list[Path], Path | None, Path]:
+    """Where the stems, the residual (None with ``--no-residual``) and the manifest go.
+
+    Raises:
+        PcsepError: the file name template gives two outputs the same name.
+    """
+    opts = job.options
+
+    def target(stem: str, instrument: str, suffix: str = opts.format) -> Path:
         rel = render_template(
             opts.filename, track=job.track, stem=stem, instrument=instrument, ext=suffix
         )
@@ -115,8 +150,14 @@ def run_job(
             f"--filename {opts.filename!r} gives two outputs the same name",
             hint="put {stem} in the file name",
         )
+    return paths, res_path, man_path
+
+
+def _prepare_outputs(job: SeparationJob, everything: list[Path]) -> None:
+    """Finish what a killed run left, refuse existing outputs (unless ``overwrite``) before
+    anything is written, and make the output folders."""
     recover_outputs(job, everything)
-    if not opts.overwrite:
+    if not job.options.overwrite:
         for p in everything:
             if os.path.lexists(p):
                 raise OutputExistsError("exists already", p, "pass --overwrite to replace it")
@@ -126,56 +167,42 @@ def run_job(
         except OSError as err:
             raise output_error(err, p.parent) from err
 
-    sr, channels, frames = info.sample_rate, info.channels, info.frames
-    peaks = np.zeros(len(stems))
-    finished: list[PendingFile] = []  # complete outputs, not yet in place
-    try:
-        with ExitStack() as stack:
-            temps = [PendingFile(p, overwrite=True) for p in paths]
-            for t in temps:
-                stack.callback(t.discard)
-            _first_pass(separator, job, cond, temps, peaks, progress)
-            gains = [1.0 if opts.clip_mode != "rescale" else _gain(pk, "rescale") for pk in peaks]
-            sum_err, clipped = _second_pass(job, temps, paths, res_path, gains, progress, finished)
-        if progress is not None:
-            progress(SeparationProgress("write", frames, frames))
-        manifest = {
-            "version": MANIFEST_VERSION,
-            "audio": str(job.audio),
-            "clouds": [str(c) for c in job.clouds],
-            "mode": job.mode,
-            "model": separator.model_info(),
-            "sample_rate": sr,
-            "channels": channels,
-            "frames": frames,
-            "duration_s": round(frames / sr, 6),
-            "format": ext,
-            "subtype": job.subtype,
-            "clip_mode": opts.clip_mode,
-            "segment": separator.segment,
-            "overlap": separator.overlap,
-            "stems": [
-                {**d.to_json(), "path": str(p), "gain": round(g, 6), "peak": round(float(pk), 6)}
-                for d, p, g, pk in zip(stems, paths, gains, peaks, strict=True)
-            ],
-            "residual": None if res_path is None else {"name": "residual", "path": str(res_path)},
-            "ignored": [d.to_json() for d in cond.detections if not d.separated],
-            "manifest": str(man_path),
-            "sum_max_error": sum_err if res_path is not None else None,
-            "clipped_samples": clipped,
-        }
-        man = PendingFile(man_path, overwrite=opts.overwrite)
-        finished.append(man)
-        try:
-            man.tmp.write_text(json.dumps(manifest, indent=1) + "\n", encoding="utf-8")
-        except OSError as err:
-            raise write_failure(err, man_path) from err
-        commit_together(finished, job.out_dir)
-    except BaseException:
-        for f in finished:
-            f.discard()
-        raise
-    return manifest
+
+def _manifest(
+    separator: Separator,
+    job: SeparationJob,
+    cond: Conditions,
+    paths: list[Path],
+    res_path: Path | None,
+    man_path: Path,
+    gains: list[float],
+    peaks: np.ndarray,
+) -> dict[str, Any]:
+    """The manifest of a finished job (``sum_max_error`` and ``clipped_samples`` follow)."""
+    opts, info = job.options, job.info
+    return {
+        "version": MANIFEST_VERSION,
+        "audio": str(job.audio),
+        "clouds": [str(c) for c in job.clouds],
+        "mode": job.mode,
+        "model": separator.model_info(),
+        "sample_rate": info.sample_rate,
+        "channels": info.channels,
+        "frames": info.frames,
+        "duration_s": round(info.frames / info.sample_rate, 6),
+        "format": opts.format,
+        "subtype": job.subtype,
+        "clip_mode": opts.clip_mode,
+        "segment": separator.segment,
+        "overlap": separator.overlap,
+        "stems": [
+            {**d.to_json(), "path": str(p), "gain": round(g, 6), "peak": round(float(pk), 6)}
+            for d, p, g, pk in zip(cond.stems, paths, gains, peaks, strict=True)
+        ],
+        "residual": None if res_path is None else {"name": "residual", "path": str(res_path)},
+        "ignored": [d.to_json() for d in cond.detections if not d.separated],
+        "manifest": str(man_path),
+    }
 
 
 def recover_outputs(job: SeparationJob, paths: list[Path]) -> None:
@@ -236,8 +263,6 @@ def _second_pass(
 ) -> tuple[float, int]:
     """Write the final stems and residual, complete but not yet in place (appended to
     ``finished``); return (max |Σ outputs − mixture|, clipped)."""
-    from pcsep_cli.separate_types import SeparationProgress
-
     opts, info = job.options, job.info
     scale = _quantiser(job.subtype)
     max_err, clipped, done = 0.0, 0, 0
@@ -286,7 +311,7 @@ def _second_pass(
                 max_err = max(max_err, float(np.abs(total + res - mix).max(initial=0.0)))
             done += x.shape[1]
             if progress is not None:
-                progress(SeparationProgress("write", done, info.frames))
+                progress(Progress("write", done, info.frames, "frame"))
     if not math.isfinite(max_err):
         raise AudioError("the outputs do not add up to the mixture (NaN)", job.audio)
     return max_err, clipped

@@ -1,12 +1,12 @@
-"""Plain records of the inference pipeline: progress events, detections, conditions, results.
+"""Plain records of the inference pipeline: detections, conditions, results.
 
-Kept apart from :mod:`pcsep_cli.separate` so that the CLI and :mod:`pcsep_cli.separate_output`
-can use them without importing torch.
+Kept apart from :mod:`pcsep_cli.separate.separator` so that the CLI and
+:mod:`pcsep_cli.separate.output` can use them without importing torch.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -15,25 +15,7 @@ import numpy as np
 if TYPE_CHECKING:  # pragma: no cover
     from torch import Tensor
 
-__all__ = ["Conditions", "Detection", "ProgressFn", "Result", "SeparationProgress", "stem_names"]
-
-
-@dataclass(frozen=True)
-class SeparationProgress:
-    """What a progress callback receives.
-
-    Attributes:
-        stage: ``"separate"`` (frames processed) or ``"write"`` (frames written).
-        done: units done.
-        total: units in all, or None when unknown.
-    """
-
-    stage: str
-    done: int
-    total: int | None
-
-
-ProgressFn = Callable[[SeparationProgress], None]
+__all__ = ["Conditions", "Detection", "Result", "stem_names"]
 
 
 @dataclass(frozen=True)

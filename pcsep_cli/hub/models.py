@@ -8,16 +8,16 @@ A reference is one of:
   directory wins over a Hub id of the same spelling; write ``./owner/name`` to be explicit);
 - a **Hub** id ``owner/name[@revision]``, the revision a branch, tag or full commit hash
   (default ``main``), downloaded with ``huggingface_hub`` into its standard cache
-  (:mod:`pcsep_cli.hub_download`).
+  (:mod:`pcsep_cli.hub.download`).
 
-No reference means the default model (:func:`pcsep_cli.userconfig.default_model`:
+No reference means the default model (:func:`pcsep_cli.hub.userconfig.default_model`:
 ``PCSEP_MODEL``, then ``pcsep models use``, then ``pcsep-base``).
 
-Loading checks everything before any tensor is read (:mod:`pcsep_cli.hub_safety`): the files
+Loading checks everything before any tensor is read (:mod:`pcsep_cli.hub.safety`): the files
 (never pickle), ``config.json`` against the config dataclasses, then the safetensors header
 against the tensors that config implies (the model is built on the ``meta`` device, so
 nothing is allocated) and against the file's size. Only then does
-``SeparationNet.from_pretrained`` read the weights.
+:meth:`SeparationNet.read_weights` read the weights.
 
 For manifests, :func:`describe` gives ``{"id", "revision", "commit", "source", "path"}``.
 """
@@ -31,15 +31,15 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
 from pcsep_cli.errors import ModelError
-from pcsep_cli.hub_download import DEFAULT_REVISION, fetch, is_offline, set_offline
-from pcsep_cli.hub_safety import (
+from pcsep_cli.hub.download import DEFAULT_REVISION, fetch, is_offline, set_offline
+from pcsep_cli.hub.safety import (
     CONFIG_FILE,
     WEIGHTS_FILE,
     check_model_dir,
     check_tensors,
     read_safetensors_header,
 )
-from pcsep_cli.userconfig import default_model
+from pcsep_cli.hub.userconfig import default_model
 
 if TYPE_CHECKING:  # pragma: no cover
     import torch
@@ -135,7 +135,7 @@ def bundled_models_dirs() -> list[Path]:
        used only when a ``pyproject.toml`` sits beside it, so an unrelated ``models``
        folder in site-packages is never picked up).
     """
-    package = Path(__file__).resolve().parent
+    package = Path(__file__).resolve().parents[1]  # pcsep_cli/
     candidates = []
     if os.environ.get(BUNDLED_DIR_ENV):
         candidates.append(Path(os.environ[BUNDLED_DIR_ENV]).expanduser())
@@ -288,8 +288,7 @@ def load_resolved(resolved: ResolvedModel, *, device: str | torch.device = "cpu"
     """
     from pcsep_cli.nets.model import SeparationNet
 
-    verify(resolved)
-    net = SeparationNet.from_pretrained(resolved.path, map_location=device)
+    net = SeparationNet(verify(resolved)).read_weights(resolved.path).to(device).eval()
     net.hub_source = resolved
     return net
 

@@ -6,7 +6,7 @@ The environment is read when a function runs, not when ``huggingface_hub`` is im
 so a test or a ``--offline`` flag that sets them late is still honoured.
 
 A download asks the Hub which commit the revision points to and which files that commit
-holds, refuses unsafe or pickle-only repositories (:mod:`pcsep_cli.hub_safety`), then lets
+holds, refuses unsafe or pickle-only repositories (:mod:`pcsep_cli.hub.safety`), then lets
 ``snapshot_download`` fetch ``config.json``, ``*.safetensors`` and ``README.md`` into the
 standard cache (``$HF_HOME/hub/models--owner--name``). Files land under their final name only
 once complete, so an interrupted download leaves no corrupt entry: running it again resumes.
@@ -20,7 +20,8 @@ from pathlib import Path
 from typing import Any
 
 from pcsep_cli.errors import ModelError
-from pcsep_cli.hub_safety import ALLOW_PATTERNS, CONFIG_FILE, WEIGHTS_FILE, check_repo_files
+from pcsep_cli.hub.safety import ALLOW_PATTERNS, check_repo_files
+from pcsep_cli.nets.files import CONFIG_FILE, WEIGHTS_FILE
 
 COMMIT_RE = re.compile(r"[0-9a-f]{40}")
 DEFAULT_REVISION = "main"

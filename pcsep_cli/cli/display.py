@@ -23,10 +23,11 @@ from rich.progress import (
 )
 from rich.table import Table
 
-from pcsep_cli.batch import BatchObserver, BatchPlan, BatchSummary, ItemResult
+from pcsep_cli.batch.run import BatchObserver, BatchPlan, BatchSummary, ItemResult
+from pcsep_cli.progress import Progress as ProgressEvent
 
 if TYPE_CHECKING:  # pragma: no cover
-    from pcsep_cli.batch_plan import BatchItem
+    from pcsep_cli.batch.plan import BatchItem
 
 __all__ = ["BatchDisplay", "print_failures", "print_plan_notes", "print_summary"]
 
@@ -80,11 +81,11 @@ class BatchDisplay(BatchObserver):
         with self._lock:
             self._tasks[item.name] = task
 
-    def item_progress(self, item: BatchItem, done: int, total: int) -> None:
+    def item_progress(self, item: BatchItem, event: ProgressEvent) -> None:
         with self._lock:
             task = self._tasks.get(item.name)
         if task is not None:
-            self._progress.update(task, completed=done, total=total or None)
+            self._progress.update(task, completed=event.done, total=event.total or None)
 
     def item_finished(self, result: ItemResult) -> None:
         with self._lock:

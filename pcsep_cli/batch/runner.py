@@ -13,16 +13,16 @@ import threading
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from pcsep_cli.batch import BatchPlan, ProgressFn, track_template
-from pcsep_cli.batch_plan import BatchItem
+from pcsep_cli.batch.plan import BatchItem
+from pcsep_cli.batch.run import BatchPlan, track_template
 from pcsep_cli.errors import PcsepError
-from pcsep_cli.separate_job import SeparateOptions
+from pcsep_cli.progress import Progress, ProgressFn
+from pcsep_cli.separate.job import SeparateOptions
 
 if TYPE_CHECKING:  # pragma: no cover
     from collections.abc import Callable
 
-    from pcsep_cli.separate import Separator
-    from pcsep_cli.separate_types import SeparationProgress
+    from pcsep_cli.separate.separator import Separator
 
 __all__ = ["SeparatorRunner"]
 
@@ -30,7 +30,7 @@ __all__ = ["SeparatorRunner"]
 class SeparatorRunner:
     """``run_item`` for :func:`~pcsep_cli.batch.run_batch` that separates with one shared model.
 
-    Each item is checked first (:func:`~pcsep_cli.separate_job.prepare_job`: audio and cloud
+    Each item is checked first (:func:`~pcsep_cli.separate.job.prepare_job`: audio and cloud
     readable, performers found; existing outputs are refused before anything is written unless
     ``overwrite``), then separated by the one
     :class:`~pcsep_cli.separate.Separator`, loaded on first need: a batch whose items are all
@@ -73,7 +73,8 @@ class SeparatorRunner:
         Raises:
             PcsepError: unreadable input, no performer, an output exists, a write failed.
         """
-        from pcsep_cli.separate_job import prepare_job
+        from pcsep_cli.separate.job import prepare_job
+        from pcsep_cli.separate.output import run_job
 
         options = dataclasses.replace(
             self.options, filename=track_template(self.plan.filename, item.name)
@@ -82,9 +83,9 @@ class SeparatorRunner:
         job = prepare_job(item.audio, [item.cloud], self.plan.out.absolute(), options)
         frames = max(job.info.frames, 1)
 
-        def report(step: SeparationProgress) -> None:
+        def report(step: Progress) -> None:
             done = step.done if step.stage == "separate" else frames + step.done
-            progress(min(done, 2 * frames), 2 * frames)
+            progress(Progress("item", min(done, 2 * frames), 2 * frames, "frame"))
 
-        manifest = self.separator.run(job, progress=report)
+        manifest = run_job(self.separator, job, progress=report)
         return [stem["name"] for stem in manifest["stems"]]

@@ -102,20 +102,6 @@ def save_default_model(ref: str) -> Path:
     return write_settings(settings)
 
 
-def clear_default_model() -> bool:
-    """Forget the saved default model.
-
-    Returns:
-        Whether one was saved.
-    """
-    settings = read_settings()
-    if "model" not in settings:
-        return False
-    del settings["model"]
-    write_settings(settings)
-    return True
-
-
 def default_model() -> tuple[str, str]:
     """The model used when none is given, and where that choice comes from.
 

@@ -14,16 +14,17 @@ from pathlib import Path
 from typing import Any
 
 from pcsep_cli.errors import ModelError
-from pcsep_cli.hub import ModelRef, bundled_models, meta_model, parse_ref, resolve, verify
-from pcsep_cli.hub_download import (
+from pcsep_cli.hub.download import (
     cached_commit,
     cached_repo_ids,
     hub_cache_dir,
     repo_cache_dir,
     snapshot_listing,
 )
-from pcsep_cli.hub_safety import CARD_FILE, CONFIG_FILE, WEIGHTS_FILE, read_safetensors_header
-from pcsep_cli.userconfig import default_model
+from pcsep_cli.hub.models import ModelRef, bundled_models, meta_model, parse_ref, resolve, verify
+from pcsep_cli.hub.safety import read_safetensors_header
+from pcsep_cli.hub.userconfig import default_model
+from pcsep_cli.nets.files import CARD_FILE, CONFIG_FILE, WEIGHTS_FILE
 
 
 def list_models() -> dict[str, Any]:

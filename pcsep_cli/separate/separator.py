@@ -17,14 +17,14 @@ Python API (``pcsep batch`` and scripts use it; the CLI never touches tensors)::
   ``iter_blocks(path, block, overlap=overlap)``; 20 s chunks sharing 10% by default):
   per block the mono mixture is resampled to the model's rate, the audio encoder runs once and
   all performers' decoders run as one batch; masks are carried to the input's own rate and
-  channels (:mod:`pcsep_cli.separate_masks`), normalised so ``Σ masks ≤ 1``, applied to every
+  channels (:mod:`pcsep_cli.separate.masks`), normalised so ``Σ masks ≤ 1``, applied to every
   channel's STFT and inverted. The residual is the block minus the sum of its stems, so
   ``Σ stems + residual = mixture`` holds to float rounding. Blocks are cross-faded with
   ``sin²``/``cos²`` ramps that sum to one over the overlap, and only one block is held at a
   time: memory does not grow with duration.
-- :func:`~pcsep_cli.separate_job.prepare_job` validates inputs and outputs before any model
+- :func:`~pcsep_cli.separate.job.prepare_job` validates inputs and outputs before any model
   is loaded; :meth:`Separator.run` writes stems, residual and ``manifest.json``
-  (:mod:`pcsep_cli.separate_output`).
+  (:mod:`pcsep_cli.separate.output`).
 
 Label mode (``instruments=``, ``--instruments``; the paper's reference, needs a model built
 with ``conditioning`` ``labels`` or ``both``): the net is conditioned on the labels alone. With a
@@ -48,24 +48,17 @@ import torch
 from torch import Tensor
 
 from pcsep_cli.errors import ModelError, SceneError
-from pcsep_cli.io.audio import resample
+from pcsep_cli.io.resample import resample
 from pcsep_cli.nets.model import DEFAULT_VIEWS
 from pcsep_cli.nets.stft import istft, stft
-from pcsep_cli.separate_job import (
-    SeparateOptions,
-    SeparationJob,
-    find_scene_performers,
-    prepare_job,
-)
-from pcsep_cli.separate_masks import RateMap, normalise
-from pcsep_cli.separate_output import run_job
-from pcsep_cli.separate_stream import array_blocks, overlap_add
-from pcsep_cli.separate_types import (
+from pcsep_cli.progress import Progress, ProgressFn
+from pcsep_cli.scene import canonical, find_scene_performers
+from pcsep_cli.separate.masks import RateMap, normalise
+from pcsep_cli.separate.stream import array_blocks, overlap_add
+from pcsep_cli.separate.types import (
     Conditions,
     Detection,
-    ProgressFn,
     Result,
-    SeparationProgress,
     stem_names,
 )
 
@@ -77,15 +70,7 @@ if TYPE_CHECKING:  # pragma: no cover
 __all__ = [
     "DEFAULT_OVERLAP",
     "DEFAULT_SEGMENT",
-    "Conditions",
-    "Detection",
-    "Result",
-    "SeparateOptions",
-    "SeparationJob",
-    "SeparationProgress",
     "Separator",
-    "find_scene_performers",
-    "prepare_job",
     "resolve_device",
 ]
 
@@ -172,7 +157,7 @@ class Separator:
             ModelError: the reference cannot be resolved, the checkpoint is refused, or the
                 device is not available.
         """
-        from pcsep_cli.hub import load_model
+        from pcsep_cli.hub.models import load_model
 
         dev = resolve_device(device)
         return cls(
@@ -195,7 +180,7 @@ class Separator:
 
     def model_info(self) -> dict[str, Any]:
         """``{"id", "revision", "commit", "source", "path"}`` (ids None for unsaved nets)."""
-        from pcsep_cli.hub import describe
+        from pcsep_cli.hub.models import describe
 
         try:
             return describe(self.net)
@@ -314,8 +299,6 @@ class Separator:
         return self.net.label_embedding(labels), [1.0] * len(instruments)
 
     def _clouds(self, performers: Sequence[Performer]) -> list[np.ndarray]:
-        from pcsep_cli.train.augment import canonical
-
         vis = self.net.config.visual
         if vis.in_channels != 3:
             raise ModelError(
@@ -400,7 +383,7 @@ class Separator:
             done += ready.shape[-1]
             yield ready
             if progress is not None:
-                progress(SeparationProgress("separate", done, total_frames))
+                progress(Progress("separate", done, total_frames, "frame"))
 
     def separate(
         self,
@@ -451,24 +434,3 @@ class Separator:
         )
         full = np.concatenate(parts, axis=-1)
         return Result(full[:-1], full[-1], int(sample_rate), cond.detections)
-
-    def run(self, job: SeparationJob, *, progress: ProgressFn | None = None) -> dict[str, Any]:
-        """Separate a prepared job from file to files (streamed); see
-        :func:`pcsep_cli.separate_output.run_job`.
-
-        Returns:
-            The manifest (also written as ``manifest.json``).
-        """
-        return run_job(self, job, progress=progress)
-
-    def separate_file(
-        self,
-        audio: str,
-        clouds: Sequence[str],
-        out_dir: str,
-        options: SeparateOptions | None = None,
-        *,
-        progress: ProgressFn | None = None,
-    ) -> dict[str, Any]:
-        """:func:`prepare_job` then :meth:`run`."""
-        return self.run(prepare_job(audio, clouds, out_dir, options), progress=progress)

@@ -1,9 +1,9 @@
 """Batch separation: plan a folder's work, then run it on worker threads that share one model.
 
-:func:`plan_batch` pairs the files (:mod:`pcsep_cli.batch_plan`), keeps this machine's shard,
+:func:`plan_batch` pairs the files (:mod:`pcsep_cli.batch.plan`), keeps this machine's shard,
 removes temporary files left by killed runs and sets finished items aside (resume).
 :func:`run_batch` runs the rest through a callable ``run_item(item, out_dir, progress)``; in
-``pcsep batch`` that callable is a :class:`~pcsep_cli.batch_separator.SeparatorRunner`: one
+``pcsep batch`` that callable is a :class:`~pcsep_cli.batch.runner.SeparatorRunner`: one
 :class:`~pcsep_cli.separate.Separator` loaded once and shared by the ``jobs`` worker threads
 (torch releases the GIL in its kernels).
 
@@ -34,7 +34,7 @@ from os import PathLike
 from pathlib import Path
 from typing import Any, Literal
 
-from pcsep_cli.batch_plan import (
+from pcsep_cli.batch.plan import (
     BatchItem,
     Discovery,
     Shard,
@@ -44,7 +44,8 @@ from pcsep_cli.batch_plan import (
 )
 from pcsep_cli.errors import DatasetError, PcsepError
 from pcsep_cli.io.atomic import remove_stray_temps
-from pcsep_cli.separate_job import DEFAULT_TEMPLATE, render_template
+from pcsep_cli.progress import Progress, ProgressFn
+from pcsep_cli.separate.job import DEFAULT_TEMPLATE, render_template
 
 __all__ = [
     "BatchObserver",
@@ -52,14 +53,10 @@ __all__ = [
     "BatchSummary",
     "ItemResult",
     "ItemRunner",
-    "ProgressFn",
     "plan_batch",
     "run_batch",
     "track_template",
 ]
-
-ProgressFn = Callable[[int, int], None]
-"""``progress(done, total)``, called by an item's separation as it goes."""
 
 ItemRunner = Callable[[BatchItem, Path, ProgressFn], Sequence[str]]
 """``run_item(item, out_dir, progress) -> names of the stems written`` for one item."""
@@ -205,8 +202,8 @@ class BatchObserver:
     def item_started(self, item: BatchItem) -> None:
         """``item`` begins on a worker."""
 
-    def item_progress(self, item: BatchItem, done: int, total: int) -> None:
-        """``item`` has done ``done`` of ``total`` steps."""
+    def item_progress(self, item: BatchItem, event: Progress) -> None:
+        """``item`` has done ``event.done`` of ``event.total`` (``event.unit``)."""
 
     def item_finished(self, result: ItemResult) -> None:
         """``result.item`` is over (any status, ``skipped`` included)."""
@@ -224,7 +221,7 @@ def plan_batch(
     """Find the items, keep this shard, clean stray temporary files, set finished items aside.
 
     Args:
-        folder: the batch folder (see :func:`pcsep_cli.batch_plan.discover`).
+        folder: the batch folder (see :func:`pcsep_cli.batch.plan.discover`).
         out: the output root; never searched for inputs when it lies inside ``folder``.
         manifest: a CSV manifest to read the pairs from instead of the folder.
         part: this run's shard (``None``: all items).
@@ -311,55 +308,14 @@ def run_batch(
     """
     if jobs < 1:
         raise ValueError(f"jobs must be >= 1, got {jobs}")
-    watcher = observer or BatchObserver()
     start = time.perf_counter()
+    worker = _Worker(plan, run_item, observer or BatchObserver(), fail_fast)
     results: dict[str, ItemResult] = {}
     for item in plan.finished:
         results[item.name] = ItemResult(item, plan.out_dir(item), "skipped")
-        watcher.item_finished(results[item.name])
-    stop = threading.Event()
-    interrupted: list[BaseException] = []
-
-    def work(item: BatchItem) -> ItemResult:
-        out_dir = plan.out_dir(item)
-        if stop.is_set():
-            reason = _stop_reason(interrupted, started=False)
-            skipped = ItemResult(item, out_dir, "cancelled", error=reason)
-            watcher.item_finished(skipped)
-            return skipped
-        began = time.perf_counter()
-        watcher.item_started(item)
-
-        def progress(done: int, total: int) -> None:
-            if stop.is_set():
-                raise _Stop
-            watcher.item_progress(item, done, total)
-
-        status: Status = "failed"
-        stems: tuple[str, ...] = ()
-        error = trace = None
-        try:
-            stems, status = tuple(run_item(item, out_dir, progress)), "done"
-        except _Stop:
-            status, error = "cancelled", _stop_reason(interrupted, started=True)
-        except KeyboardInterrupt as err:
-            interrupted.append(err)
-            stop.set()
-            status, error = "cancelled", "interrupted"
-        except PcsepError as err:
-            error = str(err)
-        except Exception as err:  # noqa: BLE001 - one broken item must not end the batch
-            error = f"internal error: {type(err).__name__}: {' '.join(str(err).split())}"
-            trace = traceback.format_exc()
-        seconds = time.perf_counter() - began
-        result = ItemResult(item, out_dir, status, seconds, stems, error, trace)
-        if result.status == "failed" and fail_fast:
-            stop.set()
-        watcher.item_finished(result)
-        return result
-
+        worker.watcher.item_finished(results[item.name])
     pool = ThreadPoolExecutor(max_workers=jobs, thread_name_prefix="pcsep-batch")
-    futures: dict[Future[ItemResult], BatchItem] = {pool.submit(work, i): i for i in plan.todo}
+    futures: dict[Future[ItemResult], BatchItem] = {pool.submit(worker, i): i for i in plan.todo}
     try:
         pending = set(futures)
         while pending:
@@ -369,17 +325,73 @@ def run_batch(
                 result = future.result()
                 results[result.item.name] = result
     except KeyboardInterrupt as err:
-        interrupted.append(err)
-        stop.set()
+        worker.interrupt(err)
         raise
     finally:
         for future in futures:
             future.cancel()
         pool.shutdown(wait=True)
-    if interrupted:
+    if worker.interrupted:
         raise KeyboardInterrupt
     ordered = [results[i.name] for i in sorted(plan.finished + plan.todo)]
     return BatchSummary(plan, ordered, time.perf_counter() - start)
+
+
+class _Worker:
+    """Runs one item on a worker thread; shared by all workers of a batch, which it stops
+    together after Ctrl-C (or the first failure with ``fail_fast``)."""
+
+    def __init__(
+        self, plan: BatchPlan, run_item: ItemRunner, watcher: BatchObserver, fail_fast: bool
+    ) -> None:
+        self.plan, self.run_item, self.watcher, self.fail_fast = plan, run_item, watcher, fail_fast
+        self.stop = threading.Event()
+        self.interrupted: list[BaseException] = []
+
+    def interrupt(self, err: BaseException) -> None:
+        """Ctrl-C: no new item starts and running ones stop at their next progress report."""
+        self.interrupted.append(err)
+        self.stop.set()
+
+    def __call__(self, item: BatchItem) -> ItemResult:
+        out_dir = self.plan.out_dir(item)
+        if self.stop.is_set():
+            reason = _stop_reason(self.interrupted, started=False)
+            skipped = ItemResult(item, out_dir, "cancelled", error=reason)
+            self.watcher.item_finished(skipped)
+            return skipped
+        began = time.perf_counter()
+        self.watcher.item_started(item)
+        status, stems, error, trace = self._run(item, out_dir)
+        seconds = time.perf_counter() - began
+        result = ItemResult(item, out_dir, status, seconds, stems, error, trace)
+        if result.status == "failed" and self.fail_fast:
+            self.stop.set()
+        self.watcher.item_finished(result)
+        return result
+
+    def _run(
+        self, item: BatchItem, out_dir: Path
+    ) -> tuple[Status, tuple[str, ...], str | None, str | None]:
+        """``(status, stems, error, traceback)`` of running ``item``; never raises."""
+
+        def progress(event: Progress) -> None:
+            if self.stop.is_set():
+                raise _Stop
+            self.watcher.item_progress(item, event)
+
+        try:
+            return "done", tuple(self.run_item(item, out_dir, progress)), None, None
+        except _Stop:
+            return "cancelled", (), _stop_reason(self.interrupted, started=True), None
+        except KeyboardInterrupt as err:
+            self.interrupt(err)
+            return "cancelled", (), "interrupted", None
+        except PcsepError as err:
+            return "failed", (), str(err), None
+        except Exception as err:  # noqa: BLE001 - one broken item must not end the batch
+            error = f"internal error: {type(err).__name__}: {' '.join(str(err).split())}"
+            return "failed", (), error, traceback.format_exc()
 
 
 def _stop_reason(interrupted: list[BaseException], *, started: bool) -> str:

@@ -20,10 +20,8 @@ from pathlib import Path
 from typing import Any
 
 from pcsep_cli.errors import ModelError
+from pcsep_cli.nets.files import CARD_FILE, CONFIG_FILE, WEIGHTS_FILE
 
-CONFIG_FILE = "config.json"
-WEIGHTS_FILE = "model.safetensors"
-CARD_FILE = "README.md"
 #: What a Hub download fetches, and nothing else.
 ALLOW_PATTERNS: tuple[str, ...] = (CONFIG_FILE, "*.safetensors", CARD_FILE)
 PICKLE_SUFFIXES = (".bin", ".pt", ".pth", ".ckpt", ".pkl", ".pickle", ".joblib", ".npy")

@@ -19,7 +19,8 @@ from pathlib import Path, PurePosixPath
 from typing import TYPE_CHECKING
 
 from pcsep_cli.errors import AudioError, PcsepError, SceneError
-from pcsep_cli.io.audio import AudioInfo, audio_info, subtype_for
+from pcsep_cli.io.audio import AudioInfo, audio_info
+from pcsep_cli.io.audio_write import subtype_for
 
 if TYPE_CHECKING:  # pragma: no cover
     from pcsep_cli.io.pointcloud import PointCloud
@@ -31,7 +32,6 @@ __all__ = [
     "SeparateOptions",
     "SeparationJob",
     "check_template",
-    "find_scene_performers",
     "prepare_job",
     "render_template",
 ]
@@ -192,6 +192,8 @@ def prepare_job(
         )
     performers = None
     if paths:
+        from pcsep_cli.scene import find_scene_performers
+
         read: list[PointCloud] = [read_cloud(p, units=options.units) for p in paths]
         performers = find_scene_performers(read)
         labels = options.instruments
@@ -203,17 +205,3 @@ def prepare_job(
             )
     mode = "labels" if options.instruments is not None else "scene" if len(paths) == 1 else "clouds"
     return SeparationJob(Path(audio), info, paths, performers, out, options, subtype, mode)
-
-
-def find_scene_performers(clouds: Sequence[PointCloud]) -> list[Performer]:
-    """One cloud: the performers found in the scene, left to right; several clouds: one
-    performer per cloud, in the order given (the paper's setting, no clustering).
-
-    Raises:
-        SceneError: a scene with no performer, or a cloud holding only floor and walls.
-    """
-    from pcsep_cli.scene import find_performers, performer_from_cloud
-
-    if len(clouds) == 1:
-        return find_performers(clouds[0])
-    return [performer_from_cloud(c) for c in clouds]

@@ -1,0 +1,218 @@
+"""The Typer app and what every command shares: error handling, consoles, options, the bar.
+
+Heavy modules (torch, the readers) are imported inside the commands so ``pcsep --help``
+answers at once. Library errors (:class:`pcsep_cli.errors.PcsepError`) are caught once, in
+:class:`_App`, and shown as one line on stderr with exit code 1; ``--debug`` adds the
+traceback. Usage errors are one line too, with exit code 2 (click's convention). The commands
+live in their own modules and are registered, in the order ``pcsep --help`` lists them, by
+:mod:`pcsep_cli.cli`.
+"""
+
+from __future__ import annotations
+
+import sys
+from typing import TYPE_CHECKING, Annotated, Any
+
+import click
+import typer
+from typer.core import TyperGroup
+
+from pcsep_cli import __version__
+from pcsep_cli.progress import Progress
+
+if TYPE_CHECKING:  # pragma: no cover
+    from pcsep_cli.separate.separator import Separator
+
+EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
+
+
+class _App(TyperGroup):
+    """Click group that turns library errors and usage errors into one line and an exit code."""
+
+    def main(self, *args: Any, standalone_mode: bool = True, **kwargs: Any) -> Any:
+        if not standalone_mode:
+            return super().main(*args, standalone_mode=False, **kwargs)
+        from typer._click import exceptions as cx
+
+        try:
+            code = super().main(*args, standalone_mode=False, **kwargs)
+        except cx.NoArgsIsHelpError as err:
+            err.show()  # the help text, as click prints it
+            sys.exit(EXIT_USAGE)
+        except cx.UsageError as err:
+            # One line, like every other error: what is wrong, where to read more.
+            where = err.ctx.command_path if err.ctx is not None else "pcsep"
+            message = err.format_message().rstrip(".")
+            stderr_console().print(
+                f"[bold red]error:[/] {escape_markup(where)}: {escape_markup(message)} "
+                f"(see '{escape_markup(where)} --help')",
+                soft_wrap=True,
+            )
+            sys.exit(EXIT_USAGE)
+        except cx.ClickException as err:
+            stderr_console().print(f"[bold red]error:[/] {escape_markup(err.format_message())}")
+            sys.exit(err.exit_code)
+        except typer.Abort:
+            stderr_console().print("[yellow]aborted[/]")
+            sys.exit(EXIT_FAILED)
+        sys.exit(code if isinstance(code, int) else EXIT_OK)
+
+    def invoke(self, ctx: click.Context) -> Any:
+        from pcsep_cli.errors import PcsepError
+
+        try:
+            return super().invoke(ctx)
+        except PcsepError as err:
+            if is_debug(ctx):
+                import traceback
+
+                traceback.print_exc()
+            stderr_console().print(f"[bold red]error:[/] {escape_markup(str(err))}", soft_wrap=True)
+            raise typer.Exit(EXIT_FAILED) from None
+        except KeyboardInterrupt:
+            stderr_console().print("[yellow]interrupted[/]: stopped cleanly, finished outputs kept")
+            raise typer.Exit(EXIT_INTERRUPTED) from None
+
+
+app = typer.Typer(
+    name="pcsep",
+    cls=_App,
+    help="Separate a music recording into one stem per instrument seen in a 3D point cloud.",
+    no_args_is_help=True,
+    add_completion=True,
+    pretty_exceptions_enable=False,
+    rich_markup_mode="rich",
+)
+
+
+def is_debug(ctx: click.Context) -> bool:
+    root = ctx.find_root()
+    return bool(root.obj and root.obj.get("debug"))
+
+
+def escape_markup(text: str) -> str:
+    from rich.markup import escape
+
+    return escape(text)
+
+
+def stderr_console():  # noqa: ANN202 - rich is imported lazily
+    from rich.console import Console
+
+    return Console(stderr=True, highlight=False)
+
+
+def stdout_console():  # noqa: ANN202
+    from rich.console import Console
+
+    return Console(highlight=False)
+
+
+def _version_callback(value: bool) -> None:
+    if value:
+        typer.echo(f"pcsep {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    ctx: typer.Context,
+    debug: Annotated[bool, typer.Option("--debug", help="Show tracebacks of errors.")] = False,
+    version: Annotated[
+        bool,
+        typer.Option(
+            "--version", callback=_version_callback, is_eager=True, help="Print the version."
+        ),
+    ] = False,
+) -> None:
+    """Separate a music recording into one stem per instrument seen in a 3D point cloud."""
+    ctx.obj = {"debug": debug}
+
+
+UNITS_HELP = "Units of the cloud's coordinates when they are not metres: mm, cm, m or ft."
+MODEL_REF_HELP = "Bundled name (pcsep-base), model directory, or Hub id owner/name[@revision]."
+OFFLINE_HELP = "Never contact the Hub; use cached models only (like HF_HUB_OFFLINE=1)."
+SEP_PANEL = "Output"
+
+# Options that `separate` and `batch` share: declared once so their names, bounds and help
+# cannot drift apart.
+ModelOpt = Annotated[str | None, typer.Option(help=MODEL_REF_HELP + " Default: yours.")]
+DeviceOpt = Annotated[str, typer.Option(help="auto, cpu, cuda or mps.")]
+OfflineOpt = Annotated[bool, typer.Option("--offline", help=OFFLINE_HELP)]
+UnitsOpt = Annotated[str | None, typer.Option(help=UNITS_HELP)]
+FormatOpt = Annotated[str, typer.Option("--format", help="wav or flac.", rich_help_panel=SEP_PANEL)]
+BitsOpt = Annotated[
+    str | None,
+    typer.Option(help="16, 24 or 32f. Default: the input's.", rich_help_panel=SEP_PANEL),
+]
+ClipModeOpt = Annotated[
+    str,
+    typer.Option(
+        help="rescale (a stem peaking past full scale is scaled down), clamp or none.",
+        rich_help_panel=SEP_PANEL,
+    ),
+]
+SegmentOpt = Annotated[float, typer.Option(min=0.5, max=600.0, help="Chunk length in seconds.")]
+OverlapOpt = Annotated[
+    float, typer.Option(min=0.0, max=0.5, help="Fraction of a chunk shared with the next.")
+]
+NoResidualOpt = Annotated[
+    bool,
+    typer.Option("--no-residual", help="Do not write residual.wav.", rich_help_panel=SEP_PANEL),
+]
+OverwriteOpt = Annotated[
+    bool,
+    typer.Option("--overwrite", help="Replace existing outputs.", rich_help_panel=SEP_PANEL),
+]
+
+
+class ProgressBar:
+    """A rich progress bar fed by the library's :class:`~pcsep_cli.progress.Progress` events."""
+
+    def __init__(self, description: str) -> None:
+        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeRemainingColumn
+
+        self._progress = Progress(
+            "[progress.description]{task.description}",
+            BarColumn(),
+            MofNCompleteColumn(),
+            TimeRemainingColumn(),
+            console=stderr_console(),
+            transient=True,
+        )
+        self._task = self._progress.add_task(description, total=None)
+
+    def __enter__(self) -> ProgressBar:
+        self._progress.__enter__()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._progress.__exit__(*exc)
+
+    def __call__(self, event: Progress) -> None:
+        self._progress.update(self._task, completed=event.done, total=event.total)
+
+
+def load_separator(
+    model: str | None, device: str, offline: bool, segment: float, overlap: float
+) -> Separator:
+    """Load the model for ``separate`` and ``batch``, with a spinner naming it."""
+    from pcsep_cli.separate.separator import Separator
+
+    with stderr_console().status(f"loading {escape_markup(model or 'the default model')}"):
+        return Separator.from_pretrained(
+            model, device=device, offline=offline or None, segment=segment, overlap=overlap
+        )
+
+
+def go_offline(offline: bool) -> None:
+    # Before huggingface_hub is imported: it reads HF_HUB_OFFLINE once, at import.
+    if offline:
+        from pcsep_cli.hub.download import set_offline
+
+        set_offline()
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Console-script entry point (``argv``: the arguments, default ``sys.argv[1:]``)."""
+    app(args=argv, prog_name="pcsep")

@@ -1,0 +1,95 @@
+"""``pcsep inspect``: what a cloud holds, and the performers a model finds in it."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from pcsep_cli.cli.app import (
+    UnitsOpt,
+    escape_markup,
+    stdout_console,
+)
+
+
+def inspect(
+    cloud: Annotated[Path, typer.Argument(help="Point cloud: PLY, LAS, LAZ or PCD.")],
+    units: UnitsOpt = None,
+    model: Annotated[
+        str | None,
+        typer.Option(help="Find the performers and classify them with this model."),
+    ] = None,
+    plot: Annotated[
+        Path | None,
+        typer.Option(help="Write a PNG: top and sensor views, performers boxed and labelled."),
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
+) -> None:
+    """Report a point cloud's format, size, bounds and colours (and performers with --model)."""
+    from pcsep_cli.io.pointcloud import read_cloud
+
+    if plot is not None and plot.suffix.lower() != ".png":
+        raise typer.BadParameter(f"--plot must name a .png file, got {plot}")
+    pc = read_cloud(cloud, units=units)
+    report: dict[str, Any] = {
+        "file": str(cloud),
+        "format": pc.format,
+        "points": pc.num_points,
+        "bounds": {"min": pc.bounds[0].tolist(), "max": pc.bounds[1].tolist()},
+        "has_rgb": pc.rgb is not None,
+    }
+    if model is not None or plot is not None:
+        report["performers"] = _inspect_performers(pc, model, plot)
+    if as_json:
+        typer.echo(json.dumps(report))
+        return
+    from rich.table import Table
+
+    table = Table(title=escape_markup(str(cloud)), show_header=False, title_justify="left")
+    table.add_row("format", pc.format)
+    table.add_row("points", f"{pc.num_points:,}")
+    if pc.dropped:
+        table.add_row("dropped", f"{pc.dropped:,} non-finite points")
+    lo, hi = pc.bounds
+    table.add_row("bounds min", "  ".join(f"{v:.3f}" for v in lo))
+    table.add_row("bounds max", "  ".join(f"{v:.3f}" for v in hi))
+    table.add_row("extent (m)", "  ".join(f"{v:.3f}" for v in hi - lo))
+    table.add_row("colour", "yes" if pc.rgb is not None else "no")
+    table.add_row("intensity", "yes" if pc.intensity is not None else "no")
+    for i, perf in enumerate(report.get("performers", []), 1):
+        what = perf["instrument"] or "?"
+        if perf["confidence"] is not None:
+            what += f" ({100 * perf['confidence']:.0f}%)"
+        pos = "  ".join(f"{v:.2f}" for v in perf["position"])
+        table.add_row(f"performer {i}", f"{what} at {pos}, {perf['points']:,} points")
+    stdout_console().print(table)
+    if plot is not None:
+        stdout_console().print(f"plot: {escape_markup(str(plot))}")
+
+
+def _inspect_performers(pc: Any, model: str | None, plot: Path | None) -> list[dict[str, Any]]:
+    """Performers of a scene, classified when a model is given; drawn when asked."""
+    from pcsep_cli.scene import find_performers
+
+    performers = find_performers(pc)
+    labels: list[tuple[str, float]] | None = None
+    if model is not None:
+        from pcsep_cli.separate.separator import Separator
+
+        labels = Separator.from_pretrained(model, device="cpu").classify(performers)
+    if plot is not None:
+        from pcsep_cli.plot import plot_scene
+
+        plot_scene(pc, performers, labels, plot)
+    return [
+        {
+            "instrument": None if labels is None else labels[i][0],
+            "confidence": None if labels is None else round(labels[i][1], 4),
+            "position": [round(float(v), 4) for v in p.position],
+            "points": len(p.points),
+        }
+        for i, p in enumerate(performers)
+    ]

@@ -1,0 +1,167 @@
+"""``pcsep models``: list, download, describe, choose and remove pretrained models."""
+
+from __future__ import annotations
+
+import json
+from typing import Annotated
+
+import typer
+
+from pcsep_cli.cli.app import (
+    MODEL_REF_HELP,
+    OfflineOpt,
+    escape_markup,
+    go_offline,
+    stderr_console,
+    stdout_console,
+)
+
+models_app = typer.Typer(
+    help="List, download, describe, choose and remove pretrained models.",
+    no_args_is_help=True,
+    rich_markup_mode="rich",
+)
+
+
+def _size(num: int | None) -> str:
+    if num is None:
+        return "-"
+    value = float(num)
+    for unit in ("B", "KB", "MB", "GB"):
+        if value < 1000 or unit == "GB":
+            return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
+        value /= 1000
+    return f"{value:.1f} GB"  # pragma: no cover
+
+
+@models_app.command("list")
+def models_list(
+    as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
+) -> None:
+    """List bundled and downloaded models; the default is marked with *."""
+    from pcsep_cli.hub.catalog import list_models
+
+    report = list_models()
+    if as_json:
+        typer.echo(json.dumps(report))
+        return
+    from rich.table import Table
+
+    table = Table(
+        title=f"models (cache: {escape_markup(report['cache_dir'])})", title_justify="left"
+    )
+    for column in ("", "model", "source", "size", "revisions"):
+        table.add_column(column)
+    for model in report["models"]:
+        revisions = ", ".join(
+            f"{r['commit'][:10]} ({', '.join(r['refs']) or 'no ref'})"
+            + ("" if r["complete"] else " partial")
+            for r in model["revisions"]
+        )
+        if model.get("available") is False:
+            revisions = "not available: run `pcsep models download`"
+        mark = "*" if model["default"] else ""
+        table.add_row(mark, model["ref"], model["source"], _size(model["size_bytes"]), revisions)
+    stdout_console().print(table)
+    stdout_console().print(
+        f"default: {escape_markup(report['default'])} (from {report['default_origin']})"
+    )
+
+
+@models_app.command("download")
+def models_download(
+    ref: Annotated[str, typer.Argument(help=MODEL_REF_HELP)],
+    force: Annotated[bool, typer.Option(help="Download again even when cached.")] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
+) -> None:
+    """Download a Hub model into the cache (and check it) so it works offline."""
+    from pcsep_cli.hub.models import download
+
+    with stderr_console().status(f"fetching {escape_markup(ref)}"):
+        resolved = download(ref, force=force)
+    if as_json:
+        typer.echo(json.dumps(resolved.describe()))
+        return
+    name = f"{resolved.repo_id}@{resolved.revision} = {resolved.commit}" if resolved.commit else ref
+    stdout_console().print(f"{escape_markup(name)}: ready in {escape_markup(str(resolved.path))}")
+
+
+@models_app.command("info")
+def models_info(
+    ref: Annotated[str | None, typer.Argument(help=MODEL_REF_HELP + " Default: yours.")] = None,
+    offline: OfflineOpt = False,
+    as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
+) -> None:
+    """Show a model's origin, classes, sample rate, size and its card's evaluation table."""
+    go_offline(offline)
+    from pcsep_cli.hub.catalog import model_info
+
+    info = model_info(ref, offline=offline or None)
+    if as_json:
+        typer.echo(json.dumps(info))
+        return
+    from rich.table import Table
+
+    table = Table(title=str(info["id"]), show_header=False, title_justify="left")
+    table.add_row("source", info["source"])
+    if info["commit"]:
+        table.add_row("revision", f"{info['revision']} = {info['commit']}")
+    table.add_row("path", info["path"])
+    table.add_row("classes", ", ".join(info["classes"]))
+    table.add_row("sample rate", f"{info['sample_rate']} Hz")
+    table.add_row("conditioning", str(info["conditioning"]))
+    table.add_row("parameters", f"{info['parameters']:,} in {info['tensors']} tensors")
+    table.add_row("files", ", ".join(f"{n} {_size(s)}" for n, s in info["files"].items()))
+    console = stdout_console()
+    console.print(table)
+    evaluation = info["evaluation"]
+    if evaluation:
+        scores = Table(*evaluation["columns"], title="evaluation (card)", title_justify="left")
+        for row in evaluation["rows"]:
+            scores.add_row(*(row + [""] * (len(evaluation["columns"]) - len(row))))
+        console.print(scores)
+
+
+@models_app.command("use")
+def models_use(
+    ref: Annotated[str, typer.Argument(help=MODEL_REF_HELP)],
+    offline: OfflineOpt = False,
+) -> None:
+    """Make REF the default model (downloaded and checked first). PCSEP_MODEL overrides it."""
+    import os
+
+    go_offline(offline)
+    from pcsep_cli.hub.models import parse_ref, resolve, verify
+    from pcsep_cli.hub.userconfig import save_default_model
+
+    with stderr_console().status(f"checking {escape_markup(ref)}"):
+        verify(resolve(ref, offline=offline or None))
+    saved = str(parse_ref(ref))
+    path = save_default_model(saved)
+    stdout_console().print(
+        f"default model: {escape_markup(saved)} (saved in {escape_markup(str(path))})"
+    )
+    if os.environ.get("PCSEP_MODEL"):
+        stderr_console().print(
+            f"[yellow]note[/]: PCSEP_MODEL={escape_markup(os.environ['PCSEP_MODEL'])} is set and "
+            "overrides it in this shell"
+        )
+
+
+@models_app.command("remove")
+def models_remove(
+    ref: Annotated[str, typer.Argument(help="Hub id owner/name (all revisions) or owner/name@rev")],
+    as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
+) -> None:
+    """Delete a downloaded model from the Hub cache."""
+    from pcsep_cli.hub.catalog import remove_model
+
+    report = remove_model(ref)
+    if as_json:
+        typer.echo(json.dumps(report))
+        return
+    stdout_console().print(f"removed {escape_markup(ref)}: {_size(report['freed_bytes'])} freed")
+    if report["was_default"]:
+        stderr_console().print(
+            "[yellow]note[/]: it was the default model; choose another with `pcsep models use`"
+        )

@@ -1,0 +1,253 @@
+"""``pcsep separate`` (one recording) and ``pcsep batch`` (a folder), with their tables."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from pcsep_cli.cli.app import (
+    EXIT_FAILED,
+    SEP_PANEL,
+    BitsOpt,
+    ClipModeOpt,
+    DeviceOpt,
+    FormatOpt,
+    ModelOpt,
+    NoResidualOpt,
+    OfflineOpt,
+    OverlapOpt,
+    OverwriteOpt,
+    ProgressBar,
+    SegmentOpt,
+    UnitsOpt,
+    escape_markup,
+    go_offline,
+    is_debug,
+    load_separator,
+    stderr_console,
+    stdout_console,
+)
+from pcsep_cli.progress import Progress
+
+
+def separate(
+    audio: Annotated[Path, typer.Argument(help="The recording: WAV, FLAC, OGG, AIFF ...")],
+    clouds: Annotated[
+        list[Path] | None,
+        typer.Argument(
+            help="The scene's point cloud, or one cloud per performer (no clustering then). "
+            "Optional with --instruments."
+        ),
+    ] = None,
+    out: Annotated[Path, typer.Option("--out", "-o", help="Output folder.")] = Path("separated"),
+    model: ModelOpt = None,
+    device: DeviceOpt = "auto",
+    instruments: Annotated[
+        str | None,
+        typer.Option(
+            help="Label mode: one instrument per performer, left to right (violin,cello); "
+            "skips classification. Without CLOUD the net is conditioned on the labels alone."
+        ),
+    ] = None,
+    fmt: FormatOpt = "wav",
+    bits: BitsOpt = None,
+    filename: Annotated[
+        str,
+        typer.Option(
+            help="Output path inside -o; fields {track} {stem} {instrument} {ext}.",
+            rich_help_panel=SEP_PANEL,
+        ),
+    ] = "{track}/{stem}.{ext}",
+    clip_mode: ClipModeOpt = "rescale",
+    segment: SegmentOpt = 20.0,
+    overlap: OverlapOpt = 0.1,
+    no_residual: NoResidualOpt = False,
+    overwrite: OverwriteOpt = False,
+    units: UnitsOpt = None,
+    offline: OfflineOpt = False,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the manifest.")] = False,
+) -> None:
+    """Write one audio file per instrument seen in the scene, a residual and manifest.json."""
+    if device not in ("auto", "cpu", "cuda", "mps"):
+        raise typer.BadParameter(f"--device must be auto, cpu, cuda or mps, got {device!r}")
+    labels = None
+    if instruments is not None:
+        labels = tuple(i.strip() for i in instruments.split(",") if i.strip())
+        if not labels:
+            raise typer.BadParameter("--instruments needs at least one name")
+    go_offline(offline)
+    from pcsep_cli.separate.job import SeparateOptions, prepare_job
+
+    try:
+        options = SeparateOptions(
+            format=fmt.lower(),
+            bits=bits,
+            filename=filename,
+            clip_mode=clip_mode,
+            residual=not no_residual,
+            overwrite=overwrite,
+            instruments=labels,
+            units=units,
+        )
+    except ValueError as err:
+        raise typer.BadParameter(str(err)) from None
+    # Everything that can fail without a model fails here, before the model loads.
+    job = prepare_job(audio, clouds or [], out, options)
+    from pcsep_cli.separate.output import run_job
+
+    separator = load_separator(model, device, offline, segment, overlap)
+    frames = job.info.frames
+    with ProgressBar("separating") as bar:
+
+        def progress(event: Progress) -> None:
+            done = event.done + (frames if event.stage == "write" else 0)
+            bar(Progress(event.stage, done, 2 * frames, event.unit))
+
+        manifest = run_job(separator, job, progress=progress)
+    if as_json:
+        typer.echo(json.dumps(manifest))
+        return
+    _print_manifest(manifest)
+
+
+def _print_manifest(manifest: dict[str, Any]) -> None:
+    from rich.table import Table
+
+    table = Table(title=escape_markup(manifest["audio"]), title_justify="left")
+    for column in ("stem", "instrument", "confidence", "position (m)", "file"):
+        table.add_column(column)
+    for stem in manifest["stems"]:
+        pos = stem["position"]
+        table.add_row(
+            stem["name"],
+            stem["instrument"],
+            f"{100 * stem['confidence']:.0f}%",
+            "-" if pos is None else "  ".join(f"{v:.2f}" for v in pos),
+            escape_markup(stem["path"]),
+        )
+    if manifest["residual"]:
+        table.add_row("residual", "", "", "", escape_markup(manifest["residual"]["path"]))
+    console = stdout_console()
+    console.print(table)
+    ignored = manifest["ignored"]
+    if ignored:
+        console.print(f"{len(ignored)} cluster(s) without an instrument (none) not separated")
+    console.print(f"manifest: {escape_markup(manifest['manifest'])}")
+
+
+BATCH_HELP = (
+    "Separate every recording of a folder with the cloud beside it.\n\n"
+    "Pairs [bold]NAME.wav[/] + [bold]NAME.ply[/] (.las/.laz/.pcd; any audio libsndfile reads), "
+    "the dataset layout [bold]EXAMPLE/mixture.*[/] + [bold]scene.*[/] (also SPLIT/EXAMPLE/), "
+    "or the rows of [bold]--manifest FILE.csv[/] (columns audio,cloud[,name]). "
+    "Item NAME goes to OUT/NAME/.\n\n"
+    "Finished items (their manifest.json lists stems that exist) are skipped; a failing item "
+    "does not stop the others; exit status 1 when any failed."
+)
+
+
+def batch(
+    ctx: typer.Context,
+    folder: Annotated[Path, typer.Argument(help="Folder of recordings and clouds.")],
+    out: Annotated[
+        Path, typer.Option("--out", "-o", help="Output root: item NAME goes to OUT/NAME/.")
+    ] = Path("separated"),
+    manifest: Annotated[
+        Path | None,
+        typer.Option(help="CSV with columns audio,cloud[,name] (paths from its folder)."),
+    ] = None,
+    jobs: Annotated[
+        int, typer.Option("--jobs", "-j", min=1, help="Items at once; they share one model.")
+    ] = 1,
+    shard: Annotated[
+        str | None,
+        typer.Option(
+            help="K/N: run item i of the sorted list when i mod N = K (K in 0..N-1), "
+            "e.g. --shard $SLURM_ARRAY_TASK_ID/8 or $JOB_COMPLETION_INDEX/8."
+        ),
+    ] = None,
+    resume: Annotated[
+        bool, typer.Option(help="Skip finished items. --no-resume redoes them (needs --overwrite).")
+    ] = True,
+    fail_fast: Annotated[bool, typer.Option(help="Stop at the first failing item.")] = False,
+    threads: Annotated[
+        int | None,
+        typer.Option(
+            min=1,
+            help="Torch threads per item (default: all cores). Outputs are bitwise the same "
+            "for any --jobs at a given --threads; with -j N try cores/N.",
+        ),
+    ] = None,
+    model: ModelOpt = None,
+    device: DeviceOpt = "auto",
+    offline: OfflineOpt = False,
+    fmt: FormatOpt = "wav",
+    bits: BitsOpt = None,
+    filename: Annotated[
+        str,
+        typer.Option(
+            help="Output path inside -o; fields {track} (the item's NAME, required) {stem} "
+            "{instrument} {ext}.",
+            rich_help_panel=SEP_PANEL,
+        ),
+    ] = "{track}/{stem}.{ext}",
+    clip_mode: ClipModeOpt = "rescale",
+    segment: SegmentOpt = 20.0,
+    overlap: OverlapOpt = 0.1,
+    no_residual: NoResidualOpt = False,
+    overwrite: OverwriteOpt = False,
+    units: UnitsOpt = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the summary as JSON.")] = False,
+) -> None:
+    from pcsep_cli.batch import plan_batch, run_batch
+    from pcsep_cli.batch.plan import parse_shard
+    from pcsep_cli.batch.runner import SeparatorRunner
+    from pcsep_cli.cli.display import (
+        BatchDisplay,
+        print_failures,
+        print_plan_notes,
+        print_summary,
+    )
+    from pcsep_cli.separate.job import SeparateOptions
+
+    if device not in ("auto", "cpu", "cuda", "mps"):
+        raise typer.BadParameter(f"--device must be auto, cpu, cuda or mps, got {device!r}")
+    try:
+        part = parse_shard(shard) if shard is not None else None
+        options = SeparateOptions(
+            format=fmt.lower(),
+            bits=bits,
+            filename=filename,
+            clip_mode=clip_mode,
+            residual=not no_residual,
+            overwrite=overwrite,
+            units=units,
+        )
+        plan = plan_batch(
+            folder, out, manifest=manifest, part=part, resume=resume, filename=filename
+        )
+    except ValueError as err:
+        raise typer.BadParameter(str(err)) from None
+    err_console = stderr_console()
+    print_plan_notes(err_console, plan)
+    separator = None
+    if plan.todo:
+        go_offline(offline)
+        if threads is not None:
+            import torch
+
+            torch.set_num_threads(threads)
+        separator = load_separator(model, device, offline, segment, overlap)
+    runner = SeparatorRunner(plan, options, lambda: separator)
+    with BatchDisplay(err_console, plan) as display:
+        summary = run_batch(plan, runner, jobs=jobs, fail_fast=fail_fast, observer=display)
+    if as_json:
+        typer.echo(json.dumps(summary.to_json()))
+    else:
+        print_summary(stdout_console(), summary)
+    print_failures(err_console, summary, debug=is_debug(ctx))
+    if not summary.ok:
+        raise typer.Exit(EXIT_FAILED)

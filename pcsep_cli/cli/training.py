@@ -1,0 +1,154 @@
+"""``pcsep synth``, ``pcsep train`` and ``pcsep evaluate``: data, training and scores."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from pcsep_cli.cli.app import (
+    ProgressBar,
+    escape_markup,
+    stderr_console,
+    stdout_console,
+)
+from pcsep_cli.progress import Progress
+
+
+def synth(
+    out: Annotated[Path, typer.Option("--out", "-o", help="Dataset folder (created).")],
+    examples: Annotated[int, typer.Option(min=0, help="Whole scenes, over all splits.")] = 100,
+    seed: Annotated[int, typer.Option(help="Everything follows from it.")] = 0,
+    jobs: Annotated[int, typer.Option("--jobs", "-j", min=1, help="Worker processes.")] = 1,
+    solo_pool: Annotated[
+        int, typer.Option(min=0, help="Solo clips (one performer each) for training.")
+    ] = 0,
+    cloud_scenes: Annotated[
+        int, typer.Option(min=0, help="Scanned scenes without sound, for the classifier.")
+    ] = 0,
+    min_performers: Annotated[int, typer.Option(min=1, max=5)] = 1,
+    max_performers: Annotated[int, typer.Option(min=1, max=5)] = 5,
+    distractor_prob: Annotated[float, typer.Option(min=0.0, max=1.0)] = 0.5,
+    duration: Annotated[float, typer.Option(min=0.5, help="Seconds of audio per scene.")] = 8.0,
+    sample_rate: Annotated[int, typer.Option(help="Rate of the rendered audio (Hz).")] = 22050,
+    mics: Annotated[str, typer.Option(help="mono, stereo, or a channel count up to 8.")] = (
+        "stereo"
+    ),
+    bits: Annotated[str, typer.Option(help="32f (exact sums) or 24.")] = "32f",
+    cycle_instruments: Annotated[
+        bool, typer.Option(help="Cycle through the classes so a few scenes hold them all.")
+    ] = False,
+    splits: Annotated[
+        str, typer.Option(help="Train,val,test shares (normalised), e.g. 0.7,0.1,0.2.")
+    ] = "0.8,0.1,0.1",
+) -> None:
+    """Write a synthetic dataset (scenes, mixtures, stems, solo pool) in the dataset layout."""
+    from pcsep_cli.synth.dataset import write_dataset
+
+    if min_performers > max_performers:
+        raise typer.BadParameter("--min-performers is above --max-performers")
+    bad_splits = f"--splits takes three numbers, e.g. 0.7,0.1,0.2; got {splits!r}"
+    try:
+        fractions = tuple(float(x) for x in splits.split(","))
+    except ValueError:
+        raise typer.BadParameter(bad_splits) from None
+    if len(fractions) != 3:
+        raise typer.BadParameter(bad_splits)
+    mic_arg: str | int = int(mics) if mics.isdigit() else mics
+    with ProgressBar("synth") as bar:
+        try:
+            summary = write_dataset(
+                out,
+                examples=examples,
+                seed=seed,
+                jobs=jobs,
+                performers=(min_performers, max_performers),
+                distractor_prob=distractor_prob,
+                duration_s=duration,
+                sample_rate=sample_rate,
+                mics=mic_arg,
+                solo_pool=solo_pool,
+                cloud_scenes=cloud_scenes,
+                bits=bits,
+                cycle_instruments=cycle_instruments,
+                split_fractions=fractions,
+                progress=bar,
+            )
+        except ValueError as err:
+            raise typer.BadParameter(str(err)) from None
+    stdout_console().print(
+        f"{summary.root}: {summary.written} scenes written, {summary.skipped} already there; "
+        f"{summary.pool_written} solo clips written, {summary.pool_skipped} already there; "
+        f"{summary.clouds_written} cloud scenes written, {summary.clouds_skipped} already there "
+        f"({summary.seconds:.1f} s)",
+        soft_wrap=True,
+    )
+
+
+def train(
+    config: Annotated[
+        str, typer.Argument(help="Training config: a .json/.toml file or a preset name.")
+    ],
+    resume: Annotated[
+        bool, typer.Option(help="Continue from the run's last checkpoint if there is one.")
+    ] = True,
+) -> None:
+    """Train a separation model (mix-and-separate on a synthetic solo pool)."""
+    import time
+
+    from pcsep_cli.train.loop import train as run_training
+
+    console = stderr_console()
+
+    def show(p: Progress) -> None:
+        if p.detail or p.done % 50 == 0:
+            m = p.metrics
+            line = f"{time.strftime('%H:%M:%S')} step {p.done}/{p.total} loss {m['loss']:.4f}"
+            line += f" {m['steps_per_s']:.2f} it/s"
+            if "val_loss" in m:
+                line += f" val {m['val_loss']:.4f}"
+            console.print(line + (f"  {escape_markup(p.detail)}" if p.detail else ""))
+
+    out = run_training(config, resume=resume, progress=show)
+    stdout_console().print(f"model: {out}", soft_wrap=True)
+
+
+def evaluate(
+    model: Annotated[str, typer.Argument(help="Model folder (config.json + safetensors).")],
+    dataset: Annotated[Path, typer.Argument(help="A folder in the dataset layout.")],
+    max_examples: Annotated[int | None, typer.Option(min=1, help="Score the first N.")] = None,
+    max_seconds: Annotated[float, typer.Option(min=0.5, help="Seconds scored per example.")] = (
+        10.0
+    ),
+    views: Annotated[
+        int | None,
+        typer.Option(
+            min=1,
+            max=64,
+            help="Headings each cloud is encoded from, averaged [default: as separate].",
+        ),
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
+) -> None:
+    """Score a model (SDR, SIR, SAR, SI-SDR) beside label, oracle-IRM and mixture baselines."""
+    from pcsep_cli.hub.models import resolve
+    from pcsep_cli.nets.model import DEFAULT_VIEWS
+    from pcsep_cli.train.evaluate import evaluate as run_eval
+    from pcsep_cli.train.evaluate import markdown_tables
+
+    model_dir = resolve(model).path
+    with ProgressBar("evaluate") as bar:
+        report = run_eval(
+            model_dir,
+            dataset,
+            max_examples=max_examples,
+            max_seconds=max_seconds,
+            views=views or DEFAULT_VIEWS,
+            progress=bar,
+        )
+    if as_json:
+        typer.echo(json.dumps(report))
+    else:
+        stdout_console().print(markdown_tables(report), soft_wrap=True, markup=False)
