@@ -255,6 +255,8 @@ def _cloud_estimates(
     clouds = [
         _as_performer(c) for c in _performer_clouds(ex.folder, perfs + distractors, crop_radius)
     ]
+    # Wrapped one by one, as `pcsep separate` wraps two or more clouds (find_scene_performers):
+    # a lone performer's cut must not go through the scene step.
     seen = [i for i in range(len(keep)) if clouds[i] is not None]
     est = _without_stems(ex, len(keep))
     predicted: dict[int, str] = {}
