@@ -116,7 +116,9 @@ def train(
 
 
 def evaluate(
-    model: Annotated[str, typer.Argument(help="Model folder (config.json + safetensors).")],
+    model: Annotated[
+        str, typer.Argument(help="Model: bundled name, folder or owner/name[@rev], as separate.")
+    ],
     dataset: Annotated[Path, typer.Argument(help="A folder in the dataset layout.")],
     max_examples: Annotated[int | None, typer.Option(min=1, help="Score the first N.")] = None,
     max_seconds: Annotated[float, typer.Option(min=0.5, help="Seconds scored per example.")] = (
@@ -130,22 +132,24 @@ def evaluate(
             help="Headings each cloud is encoded from, averaged [default: as separate].",
         ),
     ] = None,
+    scene: Annotated[
+        bool, typer.Option(help="Find the performers in the whole scene, as separate does.")
+    ] = False,
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
 ) -> None:
     """Score a model (SDR, SIR, SAR, SI-SDR) beside label, oracle-IRM and mixture baselines."""
-    from pcsep_cli.hub.models import resolve
     from pcsep_cli.nets.model import DEFAULT_VIEWS
     from pcsep_cli.train.evaluate import evaluate as run_eval
     from pcsep_cli.train.evaluate import markdown_tables
 
-    model_dir = resolve(model).path
     with ProgressBar("evaluate") as bar:
         report = run_eval(
-            model_dir,
+            model,
             dataset,
             max_examples=max_examples,
             max_seconds=max_seconds,
             views=views or DEFAULT_VIEWS,
+            scene=scene,
             progress=bar,
         )
     if as_json:

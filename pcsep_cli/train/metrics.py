@@ -9,6 +9,10 @@ iterations to match the direct solution (the tests compare with mir_eval).
 Multichannel sources are scored channel by channel (each channel's estimates against that
 channel's references, the other sources of the mixture as interferers) and the channel scores
 are averaged, as BSS Eval's ``bss_eval_sources`` does per channel.
+
+:func:`bootstrap` gives a mean with a 95 % interval by resampling *clusters* (the scenes of an
+evaluation) with replacement: stems of one scene share a mixture and are correlated, so
+resampling stems one by one would make the interval too narrow.
 """
 
 from __future__ import annotations
@@ -18,6 +22,8 @@ import numpy as np
 EPS = 1e-10
 CLAMP_DB = 100.0
 CG_ITERATIONS = 64
+BOOTSTRAP_RESAMPLES = 2000
+BOOTSTRAP_SEED = 0
 
 
 def _check_pair(ref: np.ndarray, est: np.ndarray, name: str) -> tuple[np.ndarray, np.ndarray]:
@@ -92,3 +98,50 @@ def bss_eval(refs: np.ndarray, ests: np.ndarray, filter_length: int = 512) -> di
     if refs.shape[0] == 1:
         out["sir"] = np.full(1, np.nan)
     return out
+
+
+def bootstrap(
+    sums: np.ndarray,
+    counts: np.ndarray,
+    *,
+    resamples: int = BOOTSTRAP_RESAMPLES,
+    seed: int = BOOTSTRAP_SEED,
+    level: float = 0.95,
+) -> dict[str, float | int | list[float]]:
+    """Mean of values held in clusters, with a cluster-bootstrap percentile interval.
+
+    The statistic is ``Σ sums / Σ counts`` (the mean over every value); each resample draws
+    as many clusters as there are, with replacement, and recomputes it.
+
+    Args:
+        sums: ``(K,)`` sum of each cluster's values (e.g. the SDR of a scene's stems).
+        counts: ``(K,)`` number of values in each cluster (> 0 for at least one).
+        resamples: bootstrap resamples.
+        seed: seed of the resampling: the same inputs give the same interval.
+        level: coverage of the interval.
+
+    Returns:
+        ``{"mean", "ci95": [lo, hi], "n"}``: ``n`` the number of values (``Σ counts``).
+        ``mean`` and the bounds are NaN when there is no value.
+
+    Raises:
+        ValueError: ``sums`` and ``counts`` are not two 1-D arrays of one length, or a count
+            is negative.
+    """
+    sums = np.asarray(sums, dtype=np.float64)
+    counts = np.asarray(counts, dtype=np.float64)
+    if sums.ndim != 1 or sums.shape != counts.shape:
+        raise ValueError(f"sums and counts must be (K,) each, got {sums.shape}, {counts.shape}")
+    if np.any(counts < 0):
+        raise ValueError("counts must not be negative")
+    n = int(counts.sum())
+    if n == 0:
+        return {"mean": float("nan"), "ci95": [float("nan"), float("nan")], "n": 0}
+    mean = float(sums.sum() / n)
+    idx = np.random.default_rng(seed).integers(0, len(sums), size=(resamples, len(sums)))
+    num, den = sums[idx].sum(axis=1), counts[idx].sum(axis=1)
+    # A resample of clusters that hold no value has no mean: it is left out.
+    stats = num[den > 0] / den[den > 0]
+    tail = 100 * (1 - level) / 2
+    lo, hi = np.percentile(stats, [tail, 100 - tail])
+    return {"mean": mean, "ci95": [float(lo), float(hi)], "n": n}

@@ -1,12 +1,13 @@
 """The whole pipeline on a synthetic split: scene step, classifier and separation together.
 
 ``pcsep evaluate`` cuts each performer out of the scene with the generator's per-point labels,
-so it scores the separation alone. Here every example goes through what ``pcsep separate``
-does with a whole scene: :func:`~pcsep_cli.scene.find_performers` clusters it, the model
-classifies each cluster and separates those it calls instruments. Each cluster is matched to
-the nearest placed object (performer or visible distractor) within 1 m of its footprint
-centre; a performer's estimate is the sum of the stems of its clusters. Beside it, in the same
-run, ``evaluate`` on the same examples gives the figures with labelled clouds.
+so it scores the separation alone (``pcsep evaluate --scene`` gives one stem per performer,
+Hungarian matching). Here every example goes through what ``pcsep separate`` does with a whole
+scene: :func:`~pcsep_cli.scene.find_performers` clusters it, the model classifies each cluster
+and separates those it calls instruments. Each cluster is matched to the nearest placed object
+(performer or visible distractor) within 1 m of its footprint centre; a performer's estimate is
+the sum of the stems of its clusters, which shows what split performers cost. Beside it, in the
+same run, ``evaluate`` on the same examples gives the figures with labelled clouds.
 
 No target: it shows what the scene step costs. Prints three tables.
 
@@ -52,7 +53,6 @@ def write_test_scenes(out: Path, examples: int = 12) -> Path:
 def run(dataset: Path, model: str, max_seconds: float) -> dict:
     import torch
 
-    from pcsep_cli.hub.models import resolve
     from pcsep_cli.io.pointcloud import read_cloud
     from pcsep_cli.scene import find_performers
     from pcsep_cli.separate import Separator
@@ -68,7 +68,8 @@ def run(dataset: Path, model: str, max_seconds: float) -> dict:
     started = time.perf_counter()
     examples = sorted(p for p in dataset.iterdir() if (p / "meta.json").is_file())
     for folder in examples:
-        meta, mix, stems = read_example(folder, rate, max_seconds)
+        ex = read_example(folder, rate, max_seconds)
+        meta, mix, stems = ex.meta, ex.mixture, ex.stems
         performers = meta["performers"]
         visible = [d for d in meta.get("distractors", []) if d.get("points", 1) > 0]
         objects = performers + visible
@@ -110,7 +111,7 @@ def run(dataset: Path, model: str, max_seconds: float) -> dict:
             base = bss_eval(refs, np.repeat(mix[None], len(found), axis=0))["sdr"]
             sdri.setdefault(group_name(len(performers)), []).extend(np.asarray(got) - base)
     pipeline_s = time.perf_counter() - started
-    labelled = evaluate(resolve(model).path, dataset, max_seconds=max_seconds)
+    labelled = evaluate(model, dataset, max_seconds=max_seconds, device="cpu")
     return {
         "examples": len(examples),
         "seg": seg,
@@ -154,14 +155,15 @@ def main() -> int:
         print(f"{kind:<34}{n:>9}  {right}")
     c = lab["classification"]
     total = c["performers"] + c["distractors"]
-    hits = c["accuracy"] * c["performers"] + c["none_accuracy"] * c["distractors"]
+    hits = c["accuracy"]["mean"] * c["performers"] + c["none_accuracy"]["mean"] * c["distractors"]
     print(f"{'labelled clouds (evaluate)':<34}{total:>9}  {100 * hits / total:5.1f} %")
     print("\nSDRi (dB)                 2 perf.  3-4 perf.")
     pipe = {g: float(np.mean(v)) for g, v in r["sdri"].items()}
     nan = float("nan")
     print(f"{'whole pipeline':<24}{pipe.get('2', nan):>8.2f}{pipe.get('3-4', nan):>11.2f}")
     groups = lab["by_performers"]
-    print(f"{'labelled clouds':<24}{groups['2']['sdri']:>8.2f}{groups['3-4']['sdri']:>11.2f}")
+    lab_2, lab_34 = (groups.get(g, {}).get("sdri", {}).get("mean", nan) for g in ("2", "3-4"))
+    print(f"{'labelled clouds':<24}{lab_2:>8.2f}{lab_34:>11.2f}")
     return 0
 
 
