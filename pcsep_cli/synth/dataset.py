@@ -49,6 +49,7 @@ import numpy as np
 
 from pcsep_cli.errors import DatasetError
 from pcsep_cli.synth import corpus
+from pcsep_cli.synth.sources import DEFAULT_SOURCES
 
 SPLITS = ("train", "val", "test")
 BODY_IDS = {
@@ -73,6 +74,7 @@ _SETTINGS = (
     "bits",
     "cycle_instruments",
     "pieces",
+    "sources",
 )
 
 
@@ -121,12 +123,14 @@ class Settings:
     bits: str = "32f"
     cycle_instruments: bool = False
     pieces: tuple[str, ...] | None = None
+    sources: tuple[str, ...] = DEFAULT_SOURCES  # see synth.sources.for_split
 
     def to_json(self) -> dict:
         data = asdict(self)
         data["performers"] = list(self.performers)
         data["split_fractions"] = list(self.split_fractions)
         data["pieces"] = None if self.pieces is None else list(self.pieces)
+        data["sources"] = list(self.sources)
         return data
 
 
@@ -282,7 +286,8 @@ def _claim(out: Path, settings: Settings, examples: int, solo_pool: int, clouds:
                 path=manifest,
                 hint="delete the folder or choose another --out",
             ) from None
-        diff = [k for k in _SETTINGS if have.get("settings", {}).get(k) != wanted[k]]
+        have_settings = {"sources": ["fluidr3"], **have.get("settings", {})}  # before sources
+        diff = [k for k in _SETTINGS if have_settings.get(k) != wanted[k]]
         if diff:
             raise DatasetError(
                 f"was written with other settings ({', '.join(diff)})",
