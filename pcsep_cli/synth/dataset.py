@@ -49,7 +49,7 @@ import numpy as np
 
 from pcsep_cli.errors import DatasetError
 from pcsep_cli.synth import corpus
-from pcsep_cli.synth.sources import DEFAULT_SOURCES
+from pcsep_cli.synth.sources import DEFAULT_SOURCES, for_split
 
 SPLITS = ("train", "val", "test")
 BODY_IDS = {
@@ -151,6 +151,7 @@ def write_dataset(
     bits: str = "32f",
     cycle_instruments: bool = False,
     pieces: Sequence[str] | None = None,
+    sources: Sequence[str] = DEFAULT_SOURCES,
     progress: Callable[[int, int], None] | None = None,
 ) -> DatasetSummary:
     """Write (or complete) a synthetic dataset in ``out`` (layout in the module docstring).
@@ -176,6 +177,8 @@ def write_dataset(
             ``i * performers[1]``) so that a handful of examples covers all ten.
         pieces: restrict the music to these corpus ids (default: all of
             :func:`~pcsep_cli.synth.corpus.corpus_pieces`).
+        sources: sound sources allowed, ``"name"`` or ``"split:name"``
+            (:func:`~pcsep_cli.synth.sources.for_split`); one is drawn per performer.
         progress: called as ``progress(done, total)`` after each example or pool batch.
 
     Returns:
@@ -183,8 +186,8 @@ def write_dataset(
 
     Raises:
         ValueError: an argument is out of range.
-        DatasetError: ``out`` holds another dataset, a split has no piece, FluidSynth or the
-            soundfont is missing.
+        DatasetError: ``out`` holds another dataset, a split has no piece, a sound source is
+            unknown or missing.
     """
     from pcsep_cli.synth.room import channels_of
 
@@ -211,7 +214,10 @@ def write_dataset(
         bits=bits,
         cycle_instruments=bool(cycle_instruments),
         pieces=None if pieces is None else tuple(sorted(pieces)),
+        sources=tuple(sources),
     )
+    for split in SPLITS:
+        for_split(settings.sources, split)  # unknown names fail before any work
     out = Path(out)
     _claim(out, settings, examples, solo_pool, cloud_scenes)
     started = time.perf_counter()
