@@ -24,11 +24,21 @@ $(VENV)/.base: pyproject.toml $(VENV)/.torch
 
 setup: $(VENV)/.base
 
-# Training data renders with FluidSynth and the FluidR3_GM soundfont (Debian packages).
+# Training data renders from several sound sources (Debian packages; pcsep_cli/synth/sources.py):
+# FluidSynth with the FluidR3_GM, MuseScore General, Csound GM and OPL3 soundfonts, TiMidity++
+# with freepats, STK's stk-demo (with faketime, which makes it deterministic). Never
+# timgm6mb-soundfont: it is kept for an independent check.
+APT_PKGS := fluidsynth fluid-soundfont-gm musescore-general-soundfont csound-soundfont \
+	opl3-soundfont timidity freepats stk faketime
 apt:
-	@if ! command -v fluidsynth >/dev/null || [ ! -f $(SF2) ]; then \
+	@if ! command -v fluidsynth >/dev/null || ! command -v timidity >/dev/null || \
+		! command -v stk-demo >/dev/null || ! command -v faketime >/dev/null || \
+		[ ! -f $(SF2) ] || [ ! -f /usr/share/sounds/sf3/MuseScore_General.sf3 ] || \
+		[ ! -f /usr/share/sounds/sf2/sf_GMbank.sf2 ] || \
+		[ ! -f /usr/share/sounds/sf2/OPL-3_FM_128M.sf2 ] || [ ! -f /etc/timidity/freepats.cfg ]; then \
 		$(SUDO) apt-get update -qq && \
-		$(SUDO) apt-get install -y -qq --no-install-recommends fluidsynth fluid-soundfont-gm; \
+		$(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
+			$(APT_PKGS); \
 	fi
 
 $(VENV)/.train: pyproject.toml $(VENV)/.base

@@ -43,9 +43,18 @@ def synth(
     splits: Annotated[
         str, typer.Option(help="Train,val,test shares (normalised), e.g. 0.7,0.1,0.2.")
     ] = "0.8,0.1,0.1",
+    sources: Annotated[
+        str,
+        typer.Option(
+            help="Sound sources, comma-separated: fluidr3, musescore, csound, freepats, stk, "
+            "opl3; 'test:stk' allows a source in one split only (then that split uses only its "
+            "own). Default: fluidr3,musescore,csound,freepats,stk."
+        ),
+    ] = "",
 ) -> None:
     """Write a synthetic dataset (scenes, mixtures, stems, solo pool) in the dataset layout."""
     from pcsep_cli.synth.dataset import write_dataset
+    from pcsep_cli.synth.sources import DEFAULT_SOURCES
 
     if min_performers > max_performers:
         raise typer.BadParameter("--min-performers is above --max-performers")
@@ -57,6 +66,7 @@ def synth(
     if len(fractions) != 3:
         raise typer.BadParameter(bad_splits)
     mic_arg: str | int = int(mics) if mics.isdigit() else mics
+    source_list = tuple(s.strip() for s in sources.split(",") if s.strip()) or DEFAULT_SOURCES
     with ProgressBar("synth") as bar:
         try:
             summary = write_dataset(
@@ -74,6 +84,7 @@ def synth(
                 bits=bits,
                 cycle_instruments=cycle_instruments,
                 split_fractions=fractions,
+                sources=source_list,
                 progress=bar,
             )
         except ValueError as err:

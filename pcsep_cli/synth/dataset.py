@@ -52,6 +52,7 @@ import numpy as np
 from pcsep_cli.errors import DatasetError
 from pcsep_cli.progress import Progress, ProgressFn
 from pcsep_cli.synth.settings import BODY_IDS, FORMAT_VERSION, SPLITS, Settings
+from pcsep_cli.synth.sources import DEFAULT_SOURCES, for_split
 
 POOL_CHUNK = 8
 """Solo clips rendered by one FluidSynth call (a fixed grouping, so results stay the same)."""
@@ -66,6 +67,7 @@ _SETTINGS = (
     "bits",
     "cycle_instruments",
     "pieces",
+    "sources",
 )
 
 
@@ -117,6 +119,7 @@ def write_dataset(
     bits: str = "32f",
     cycle_instruments: bool = False,
     pieces: Sequence[str] | None = None,
+    sources: Sequence[str] = DEFAULT_SOURCES,
     progress: ProgressFn | None = None,
 ) -> DatasetSummary:
     """Write (or complete) a synthetic dataset in ``out`` (layout in the module docstring).
@@ -142,6 +145,8 @@ def write_dataset(
             ``i * performers[1]``) so that a handful of examples covers all ten.
         pieces: restrict the music to these corpus ids (default: all of
             :func:`~pcsep_cli.synth.corpus.corpus_pieces`).
+        sources: sound sources allowed, ``"name"`` or ``"split:name"``
+            (:func:`~pcsep_cli.synth.sources.for_split`); one is drawn per performer.
         progress: called with a :class:`~pcsep_cli.progress.Progress` (stage ``synth``, unit
             ``task``: an example or a pool batch) after each.
 
@@ -167,7 +172,10 @@ def write_dataset(
         bits=bits,
         cycle_instruments=bool(cycle_instruments),
         pieces=None if pieces is None else tuple(sorted(pieces)),
+        sources=tuple(sources),
     )
+    for split in SPLITS:
+        for_split(settings.sources, split)  # unknown names fail before any work
     out = Path(out)
     _claim(out, settings, examples, solo_pool, cloud_scenes)
     started = time.perf_counter()
@@ -286,7 +294,8 @@ def _claim(out: Path, settings: Settings, examples: int, solo_pool: int, clouds:
                 path=manifest,
                 hint="delete the folder or choose another --out",
             ) from None
-        diff = [k for k in _SETTINGS if have.get("settings", {}).get(k) != wanted[k]]
+        have_settings = {"sources": ["fluidr3"], **have.get("settings", {})}  # before sources
+        diff = [k for k in _SETTINGS if have_settings.get(k) != wanted[k]]
         if diff:
             raise DatasetError(
                 f"was written with other settings ({', '.join(diff)})",

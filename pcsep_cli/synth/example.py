@@ -16,7 +16,8 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from pcsep_cli.errors import DatasetError
-from pcsep_cli.synth import corpus, fluid, music, room
+from pcsep_cli.synth import corpus, music, room
+from pcsep_cli.synth import sources as sound_sources
 from pcsep_cli.synth.settings import (
     BODY_IDS,
     FORMAT_VERSION,
@@ -232,7 +233,12 @@ def write_scene(settings: Settings, folder: Path, split: str, index: int) -> Non
     plays = music.plan_ensemble(
         music_rng, piece, instruments, duration_s=settings.duration_s, preroll_s=PREROLL_S
     )
-    dry, gains = _level(fluid.render(plays, sample_rate=sr, num_samples=pre + n), music_rng)
+    allowed = sound_sources.for_split(settings.sources, split)
+    used = sound_sources.choose(
+        sound_sources.source_rng(settings.seed, _SCENE, index), plays, allowed
+    )
+    dry = sound_sources.render(plays, used, sample_rate=sr, num_samples=pre + n)
+    dry, gains = _level(dry, music_rng)
 
     sources = np.array([o.source_position for _, o in players], dtype=np.float64)
     centre, target = _mic_pose(room_rng, scene, sources)
@@ -277,18 +283,19 @@ def write_scene(settings: Settings, folder: Path, split: str, index: int) -> Non
                 "part_name": play.part_name,
                 "transpose": play.transpose,
                 "articulation": play.articulation,
+                "source": src,
                 "gain_db": round(gain, 3),
                 "rms_db": _db(stem),
             }
-            for name, (k, obj), play, gain, stem in zip(
-                names, players, plays, gains, stems, strict=True
+            for name, (k, obj), play, src, gain, stem in zip(
+                names, players, plays, used, gains, stems, strict=True
             )
         ],
         "distractors": _distractor_meta(others, counts),
         "microphones": [_r(m) for m in mics],
         "mic_layout": settings.mics,
-        "source": f"pcsep synth: music21 corpus {piece.path}, FluidR3_GM via FluidSynth, "
-        "pyroomacoustics shoebox",
+        "source": f"pcsep synth: music21 corpus {piece.path}, sound sources "
+        f"{', '.join(dict.fromkeys(used))}, pyroomacoustics shoebox",
         "split": split,
         "index": index,
         "seed": settings.seed,
@@ -330,7 +337,15 @@ def write_pool_chunk(
             music_rng, piece, instrument, duration_s=settings.duration_s, preroll_s=PREROLL_S
         )
         plans.append((geo_rng, room_rng, piece, play))
-    dry = fluid.render([p[3] for p in plans], sample_rate=sr, num_samples=pre + n)
+    used = [
+        sound_sources.choose(
+            sound_sources.source_rng(settings.seed, _POOL, start + j),
+            [plan[3]],
+            sound_sources.for_split(settings.sources, split),
+        )[0]
+        for j, (split, plan) in enumerate(zip(splits, plans, strict=True))
+    ]
+    dry = sound_sources.render([p[3] for p in plans], used, sample_rate=sr, num_samples=pre + n)
 
     for j, (folder, split) in enumerate(zip(folders, splits, strict=True)):
         if not todo[j]:
@@ -387,8 +402,9 @@ def write_pool_chunk(
             "microphones": [_r(m) for m in mics],
             "mic_layout": settings.mics,
             "room": {**space.to_json(), "rt60_measured": round(rt60, 4)},
-            "source": f"pcsep synth solo: music21 corpus {piece.path}, FluidR3_GM via "
-            "FluidSynth, pyroomacoustics shoebox",
+            "sound_source": used[j],
+            "source": f"pcsep synth solo: music21 corpus {piece.path}, sound source "
+            f"{used[j]}, pyroomacoustics shoebox",
             "split": split,
             "index": start + j,
             "seed": settings.seed,

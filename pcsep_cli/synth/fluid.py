@@ -36,12 +36,15 @@ def soundfont_path() -> Path:
     Raises:
         DatasetError: the file or the ``fluidsynth`` program is missing.
     """
-    sf2 = Path(os.environ.get("PCSEP_SOUNDFONT") or SOUNDFONT)
-    if not sf2.is_file():
-        raise DatasetError("soundfont not found", path=sf2, hint=SETUP_HINT)
+    return _checked(Path(os.environ.get("PCSEP_SOUNDFONT") or SOUNDFONT))
+
+
+def _checked(soundfont: Path) -> Path:
+    if not soundfont.is_file():
+        raise DatasetError("soundfont not found", path=soundfont, hint=SETUP_HINT)
     if shutil.which("fluidsynth") is None:
         raise DatasetError("the fluidsynth program is not on PATH", hint=SETUP_HINT)
-    return sf2
+    return soundfont
 
 
 def _midi_bytes(performances: Sequence[Performance], slot_s: float, length_s: float) -> bytes:
@@ -60,6 +63,8 @@ def _midi_bytes(performances: Sequence[Performance], slot_s: float, length_s: fl
             (slot + length_s, 9, midi.ChannelVoiceMessages.CONTROLLER_CHANGE, (120, 0)),
         ]
         for onset, duration, pitch, velocity in perf.notes:
+            if onset >= length_s:  # would start after the all-sound-off and never stop
+                continue
             end = min(onset + duration, length_s)
             events.append((slot + onset, 4, midi.ChannelVoiceMessages.NOTE_ON, (pitch, velocity)))
             events.append((slot + end, 3, midi.ChannelVoiceMessages.NOTE_OFF, (pitch, 0)))
@@ -84,7 +89,11 @@ def _midi_bytes(performances: Sequence[Performance], slot_s: float, length_s: fl
 
 
 def render(
-    performances: Sequence[Performance], *, sample_rate: int, num_samples: int
+    performances: Sequence[Performance],
+    *,
+    sample_rate: int,
+    num_samples: int,
+    soundfont: Path | None = None,
 ) -> np.ndarray:
     """Render performances with FluidSynth, each alone, as mono dry signals.
 
@@ -92,6 +101,7 @@ def render(
         performances: what to play; note times in seconds from the start of the rendering.
         sample_rate: Hz.
         num_samples: samples per performance (notes after the end are cut off).
+        soundfont: an SF2 or SF3 file; ``None``: :func:`soundfont_path`.
 
     Returns:
         float32 ``(P, num_samples)``, one row per performance, FluidSynth's gain (not
@@ -102,7 +112,7 @@ def render(
     """
     if not performances:
         return np.zeros((0, num_samples), dtype=np.float32)
-    sf2 = soundfont_path()
+    sf2 = soundfont_path() if soundfont is None else _checked(soundfont)
     length_s = num_samples / sample_rate
     slot_s = math.ceil(length_s + _SLOT_GAP_S)
     with tempfile.TemporaryDirectory(prefix="pcsep-fluid-") as tmp:

@@ -12,6 +12,7 @@ from dataclasses import asdict, dataclass
 
 from pcsep_cli.errors import DatasetError
 from pcsep_cli.synth import corpus
+from pcsep_cli.synth.sources import DEFAULT_SOURCES
 
 SPLITS = ("train", "val", "test")
 BODY_IDS = {
@@ -41,12 +42,14 @@ class Settings:
     bits: str = "32f"
     cycle_instruments: bool = False
     pieces: tuple[str, ...] | None = None
+    sources: tuple[str, ...] = DEFAULT_SOURCES  # see synth.sources.for_split
 
     def to_json(self) -> dict:
         data = asdict(self)
         data["performers"] = list(self.performers)
         data["split_fractions"] = list(self.split_fractions)
         data["pieces"] = None if self.pieces is None else list(self.pieces)
+        data["sources"] = list(self.sources)
         return data
 
 

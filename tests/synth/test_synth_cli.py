@@ -91,3 +91,27 @@ def test_synth_cloud_scenes_from_the_command_line(tmp_path):
     assert "0 cloud scenes written, 2 already there" in again.output
     bad = runner.invoke(app, ["synth", "-o", str(tmp_path / "bad"), "--cloud-scenes", "-1"])
     assert bad.exit_code == 2 and not (tmp_path / "bad").exists()
+
+
+def test_synth_sources_option_picks_the_sound_sources(tmp_path):
+    out = tmp_path / "ds"
+    args = ["synth", "-o", str(out), "--examples", "2", "--duration", "1", "--seed", "5"]
+    result = runner.invoke(app, [*args, "--max-performers", "2", "--sources", "csound, stk"])
+    assert result.exit_code == 0, result.output
+    used = {
+        p["source"]
+        for m in out.glob("*/*/meta.json")
+        for p in json.loads(m.read_text())["performers"]
+    }
+    assert used and used <= {"csound", "stk"}
+    assert json.loads((out / "dataset.json").read_text())["settings"]["sources"] == [
+        "csound",
+        "stk",
+    ]
+
+
+def test_synth_refuses_an_unknown_source_before_writing(tmp_path):
+    result = runner.invoke(app, ["synth", "-o", str(tmp_path / "x"), "--sources", "timgm6mb"])
+    assert result.exit_code == 1
+    assert "timgm6mb" in result.output
+    assert not (tmp_path / "x").exists()
