@@ -1,15 +1,5 @@
-"""The inference pipeline: performers → conditions → chunked masks → stems + residual.
-
-Python API (``pcsep batch`` and scripts use it; the CLI never touches tensors)::
-
-    from pcsep_cli.separate import Separator, SeparateOptions, prepare_job
-
-    sep = Separator.from_pretrained()                 # default model; or "owner/name@rev", a dir
-    result = sep.separate(audio, 44100, cloud)        # in memory: audio (C, S) float32
-    result.stems, result.residual                     # (P, C, S), (C, S): they sum to audio
-
-    job = prepare_job("concert.wav", ["scene.ply"], "out", SeparateOptions())  # no model needed
-    manifest = sep.run(job, progress=print)           # streamed from and to files
+"""The :class:`Separator`: a loaded model and chunked inference, performers → conditions →
+masks → stems + residual (:mod:`pcsep_cli.separate` shows the whole API).
 
 - :meth:`Separator.condition` classifies each performer once (instrument + confidence; ``none``
   is detected and not separated) and runs the visual encoder and FiLM trunk once per performer.
@@ -22,17 +12,16 @@ Python API (``pcsep batch`` and scripts use it; the CLI never touches tensors)::
   ``Σ stems + residual = mixture`` holds to float rounding. Blocks are cross-faded with
   ``sin²``/``cos²`` ramps that sum to one over the overlap, and only one block is held at a
   time: memory does not grow with duration.
-- :func:`~pcsep_cli.separate.job.prepare_job` validates inputs and outputs before any model
-  is loaded; :meth:`Separator.run` writes stems, residual and ``manifest.json``
-  (:mod:`pcsep_cli.separate.output`).
+- :meth:`Separator.separate` does both for a signal held in memory; files go through
+  :func:`pcsep_cli.separate.output.run_job`, which drives a Separator from above.
 
 Label mode (``instruments=``, ``--instruments``; the paper's reference, needs a model built
 with ``conditioning`` ``labels`` or ``both``): the net is conditioned on the labels alone. With a
 cloud, the performers found in it (left to right) must match the labels one to one and only
 give the stems their positions; without one, positions are None.
 
-Progress: callables receive :class:`SeparationProgress` (stage ``separate`` then ``write``,
-done, total frames). Threads: torch's own default (one per core); a caller may set
+Progress: callables receive :class:`~pcsep_cli.progress.Progress` events (stage ``separate``,
+unit ``frame``). Threads: torch's own default (one per core); a caller may set
 ``torch.set_num_threads`` before. A :class:`Separator` holds no state between calls, so
 threads may share one.
 """
