@@ -80,3 +80,25 @@ def test_cycle_checker_sees_a_self_import_and_a_three_module_ring(tmp_path: Path
     # q.s imports itself by name: the graph leaves self-edges out, so it is no circle here;
     # the ring x → y → z → x is.
     assert cycles(graph) == [["q.x", "q.y", "q.z"]]
+
+
+def test_each_rule_fails_when_a_violation_is_added_to_the_real_package(tmp_path: Path) -> None:
+    """The real package, copied, with one violation of each rule appended: each check fails."""
+    import shutil
+
+    shutil.copytree(
+        ROOT / "pcsep_cli",
+        tmp_path / "pcsep_cli",
+        ignore=shutil.ignore_patterns("*.pyc", "__pycache__", "examples"),
+    )
+    assert cycles(import_graph(tmp_path, "pcsep_cli")) == []  # the copy is clean
+    with (tmp_path / "pcsep_cli/io/cloud.py").open("a") as f:
+        f.write("\nfrom pcsep_cli.io.pointcloud import read_cloud\n")  # pointcloud imports cloud
+    with (tmp_path / "pcsep_cli/separate/separator.py").open("a") as f:
+        f.write("\nfrom pcsep_cli.train.augment import augment\n")
+    with (tmp_path / "pcsep_cli/batch/run.py").open("a") as f:
+        f.write("\nimport rich.progress\n")
+    circles = cycles(import_graph(tmp_path, "pcsep_cli"))
+    assert any({"pcsep_cli.io.cloud", "pcsep_cli.io.pointcloud"} <= set(c) for c in circles)
+    assert forbidden_imports(tmp_path, "pcsep_cli", TRAINING, within=INFERENCE) != []
+    assert forbidden_imports(tmp_path, "pcsep_cli", ["rich"], exempt=["pcsep_cli.cli"]) != []
