@@ -201,6 +201,8 @@ ERRORS: list[tuple[str, Callable[[Path, Base], list[str]], int, str]] = [
      r"nope\\x1b\]0;owned\\x07\\x9b2J\.ply: no such file"),
     ("csv-name-nul", _csv("audio,cloud,name\nok.wav,small.ply,a\x00b\x1b[31m\n"), 1,
      r"m\.csv row 2: name 'a\\x00b\\x1b\[31m' holds the control character '\\x00'"),
+    ("csv-path-nul", _csv("audio,cloud\nok\x00.wav,small.ply\n"), 1,
+     r"m\.csv row 2: the audio path 'ok\\x00\.wav' holds a NUL byte \(fix the path\)"),
     ("csv-name-newline", _csv('audio,cloud,name\nok.wav,small.ply,"a\nb"\n'), 1,
      r"m\.csv row 2: name 'a\\nb' holds the control character '\\n'"),
     ("csv-name-too-long", _csv("audio,cloud,name\nok.wav,small.ply,s/" + "n" * 256 + "\n"), 1,

@@ -295,8 +295,9 @@ def read_csv_manifest(path: _PathArg) -> list[BatchItem]:
         The items, in file order.
 
     Raises:
-        DatasetError: unreadable file, missing columns, an empty cell, a name that is not a
-            plain relative path, or two rows with the same name.
+        DatasetError: unreadable file, missing columns, an empty cell, a path with a NUL
+            byte, a name that is not a plain relative path (or holds a control character, or a
+            part over 255 bytes), or two rows with the same name.
     """
     csv_path = Path(path)
     try:
@@ -322,6 +323,11 @@ def read_csv_manifest(path: _PathArg) -> list[BatchItem]:
         where = f"{csv_path} row {line}"
         if not cells["audio"] or not cells["cloud"]:
             raise DatasetError("empty audio or cloud cell", where, "fill in both paths")
+        for key in ("audio", "cloud"):
+            if "\x00" in cells[key]:  # no file system allows it; open() would raise ValueError
+                raise DatasetError(
+                    f"the {key} path {quoted(cells[key])} holds a NUL byte", where, "fix the path"
+                )
         audio, cloud = base / cells["audio"], base / cells["cloud"]
         if cells.get("name"):
             name = _check_name(cells["name"], where)
