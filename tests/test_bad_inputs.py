@@ -2,8 +2,9 @@
 
 ``pcsep separate`` / ``pcsep inspect`` run through ``CliRunner`` on real files built in
 ``tmp_path`` with a tiny model. Every error must be one non-empty line starting ``error:``
-(usage errors, exit code 2, too), and nothing may be left under ``-o``. The rows that
-are accepted (a 1-sample recording, 64 channels, 1 MHz) must give stems that sum to the mixture.
+(usage errors, exit code 2, too), with no terminal control character in it, and nothing may be
+left under ``-o``, not even an empty folder. The rows that are accepted (a 1-sample recording,
+64 channels, 1 MHz) must give stems that sum to the mixture.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ import os
 import re
 import struct
 import subprocess
+import unicodedata
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -115,6 +117,28 @@ def _args(*extra: str) -> Callable[[Path, Base], list[str]]:
     return lambda d, b: ["separate", str(b.wav), "--instruments", "violin", *extra]
 
 
+def _named(name: str, *extra: str) -> Callable[[Path, Base], list[str]]:
+    """Separate (label mode) a copy of the good WAV named ``name``."""
+
+    def build(d: Path, b: Base) -> list[str]:
+        (d / name).write_bytes(b.wav.read_bytes())
+        return ["separate", str(d / name), "--instruments", "violin", *extra]
+
+    return build
+
+
+def _csv(text: str) -> Callable[[Path, Base], list[str]]:
+    """``pcsep batch --manifest`` of a CSV holding ``text`` (the good WAV and PLY beside it)."""
+
+    def build(d: Path, b: Base) -> list[str]:
+        (d / "ok.wav").write_bytes(b.wav.read_bytes())
+        (d / "small.ply").write_bytes(b.ply.read_bytes())
+        (d / "m.csv").write_text(text, encoding="utf-8")
+        return ["batch", str(d), "--manifest", str(d / "m.csv")]
+
+    return build
+
+
 WAV_HEAD = "RIFF"
 # (id, how to build the command line, exit code, regex the message must match)
 ERRORS: list[tuple[str, Callable[[Path, Base], list[str]], int, str]] = [
@@ -151,6 +175,38 @@ ERRORS: list[tuple[str, Callable[[Path, Base], list[str]], int, str]] = [
      r"gives an absolute path; keep it inside -o"),
     ("filename-track-escape", _args("--filename", "{track}/../../{stem}.{ext}"), 2,
      r"leaves the output folder"),
+    # Names that reach a path (issue 18): format specs once padded a name to 4.7 GB.
+    ("filename-width-300M", _args("--filename", "{track}/{stem:>300000000}.{ext}"), 2,
+     r"--filename field \{stem:>300000000\} has a format spec or conversion; write the plain "
+     r"field \{stem\}"),
+    ("filename-width-300", _args("--filename", "{track}/{stem:>300}.{ext}"), 2,
+     r"field \{stem:>300\} has a format spec"),
+    ("filename-conversion", _args("--filename", "{track}/{stem!r}.{ext}"), 2,
+     r"field \{stem!r\} has a format spec or conversion"),
+    ("filename-nested-spec", _args("--filename", "{track}/{stem:{ext}}.{ext}"), 2,
+     r"field \{stem:\{ext\}\} has a format spec"),
+    ("filename-control-char", _args("--filename", "{track}/\x1b[2J{stem}.{ext}"), 2,
+     r"holds the control character '\\x1b'; remove it from the template"),
+    ("filename-name-too-long", _args("--filename", "{track}/" + "x" * 300 + "{stem}.{ext}"), 2,
+     r"gives a name of 308 bytes .*, longer than the 255 a file system allows"),
+    ("filename-path-too-long", _args("--filename", ("y" * 250 + "/") * 17 + "{stem}.{ext}"), 1,
+     r"gives a path of \d+ bytes, longer than the 4095 a file system allows"),
+    ("recording-named-dots", _named("...wav"), 1,
+     r"\.\.\.wav: --filename '\{track\}/\{stem\}\.\{ext\}' leaves the output folder "
+     r"\('\.\./residual\.wav'\) \(rename the recording"),
+    ("recording-name-too-long", _named("L" * 250 + ".wav", "--filename", "{track}_{stem}.{ext}"),
+     1, r"L\.wav: --filename .* gives a name of 263 bytes .*\(rename the recording"),
+    # What is printed is escaped: a file name cannot drive the terminal.
+    ("cloud-name-escapes", _cloud(lambda d, b: d / "nope\x1b]0;owned\x07\x9b2J.ply"), 1,
+     r"nope\\x1b\]0;owned\\x07\\x9b2J\.ply: no such file"),
+    ("csv-name-nul", _csv("audio,cloud,name\nok.wav,small.ply,a\x00b\x1b[31m\n"), 1,
+     r"m\.csv row 2: name 'a\\x00b\\x1b\[31m' holds the control character '\\x00'"),
+    ("csv-path-nul", _csv("audio,cloud\nok\x00.wav,small.ply\n"), 1,
+     r"m\.csv row 2: the audio path 'ok\\x00\.wav' holds a NUL byte \(fix the path\)"),
+    ("csv-name-newline", _csv('audio,cloud,name\nok.wav,small.ply,"a\nb"\n'), 1,
+     r"m\.csv row 2: name 'a\\nb' holds the control character '\\n'"),
+    ("csv-name-too-long", _csv("audio,cloud,name\nok.wav,small.ply,s/" + "n" * 256 + "\n"), 1,
+     r"row 2: name .* has a part of 256 bytes, longer than the 255 a file system allows"),
 ]  # fmt: skip
 
 
@@ -161,12 +217,17 @@ def _message(result: object, code: int) -> str:
 
 
 def _files_under(folder: Path) -> list[Path]:
-    return sorted(p for p in folder.rglob("*") if p.is_file()) if folder.exists() else []
+    """Everything under ``folder``: files and folders (a failed run leaves no empty folder)."""
+    return sorted(folder.rglob("*")) if folder.exists() else []
 
 
 def invoke(args: list[str], out: Path, model: Path) -> object:
-    extra = ["-o", str(out), "--model", str(model)] if args[0] == "separate" else []
+    extra = ["-o", str(out), "--model", str(model)] if args[0] in ("separate", "batch") else []
     return runner.invoke(app, [*args, *extra])
+
+
+def _no_controls(text: str) -> bool:
+    return not any(unicodedata.category(c) == "Cc" for c in text.replace("\n", ""))
 
 
 @pytest.mark.parametrize(("case", "build", "code", "pattern"), ERRORS, ids=[e[0] for e in ERRORS])
@@ -180,6 +241,7 @@ def test_bad_input_gives_one_line_and_writes_nothing(
     message = _message(result, code)
     assert re.search(pattern, message), message
     assert message.startswith("error: ")  # usage errors (2) too
+    assert _no_controls(result.output), repr(result.output)
     assert _files_under(out) == []
 
 

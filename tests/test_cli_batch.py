@@ -196,3 +196,22 @@ def test_dataset_layout_and_template(tmp_path: Path, model: Path, scene_ply: Pat
 
     bad = batch(data, "-o", out, "--model", model, "--filename", "{stem}.{ext}")
     assert bad.exit_code == 2 and "{track}" in bad.output
+
+
+def test_items_failing_midway_leave_no_folder(tmp_path: Path, model: Path, scene_ply: Path,
+                                              full_disk: Path) -> None:  # fmt: skip
+    """A disk that fills during the items' writes: run_job made their folders (two levels
+    here) and takes them away again; -o is left as it was found (issue 18)."""
+    data = tmp_path / "data"
+    for name in "ab":
+        recording(data / f"{name}.wav", seed=0, seconds=2.0)
+        shutil.copy(scene_ply, data / f"{name}.ply")
+    out = full_disk / "o"
+    out.mkdir()
+
+    result = batch(data, "-o", out, "--model", model, "--filename", "{track}/deep/{stem}.{ext}")
+
+    assert result.exit_code == 1, result.output
+    assert "2 item(s) not separated" in result.stderr
+    assert "disk full" in result.stderr
+    assert list(out.iterdir()) == []  # -o itself existed before: kept

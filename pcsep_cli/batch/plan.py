@@ -7,6 +7,10 @@ Three ways to say which recording goes with which cloud (:func:`discover`):
   (``DIR/<split>/<example>/``); the track name is the folder's path under ``DIR``;
 - **CSV manifest**: columns ``audio,cloud[,name]``; relative paths are read from the CSV's folder.
 
+Item names become output folders and are printed: a name taken from a file or folder name has
+its control characters replaced by ``_`` (:func:`~pcsep_cli.separate.job.file_name_part`); a
+name written in a CSV is refused when it holds one, or a part longer than 255 bytes.
+
 Files that look like a recording or a cloud but have no partner are reported, never silently
 dropped. The work list is sorted by track name, so it does not depend on the order in which the
 file system lists a folder; :func:`shard` then gives item ``i`` to shard ``i mod N`` (shards
@@ -27,6 +31,7 @@ from os import PathLike
 from pathlib import Path, PurePosixPath
 
 from pcsep_cli.errors import DatasetError
+from pcsep_cli.separate.job import NAME_MAX, control_char, file_name_part, quoted
 
 __all__ = [
     "AUDIO_EXTS",
@@ -237,7 +242,7 @@ def _pair_stems(root: Path) -> tuple[list[BatchItem], list[Unpaired]]:
     for name in sorted(audio.keys() | clouds.keys()):
         a, c = audio.get(name, []), clouds.get(name, [])
         if len(a) == 1 and len(c) == 1:
-            items.append(BatchItem(name, a[0], c[0]))
+            items.append(BatchItem(file_name_part(name), a[0], c[0]))
             continue
         for path in a + c:
             unpaired.append(Unpaired(path, _why_unpaired(name, a, c, path.suffix.lower())))
@@ -262,7 +267,8 @@ def _example(folder: Path, root: Path, unpaired: list[Unpaired]) -> BatchItem | 
     if not mixtures and not scenes:
         return None
     if len(mixtures) == 1 and len(scenes) == 1:
-        name = PurePosixPath(*folder.relative_to(root).parts).as_posix()
+        parts = [file_name_part(part) for part in folder.relative_to(root).parts]
+        name = PurePosixPath(*parts).as_posix()
         return BatchItem(name, mixtures[0], scenes[0])
     if len(mixtures) > 1 or len(scenes) > 1:
         reason = "several mixture.* or scene.* files: " + ", ".join(
@@ -289,8 +295,9 @@ def read_csv_manifest(path: _PathArg) -> list[BatchItem]:
         The items, in file order.
 
     Raises:
-        DatasetError: unreadable file, missing columns, an empty cell, a name that is not a
-            plain relative path, or two rows with the same name.
+        DatasetError: unreadable file, missing columns, an empty cell, a path with a NUL
+            byte, a name that is not a plain relative path (or holds a control character, or a
+            part over 255 bytes), or two rows with the same name.
     """
     csv_path = Path(path)
     try:
@@ -316,21 +323,44 @@ def read_csv_manifest(path: _PathArg) -> list[BatchItem]:
         where = f"{csv_path} row {line}"
         if not cells["audio"] or not cells["cloud"]:
             raise DatasetError("empty audio or cloud cell", where, "fill in both paths")
+        for key in ("audio", "cloud"):
+            if "\x00" in cells[key]:  # no file system allows it; open() would raise ValueError
+                raise DatasetError(
+                    f"the {key} path {quoted(cells[key])} holds a NUL byte", where, "fix the path"
+                )
         audio, cloud = base / cells["audio"], base / cells["cloud"]
-        name = cells.get("name") or Path(cells["audio"]).stem
-        items.append(BatchItem(_check_name(name, where), audio, cloud))
+        if cells.get("name"):
+            name = _check_name(cells["name"], where)
+        else:
+            name = _check_name(file_name_part(Path(cells["audio"]).stem), where)
+        items.append(BatchItem(name, audio, cloud))
     _check_unique(items, csv_path)
     return items
 
 
 def _check_name(name: str, where: str) -> str:
+    """The item name of a CSV row, as a POSIX path (``\\`` taken for ``/``).
+
+    Raises:
+        DatasetError: not a plain relative path, a control character (NUL, ESC, newline ...),
+            or a part longer than ``NAME_MAX`` bytes.
+    """
+    hint = "use a name like `take1` or `session/take1`"
+    char = control_char(name)
+    if char is not None:
+        raise DatasetError(f"name {quoted(name)} holds the control character {char!r}", where, hint)
     parts = PurePosixPath(name.replace("\\", "/")).parts
     if not parts or name.startswith(("/", "\\")) or any(p in ("..", ".") for p in parts):
-        raise DatasetError(
-            f"name {name!r} is not a plain relative path",
-            where,
-            "use a name like `take1` or `session/take1`",
-        )
+        raise DatasetError(f"name {quoted(name)} is not a plain relative path", where, hint)
+    for part in parts:
+        size = len(part.encode("utf-8", "surrogateescape"))
+        if size > NAME_MAX:
+            raise DatasetError(
+                f"name {quoted(name)} has a part of {size} bytes, longer than the {NAME_MAX} "
+                "a file system allows",
+                where,
+                hint,
+            )
     return PurePosixPath(*parts).as_posix()
 
 

@@ -11,6 +11,7 @@ live in their own modules and are registered, in the order ``pcsep --help`` list
 from __future__ import annotations
 
 import sys
+import unicodedata
 from typing import TYPE_CHECKING, Annotated, Any
 
 import click
@@ -44,13 +45,13 @@ class _App(TyperGroup):
             where = err.ctx.command_path if err.ctx is not None else "pcsep"
             message = err.format_message().rstrip(".")
             stderr_console().print(
-                f"[bold red]error:[/] {escape_markup(where)}: {escape_markup(message)} "
-                f"(see '{escape_markup(where)} --help')",
+                f"[bold red]error:[/] {safe_text(where)}: {safe_text(message)} "
+                f"(see '{safe_text(where)} --help')",
                 soft_wrap=True,
             )
             sys.exit(EXIT_USAGE)
         except cx.ClickException as err:
-            stderr_console().print(f"[bold red]error:[/] {escape_markup(err.format_message())}")
+            stderr_console().print(f"[bold red]error:[/] {safe_text(err.format_message())}")
             sys.exit(err.exit_code)
         except typer.Abort:
             stderr_console().print("[yellow]aborted[/]")
@@ -67,7 +68,7 @@ class _App(TyperGroup):
                 import traceback
 
                 traceback.print_exc()
-            stderr_console().print(f"[bold red]error:[/] {escape_markup(str(err))}", soft_wrap=True)
+            stderr_console().print(f"[bold red]error:[/] {safe_text(str(err))}", soft_wrap=True)
             raise typer.Exit(EXIT_FAILED) from None
         except KeyboardInterrupt:
             stderr_console().print("[yellow]interrupted[/]: stopped cleanly, finished outputs kept")
@@ -90,9 +91,33 @@ def is_debug(ctx: click.Context) -> bool:
     return bool(root.obj and root.obj.get("debug"))
 
 
-def escape_markup(text: str) -> str:
+# Characters that a terminal acts on instead of showing, beyond the Cc category (C0 with ESC,
+# DEL, C1): bidirectional overrides and isolates, which reorder what follows them ("Trojan
+# Source"), and the Unicode line and paragraph separators.
+_ACTIVE = frozenset("\u061c\u200e\u200f\u2028\u2029\u202a\u202b\u202c\u202d\u202e")
+_ACTIVE |= frozenset("\u2066\u2067\u2068\u2069")
+
+
+def _shown(char: str) -> str:
+    if char in _ACTIVE or unicodedata.category(char) in ("Cc", "Cs"):
+        return repr(char)[1:-1]  # \x1b, \r, \x07, \x85, \u202e, \udcff (undecodable byte)
+    return char
+
+
+def safe_text(text: object) -> str:
+    """Untrusted text ready for a rich console: a path, a name, a class name or a message
+    that came from a file, a folder or a model.
+
+    Control characters (ESC, CR, BEL, NUL, C1 ...), bidirectional overrides and lone
+    surrogates are shown as their escapes (``\x1b``), so a file name cannot move the cursor,
+    recolour, clear or retitle the terminal; rich markup (``[red]``) is escaped, so it is
+    shown as written. Everything the CLI prints from outside goes through here.
+    """
     from rich.markup import escape
 
+    text = str(text)
+    if not text.isprintable():  # fast path: plain text has nothing to replace
+        text = "".join(_shown(c) for c in text)
     return escape(text)
 
 
@@ -199,7 +224,7 @@ def load_separator(
     """Load the model for ``separate`` and ``batch``, with a spinner naming it."""
     from pcsep_cli.separate.separator import Separator
 
-    with stderr_console().status(f"loading {escape_markup(model or 'the default model')}"):
+    with stderr_console().status(f"loading {safe_text(model or 'the default model')}"):
         return Separator.from_pretrained(
             model, device=device, offline=offline or None, segment=segment, overlap=overlap
         )

@@ -11,7 +11,6 @@ import threading
 from typing import TYPE_CHECKING
 
 from rich.console import Console
-from rich.markup import escape
 from rich.progress import (
     BarColumn,
     Progress,
@@ -24,6 +23,7 @@ from rich.progress import (
 from rich.table import Table
 
 from pcsep_cli.batch.run import BatchObserver, BatchPlan, BatchSummary, ItemResult
+from pcsep_cli.cli.app import safe_text
 from pcsep_cli.progress import Progress as ProgressEvent
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -77,7 +77,7 @@ class BatchDisplay(BatchObserver):
         self._progress.stop()
 
     def item_started(self, item: BatchItem) -> None:
-        task = self._progress.add_task(f"  {escape(item.name)}", total=None, count="")
+        task = self._progress.add_task(f"  {safe_text(item.name)}", total=None, count="")
         with self._lock:
             self._tasks[item.name] = task
 
@@ -98,7 +98,8 @@ class BatchDisplay(BatchObserver):
         if result.status == "failed":
             # Printed above the bars as it happens, so a long batch shows trouble early.
             self._progress.console.print(
-                f"[bold red]failed[/]: {escape(result.item.name)}: {escape(result.error or '')}",
+                f"[bold red]failed[/]: {safe_text(result.item.name)}: "
+                f"{safe_text(result.error or '')}",
                 soft_wrap=True,
                 highlight=False,
             )
@@ -110,7 +111,7 @@ def print_plan_notes(err: Console, plan: BatchPlan) -> None:
     if unpaired:
         err.print(f"[yellow]warning[/]: {len(unpaired)} file(s) not paired, left out:")
         for entry in unpaired:
-            err.print(f"  {escape(str(entry.path))}: {escape(entry.reason)}", soft_wrap=True)
+            err.print(f"  {safe_text(str(entry.path))}: {safe_text(entry.reason)}", soft_wrap=True)
     if plan.removed_temps:
         err.print(f"removed {len(plan.removed_temps)} temporary file(s) left by a killed run")
     if plan.shard is not None:
@@ -129,7 +130,7 @@ def _row(result: ItemResult) -> tuple[str, str, str, str]:
     else:
         detail = result.error or ""
     seconds = f"{result.seconds:.1f}" if result.status in ("done", "failed") else ""
-    return escape(result.item.name), f"[{style}]{result.status}[/]", seconds, escape(detail)
+    return safe_text(result.item.name), f"[{style}]{result.status}[/]", seconds, safe_text(detail)
 
 
 def print_summary(out: Console, summary: BatchSummary) -> None:
@@ -159,7 +160,7 @@ def print_failures(err: Console, summary: BatchSummary, *, debug: bool) -> None:
     if failed:
         err.print(f"[bold red]{len(failed)} item(s) not separated[/]:")
         for result in failed:
-            line = f"  {escape(result.item.name)}: {escape(result.error or result.status)}"
+            line = f"  {safe_text(result.item.name)}: {safe_text(result.error or result.status)}"
             err.print(line, soft_wrap=True, highlight=False)
             if debug and result.traceback:
-                err.print(escape(result.traceback), highlight=False)
+                err.print(safe_text(result.traceback), highlight=False)

@@ -10,7 +10,7 @@ import typer
 
 from pcsep_cli.cli.app import (
     UnitsOpt,
-    escape_markup,
+    safe_text,
     stdout_console,
 )
 
@@ -48,8 +48,8 @@ def inspect(
         return
     from rich.table import Table
 
-    table = Table(title=escape_markup(str(cloud)), show_header=False, title_justify="left")
-    table.add_row("format", pc.format)
+    table = Table(title=safe_text(str(cloud)), show_header=False, title_justify="left")
+    table.add_row("format", safe_text(pc.format))
     table.add_row("points", f"{pc.num_points:,}")
     if pc.dropped:
         table.add_row("dropped", f"{pc.dropped:,} non-finite points")
@@ -60,14 +60,14 @@ def inspect(
     table.add_row("colour", "yes" if pc.rgb is not None else "no")
     table.add_row("intensity", "yes" if pc.intensity is not None else "no")
     for i, perf in enumerate(report.get("performers", []), 1):
-        what = perf["instrument"] or "?"
+        what = safe_text(perf["instrument"] or "?")
         if perf["confidence"] is not None:
             what += f" ({100 * perf['confidence']:.0f}%)"
         pos = "  ".join(f"{v:.2f}" for v in perf["position"])
         table.add_row(f"performer {i}", f"{what} at {pos}, {perf['points']:,} points")
     stdout_console().print(table)
     if plot is not None:
-        stdout_console().print(f"plot: {escape_markup(str(plot))}")
+        stdout_console().print(f"plot: {safe_text(str(plot))}")
 
 
 def _inspect_performers(pc: Any, model: str | None, plot: Path | None) -> list[dict[str, Any]]:

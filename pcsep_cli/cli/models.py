@@ -10,8 +10,8 @@ import typer
 from pcsep_cli.cli.app import (
     MODEL_REF_HELP,
     OfflineOpt,
-    escape_markup,
     go_offline,
+    safe_text,
     stderr_console,
     stdout_console,
 )
@@ -47,9 +47,7 @@ def models_list(
         return
     from rich.table import Table
 
-    table = Table(
-        title=f"models (cache: {escape_markup(report['cache_dir'])})", title_justify="left"
-    )
+    table = Table(title=f"models (cache: {safe_text(report['cache_dir'])})", title_justify="left")
     for column in ("", "model", "source", "size", "revisions"):
         table.add_column(column)
     for model in report["models"]:
@@ -61,10 +59,16 @@ def models_list(
         if model.get("available") is False:
             revisions = "not available: run `pcsep models download`"
         mark = "*" if model["default"] else ""
-        table.add_row(mark, model["ref"], model["source"], _size(model["size_bytes"]), revisions)
+        table.add_row(
+            mark,
+            safe_text(model["ref"]),
+            safe_text(model["source"]),
+            _size(model["size_bytes"]),
+            safe_text(revisions),
+        )
     stdout_console().print(table)
     stdout_console().print(
-        f"default: {escape_markup(report['default'])} (from {report['default_origin']})"
+        f"default: {safe_text(report['default'])} (from {safe_text(report['default_origin'])})"
     )
 
 
@@ -77,13 +81,13 @@ def models_download(
     """Download a Hub model into the cache (and check it) so it works offline."""
     from pcsep_cli.hub.models import download
 
-    with stderr_console().status(f"fetching {escape_markup(ref)}"):
+    with stderr_console().status(f"fetching {safe_text(ref)}"):
         resolved = download(ref, force=force)
     if as_json:
         typer.echo(json.dumps(resolved.describe()))
         return
     name = f"{resolved.repo_id}@{resolved.revision} = {resolved.commit}" if resolved.commit else ref
-    stdout_console().print(f"{escape_markup(name)}: ready in {escape_markup(str(resolved.path))}")
+    stdout_console().print(f"{safe_text(name)}: ready in {safe_text(str(resolved.path))}")
 
 
 @models_app.command("info")
@@ -102,23 +106,27 @@ def models_info(
         return
     from rich.table import Table
 
-    table = Table(title=str(info["id"]), show_header=False, title_justify="left")
-    table.add_row("source", info["source"])
+    table = Table(title=safe_text(info["id"]), show_header=False, title_justify="left")
+    table.add_row("source", safe_text(info["source"]))
     if info["commit"]:
-        table.add_row("revision", f"{info['revision']} = {info['commit']}")
-    table.add_row("path", info["path"])
-    table.add_row("classes", ", ".join(info["classes"]))
+        table.add_row("revision", safe_text(f"{info['revision']} = {info['commit']}"))
+    table.add_row("path", safe_text(info["path"]))
+    table.add_row("classes", safe_text(", ".join(info["classes"])))
     table.add_row("sample rate", f"{info['sample_rate']} Hz")
-    table.add_row("conditioning", str(info["conditioning"]))
+    table.add_row("conditioning", safe_text(info["conditioning"]))
     table.add_row("parameters", f"{info['parameters']:,} in {info['tensors']} tensors")
-    table.add_row("files", ", ".join(f"{n} {_size(s)}" for n, s in info["files"].items()))
+    table.add_row(
+        "files", safe_text(", ".join(f"{n} {_size(s)}" for n, s in info["files"].items()))
+    )
     console = stdout_console()
     console.print(table)
     evaluation = info["evaluation"]
     if evaluation:
-        scores = Table(*evaluation["columns"], title="evaluation (card)", title_justify="left")
+        scores = Table(
+            *map(safe_text, evaluation["columns"]), title="evaluation (card)", title_justify="left"
+        )
         for row in evaluation["rows"]:
-            scores.add_row(*(row + [""] * (len(evaluation["columns"]) - len(row))))
+            scores.add_row(*map(safe_text, row + [""] * (len(evaluation["columns"]) - len(row))))
         console.print(scores)
 
 
@@ -134,16 +142,14 @@ def models_use(
     from pcsep_cli.hub.models import parse_ref, resolve, verify
     from pcsep_cli.hub.userconfig import save_default_model
 
-    with stderr_console().status(f"checking {escape_markup(ref)}"):
+    with stderr_console().status(f"checking {safe_text(ref)}"):
         verify(resolve(ref, offline=offline or None))
     saved = str(parse_ref(ref))
     path = save_default_model(saved)
-    stdout_console().print(
-        f"default model: {escape_markup(saved)} (saved in {escape_markup(str(path))})"
-    )
+    stdout_console().print(f"default model: {safe_text(saved)} (saved in {safe_text(str(path))})")
     if os.environ.get("PCSEP_MODEL"):
         stderr_console().print(
-            f"[yellow]note[/]: PCSEP_MODEL={escape_markup(os.environ['PCSEP_MODEL'])} is set and "
+            f"[yellow]note[/]: PCSEP_MODEL={safe_text(os.environ['PCSEP_MODEL'])} is set and "
             "overrides it in this shell"
         )
 
@@ -160,7 +166,7 @@ def models_remove(
     if as_json:
         typer.echo(json.dumps(report))
         return
-    stdout_console().print(f"removed {escape_markup(ref)}: {_size(report['freed_bytes'])} freed")
+    stdout_console().print(f"removed {safe_text(ref)}: {_size(report['freed_bytes'])} freed")
     if report["was_default"]:
         stderr_console().print(
             "[yellow]note[/]: it was the default model; choose another with `pcsep models use`"

@@ -23,10 +23,10 @@ from pcsep_cli.cli.app import (
     ProgressBar,
     SegmentOpt,
     UnitsOpt,
-    escape_markup,
     go_offline,
     is_debug,
     load_separator,
+    safe_text,
     stderr_console,
     stdout_console,
 )
@@ -116,26 +116,26 @@ def separate(
 def _print_manifest(manifest: dict[str, Any]) -> None:
     from rich.table import Table
 
-    table = Table(title=escape_markup(manifest["audio"]), title_justify="left")
+    table = Table(title=safe_text(manifest["audio"]), title_justify="left")
     for column in ("stem", "instrument", "confidence", "position (m)", "file"):
         table.add_column(column)
     for stem in manifest["stems"]:
         pos = stem["position"]
         table.add_row(
-            stem["name"],
-            stem["instrument"],
+            safe_text(stem["name"]),
+            safe_text(stem["instrument"]),
             f"{100 * stem['confidence']:.0f}%",
             "-" if pos is None else "  ".join(f"{v:.2f}" for v in pos),
-            escape_markup(stem["path"]),
+            safe_text(stem["path"]),
         )
     if manifest["residual"]:
-        table.add_row("residual", "", "", "", escape_markup(manifest["residual"]["path"]))
+        table.add_row("residual", "", "", "", safe_text(manifest["residual"]["path"]))
     console = stdout_console()
     console.print(table)
     ignored = manifest["ignored"]
     if ignored:
         console.print(f"{len(ignored)} cluster(s) without an instrument (none) not separated")
-    console.print(f"manifest: {escape_markup(manifest['manifest'])}")
+    console.print(f"manifest: {safe_text(manifest['manifest'])}")
 
 
 BATCH_HELP = (

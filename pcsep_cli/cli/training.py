@@ -10,7 +10,7 @@ import typer
 
 from pcsep_cli.cli.app import (
     ProgressBar,
-    escape_markup,
+    safe_text,
     stderr_console,
     stdout_console,
 )
@@ -90,7 +90,8 @@ def synth(
         except ValueError as err:
             raise typer.BadParameter(str(err)) from None
     stdout_console().print(
-        f"{summary.root}: {summary.written} scenes written, {summary.skipped} already there; "
+        f"{safe_text(summary.root)}: "
+        f"{summary.written} scenes written, {summary.skipped} already there; "
         f"{summary.pool_written} solo clips written, {summary.pool_skipped} already there; "
         f"{summary.clouds_written} cloud scenes written, {summary.clouds_skipped} already there "
         f"({summary.seconds:.1f} s)",
@@ -120,10 +121,10 @@ def train(
             line += f" {m['steps_per_s']:.2f} it/s"
             if "val_loss" in m:
                 line += f" val {m['val_loss']:.4f}"
-            console.print(line + (f"  {escape_markup(p.detail)}" if p.detail else ""))
+            console.print(line + (f"  {safe_text(p.detail)}" if p.detail else ""))
 
     out = run_training(config, resume=resume, progress=show)
-    stdout_console().print(f"model: {out}", soft_wrap=True)
+    stdout_console().print(f"model: {safe_text(out)}", soft_wrap=True)
 
 
 def evaluate(
@@ -166,4 +167,5 @@ def evaluate(
     if as_json:
         typer.echo(json.dumps(report))
     else:
-        stdout_console().print(markdown_tables(report), soft_wrap=True, markup=False)
+        tables = "\n".join(safe_text(line) for line in markdown_tables(report).split("\n"))
+        stdout_console().print(tables, soft_wrap=True)

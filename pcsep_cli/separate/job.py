@@ -7,12 +7,21 @@ fit together, the output folder can be created, and the file name template is sa
 File name template fields: ``{track}`` (the audio file's name without extension),
 ``{stem}`` (``violin``, ``violin_2``, ``residual``, ``manifest``), ``{instrument}``, ``{ext}``.
 It must contain ``{stem}`` and stay inside the output folder (no absolute path, no ``..``).
+
+Every name that reaches a path is checked where it enters (:func:`render_template`): fields
+are plain (no format spec or conversion such as ``{stem:>300}`` or ``{stem!r}``, which could
+pad a name to gigabytes), no control character (Unicode category Cc: C0, DEL, C1, NUL
+included) anywhere, no path separator in ``{stem}`` or ``{instrument}``, and no file or folder
+name longer than :data:`NAME_MAX` bytes. A name taken from a file name (``{track}``) has its
+control characters replaced by ``_`` (:func:`file_name_part`), so an odd recording name still
+gives a usable, printable output folder.
 """
 
 from __future__ import annotations
 
 import os
 import string
+import unicodedata
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
@@ -31,15 +40,26 @@ __all__ = [
     "DEFAULT_TEMPLATE",
     "SeparateOptions",
     "SeparationJob",
+    "NAME_MAX",
     "check_template",
+    "control_char",
+    "file_name_part",
+    "output_path",
     "prepare_job",
+    "quoted",
     "render_template",
+    "template_fields",
 ]
 
 DEFAULT_TEMPLATE = "{track}/{stem}.{ext}"
 CLIP_MODES = ("rescale", "clamp", "none")
 FORMATS = ("wav", "flac")
 TEMPLATE_FIELDS = ("track", "stem", "instrument", "ext")
+NAME_MAX = 255
+"""Bytes in one file or folder name (ext4, XFS, btrfs, tmpfs, APFS; NTFS counts 255 units)."""
+PATH_MAX = 4096
+"""Bytes in a whole path, its terminating NUL included (Linux)."""
+_SHOWN = 60  # characters of a name or template quoted in a message
 
 
 @dataclass(frozen=True)
@@ -98,44 +118,150 @@ class SeparationJob:
 
     @property
     def track(self) -> str:
-        """``{track}``: the audio file's name without its extension."""
-        return self.audio.stem
+        """``{track}``: the audio file's name without its extension (control characters
+        replaced, :func:`file_name_part`)."""
+        return file_name_part(self.audio.stem)
+
+
+def control_char(text: str) -> str | None:
+    """The first control character of ``text`` (Unicode category Cc: C0 incl. NUL and ESC,
+    DEL, C1), or None."""
+    for char in text:
+        if unicodedata.category(char) == "Cc":
+            return char
+    return None
+
+
+def file_name_part(name: str) -> str:
+    """A name taken from a file name, fit for an output name: control characters become ``_``.
+
+    A file name may hold any character but ``/`` and NUL; newlines, ESC and the like would
+    make output names that break terminals and scripts. The rest (spaces, accents, emoji)
+    is kept as it is.
+    """
+    if control_char(name) is None:
+        return name
+    return "".join("_" if unicodedata.category(c) == "Cc" else c for c in name)
+
+
+def quoted(text: str) -> str:
+    """``repr(text)``, cut to a readable length: for names and templates in messages."""
+    if len(text) > _SHOWN:
+        return repr(text[:_SHOWN]) + f"... ({len(text)} characters)"
+    return repr(text)
+
+
+def template_fields(template: str) -> list[tuple[str, str, str, str | None]]:
+    """``(literal, field, format_spec, conversion)`` of each part of ``template``
+    (as :meth:`string.Formatter.parse`; ``field`` is ``""`` after the last field).
+
+    Raises:
+        ValueError: unbalanced braces.
+    """
+    try:
+        return [
+            (text, "" if f is None else f, spec or "", conv)
+            for text, f, spec, conv in string.Formatter().parse(template)
+        ]
+    except ValueError as err:
+        raise ValueError(f"bad --filename template {quoted(template)}: {err}") from None
 
 
 def check_template(template: str) -> None:
     """Refuse a file name template that is unsafe or cannot name every stem apart.
 
     Raises:
-        ValueError: unknown field, no ``{stem}``, an absolute path or a ``..`` component.
+        ValueError: unknown field, a format spec or conversion, no ``{stem}``, a control
+            character, an absolute path, a ``..`` component or a name over ``NAME_MAX`` bytes.
     """
-    try:
-        fields = {f for _, f, _, _ in string.Formatter().parse(template) if f is not None}
-    except ValueError as err:
-        raise ValueError(f"bad --filename template {template!r}: {err}") from None
-    unknown = sorted(fields - set(TEMPLATE_FIELDS))
-    if unknown:
-        raise ValueError(
-            f"--filename template field {{{unknown[0]}}} is unknown; use "
-            + ", ".join(f"{{{f}}}" for f in TEMPLATE_FIELDS)
-        )
+    fields = {f for _, f, _, _ in template_fields(template) if f}
+    render_template(template, track="track", stem="stem", instrument="stem", ext="wav")
     if "stem" not in fields:
         raise ValueError("--filename template must contain {stem}, or stems overwrite each other")
-    render_template(template, track="track", stem="stem", instrument="stem", ext="wav")
 
 
 def render_template(template: str, *, track: str, stem: str, instrument: str, ext: str) -> Path:
     """The output path of one file, relative to the output folder.
 
+    The fields are filled in as they are (never through ``str.format``'s format specs).
+    ``{track}`` may hold folders (a batch item ``session/take1``).
+
     Raises:
-        ValueError: the result is absolute, empty or leaves the output folder.
+        ValueError: a field that is unknown or not plain, a value with a control character
+            (or a path separator, for ``{stem}`` and ``{instrument}``), a file or folder name
+            longer than :data:`NAME_MAX` bytes, or a result that is absolute, empty or leaves
+            the output folder. The message names the field or the name at fault.
     """
-    text = template.format(track=track, stem=stem, instrument=instrument, ext=ext)
+    values = {"track": track, "stem": stem, "instrument": instrument, "ext": ext}
+    for key, value in values.items():
+        _check_value(key, value)
+    pieces = []
+    for literal, name, spec, conv in template_fields(template):
+        pieces.append(literal)
+        if not name and not spec and not conv:
+            continue  # the text after the last field
+        if name not in values:
+            raise ValueError(
+                f"--filename template field {{{name}}} is unknown; use "
+                + ", ".join(f"{{{f}}}" for f in TEMPLATE_FIELDS)
+            )
+        if spec or conv:
+            written = "{" + name + (f"!{conv}" if conv else "") + (f":{spec}" if spec else "") + "}"
+            raise ValueError(
+                f"--filename field {quoted(written)[1:-1]} has a format spec or conversion; "
+                f"write the plain field {{{name}}}"
+            )
+        pieces.append(values[name])
+    text = "".join(pieces)
+    char = control_char(text)
+    if char is not None:
+        raise ValueError(
+            f"--filename {quoted(template)} holds the control character {char!r}; "
+            "remove it from the template"
+        )
     rel = PurePosixPath(text.replace(os.sep, "/"))
     if rel.is_absolute() or Path(text).is_absolute() or Path(text).drive:
-        raise ValueError(f"--filename {template!r} gives an absolute path; keep it inside -o")
+        raise ValueError(f"--filename {quoted(template)} gives an absolute path; keep it inside -o")
     if ".." in rel.parts or not rel.parts or rel.name in ("", "."):
-        raise ValueError(f"--filename {template!r} leaves the output folder ({text!r})")
+        raise ValueError(f"--filename {quoted(template)} leaves the output folder ({quoted(text)})")
+    for part in rel.parts:
+        size = len(part.encode("utf-8", "surrogateescape"))
+        if size > NAME_MAX:
+            raise ValueError(
+                f"--filename {quoted(template)} gives a name of {size} bytes "
+                f"({quoted(part)}), longer than the {NAME_MAX} a file system allows"
+            )
     return Path(*rel.parts)
+
+
+def output_path(
+    out_dir: Path, template: str, *, track: str, stem: str, instrument: str, ext: str
+) -> Path:
+    """``out_dir`` / the rendered template, checked to fit in a path (:data:`PATH_MAX`).
+
+    Raises:
+        ValueError: see :func:`render_template`, or the whole path is too long.
+    """
+    path = out_dir / render_template(
+        template, track=track, stem=stem, instrument=instrument, ext=ext
+    )
+    size = len(os.fsencode(path.absolute()))
+    if size >= PATH_MAX:
+        raise ValueError(
+            f"--filename {quoted(template)} gives a path of {size} bytes, longer than the "
+            f"{PATH_MAX - 1} a file system allows"
+        )
+    return path
+
+
+def _check_value(key: str, value: str) -> None:
+    char = control_char(value)
+    if char is not None:
+        raise ValueError(f"{{{key}}} {quoted(value)} holds the control character {char!r}")
+    if key in ("stem", "instrument", "ext") and (
+        "/" in value or os.sep in value or (os.altsep and os.altsep in value)
+    ):
+        raise ValueError(f"{{{key}}} {quoted(value)} holds a path separator")
 
 
 def _check_out_dir(out_dir: Path) -> None:
@@ -148,6 +274,19 @@ def _check_out_dir(out_dir: Path) -> None:
         raise PcsepError(
             "cannot create outputs here: folder not writable", parent, "choose another -o"
         )
+
+
+def _check_names(audio: Path, out: Path, options: SeparateOptions) -> None:
+    """The outputs can be named with this recording's name (the stems' names, which come
+    from the model, are checked again by ``run_job``)."""
+    track = file_name_part(audio.stem)
+    for stem, ext in (("residual", options.format), ("manifest", "json")):
+        try:
+            output_path(out, options.filename, track=track, stem=stem, instrument=stem, ext=ext)
+        except ValueError as err:
+            raise PcsepError(
+                str(err), audio, "rename the recording, or change --filename or -o"
+            ) from None
 
 
 def prepare_job(
@@ -169,7 +308,8 @@ def prepare_job(
             written.
         PointCloudError: unreadable cloud.
         SceneError: no performer in the scene, or not one instrument per performer.
-        PcsepError: output folder unusable, or no cloud outside label mode.
+        PcsepError: output folder unusable, an output name that cannot be made from the
+            recording's name, or no cloud outside label mode.
     """
     from pcsep_cli.io.pointcloud import read_cloud
 
@@ -185,6 +325,7 @@ def prepare_job(
         )
     out = Path(out_dir)
     _check_out_dir(out)
+    _check_names(Path(audio), out, options)
     paths = [Path(c) for c in clouds]
     if not paths and options.instruments is None:
         raise PcsepError(

@@ -44,7 +44,7 @@ from pcsep_cli.io.atomic import PendingFile, commit_together, output_error, remo
 from pcsep_cli.io.audio import iter_blocks
 from pcsep_cli.io.audio_write import AudioWriter, write_failure
 from pcsep_cli.progress import Progress, ProgressFn
-from pcsep_cli.separate.job import SeparationJob, render_template
+from pcsep_cli.separate.job import SeparationJob, output_path, quoted
 from pcsep_cli.separate.types import Conditions, Detection
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -94,7 +94,24 @@ def run_job(
     opts = job.options
     cond = separator.condition(job.performers, opts.instruments)
     paths, res_path, man_path = _output_paths(job, cond.stems)
-    _prepare_outputs(job, [*paths, *([res_path] if res_path else []), man_path])
+    made = _prepare_outputs(job, [*paths, *([res_path] if res_path else []), man_path])
+    try:
+        return _separate_and_write(separator, job, cond, (paths, res_path, man_path), progress)
+    except BaseException:
+        _remove_empty(made)  # a failed run leaves -o as it found it
+        raise
+
+
+def _separate_and_write(
+    separator: Separator,
+    job: SeparationJob,
+    cond: Conditions,
+    targets: tuple[list[Path], Path | None, Path],
+    progress: ProgressFn | None,
+) -> dict[str, Any]:
+    """Both passes and the manifest, committed together (nothing in place on an error)."""
+    opts = job.options
+    paths, res_path, man_path = targets
     frames = job.info.frames
     peaks = np.zeros(len(cond.stems))
     finished: list[PendingFile] = []  # complete outputs, not yet in place
@@ -131,15 +148,26 @@ def _output_paths(
     """Where the stems, the residual (None with ``--no-residual``) and the manifest go.
 
     Raises:
-        PcsepError: the file name template gives two outputs the same name.
+        PcsepError: the file name template gives two outputs the same name, or a name that
+            cannot be a file's (a class name with a control character or a separator, too long).
     """
     opts = job.options
 
     def target(stem: str, instrument: str, suffix: str = opts.format) -> Path:
-        rel = render_template(
-            opts.filename, track=job.track, stem=stem, instrument=instrument, ext=suffix
-        )
-        return job.out_dir / rel
+        try:
+            return output_path(
+                job.out_dir,
+                opts.filename,
+                track=job.track,
+                stem=stem,
+                instrument=instrument,
+                ext=suffix,
+            )
+        except ValueError as err:  # a class name of the model that cannot name a file
+            raise PcsepError(
+                f"cannot name the output of stem {quoted(stem)}: {err}",
+                hint="change --filename, or use a model whose class names are plain words",
+            ) from None
 
     paths = [target(d.name or "", d.instrument) for d in stems]
     res_path = target("residual", "residual") if opts.residual else None
@@ -153,19 +181,47 @@ def _output_paths(
     return paths, res_path, man_path
 
 
-def _prepare_outputs(job: SeparationJob, everything: list[Path]) -> None:
+def _prepare_outputs(job: SeparationJob, everything: list[Path]) -> list[Path]:
     """Finish what a killed run left, refuse existing outputs (unless ``overwrite``) before
-    anything is written, and make the output folders."""
+    anything is written, and make the output folders.
+
+    Returns:
+        The folders made, parents first (:func:`_remove_empty` takes them away again).
+    """
     recover_outputs(job, everything)
     if not job.options.overwrite:
         for p in everything:
             if os.path.lexists(p):
                 raise OutputExistsError("exists already", p, "pass --overwrite to replace it")
-    for p in everything:
+    made: list[Path] = []
+    try:
+        for folder in dict.fromkeys(p.parent for p in everything):
+            missing = []
+            while not os.path.lexists(folder):
+                missing.append(folder)
+                folder = folder.parent
+            for new in reversed(missing):
+                try:
+                    new.mkdir()
+                except FileExistsError:  # another item of a batch made it meanwhile
+                    continue
+                except OSError as err:
+                    raise output_error(err, new) from err
+                made.append(new)
+    except BaseException:
+        _remove_empty(made)
+        raise
+    return made
+
+
+def _remove_empty(folders: list[Path]) -> None:
+    """Remove the folders this run made, deepest first, where they are still empty (another
+    item of a batch may have put its outputs in one meanwhile)."""
+    for folder in reversed(folders):
         try:
-            p.parent.mkdir(parents=True, exist_ok=True)
-        except OSError as err:
-            raise output_error(err, p.parent) from err
+            folder.rmdir()
+        except OSError:
+            pass
 
 
 def _manifest(
