@@ -63,3 +63,22 @@ def test_separate_refuses_a_class_name_like_a_path_before_writing(
     assert list(out.iterdir()) == [] and sorted(p.name for p in (tmp_path / "work").iterdir()) == [
         "out"
     ]
+
+
+@pytest.mark.parametrize(
+    ("config", "message"),
+    [
+        (b"[" * 200_000 + b"]" * 200_000, "nest more than 32 levels deep"),
+        (b" " * 2_000_000 + b"{}", "larger than 1,000,000 bytes"),
+    ],
+)
+def test_models_info_refuses_a_hostile_config_in_one_line(
+    model: Path, tmp_path: Path, config: bytes, message: str
+) -> None:
+    bad = shutil.copytree(model, tmp_path / "model")
+    (bad / "config.json").write_bytes(config)
+
+    result = runner.invoke(app, ["models", "info", str(bad)])
+
+    assert result.exit_code == 1
+    assert message in _one_line_error(result.stderr)

@@ -24,7 +24,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from pcsep_cli.classes import CLASS_NAME, INSTRUMENTS, NONE
-from pcsep_cli.dataclass_json import MODEL_CONFIG_HINT, build_dataclass
+from pcsep_cli.dataclass_json import MODEL_CONFIG_HINT, build_dataclass, read_config_file
 from pcsep_cli.errors import ModelError
 from pcsep_cli.nets.audio import AudioDecoder, AudioEncoder, AudioNetConfig
 from pcsep_cli.nets.files import CONFIG_FILE, WEIGHTS_FILE
@@ -409,11 +409,7 @@ def load_config(directory: str | Path) -> SeparatorConfig:
             "a model directory holds config.json and "
             "model.safetensors; pass a directory written by save_pretrained",
         )
-    try:
-        data = json.loads(file.read_text())
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
-        raise ModelError(f"cannot read config: {err}", file, MODEL_CONFIG_HINT) from None
-    return SeparatorConfig.from_dict(data, file)
+    return SeparatorConfig.from_dict(read_config_file(file, ModelError, MODEL_CONFIG_HINT), file)
 
 
 def load_weights(file: str | Path, expected: dict[str, Tensor]) -> dict[str, Tensor]:
