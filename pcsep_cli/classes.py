@@ -7,6 +7,8 @@ never separated.
 
 from __future__ import annotations
 
+import re
+
 INSTRUMENTS: tuple[str, ...] = (
     "violin",
     "cello",
@@ -20,3 +22,8 @@ INSTRUMENTS: tuple[str, ...] = (
     "piano",
 )
 NONE = "none"
+
+CLASS_NAME = re.compile(r"[a-z][a-z0-9_]{0,31}")
+"""What a class name may be. Class names come from a model's config (untrusted: a Hub
+download) and become file names, manifest fields and terminal text, so they are kept to
+plain identifiers: no path separators, dots, spaces or control characters."""

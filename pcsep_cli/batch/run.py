@@ -7,6 +7,11 @@ removes temporary files left by killed runs and sets finished items aside (resum
 :class:`~pcsep_cli.separate.Separator` loaded once and shared by the ``jobs`` worker threads
 (torch releases the GIL in its kernels).
 
+Before an item runs, its worker takes the item's lock (:mod:`pcsep_cli.batch.lock`): an item
+another process is running (a second run on the same folder, a SLURM array launched twice) is
+reported ``skipped``, and one that another process finished while this run was under way is
+not done again. A killed process drops its locks.
+
 A failing item is recorded and the batch goes on; ``fail_fast`` stops it instead. Ctrl-C (or
 an observer that raises) stops the running items at their next progress report: their
 temporary files are removed by the atomic writers, finished outputs stay, and
@@ -34,6 +39,7 @@ from os import PathLike
 from pathlib import Path
 from typing import Any, Literal
 
+from pcsep_cli.batch.lock import ItemLock, remove_stale_locks
 from pcsep_cli.batch.plan import (
     BatchItem,
     Discovery,
@@ -62,6 +68,9 @@ ItemRunner = Callable[[BatchItem, Path, ProgressFn], Sequence[str]]
 """``run_item(item, out_dir, progress) -> names of the stems written`` for one item."""
 
 Status = Literal["done", "skipped", "failed", "cancelled"]
+FINISHED_BEFORE = "finished before (resume)"
+RUNNING_ELSEWHERE = "running in another process"
+FINISHED_ELSEWHERE = "finished by another process during this run"
 _PathArg = str | PathLike[str]
 
 
@@ -72,13 +81,16 @@ class ItemResult:
     Attributes:
         item: the item.
         out_dir: its output folder.
-        status: ``done`` (separated now), ``skipped`` (finished before: resume), ``failed``,
-            or ``cancelled`` (not run or stopped: fail-fast or interrupt).
+        status: ``done`` (separated now), ``skipped`` (finished before: resume; or done by
+            another process: see ``note``), ``failed``, or ``cancelled`` (not run or stopped:
+            fail-fast or interrupt).
         seconds: wall time spent on it by this run.
         stems: names of the stems written (``done`` only).
         error: one-line reason (``failed`` and ``cancelled``).
         traceback: the traceback of an unexpected error (not a :class:`PcsepError`), for
             ``--debug``.
+        note: why a ``skipped`` item was skipped: :data:`FINISHED_BEFORE`,
+            :data:`RUNNING_ELSEWHERE` or :data:`FINISHED_ELSEWHERE`.
     """
 
     item: BatchItem
@@ -88,9 +100,10 @@ class ItemResult:
     stems: tuple[str, ...] = ()
     error: str | None = None
     traceback: str | None = None
+    note: str | None = None
 
     def to_json(self) -> dict[str, Any]:
-        """JSON-ready dict: name, audio, cloud, out_dir, status, seconds, stems, error."""
+        """JSON-ready dict: name, audio, cloud, out_dir, status, seconds, stems, error, note."""
         return {
             "name": self.item.name,
             "audio": str(self.item.audio),
@@ -100,6 +113,7 @@ class ItemResult:
             "seconds": round(self.seconds, 3),
             "stems": list(self.stems),
             "error": self.error,
+            "note": self.note,
         }
 
 
@@ -117,6 +131,11 @@ class BatchPlan:
         todo: items to run, in name order.
         finished: items of this shard already finished (skipped by resume), in name order.
         removed_temps: temporary files of killed runs removed from ``out``.
+        resume: finished items are not run again (``finished`` holds those found at planning;
+            one that another process finishes later is skipped when its turn comes).
+        created: when the plan was made (``time.time()``): an item whose manifest is newer
+            was finished by another process during this run and is not run again, even
+            without ``resume``.
     """
 
     root: Path
@@ -127,6 +146,8 @@ class BatchPlan:
     todo: list[BatchItem]
     finished: list[BatchItem]
     removed_temps: list[Path] = field(default_factory=list)
+    resume: bool = True
+    created: float = 0.0
 
     def manifest_path(self, item: BatchItem) -> Path:
         """Where the separator writes ``item``'s manifest (written last: marks it finished)."""
@@ -218,7 +239,8 @@ def plan_batch(
     resume: bool = True,
     filename: str = DEFAULT_TEMPLATE,
 ) -> BatchPlan:
-    """Find the items, keep this shard, clean stray temporary files, set finished items aside.
+    """Find the items, keep this shard, clean stray temporary files and lock files, set finished
+    items aside.
 
     Args:
         folder: the batch folder (see :func:`pcsep_cli.batch.plan.discover`).
@@ -242,6 +264,7 @@ def plan_batch(
             "the same files; e.g. {track}/{stem}.{ext}"
         )
     root, out_root = Path(folder), Path(out)
+    created = time.time()
     found = discover(root, manifest=manifest, exclude=[out_root])
     if not found.items and manifest is not None:
         raise DatasetError("the CSV manifest lists no item", manifest, "add rows audio,cloud")
@@ -254,7 +277,8 @@ def plan_batch(
         )
     mine = shard(found.items, part)
     removed = remove_stray_temps(out_root, recursive=True) if out_root.is_dir() else []
-    plan = BatchPlan(root, out_root, filename, found, part, mine, [], removed)
+    remove_stale_locks(out_root)  # of killed runs; locks of live runs are kept
+    plan = BatchPlan(root, out_root, filename, found, part, mine, [], removed, resume, created)
     if resume:
         done = {item for item in mine if is_finished(plan.manifest_path(item))}
         finished = [item for item in mine if item in done]
@@ -309,10 +333,11 @@ def run_batch(
     if jobs < 1:
         raise ValueError(f"jobs must be >= 1, got {jobs}")
     start = time.perf_counter()
+    out_existed = plan.out.exists()
     worker = _Worker(plan, run_item, observer or BatchObserver(), fail_fast)
     results: dict[str, ItemResult] = {}
     for item in plan.finished:
-        results[item.name] = ItemResult(item, plan.out_dir(item), "skipped")
+        results[item.name] = ItemResult(item, plan.out_dir(item), "skipped", note=FINISHED_BEFORE)
         worker.watcher.item_finished(results[item.name])
     pool = ThreadPoolExecutor(max_workers=jobs, thread_name_prefix="pcsep-batch")
     futures: dict[Future[ItemResult], BatchItem] = {pool.submit(worker, i): i for i in plan.todo}
@@ -331,6 +356,8 @@ def run_batch(
         for future in futures:
             future.cancel()
         pool.shutdown(wait=True)
+        if not out_existed:
+            _remove_if_empty(plan.out)  # made for the locks of items that all failed
     if worker.interrupted:
         raise KeyboardInterrupt
     ordered = [results[i.name] for i in sorted(plan.finished + plan.todo)]
@@ -357,18 +384,40 @@ class _Worker:
         out_dir = self.plan.out_dir(item)
         if self.stop.is_set():
             reason = _stop_reason(self.interrupted, started=False)
-            skipped = ItemResult(item, out_dir, "cancelled", error=reason)
-            self.watcher.item_finished(skipped)
-            return skipped
-        began = time.perf_counter()
-        self.watcher.item_started(item)
-        status, stems, error, trace = self._run(item, out_dir)
-        seconds = time.perf_counter() - began
+            return self._finish(ItemResult(item, out_dir, "cancelled", error=reason))
+        try:
+            lock = ItemLock.try_acquire(self.plan.out, item.name)
+        except PcsepError as err:
+            return self._finish(ItemResult(item, out_dir, "failed", error=str(err)))
+        if lock is None:
+            return self._finish(ItemResult(item, out_dir, "skipped", note=RUNNING_ELSEWHERE))
+        with lock:
+            if self._finished_meanwhile(item):
+                return self._finish(ItemResult(item, out_dir, "skipped", note=FINISHED_ELSEWHERE))
+            began = time.perf_counter()
+            self.watcher.item_started(item)
+            status, stems, error, trace = self._run(item, out_dir)
+            seconds = time.perf_counter() - began
         result = ItemResult(item, out_dir, status, seconds, stems, error, trace)
         if result.status == "failed" and self.fail_fast:
             self.stop.set()
+        return self._finish(result)
+
+    def _finish(self, result: ItemResult) -> ItemResult:
         self.watcher.item_finished(result)
         return result
+
+    def _finished_meanwhile(self, item: BatchItem) -> bool:
+        """Whether another process finished ``item`` after this run planned it (and so held
+        its lock before this worker took it)."""
+        manifest = self.plan.manifest_path(item)
+        if not is_finished(manifest):
+            return False
+        try:
+            newer = manifest.stat().st_mtime >= self.plan.created
+        except OSError:
+            return False
+        return self.plan.resume or newer
 
     def _run(
         self, item: BatchItem, out_dir: Path
@@ -392,6 +441,13 @@ class _Worker:
         except Exception as err:  # noqa: BLE001 - one broken item must not end the batch
             error = f"internal error: {type(err).__name__}: {' '.join(str(err).split())}"
             return "failed", (), error, traceback.format_exc()
+
+
+def _remove_if_empty(folder: Path) -> None:
+    try:
+        folder.rmdir()
+    except OSError:
+        pass  # not empty (outputs, another run's locks) or gone: keep it
 
 
 def _stop_reason(interrupted: list[BaseException], *, started: bool) -> str:

@@ -126,7 +126,7 @@ def _row(result: ItemResult) -> tuple[str, str, str, str]:
     if result.status == "done":
         detail = ", ".join(result.stems) or "(no stem)"
     elif result.status == "skipped":
-        detail = "finished before (resume)"
+        detail = result.note or "finished before (resume)"
     else:
         detail = result.error or ""
     seconds = f"{result.seconds:.1f}" if result.status in ("done", "failed") else ""

@@ -8,11 +8,11 @@ libraries' models in the same cache are left out. Nothing here imports torch exc
 
 from __future__ import annotations
 
-import json
 import shutil
 from pathlib import Path
 from typing import Any
 
+from pcsep_cli.dataclass_json import read_config_file
 from pcsep_cli.errors import ModelError
 from pcsep_cli.hub.download import (
     cached_commit,
@@ -102,8 +102,8 @@ def _default_entry(default: str, ref: ModelRef | None) -> dict[str, Any]:
 
 def _is_pcsep_snapshot(path: Path) -> bool:
     try:
-        data = json.loads((path / CONFIG_FILE).read_text(encoding="utf-8"))
-    except (OSError, ValueError):
+        data = read_config_file(path / CONFIG_FILE)
+    except ModelError:
         return False
     return isinstance(data, dict) and "classes" in data and "sample_rate" in data
 

@@ -109,6 +109,9 @@ def read_safetensors_header(file: str | Path) -> dict[str, TensorInfo]:
         header = json.loads(raw.decode("utf-8"), object_pairs_hook=_no_duplicates)
     except (UnicodeDecodeError, ValueError) as err:
         raise ModelError(f"header is not valid JSON ({err})", path, hint) from None
+    except RecursionError:
+        # A real header nests 3 deep; the C parser stops cleanly at the recursion limit.
+        raise ModelError("header nests lists or objects too deeply", path, hint) from None
     if not isinstance(header, dict):
         raise ModelError("header is not a JSON object", path, hint)
     header.pop("__metadata__", None)

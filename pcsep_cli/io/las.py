@@ -65,7 +65,7 @@ def read_las(path: Path, size: int) -> RawCloud:
                 f"{point_size} bytes each",
             )
         has_rgb = "red" in header.point_format.dimension_names
-        scales, offsets = np.asarray(header.scales), np.asarray(header.offsets)
+        scales, offsets = _scales_and_offsets(path, header)
         xyz_parts, rgb_parts, intensity_parts = [], [], []
         try:
             for chunk in reader.chunk_iterator(_CHUNK):
@@ -99,6 +99,29 @@ def read_las(path: Path, size: int) -> RawCloud:
     intensity = _concat(intensity_parts, (0,), np.float32)
     rgb = colours_to_uint8(_concat(rgb_parts, (0, 3), np.uint16)) if has_rgb else None
     return RawCloud(xyz, rgb, intensity, label)
+
+
+def _scales_and_offsets(path: Path, header: Any) -> tuple[np.ndarray, np.ndarray]:
+    """The header's scale factors and offsets, refused unless they can place a point.
+
+    Coordinates are stored as integers times a scale plus an offset: a zero scale puts every
+    point on one plane (all three zero: on one point, read silently as a cloud at the
+    origin), a NaN or infinite one makes every coordinate non-finite.
+    """
+    scales = np.asarray(header.scales, dtype=np.float64)
+    offsets = np.asarray(header.offsets, dtype=np.float64)
+    for name, values, rule in (
+        ("scale factor", scales, "a finite number other than 0"),
+        ("offset", offsets, "a finite number"),
+    ):
+        for axis, value in zip("XYZ", values, strict=True):
+            if not np.isfinite(value) or (name == "scale factor" and value == 0):
+                raise PointCloudError(
+                    f"header's {axis} {name} is {value:g}; it must be {rule}",
+                    path,
+                    f"the header is corrupt: {_HINT}",
+                )
+    return scales, offsets
 
 
 def _check_record_counts(path: Path, size: int) -> None:

@@ -23,8 +23,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from pcsep_cli.classes import INSTRUMENTS, NONE
-from pcsep_cli.dataclass_json import MODEL_CONFIG_HINT, build_dataclass
+from pcsep_cli.classes import CLASS_NAME, INSTRUMENTS, NONE
+from pcsep_cli.dataclass_json import MODEL_CONFIG_HINT, build_dataclass, read_config_file
 from pcsep_cli.errors import ModelError
 from pcsep_cli.nets.audio import AudioDecoder, AudioEncoder, AudioNetConfig
 from pcsep_cli.nets.files import CONFIG_FILE, WEIGHTS_FILE
@@ -74,10 +74,7 @@ class SeparatorConfig:
     def __post_init__(self) -> None:
         if self.version != CONFIG_VERSION:
             raise ValueError(f"version {self.version} is not supported (this pcsep reads 1)")
-        if len(self.classes) < 2 or self.classes[-1] != "none":
-            raise ValueError(f"classes must hold >= 2 names ending with 'none', got {self.classes}")
-        if len(set(self.classes)) != len(self.classes):
-            raise ValueError(f"classes holds a name twice: {self.classes}")
+        self._check_classes()
         if self.sample_rate < 1000:
             raise ValueError(f"sample_rate must be >= 1000 Hz, got {self.sample_rate}")
         if self.conditioning not in CONDITIONINGS:
@@ -95,6 +92,26 @@ class SeparatorConfig:
                 f"visual.num_classes ({self.visual.num_classes}) must equal len(classes) "
                 f"({len(self.classes)})"
             )
+
+    def _check_classes(self) -> None:
+        # Class names name output files and are printed: a hostile config must not smuggle
+        # in "../../x" or terminal escapes. Names are quoted with repr, cut short.
+        if len(self.classes) < 2 or self.classes[-1] != NONE:
+            last = str(self.classes[-1])[:40] if self.classes else ""
+            raise ValueError(
+                f"classes must hold >= 2 names ending with 'none', got {len(self.classes)} "
+                f"ending with {last!r}"
+            )
+        seen: set[str] = set()
+        for i, name in enumerate(self.classes):
+            if not isinstance(name, str) or not CLASS_NAME.fullmatch(name):
+                raise ValueError(
+                    f"classes[{i}] {str(name)[:40]!r} is not a class name (1-32 characters: "
+                    "a-z, 0-9 and _, starting with a letter)"
+                )
+            if name in seen:
+                raise ValueError(f"classes[{i}] {name!r} appears twice")
+            seen.add(name)
 
     def _check_sizes(self) -> None:
         # Past these, building the net (to compare its shapes with the weights) allocates
@@ -392,11 +409,7 @@ def load_config(directory: str | Path) -> SeparatorConfig:
             "a model directory holds config.json and "
             "model.safetensors; pass a directory written by save_pretrained",
         )
-    try:
-        data = json.loads(file.read_text())
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
-        raise ModelError(f"cannot read config: {err}", file, MODEL_CONFIG_HINT) from None
-    return SeparatorConfig.from_dict(data, file)
+    return SeparatorConfig.from_dict(read_config_file(file, ModelError, MODEL_CONFIG_HINT), file)
 
 
 def load_weights(file: str | Path, expected: dict[str, Tensor]) -> dict[str, Tensor]:

@@ -28,7 +28,22 @@ from pcsep_cli.scene.clusters import (
 if TYPE_CHECKING:  # pragma: no cover
     from pcsep_cli.io.pointcloud import PointCloud
 
-__all__ = ["Performer", "find_performers", "find_scene_performers", "performer_from_cloud"]
+__all__ = [
+    "MIN_PERFORMER_POINTS",
+    "Performer",
+    "find_performers",
+    "find_scene_performers",
+    "performer_from_cloud",
+]
+
+MIN_PERFORMER_POINTS = 50
+"""Fewest points a performer can be seen with: :func:`find_performers` drops smaller clusters
+as specks (a real scan of a person holds thousands), and a cloud passed as one performer is
+held to the same bar."""
+_TOO_FEW_HINT = (
+    "a scan of a performer holds thousands of points: check that the file was exported whole "
+    "and is not a selection or a subsample"
+)
 
 
 @dataclass(frozen=True, eq=False)
@@ -98,14 +113,15 @@ def find_performers(
         viewer on the -y side looking towards +y).
 
     Raises:
-        ValueError: ``cloud.xyz`` is not ``[N, 3]`` with N ≥ 3, or ``viewer`` is not ``[3]``.
-        SceneError: nothing but floor and walls is left.
+        ValueError: ``cloud.xyz`` is not ``[N, 3]``, or ``viewer`` is not ``[3]``.
+        SceneError: fewer than ``min_points`` points, or nothing but floor, walls and specks.
     """
-    xyz = _xyz(cloud)
     if viewer is not None:
         viewer = np.asarray(viewer, dtype=np.float64)
         if viewer.shape != (3,):
             raise ValueError(f"viewer must be [3], got {list(viewer.shape)}")
+    _enough_points(cloud, max(min_points, 3))
+    xyz = _xyz(cloud)
     bg = _analyse(xyz)
     frame = bg.frame()
     q = xyz - bg.centre
@@ -165,9 +181,11 @@ def performer_from_cloud(cloud: PointCloud, *, eps: float = 0.08) -> Performer:
         eps: points closer than this (m) belong to the same cluster.
 
     Raises:
-        ValueError: ``cloud.xyz`` is not ``[N, 3]`` with N ≥ 3.
-        SceneError: the cloud holds nothing but a floor and walls.
+        ValueError: ``cloud.xyz`` is not ``[N, 3]``.
+        SceneError: the cloud holds fewer than :data:`MIN_PERFORMER_POINTS` points, or fewer
+            are left once the floor and walls are removed.
     """
+    _enough_points(cloud, MIN_PERFORMER_POINTS)
     xyz = _xyz(cloud)
     bg = _analyse(xyz)
     q = xyz - bg.centre
@@ -175,11 +193,12 @@ def performer_from_cloud(cloud: PointCloud, *, eps: float = 0.08) -> Performer:
     local = (q[index] - bg.origin) @ bg.rotation.T
     dense = _dense(local, eps / 2)
     index, local = index[dense], local[dense]
-    if index.size < 3:
+    if index.size < MIN_PERFORMER_POINTS:
         raise SceneError(
-            "no performer found: the cloud holds only a floor/walls",
+            f"no performer found: {index.size} points are left once the floor and walls are "
+            f"removed, a performer needs at least {MIN_PERFORMER_POINTS}",
             path=getattr(cloud, "source", None),
-            hint="crop the cloud to the performer",
+            hint="crop the cloud to the performer, or check --units",
         )
     labels = _merge_stacked(local, _cluster(local, eps))
     groups = sorted(_groups(labels), key=len, reverse=True)
@@ -199,6 +218,19 @@ def performer_from_cloud(cloud: PointCloud, *, eps: float = 0.08) -> Performer:
         index=index,
         frame=bg.frame(),
     )
+
+
+def _enough_points(cloud: PointCloud, least: int) -> None:
+    """Refuse a cloud too small to hold a performer before any stage tries (with 1 or 2 points
+    they failed on shapes; with a few dozen they found nothing and blamed the floor)."""
+    shape = np.shape(getattr(cloud, "xyz", None))
+    if len(shape) == 2 and shape[1] == 3 and shape[0] < least:
+        raise SceneError(
+            f"the cloud holds {shape[0]} point{'s' * (shape[0] != 1)}; a performer needs at "
+            f"least {least}",
+            path=getattr(cloud, "source", None),
+            hint=_TOO_FEW_HINT,
+        )
 
 
 def _apply(t: np.ndarray, p: np.ndarray) -> np.ndarray:

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from pcsep_cli.dataclass_json import build_dataclass
+from pcsep_cli.dataclass_json import build_dataclass, read_config_file
 from pcsep_cli.errors import PcsepError
 from pcsep_cli.nets.model import SeparatorConfig
 
@@ -213,23 +213,5 @@ def load_train_config(path: str | Path) -> TrainConfig:
         raise TrainConfigError(
             "training config not found", file, f"pass a .json/.toml file or a preset: {presets}"
         )
-    try:
-        text = file.read_text()
-        data = _parse_toml(text, file) if file.suffix == ".toml" else json.loads(text)
-    except (OSError, UnicodeDecodeError, ValueError) as err:
-        # json.JSONDecodeError and tomllib.TOMLDecodeError are ValueErrors.
-        raise TrainConfigError(f"cannot parse: {err}", file, "fix its syntax") from None
+    data = read_config_file(file, TrainConfigError, "fix its syntax")
     return TrainConfig.from_dict(data, file)
-
-
-def _parse_toml(text: str, file: Path) -> dict[str, Any]:
-    try:
-        import tomllib
-    except ModuleNotFoundError:  # Python 3.10
-        try:
-            import tomli as tomllib  # type: ignore[no-redef]
-        except ModuleNotFoundError:
-            raise TrainConfigError(
-                "reading TOML needs Python 3.11 or the tomli package", file, "use a .json config"
-            ) from None
-    return tomllib.loads(text)

@@ -275,6 +275,42 @@ def test_las_corrupt_header(tmp_path: Path, xyz: np.ndarray) -> None:
     _fails(tmp_path / "b.las", "LAS")
 
 
+# Header byte offsets of the X scale factor and X offset (float64 each, then Y and Z).
+_LAS_SCALE, _LAS_OFFSET = 131, 155
+
+
+@pytest.mark.parametrize("ext", ["las", "laz"])
+@pytest.mark.parametrize(
+    ("at", "value", "message"),
+    [
+        (_LAS_SCALE, 0.0, "X scale factor is 0; it must be a finite number other than 0"),
+        (_LAS_SCALE + 8, float("nan"), "Y scale factor is nan"),
+        (_LAS_SCALE + 16, float("-inf"), "Z scale factor is -inf"),
+        (_LAS_OFFSET + 8, float("inf"), "Y offset is inf; it must be a finite number"),
+    ],
+)
+def test_las_scale_or_offset_that_places_no_point_is_refused(
+    tmp_path: Path, xyz: np.ndarray, ext: str, at: int, value: float, message: str
+) -> None:
+    path = write_las_file(tmp_path / f"a.{ext}", xyz)
+    data = bytearray(path.read_bytes())
+    struct.pack_into("<d", data, at, value)
+    path.write_bytes(bytes(data))
+    # Before: a zero scale read every point as 0 on that axis (all three: one point at the
+    # origin); a non-finite one blamed the points for being NaN.
+    _fails(path, message, "header is corrupt")
+
+
+def test_all_scales_zero_is_refused_not_read_as_a_point_at_the_origin(
+    tmp_path: Path, xyz: np.ndarray
+) -> None:
+    path = write_las_file(tmp_path / "a.las", xyz)
+    data = bytearray(path.read_bytes())
+    struct.pack_into("<6d", data, _LAS_SCALE, *[0.0] * 6)
+    path.write_bytes(bytes(data))
+    _fails(path, "X scale factor is 0")
+
+
 # --- PCD ------------------------------------------------------------------------------------
 
 

@@ -108,6 +108,37 @@ def test_config_round_trip_and_field_errors(tmp_path: Path):
         SeparatorConfig.from_dict(data)
 
 
+@pytest.mark.parametrize(
+    ("name", "message"),
+    [
+        ("../../x", r"classes\[0\] '\.\./\.\./x' is not a class name"),
+        ("vio\x1b[31mlin", r"classes\[0\] 'vio\\x1b\[31mlin' is not a class name"),
+        ("Violin", "is not a class name"),
+        ("", "is not a class name"),
+        ("2nd_violin", "is not a class name"),
+        ("a" * 33, "is not a class name"),
+        ("viol in", "is not a class name"),
+        ("cello", r"classes\[1\] 'cello' appears twice"),
+        ("none", "appears twice"),
+    ],
+)
+def test_class_names_are_plain_unique_identifiers(tmp_path: Path, name: str, message: str) -> None:
+    data = tiny_config().to_dict()
+    data["classes"][0] = name
+    file = tmp_path / "config.json"
+    with pytest.raises(ModelError, match=message) as err:
+        SeparatorConfig.from_dict(data, file)
+    text = str(err.value)
+    assert text.startswith(f"{file}: invalid config: ") and "\n" not in text
+    assert "\x1b" not in text  # quoted, never raw
+
+
+def test_longest_class_names_load() -> None:
+    data = tiny_config().to_dict()
+    data["classes"][:3] = ["a" * 32, "b_2", "z9"]
+    assert SeparatorConfig.from_dict(data).classes[:3] == ("a" * 32, "b_2", "z9")
+
+
 def test_save_load_gives_identical_output(tmp_path: Path):
     cfg = tiny_config("both")
     torch.manual_seed(3)
