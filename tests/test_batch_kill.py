@@ -17,23 +17,13 @@ from pathlib import Path
 
 import numpy as np
 import soundfile as sf
-from helpers.batch import folder_of
+from helpers.batch import folder_of, output_files
 
 from pcsep_cli.io.atomic import TMP_MARKER
 
 PCSEP = shutil.which("pcsep", path=str(Path(sys.executable).parent)) or "pcsep"
 TRIALS = 20
 NAMES = "abcd"
-
-
-def _files(out: Path) -> dict[str, bytes]:
-    """Every file under ``out`` (temporaries included), paths in manifests made relative."""
-    prefix = str(out).encode()
-    return {
-        str(p.relative_to(out)): p.read_bytes().replace(prefix, b"OUT")
-        for p in sorted(out.rglob("*"))
-        if p.is_file()
-    }
 
 
 def test_sigkill_at_random_points_then_rerun_gives_identical_outputs(
@@ -64,7 +54,7 @@ def test_sigkill_at_random_points_then_rerun_gives_identical_outputs(
     ref = subprocess.run(command(tmp_path / "ref"), env=env, capture_output=True, timeout=300)
     full_run = time.monotonic() - started
     assert ref.returncode == 0, ref.stderr
-    expected = _files(tmp_path / "ref")
+    expected = output_files(tmp_path / "ref")
     assert sum(name.endswith("manifest.json") for name in expected) == len(NAMES)
 
     rng = np.random.default_rng(20261126)
@@ -93,7 +83,7 @@ def test_sigkill_at_random_points_then_rerun_gives_identical_outputs(
 
         again = subprocess.run(command(out), env=env, capture_output=True, timeout=300)
         assert again.returncode == 0, (trial, again.stderr)
-        assert _files(out) == expected, f"trial {trial}: outputs differ after the rerun"
+        assert output_files(out) == expected, f"trial {trial}: outputs differ after the rerun"
 
     # The trials did hit the interesting case: a process killed with a temporary on disk.
     assert killed_mid_write >= TRIALS // 4, killed_mid_write

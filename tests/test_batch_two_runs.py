@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 from helpers.audio import wav
-from helpers.batch import folder_of
+from helpers.batch import folder_of, output_files
 from helpers.clouds import ply
 
 from pcsep_cli.batch.lock import LOCK_PREFIX, ItemLock, lock_path, remove_stale_locks
@@ -32,16 +32,6 @@ from pcsep_cli.io.atomic import TMP_MARKER
 ROOT = Path(__file__).resolve().parents[1]
 NAMES = "abcd"
 Batch = tuple[Path, dict[str, str], dict[str, bytes]]
-
-
-def _files(out: Path) -> dict[str, bytes]:
-    """Every file under ``out`` (hidden ones included), paths in manifests made relative."""
-    prefix = str(out).encode()
-    return {
-        str(p.relative_to(out)): p.read_bytes().replace(prefix, b"OUT")
-        for p in sorted(out.rglob("*"))
-        if p.is_file()
-    }
 
 
 def _data(root: Path, scene_ply: Path) -> Path:
@@ -82,7 +72,7 @@ def batch(tmp_path_factory: pytest.TempPathFactory, model: Path, scene_ply: Path
         _command(data, root / "ref", model), env=env, capture_output=True, timeout=300
     )
     assert ref.returncode == 0, ref.stderr
-    expected = _files(root / "ref")
+    expected = output_files(root / "ref")
     assert sum(name.endswith("manifest.json") for name in expected) == len(NAMES)
     return data, env, expected
 
@@ -205,7 +195,7 @@ def test_two_concurrent_runs_write_each_item_once(
     # The runs overlapped: each did part of the work (or found an item held by the other).
     notes = [i["note"] for r in reports for i in r["items"] if i["status"] == "skipped"]
     assert RUNNING_ELSEWHERE in notes or all(r["counts"]["done"] for r in reports), notes
-    assert _files(out) == expected  # byte-identical, no lock file or temporary left
+    assert output_files(out) == expected  # byte-identical, no lock file or temporary left
 
 
 def test_second_run_completes_what_a_killed_run_held(
@@ -235,4 +225,4 @@ def test_second_run_completes_what_a_killed_run_held(
     report = json.loads(again.stdout)
     assert report["counts"]["failed"] == 0 and report["counts"]["cancelled"] == 0
     assert all(i["note"] != RUNNING_ELSEWHERE for i in report["items"])
-    assert _files(out) == expected
+    assert output_files(out) == expected

@@ -13,3 +13,14 @@ def folder_of(root: Path, scene: Path, names: str) -> Path:
         recording(root / f"{name}.wav", seed=i)
         shutil.copy(scene, root / f"{name}.ply")
     return root
+
+
+def output_files(out: Path) -> dict[str, bytes]:
+    """Every file under ``out`` (hidden and temporary ones included), paths inside manifests
+    made relative, so two runs into different folders compare byte for byte."""
+    prefix = str(out).encode()
+    return {
+        str(p.relative_to(out)): p.read_bytes().replace(prefix, b"OUT")
+        for p in sorted(out.rglob("*"))
+        if p.is_file()
+    }
