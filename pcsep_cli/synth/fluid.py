@@ -47,7 +47,25 @@ def _checked(soundfont: Path) -> Path:
     return soundfont
 
 
-def _midi_bytes(performances: Sequence[Performance], slot_s: float, length_s: float) -> bytes:
+def slot_seconds(num_samples: int, sample_rate: int) -> int:
+    """Seconds each performance gets in a shared render: its length plus a silent gap."""
+    return math.ceil(num_samples / sample_rate + _SLOT_GAP_S)
+
+
+def cut_slots(
+    mono: np.ndarray, count: int, slot_s: float, sample_rate: int, num_samples: int
+) -> np.ndarray:
+    """The ``count`` performances of a shared mono render, each ``num_samples`` long from the
+    start of its slot (a render that ended early is padded with silence); float32
+    ``(count, num_samples)``."""
+    slot_n = int(round(slot_s * sample_rate))
+    need = (count - 1) * slot_n + num_samples
+    if len(mono) < need:
+        mono = np.concatenate([mono, np.zeros(need - len(mono), np.float32)])
+    return np.stack([mono[k * slot_n : k * slot_n + num_samples] for k in range(count)])
+
+
+def midi_bytes(performances: Sequence[Performance], slot_s: float, length_s: float) -> bytes:
     from music21 import midi
 
     mf = midi.MidiFile()
@@ -114,10 +132,10 @@ def render(
         return np.zeros((0, num_samples), dtype=np.float32)
     sf2 = soundfont_path() if soundfont is None else _checked(soundfont)
     length_s = num_samples / sample_rate
-    slot_s = math.ceil(length_s + _SLOT_GAP_S)
+    slot_s = slot_seconds(num_samples, sample_rate)
     with tempfile.TemporaryDirectory(prefix="pcsep-fluid-") as tmp:
         mid, raw = Path(tmp) / "parts.mid", Path(tmp) / "out.raw"
-        mid.write_bytes(_midi_bytes(performances, slot_s, length_s))
+        mid.write_bytes(midi_bytes(performances, slot_s, length_s))
         cmd = [
             "fluidsynth", "-n", "-i", "-q", "-R", "0", "-C", "0", "-g", "0.3",
             "-r", str(sample_rate), "-T", "raw", "-O", "float", "-E", "little",
@@ -132,9 +150,5 @@ def render(
                 hint=SETUP_HINT,
             )
         stereo = np.fromfile(raw, dtype="<f4").reshape(-1, 2)
-    slot_n = int(round(slot_s * sample_rate))
-    need = (len(performances) - 1) * slot_n + num_samples
-    if len(stereo) < need:
-        stereo = np.concatenate([stereo, np.zeros((need - len(stereo), 2), np.float32)])
     mono = stereo.mean(axis=1, dtype=np.float32)
-    return np.stack([mono[k * slot_n : k * slot_n + num_samples] for k in range(len(performances))])
+    return cut_slots(mono, len(performances), slot_s, sample_rate, num_samples)

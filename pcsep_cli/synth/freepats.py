@@ -12,7 +12,6 @@ directive, searched before patches) would override freepats: it is refused.
 
 from __future__ import annotations
 
-import math
 import os
 import re
 import shutil
@@ -24,7 +23,7 @@ from pathlib import Path
 import numpy as np
 
 from pcsep_cli.errors import DatasetError
-from pcsep_cli.synth.fluid import _SLOT_GAP_S, _midi_bytes
+from pcsep_cli.synth.fluid import cut_slots, midi_bytes, slot_seconds
 from pcsep_cli.synth.music import Performance
 
 CONFIG = Path("/etc/timidity/freepats.cfg")
@@ -83,10 +82,10 @@ def render(
         if not plays(perf):
             raise DatasetError(f"freepats has no patch for GM program {perf.program}")
     length_s = num_samples / sample_rate
-    slot_s = math.ceil(length_s + _SLOT_GAP_S)
+    slot_s = slot_seconds(num_samples, sample_rate)
     with tempfile.TemporaryDirectory(prefix="pcsep-timidity-") as tmp:
         mid, wav = Path(tmp) / "parts.mid", Path(tmp) / "out.wav"
-        mid.write_bytes(_midi_bytes(performances, slot_s, length_s))
+        mid.write_bytes(midi_bytes(performances, slot_s, length_s))
         cmd = [
             "timidity", "-c", str(CONFIG), "-s", str(sample_rate), "-Ow", "--output-mono",
             "--output-24bit", "-EFreverb=d", "-EFchorus=d", "-EFdelay=d", "-o", str(wav),
@@ -101,8 +100,4 @@ def render(
                 hint=SETUP_HINT,
             )
         mono, _ = soundfile.read(wav, dtype="float32", always_2d=False)
-    slot_n = int(round(slot_s * sample_rate))
-    need = (len(performances) - 1) * slot_n + num_samples
-    if len(mono) < need:
-        mono = np.concatenate([mono, np.zeros(need - len(mono), np.float32)])
-    return np.stack([mono[k * slot_n : k * slot_n + num_samples] for k in range(len(performances))])
+    return cut_slots(mono, len(performances), slot_s, sample_rate, num_samples)
