@@ -157,6 +157,38 @@ def test_chunked_matches_unchunked(quartet: list) -> None:
     assert diff < 0.5
 
 
+def test_blocks_shorten_with_rate_channels_and_stems() -> None:
+    from pcsep_cli.separate.separator import _BLOCK_BUDGET, MIN_SEGMENT, _frame_bytes
+
+    sep = Separator(tiny_net())
+    # CD-rate stereo with a quartet keeps the full 20 s segment.
+    assert sep.block_sizes(44100, 2, 4) == (20 * 44100, 2 * 44100)
+    block, overlap = sep.block_sizes(192000, 8, 4)
+    assert MIN_SEGMENT * 192000 <= block < 20 * 192000
+    assert block * _frame_bytes(8, 4) <= _BLOCK_BUDGET
+    assert overlap == round(0.1 * block)
+    # More channels or more stems: shorter blocks; never below MIN_SEGMENT.
+    assert sep.block_sizes(192000, 8, 8)[0] < block
+    assert sep.block_sizes(192000, 2, 4)[0] > block
+    assert sep.block_sizes(192000, 64, 40)[0] == round(MIN_SEGMENT * 192000)
+    # A segment asked for shorter than MIN_SEGMENT is kept.
+    assert Separator(tiny_net(), segment=0.5).block_sizes(192000, 64, 40)[0] == 96000
+
+
+def test_stream_refuses_blocks_cut_for_other_sizes(quartet: list) -> None:
+    sep = Separator(tiny_net())
+    cond = sep.condition(quartet)
+    audio = noise(8, 1.0, 192000)
+    # Cut for mono: longer than the 8-channel block allows.
+    block, overlap = sep.block_sizes(192000)
+    whole = np.concatenate([audio] * 6, axis=1)
+    with pytest.raises(ValueError, match="block_sizes"):
+        next(sep.stream(array_blocks(whole, block, overlap), 192000, cond))
+    block, overlap = sep.block_sizes(192000, 8, len(cond.stems))
+    out = np.concatenate(list(sep.stream(array_blocks(audio, block, overlap), 192000, cond)), -1)
+    assert np.abs(out.sum(0) - audio).max() <= 1e-5
+
+
 def test_label_mode_without_a_cloud() -> None:
     sep = Separator(tiny_net(), device="cpu")
     result = sep.separate(noise(2, 1.0, 8000), 8000, instruments=["cello", "cello", "flute"])

@@ -295,7 +295,7 @@ def _first_pass(
             except (sf.SoundFileError, RuntimeError, OSError) as err:
                 raise AudioError(f"cannot write a temporary file ({err})", t.tmp) from err
             files.append(stack.enter_context(f))
-        block, overlap = separator.block_sizes(info.sample_rate)
+        block, overlap = separator.block_sizes(info.sample_rate, info.channels, cond.film.shape[0])
         blocks = iter_blocks(job.audio, block, overlap=overlap)
         for out in separator.stream(
             blocks, info.sample_rate, cond, total_frames=info.frames, progress=progress

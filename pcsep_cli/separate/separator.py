@@ -3,8 +3,9 @@ masks → stems + residual (:mod:`pcsep_cli.separate` shows the whole API).
 
 - :meth:`Separator.condition` classifies each performer once (instrument + confidence; ``none``
   is detected and not separated) and runs the visual encoder and FiLM trunk once per performer.
-- :meth:`Separator.stream` takes overlapping blocks (``block, overlap = block_sizes(sr)``,
-  ``iter_blocks(path, block, overlap=overlap)``; 20 s chunks sharing 10% by default):
+- :meth:`Separator.stream` takes overlapping blocks (``block, overlap = block_sizes(sr, C, P)``,
+  ``iter_blocks(path, block, overlap=overlap)``; 20 s chunks sharing 10% by default, shorter
+  at high rates and channel counts so a block's arrays stay near 512 MB):
   per block the mono mixture is resampled to the model's rate, the audio encoder runs once and
   all performers' decoders run as one batch; masks are carried to the input's own rate and
   channels (:mod:`pcsep_cli.separate.masks`), normalised so ``Σ masks ≤ 1``, applied to every
@@ -28,6 +29,7 @@ threads may share one.
 
 from __future__ import annotations
 
+import itertools
 import math
 from collections.abc import Iterable, Iterator, Sequence
 from typing import TYPE_CHECKING, Any
@@ -66,7 +68,12 @@ __all__ = [
 DEFAULT_SEGMENT = 20.0  # s: long enough for context, short enough for flat memory
 DEFAULT_OVERLAP = 0.1  # crossfades of 2 s; work done twice: 11%
 NONE = "none"
-_SPEC_BUDGET = 256 << 20  # bytes of complex spectrogram per iSTFT call
+# Memory of one block (see ``_frame_bytes``): at 44.1 kHz stereo with a few performers the
+# default 20 s fit; at 192 kHz x 8 channels blocks get shorter (4 s with 4 performers), so
+# the peak follows the block, not rate x channels. Blocks never drop below MIN_SEGMENT.
+_BLOCK_BUDGET = 512 << 20
+_GROUP_BUDGET = 128 << 20  # bytes of spectra per group of channels in the iSTFT
+MIN_SEGMENT = 2.0  # s: the network was trained on 1.5 s excerpts; shorter loses context
 
 
 def resolve_device(device: str | torch.device = "auto") -> torch.device:
@@ -92,6 +99,17 @@ def resolve_device(device: str | torch.device = "auto") -> torch.device:
         if mps is None or not mps.is_available():
             raise ModelError("MPS is not available on this machine", hint="use --device cpu")
     return dev
+
+
+_GROUP_FACTOR = 3  # spectra alive per channel in the iSTFT: masked spectrum, frames, window
+
+
+def _frame_bytes(channels: int, stems: int) -> int:
+    """Bytes one block holds per sample frame (measured shape, see the constants above):
+    the block as read and transposed (8 C), the stems, residual and their sum (4 C (P + 2)),
+    masks on the input's grid with their interpolation temporaries (~40 P: about two bins per
+    frame, four float32 arrays), and one channel's spectra in the iSTFT (~(50 P + 16))."""
+    return 8 * channels + 4 * channels * (stems + 2) + 40 * stems + 50 * stems + 16
 
 
 class Separator:
@@ -176,9 +194,16 @@ class Separator:
         except ValueError:
             return {"id": None, "revision": None, "commit": None, "source": None, "path": None}
 
-    def block_sizes(self, sample_rate: int) -> tuple[int, int]:
-        """``(block, overlap)`` in samples at ``sample_rate``, for ``iter_blocks``."""
+    def block_sizes(self, sample_rate: int, channels: int = 1, stems: int = 1) -> tuple[int, int]:
+        """``(block, overlap)`` in samples at ``sample_rate``, for ``iter_blocks``.
+
+        The block is ``segment`` seconds, shortened (to no less than ``MIN_SEGMENT``) when
+        that many samples of ``channels`` channels and ``stems`` stems would hold more than
+        ~512 MB of arrays: memory is bounded by the block, whatever the rate and channels.
+        """
         block = max(2, round(self.segment * sample_rate))
+        fit = _BLOCK_BUDGET // _frame_bytes(max(1, channels), max(1, stems))
+        block = min(block, max(fit, round(MIN_SEGMENT * sample_rate)))
         return block, min(block // 2, round(self.overlap * block))
 
     # -- conditions -----------------------------------------------------------------------
@@ -326,16 +351,17 @@ class Separator:
         spec = stft(torch.from_numpy(mono[0]).to(self.device), cfg.stft)
         m = normalise(rmap.carry(self.masks(spec.abs()[None, None], film), max(n, 2)))
         xin = x if n >= 2 else np.pad(x, ((0, 0), (0, 2 - n)))
-        spec_in = stft(torch.from_numpy(np.ascontiguousarray(xin)).to(self.device), rmap.stft_in)
         p, channels = film.shape[0], x.shape[0]
         out = np.empty((p + 1, channels, n), dtype=np.float32)
-        # Channels in groups: few iSTFT calls, yet bounded memory for 8-channel 96 kHz input.
-        group = max(1, min(channels, _SPEC_BUDGET // max(1, m.numel() * 8)))
+        # Channels in groups: few STFT/iSTFT calls, yet bounded memory for 8-channel input.
+        group = max(1, min(channels, _GROUP_BUDGET // max(1, _GROUP_FACTOR * m.numel() * 8)))
         for c in range(0, channels, group):
-            spec = m[:, None] * spec_in[None, c : c + group]  # (P, g, F, T)
+            chans = torch.from_numpy(np.ascontiguousarray(xin[c : c + group])).to(self.device)
+            spec = m[:, None] * stft(chans, rmap.stft_in)[None]  # (P, g, F, T)
             wav = istft(spec, rmap.stft_in, max(n, 2))[..., :n]
+            del spec
             out[:p, c : c + group] = wav.float().cpu().numpy()
-        out[p] = x - out[:p].sum(axis=0)
+        np.subtract(x, out[:p].sum(axis=0), out=out[p])
         return out
 
     def stream(
@@ -350,7 +376,8 @@ class Separator:
         """Separate overlapping blocks into consecutive, non-overlapping output blocks.
 
         Args:
-            blocks: float32 ``(C, n)`` blocks of ``block_sizes(sample_rate)`` (each repeats
+            blocks: float32 ``(C, n)`` blocks of ``block_sizes(sample_rate, C, P)`` (P: the
+                conditions' performers; each repeats
                 the previous one's last ``overlap`` samples), e.g. from ``iter_blocks``.
             sample_rate: their rate (Hz).
             conditions: from :meth:`condition`.
@@ -361,14 +388,24 @@ class Separator:
             float32 ``(P + 1, C, m)``: P stems then the residual; concatenated along the
             last axis they cover the signal once.
         """
-        _, overlap = self.block_sizes(sample_rate)
+        it = iter(blocks)
+        first = next(it, None)
+        if first is None:
+            return
+        stems = conditions.film.shape[0]
+        size, overlap = self.block_sizes(sample_rate, first.shape[0], stems)
+        if first.shape[-1] > size:
+            raise ValueError(
+                f"blocks of {first.shape[-1]} samples, expected at most {size}: cut them with "
+                f"block_sizes({sample_rate}, {first.shape[0]}, {stems})"
+            )
         rmap = RateMap(self.net.config.stft, self.sample_rate, int(sample_rate))
 
         def process(block: np.ndarray) -> np.ndarray:
             return self._chunk(block, rmap, conditions.film)
 
         done = 0
-        for ready in overlap_add(blocks, overlap, process):
+        for ready in overlap_add(itertools.chain([first], it), overlap, process):
             done += ready.shape[-1]
             yield ready
             if progress is not None:
@@ -410,8 +447,8 @@ class Separator:
             seq = [clouds] if hasattr(clouds, "xyz") else list(clouds)  # type: ignore[arg-type]
             performers = find_scene_performers(seq)  # type: ignore[arg-type]
         cond = self.condition(performers, instruments)
-        block, overlap = self.block_sizes(sample_rate)
         x = audio.astype(np.float32, copy=False)
+        block, overlap = self.block_sizes(sample_rate, x.shape[0], cond.film.shape[0])
         parts = list(
             self.stream(
                 array_blocks(x, block, overlap),
