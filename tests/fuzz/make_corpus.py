@@ -43,6 +43,27 @@ def main() -> None:
     sf.write(CORPUS / "float.wav", tone[:, :1], 8000, subtype="FLOAT")
     sf.write(CORPUS / "pcm16.flac", tone, 8000, subtype="PCM_16")
     sf.write(CORPUS / "vorbis.ogg", np.tile(tone, (10, 1)), 8000, subtype="VORBIS")
+    write_csv_seeds()
+
+
+def write_csv_seeds() -> None:
+    """CSV manifests for ``pcsep batch --manifest``, written with the csv module."""
+    import csv
+
+    rows = [
+        ["take1.wav", "take1.ply", "take1"],
+        ["sub/take2.flac", "sub/take2.las", "session/take2"],
+        ["../elsewhere/Sérénade, op. 3.wav", "scans/Sérénade.e57", "Sérénade op. 3"],
+    ]
+    with open(CORPUS / "named.csv", "w", newline="", encoding="utf-8") as f:
+        writer = csv.writer(f)
+        writer.writerow(["audio", "cloud", "name"])
+        writer.writerows(rows)
+    # A spreadsheet's export: BOM, CRLF, quoted cells, columns in another order, no names.
+    with open(CORPUS / "excel.csv", "w", newline="", encoding="utf-8-sig") as f:
+        writer = csv.writer(f, dialect="excel", quoting=csv.QUOTE_ALL)
+        writer.writerow(["Cloud", "Audio"])
+        writer.writerows([[c, a] for a, c, _ in rows])
 
 
 if __name__ == "__main__":
