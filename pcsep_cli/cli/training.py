@@ -106,10 +106,34 @@ def train(
     resume: Annotated[
         bool, typer.Option(help="Continue from the run's last checkpoint if there is one.")
     ] = True,
+    init_from: Annotated[
+        str | None,
+        typer.Option(
+            help="Start from this model's weights (bundled name, folder or owner/name): "
+            "fine-tuning. A config without a model section takes its architecture."
+        ),
+    ] = None,
+    data: Annotated[
+        Path | None,
+        typer.Option(help="Your recordings in the real-capture layout (see README)."),
+    ] = None,
+    data_share: Annotated[
+        float | None,
+        typer.Option(min=0.0, max=1.0, help="Share of mixtures drawn from --data."),
+    ] = None,
+    pool: Annotated[
+        Path | None, typer.Option(help="Synthetic dataset (pcsep synth) to mix in.")
+    ] = None,
+    steps: Annotated[int | None, typer.Option(min=1, help="Optimiser steps.")] = None,
+    out: Annotated[
+        Path | None, typer.Option("--out", "-o", help="Run folder (checkpoints, model/).")
+    ] = None,
 ) -> None:
-    """Train a separation model (mix-and-separate on a synthetic solo pool)."""
+    """Train a separation model (mix-and-separate on a synthetic solo pool), or fine-tune one
+    on your own recordings: pcsep train finetune --init-from pcsep-base --data DIR --pool DIR."""
     import time
 
+    from pcsep_cli.train.config import load_train_config
     from pcsep_cli.train.loop import train as run_training
 
     console = stderr_console()
@@ -123,8 +147,17 @@ def train(
                 line += f" val {m['val_loss']:.4f}"
             console.print(line + (f"  {safe_text(p.detail)}" if p.detail else ""))
 
-    out = run_training(config, resume=resume, progress=show)
-    stdout_console().print(f"model: {safe_text(out)}", soft_wrap=True)
+    cfg = load_train_config(
+        config,
+        init_from=init_from,
+        data=None if data is None else str(data),
+        data_share=data_share,
+        pool=None if pool is None else str(pool),
+        steps=steps,
+        out_dir=None if out is None else str(out),
+    )
+    out_model = run_training(cfg, resume=resume, progress=show)
+    stdout_console().print(f"model: {safe_text(out_model)}", soft_wrap=True)
 
 
 def evaluate(

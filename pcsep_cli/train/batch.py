@@ -18,7 +18,7 @@ from torch import Tensor
 from pcsep_cli.nets.stft import StftConfig, stft
 from pcsep_cli.train.augment import augment
 from pcsep_cli.train.config import TrainConfig
-from pcsep_cli.train.pool import Pool
+from pcsep_cli.train.pool import Pool, PoolMix, pick
 
 
 @dataclass
@@ -56,7 +56,7 @@ def _excerpt(audio: np.ndarray, active: np.ndarray, length: int, rng: np.random.
 
 
 def make_batch(
-    pool: Pool,
+    pools: Pool | PoolMix,
     cfg: TrainConfig,
     rng: np.random.Generator,
     *,
@@ -66,7 +66,7 @@ def make_batch(
     """Draw one batch.
 
     Args:
-        pool: performers of the split.
+        pools: performers of the split (or two pools, each mixture drawn from one).
         cfg: training config (sizes, gains, augmentation, model).
         rng: random source (see :func:`step_rng`).
         train: augment the clouds (validation batches are not augmented).
@@ -74,11 +74,12 @@ def make_batch(
             ignored for a ``"labels"`` model.
     """
     length = cfg.segment_samples
-    labels_avail = sorted(pool.by_label)
-    max_src = min(cfg.max_sources, len(labels_avail))
-    min_src = min(cfg.min_sources, max_src)
     mixes, sources, points, labels, mix_index, is_source = [], [], [], [], [], []
     for b in range(cfg.batch_size):
+        pool = pick(pools, rng)
+        labels_avail = sorted(pool.by_label)
+        max_src = min(cfg.max_sources, len(labels_avail))
+        min_src = min(cfg.min_sources, max_src)
         n = int(rng.integers(min_src, max_src + 1))
         chosen = rng.choice(labels_avail, size=n, replace=False)
         mix = np.zeros(length, np.float32)
@@ -129,7 +130,7 @@ def clouds_to_tensor(clouds: list[np.ndarray], voxel_size: float) -> Any:
 
 
 def make_cloud_batch(
-    pool: Pool, cfg: TrainConfig, rng: np.random.Generator, count: int
+    pools: Pool | PoolMix, cfg: TrainConfig, rng: np.random.Generator, count: int
 ) -> tuple[Any, Tensor]:
     """``count`` augmented clouds for the visual encoder alone.
 
@@ -140,6 +141,7 @@ def make_cloud_batch(
     Returns:
         ``(SparseTensor of the clouds, labels (count,) long)``.
     """
+    pool = pick(pools, rng)  # one pool for the whole call
     none = len(cfg.model.classes) - 1
     instruments = sorted(pool.by_label.keys() | pool.soundless_by_label.keys())
     if cfg.none_share > 0 and pool.distractors:

@@ -63,7 +63,13 @@ class TrainConfig:
 
     Attributes:
         model: the network to train (saved as the model's ``config.json``).
-        pool: solo pool directory (``pcsep synth`` output, see ``pcsep_cli.synth.dataset``).
+        pool: solo pool directory (``pcsep synth`` output, see ``pcsep_cli.synth.dataset``);
+            may be empty when ``data`` is given.
+        data: a dataset of one's own recordings in the real-capture layout
+            (:mod:`pcsep_cli.train.capture`; ``train/``, optionally ``val/``): mixtures are
+            drawn from it with chance ``data_share``, from ``pool`` otherwise, so a fine-tuned
+            model keeps the classes the user has no recordings of. Empty: ``pool`` only.
+        data_share: the share of mixtures drawn from ``data`` (when both are given).
         out_dir: run directory: checkpoints, log, and the final model under ``model/``.
         seed: seeds the weights and every step's data (a step's batch depends only on
             ``(seed, step)``, so a resumed run sees the data an uninterrupted run would).
@@ -107,6 +113,8 @@ class TrainConfig:
 
     model: SeparatorConfig = field(default_factory=SeparatorConfig)
     pool: str = "runs/pool"
+    data: str = ""
+    data_share: float = 0.5
     out_dir: str = "runs/train"
     seed: int = 0
     steps: int = 1000
@@ -157,6 +165,10 @@ class TrainConfig:
             raise ValueError(f"label_fraction must be in [0, 1], got {self.label_fraction}")
         if not 0 <= self.none_share < 1:
             raise ValueError(f"none_share must be in [0, 1), got {self.none_share}")
+        if not 0 <= self.data_share <= 1:
+            raise ValueError(f"data_share must be in [0, 1], got {self.data_share}")
+        if not self.pool and not self.data:
+            raise ValueError("give a pool (synthetic) or data (your recordings), or both")
         if not 0 <= self.distractor_prob <= 1:
             raise ValueError(f"distractor_prob must be in [0, 1], got {self.distractor_prob}")
         if self.lr <= 0 or self.lr_min < 0 or self.keep_checkpoints < 1 or self.threads < 0:
@@ -199,11 +211,21 @@ def preset_path(name: str) -> Path:
     return CONFIG_DIR / f"{name}.json"
 
 
-def load_train_config(path: str | Path) -> TrainConfig:
+def load_train_config(path: str | Path, **overrides: Any) -> TrainConfig:
     """Read a JSON (``.json``) or TOML (``.toml``) training config, or a preset's name.
+
+    Args:
+        path: the file or preset.
+        overrides: fields set over the file's (``init_from="pcsep-base"``, ``data=...``);
+            None values are left out.
+
+    A config without a ``model`` section that starts from ``init_from`` takes that model's
+    own config (the ``finetune`` preset: ``pcsep train finetune --init-from pcsep-base
+    --data DIR``).
 
     Raises:
         TrainConfigError: missing file, bad syntax, or an invalid field.
+        ModelError: ``init_from`` cannot be loaded.
     """
     file = Path(path)
     if not file.exists() and preset_path(str(path)).is_file():
@@ -214,4 +236,9 @@ def load_train_config(path: str | Path) -> TrainConfig:
             "training config not found", file, f"pass a .json/.toml file or a preset: {presets}"
         )
     data = read_config_file(file, TrainConfigError, "fix its syntax")
+    data.update({k: v for k, v in overrides.items() if v is not None})
+    if "model" not in data and data.get("init_from"):
+        from pcsep_cli.hub.models import load_model
+
+        data["model"] = load_model(str(data["init_from"])).config.to_dict()
     return TrainConfig.from_dict(data, file)

@@ -63,6 +63,13 @@ import numpy as np
 from pcsep_cli.errors import DatasetError, ModelError, SceneError
 from pcsep_cli.nets.model import DEFAULT_VIEWS
 from pcsep_cli.progress import Progress, ProgressFn
+from pcsep_cli.train.capture import (
+    AUDIO_EXTS,
+    CLOUD_EXTS,
+    find_file,
+    performer_clouds,
+    stem_file,
+)
 from pcsep_cli.train.metrics import BOOTSTRAP_RESAMPLES, BOOTSTRAP_SEED, bootstrap, bss_eval
 from pcsep_cli.train.scene_match import match_scene
 
@@ -73,13 +80,11 @@ if TYPE_CHECKING:  # pragma: no cover
 METRICS = ("sdr", "sir", "sar", "si_sdr")
 SCORES = (*METRICS, "sdri", "si_sdri")
 METHODS = ("model", "labels", "oracle_irm", "mixture")
-AUDIO_EXTS = (".wav", ".flac", ".ogg", ".aiff", ".aif")
-CLOUD_EXTS = (".ply", ".las", ".laz", ".pcd")
 FLOOR_MARGIN = 0.02
 NONE = "none"
 LAYOUT = (
-    "an example folder holds meta.json, scene.ply (or .las/.laz/.pcd), mixture.wav (or "
-    ".flac/.ogg/.aiff) and the stems/<name>.wav that meta.json names"
+    "an example folder holds meta.json, scene.ply (or .las/.laz/.pcd/.e57) or "
+    "performers/<name>.ply, mixture.wav (or .flac/.ogg/.aiff) and stems/<name>.wav"
 )
 
 
@@ -165,14 +170,12 @@ def read_example(folder: Path, sample_rate: int | None = None, max_seconds: floa
     frames = int(max_seconds * sr) if max_seconds else mix.shape[1]
     stems = []
     for perf in meta.get("performers", []):
-        stem_path = folder / perf["stem"]
-        if not stem_path.is_file():
-            raise DatasetError(f"stem {perf['stem']} named in meta.json is missing", folder)
+        stem_path = stem_file(folder, perf)
         audio, ssr = read_audio(stem_path)
         if ssr != sr or audio.shape[0] != mix.shape[0]:
             raise DatasetError(
-                f"stem {perf['stem']} has {audio.shape[0]} ch at {ssr} Hz, mixture "
-                f"{mix.shape[0]} ch at {sr} Hz",
+                f"stem {stem_path.relative_to(folder)} has {audio.shape[0]} ch at {ssr} Hz, "
+                f"mixture {mix.shape[0]} ch at {sr} Hz",
                 folder,
                 "stems must match the mixture's rate and channels",
             )
@@ -202,6 +205,13 @@ def _performer_clouds(folder: Path, objects: list[dict], radius: float) -> list[
     """Points ``(M, 3)`` of each performer / distractor of a scene (module docstring)."""
     from pcsep_cli.io.pointcloud import read_cloud
 
+    if (folder / "performers").is_dir() and not (folder / "labels.npy").is_file():
+        # Real-capture layout with one cloud per performer: theirs, as given (distractors
+        # have no file there: no cloud).
+        mine = folder / "performers"
+        has = [find_file(mine, str(o.get("name")), CLOUD_EXTS) is not None for o in objects]
+        given = iter(performer_clouds(folder, [o for o, h in zip(objects, has, strict=True) if h]))
+        return [next(given) if h else np.zeros((0, 3)) for h in has]
     scene = read_cloud(_find(folder, "scene", CLOUD_EXTS)).xyz
     labels = None
     if (folder / "labels.npy").is_file() and all("object" in o for o in objects):

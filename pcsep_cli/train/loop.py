@@ -19,13 +19,14 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
+from pcsep_cli.errors import DatasetError
 from pcsep_cli.nets.files import CONFIG_FILE, WEIGHTS_FILE
 from pcsep_cli.nets.model import SeparationNet
 from pcsep_cli.progress import Progress, ProgressFn
 from pcsep_cli.train.batch import Batch, make_batch, make_cloud_batch, step_rng
 from pcsep_cli.train.checkpoint import list_checkpoints, load_checkpoint, save_checkpoint
 from pcsep_cli.train.config import TrainConfig, load_train_config
-from pcsep_cli.train.pool import Pool, load_pool
+from pcsep_cli.train.pool import Pool, PoolMix, load_pool
 
 MODEL_SUBDIR = "model"
 LOG_NAME = "log.jsonl"
@@ -127,15 +128,26 @@ def uses_clouds(cfg: TrainConfig, step: int) -> bool:
     return bool(step_rng(cfg.seed, step, stream=2).random() >= cfg.label_fraction)
 
 
-def _load_pools(cfg: TrainConfig) -> tuple[Pool, Pool]:
+def _load_pools(cfg: TrainConfig) -> tuple[Pool | PoolMix, Pool | PoolMix]:
+    """Train and validation pools of ``pool`` and/or ``data`` (mixed by ``data_share``)."""
     m = cfg.model
     args = (m.classes, m.sample_rate, m.visual.voxel_size, cfg.segment_samples)
-    train_pool = load_pool(cfg.pool, "train", *args, clouds=cfg.cloud_scenes)
-    try:
-        val_pool = load_pool(cfg.pool, "val", *args, clouds=cfg.cloud_scenes)
-    except Exception:  # noqa: BLE001 - a pool without a val split validates on train
-        val_pool = train_pool
-    return train_pool, val_pool
+
+    def both(root: str, clouds: bool) -> tuple[Pool, Pool]:
+        train_pool = load_pool(root, "train", *args, clouds=clouds)
+        try:
+            val_pool = load_pool(root, "val", *args, clouds=clouds)
+        except DatasetError:  # a dataset without a val split validates on train
+            val_pool = train_pool
+        return train_pool, val_pool
+
+    if not cfg.data:
+        return both(cfg.pool, cfg.cloud_scenes)
+    own = both(cfg.data, False)
+    if not cfg.pool:
+        return own
+    base = both(cfg.pool, cfg.cloud_scenes)
+    return tuple(PoolMix(b, o, cfg.data_share) for b, o in zip(base, own, strict=True))  # type: ignore[return-value]
 
 
 # Fields a resumed run may change: the length of the run and how often it reports.
@@ -277,7 +289,7 @@ def _start(
     return 0, math.inf
 
 
-def _validation_sets(val_pool: Pool, cfg: TrainConfig) -> dict[str, list[Batch]]:
+def _validation_sets(val_pool: Pool | PoolMix, cfg: TrainConfig) -> dict[str, list[Batch]]:
     """The fixed validation batches, by metric suffix: ``""`` for the model's own condition,
     ``"_labels"`` beside it for a model conditioned on both."""
     primary = cfg.model.conditioning != "labels"
@@ -298,7 +310,7 @@ def _validation_sets(val_pool: Pool, cfg: TrainConfig) -> dict[str, list[Batch]]
 def _train_step(
     model: SeparationNet,
     optimizer: torch.optim.Optimizer,
-    pool: Pool,
+    pool: Pool | PoolMix,
     cfg: TrainConfig,
     step: int,
 ) -> dict[str, Any]:

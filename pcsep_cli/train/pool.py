@@ -8,7 +8,10 @@ It is read from a synthetic dataset folder (``pcsep synth``, layout in
   skipped);
 - the scenes ``DIR/<split>/<index>/``: each performer's points are cut from ``scene.ply`` with
   ``labels.npy`` (the object of each point) and paired with their stem; distractors give
-  ``none`` clouds (no audio), the only source of that class;
+  ``none`` clouds (no audio), the only source of that class. A scene without ``labels.npy``
+  is read in the real-capture layout (:mod:`pcsep_cli.train.capture`: close-microphone stems,
+  ``performers/<name>.ply`` or the whole scan cut by the scene step), so a dataset of one's
+  own recordings trains (and fine-tunes) the same way;
 - with ``clouds=True``, the cloud scenes ``DIR/clouds/<split>/<index>/`` (``scene.ply``,
   ``labels.npy``, ``meta.json``; no sound): their performers become visual-only examples
   (``Pool.soundless``, for the classifier) and their distractors more ``none`` clouds.
@@ -30,9 +33,15 @@ import numpy as np
 from pcsep_cli.errors import DatasetError
 from pcsep_cli.scene.canonical import canonical
 from pcsep_cli.train.augment import thin
+from pcsep_cli.train.capture import (
+    CAPTURE_LAYOUT,
+    CLOUD_EXTS,
+    find_file,
+    performer_clouds,
+    stem_file,
+)
 
 SPLITS = ("train", "val", "test")
-CLOUD_EXTS = (".ply", ".las", ".laz", ".pcd")
 
 
 @dataclass
@@ -75,6 +84,25 @@ class Pool:
     soundless_by_label: dict[int, list[int]] = field(default_factory=dict)
 
 
+@dataclass
+class PoolMix:
+    """Two pools one batch draws its mixtures from: ``own`` (recordings of one's own, the
+    real-capture layout) with chance ``share``, ``base`` (synthetic) otherwise."""
+
+    base: Pool
+    own: Pool
+    share: float
+
+    def pick(self, rng: np.random.Generator) -> Pool:
+        """The pool of the next mixture (one draw from ``rng``)."""
+        return self.own if rng.random() < self.share else self.base
+
+
+def pick(pool: Pool | PoolMix, rng: np.random.Generator) -> Pool:
+    """``pool`` itself, or one of a :class:`PoolMix` (a single pool draws nothing)."""
+    return pool.pick(rng) if isinstance(pool, PoolMix) else pool
+
+
 def _active_starts(audio: np.ndarray, segment: int, hop: int) -> np.ndarray:
     """Excerpt starts whose energy is within 30 dB of the loudest excerpt's."""
     mono = audio.mean(0)
@@ -96,10 +124,7 @@ def _read_meta(folder: Path) -> dict:
 
 
 def _cloud_file(folder: Path, stem: str) -> Path | None:
-    for ext in CLOUD_EXTS:
-        if (folder / f"{stem}{ext}").is_file():
-            return folder / f"{stem}{ext}"
-    return None
+    return find_file(folder, stem, CLOUD_EXTS)
 
 
 def _folders(base: Path) -> Iterator[Path]:
@@ -161,9 +186,12 @@ class _Loader:
         from pcsep_cli.io.pointcloud import read_cloud
 
         meta = _read_meta(folder)
+        if not (folder / "labels.npy").is_file():
+            self.add_capture(folder, name, meta, soundless)
+            return
         cloud = _cloud_file(folder, "scene")
-        if cloud is None or not (folder / "labels.npy").is_file():
-            return  # without per-point labels a scene cannot be cut into performers
+        if cloud is None:
+            raise DatasetError("labels.npy without a scene.ply", folder, CAPTURE_LAYOUT)
         xyz = read_cloud(cloud).xyz
         labels = np.load(folder / "labels.npy", allow_pickle=False)
         if labels.shape != (len(xyz),):
@@ -177,6 +205,16 @@ class _Loader:
         for k, dis in enumerate(meta.get("distractors", [])):
             pts = xyz[labels == dis.get("object", -2)]
             self.add(f"{name}:d{k}", "none", pts, None)
+
+    def add_capture(self, folder: Path, name: str, meta: dict, soundless: bool) -> None:
+        """An example of the real-capture layout (:mod:`pcsep_cli.train.capture`)."""
+        performers = [p for p in meta.get("performers", []) if p.get("instrument") in self.classes]
+        if not performers:
+            return
+        clouds = performer_clouds(folder, performers)
+        for perf, xyz in zip(performers, clouds, strict=True):
+            stem = None if soundless else stem_file(folder, perf)
+            self.add(f"{name}:{perf['name']}", perf["instrument"], xyz, stem, soundless)
 
 
 def load_pool(

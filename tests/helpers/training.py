@@ -122,3 +122,32 @@ def make_dataset(root: Path, layouts: list[list[str]], seconds: float = 1.5, see
         }
         (folder / "meta.json").write_text(json.dumps(meta))
     return root
+
+
+def make_capture(root: Path, layouts: list[list[str]], *, own_clouds: bool, seed: int = 5) -> Path:
+    """Examples in the real-capture layout: ``stems/<name>.wav`` found by name (no ``stem``
+    key), no ``labels.npy``; with ``own_clouds`` each performer's cloud in
+    ``performers/<name>.ply`` (cut with the labels before they are dropped) and no scene,
+    otherwise the whole ``scene.ply`` and each performer's ``position``."""
+    from pcsep_cli.io.pointcloud import read_cloud
+
+    make_dataset(root, layouts, seed=seed)
+    for folder in sorted(p for p in root.iterdir() if (p / "meta.json").is_file()):
+        meta = json.loads((folder / "meta.json").read_text())
+        labels = np.load(folder / "labels.npy")
+        if own_clouds:
+            xyz = read_cloud(folder / "scene.ply").xyz
+            (folder / "performers").mkdir()
+            for perf in meta["performers"]:
+                _write_cloud(
+                    folder / "performers" / f"{perf['name']}.ply", xyz[labels == perf["object"]]
+                )
+            (folder / "scene.ply").unlink()
+        (folder / "labels.npy").unlink()
+        for perf in meta["performers"]:
+            del perf["stem"], perf["object"]
+            if own_clouds:
+                del perf["position"]
+        meta.pop("distractors")
+        (folder / "meta.json").write_text(json.dumps(meta))
+    return root
