@@ -88,24 +88,35 @@ def stem_file(folder: Path, perf: dict) -> Path:
 
 
 def performer_clouds(
-    folder: Path, performers: Sequence[dict], scene_xyz: np.ndarray | None = None
-) -> list[np.ndarray]:
+    folder: Path,
+    performers: Sequence[dict],
+    scene_xyz: np.ndarray | None = None,
+    *,
+    unmatched: str = "raise",
+) -> list[np.ndarray | None]:
     """Each performer's points ``(M, 3)`` in the cloud's frame, without ``labels.npy``.
 
     ``performers/<name>.*`` when the example has that folder; otherwise the scene step runs
     on ``scene.*`` (or ``scene_xyz``, when the caller read it already) and each performer
     gets the cluster nearest its ``position``.
 
+    Args:
+        folder: the example.
+        performers: its ``meta.json`` entries.
+        scene_xyz: the scene's points, when read already.
+        unmatched: ``"raise"``, or ``"skip"``: None for a performer the scene step did not
+            find (hidden, or merged with a neighbour) instead of an error.
+
     Raises:
-        DatasetError: no clouds, a performer without a cloud file or a ``position``, or a
-            performer with no cluster within 1 m of its position.
+        DatasetError: no clouds, a performer without a cloud file or a ``position``, or (with
+            ``unmatched="raise"``) a performer with no cluster within 1 m of its position.
     """
     from pcsep_cli.io.pointcloud import read_cloud
 
     names = [_name(p, folder) for p in performers]
     own = folder / "performers"
     if own.is_dir():
-        clouds = []
+        clouds: list[np.ndarray | None] = []
         for name in names:
             path = find_file(own, name, CLOUD_EXTS)
             if path is None:
@@ -121,12 +132,12 @@ def performer_clouds(
         if scene is None:
             raise DatasetError("no performers/ folder and no scene.ply", folder, CAPTURE_LAYOUT)
         scene_xyz = read_cloud(scene).xyz
-    return _cut_by_scene_step(folder, performers, names, scene_xyz)
+    return _cut_by_scene_step(folder, performers, names, scene_xyz, unmatched == "skip")
 
 
 def _cut_by_scene_step(
-    folder: Path, performers: Sequence[dict], names: list[str], xyz: np.ndarray
-) -> list[np.ndarray]:
+    folder: Path, performers: Sequence[dict], names: list[str], xyz: np.ndarray, skip: bool
+) -> list[np.ndarray | None]:
     from pcsep_cli.io.pointcloud import PointCloud
     from pcsep_cli.scene import find_scene_performers
     from pcsep_cli.train.scene_match import MATCH_RADIUS, match_nearest
@@ -150,11 +161,11 @@ def _cut_by_scene_step(
         (i, j) for i, j in match_nearest(np.array(positions), np.array([f.position for f in found]))
     )
     missing = [names[i] for i in range(len(names)) if i not in pairs]
-    if missing:
+    if missing and not skip:
         raise DatasetError(
             f"no cluster of the scene lies within {MATCH_RADIUS:g} m of performer "
             f"{missing[0]!r}'s position",
             folder,
             "check the position (the scan's frame and units) or give performers/<name>.ply",
         )
-    return [found[pairs[i]].points for i in range(len(names))]
+    return [found[pairs[i]].points if i in pairs else None for i in range(len(names))]

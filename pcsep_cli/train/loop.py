@@ -222,6 +222,13 @@ def train(
     out_dir.mkdir(parents=True, exist_ok=True)
     (out_dir / "train_config.json").write_text(json.dumps(cfg.to_dict(), indent=2) + "\n")
     train_pool, val_pool = _load_pools(cfg)
+    skipped = (train_pool.own if isinstance(train_pool, PoolMix) else train_pool).skipped
+    if skipped:
+        note = (
+            f"left out {len(skipped)} captured performers the scene step did not find at "
+            f"their position (first: {skipped[0]}); give performers/<name>.ply to keep them"
+        )
+        report(train_progress(step, cfg.steps, math.nan, 0.0, None, note))
     val_sets = _validation_sets(val_pool, cfg)
     model.train()
     start, start_step, val_loss = time.perf_counter(), step, None

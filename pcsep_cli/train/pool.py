@@ -75,6 +75,8 @@ class Pool:
         by_label: label → indices into ``solos``.
         soundless: performers without audio (from cloud scenes): clouds for the classifier only.
         soundless_by_label: label → indices into ``soundless``.
+        skipped: captured performers left out: the scene step found no cluster at their
+            ``position`` (hidden, or merged with a neighbour).
     """
 
     solos: list[Solo]
@@ -82,6 +84,7 @@ class Pool:
     by_label: dict[int, list[int]]
     soundless: list[Solo] = field(default_factory=list)
     soundless_by_label: dict[int, list[int]] = field(default_factory=dict)
+    skipped: list[str] = field(default_factory=list)
 
 
 @dataclass
@@ -138,6 +141,7 @@ class _Loader:
         self.solos: list[Solo] = []
         self.distractors: list[Solo] = []
         self.soundless: list[Solo] = []
+        self.skipped: list[str] = []
 
     def _audio(self, path: Path) -> tuple[np.ndarray, np.ndarray] | None:
         from pcsep_cli.io.audio import read_audio
@@ -211,8 +215,11 @@ class _Loader:
         performers = [p for p in meta.get("performers", []) if p.get("instrument") in self.classes]
         if not performers:
             return
-        clouds = performer_clouds(folder, performers)
+        clouds = performer_clouds(folder, performers, unmatched="skip")
         for perf, xyz in zip(performers, clouds, strict=True):
+            if xyz is None:
+                self.skipped.append(f"{name}:{perf['name']}")
+                continue
             stem = None if soundless else stem_file(folder, perf)
             self.add(f"{name}:{perf['name']}", perf["instrument"], xyz, stem, soundless)
 
@@ -271,6 +278,7 @@ def load_pool(
         _by_label(loader.solos),
         loader.soundless,
         _by_label(loader.soundless),
+        loader.skipped,
     )
 
 

@@ -18,6 +18,7 @@ from pcsep_cli.errors import DatasetError
 from pcsep_cli.train.batch import make_batch, step_rng
 from pcsep_cli.train.config import CONFIG_DIR as CONFIGS
 from pcsep_cli.train.config import load_train_config
+from pcsep_cli.train.loop import train
 from pcsep_cli.train.pool import PoolMix, load_pool
 
 CLASSES = ("violin", "cello", "flute", "none")
@@ -74,7 +75,6 @@ def test_scene_cut_matches_the_clouds_given_one_by_one(tmp_path: Path) -> None:
         ("stem", "performer 'p1' has no stems/p1.wav"),
         ("cloud", "performer 'p0' has no performers/p0.ply"),
         ("position", "performer 'p0' has no position in meta.json"),
-        ("far", "no cluster of the scene lies within 1 m of performer 'p0'"),
         ("scene", "no performers/ folder and no scene.ply"),
     ],
 )
@@ -97,6 +97,25 @@ def test_an_example_lacking_something_says_what(tmp_path: Path, damage: str, mes
     with pytest.raises(DatasetError, match=message) as err:
         _load(root.parent)
     assert str(ex) in str(err.value) and "\n" not in str(err.value)
+
+
+def test_a_performer_the_scene_step_misses_is_left_out_and_counted(tmp_path: Path) -> None:
+    root = make_capture(tmp_path / "cap" / "train", LAYOUTS, own_clouds=False)
+    meta = json.loads((root / "000001" / "meta.json").read_text())
+    meta["performers"][0]["position"] = [40.0, 40.0, 0.0]  # nothing stands there
+    (root / "000001" / "meta.json").write_text(json.dumps(meta))
+    pool = _load(root.parent)
+    assert pool.skipped == ["train/000001:p0"]
+    assert sorted(s.name for s in pool.solos) == [
+        "train/000000:p0", "train/000000:p1", "train/000001:p1",
+    ]  # fmt: skip
+    seen: list = []
+    cfg = load_train_config("tiny").replace(
+        pool="", data=str(root.parent), out_dir=str(tmp_path / "run"), steps=1, max_sources=2
+    )
+    train(cfg, progress=seen.append)
+    assert "left out 1 captured performers" in seen[0].detail
+    assert "train/000001:p0" in seen[0].detail
 
 
 def test_mixtures_come_from_both_pools_at_the_share_asked(tmp_path: Path) -> None:
