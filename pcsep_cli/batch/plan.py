@@ -52,7 +52,7 @@ AUDIO_EXTS = frozenset(
 )
 """Suffixes taken for recordings (what libsndfile reads)."""
 
-CLOUD_EXTS = frozenset({".ply", ".las", ".laz", ".pcd"})
+CLOUD_EXTS = frozenset({".ply", ".las", ".laz", ".pcd", ".e57"})
 """Suffixes taken for point clouds."""
 
 

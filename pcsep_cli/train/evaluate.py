@@ -74,11 +74,11 @@ METRICS = ("sdr", "sir", "sar", "si_sdr")
 SCORES = (*METRICS, "sdri", "si_sdri")
 METHODS = ("model", "labels", "oracle_irm", "mixture")
 AUDIO_EXTS = (".wav", ".flac", ".ogg", ".aiff", ".aif")
-CLOUD_EXTS = (".ply", ".las", ".laz", ".pcd")
+CLOUD_EXTS = (".ply", ".las", ".laz", ".pcd", ".e57")
 FLOOR_MARGIN = 0.02
 NONE = "none"
 LAYOUT = (
-    "an example folder holds meta.json, scene.ply (or .las/.laz/.pcd), mixture.wav (or "
+    "an example folder holds meta.json, scene.ply (or .las/.laz/.pcd/.e57), mixture.wav (or "
     ".flac/.ogg/.aiff) and the stems/<name>.wav that meta.json names"
 )
 

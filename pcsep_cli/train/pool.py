@@ -32,7 +32,7 @@ from pcsep_cli.scene.canonical import canonical
 from pcsep_cli.train.augment import thin
 
 SPLITS = ("train", "val", "test")
-CLOUD_EXTS = (".ply", ".las", ".laz", ".pcd")
+CLOUD_EXTS = (".ply", ".las", ".laz", ".pcd", ".e57")
 
 
 @dataclass
