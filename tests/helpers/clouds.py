@@ -349,14 +349,17 @@ def e57_xml_span(logical: bytes) -> slice:
 
 
 def patch_e57(path: Path, old: bytes, new: bytes) -> Path:
-    """Replace the first ``old`` by ``new`` (same length) in an E57 file's XML section and fix
-    its page CRCs: a file that libE57Format accepts as undamaged but that says something else."""
-    assert len(old) == len(new), "the XML section keeps its length"
+    """Replace the first ``old`` by ``new`` in an E57 file's XML section and fix the header
+    (XML length, file length) and every page's CRC: a file that libE57Format accepts as
+    undamaged but that says something else. The XML is the file's last section (what follows
+    it is stale padding, dropped)."""
     logical = e57_logical(path.read_bytes())
     xml = e57_xml_span(logical)
     at = logical.find(old, xml.start, xml.stop)
     assert at >= 0, f"{old!r} not in the XML of {path}"
-    logical[at : at + len(old)] = new
+    text = bytes(logical[xml.start : at]) + new + bytes(logical[at + len(old) : xml.stop])
+    logical[xml.start :] = text
+    logical[32:40] = struct.pack("<Q", len(text))
     path.write_bytes(e57_paged(logical))
     return path
 

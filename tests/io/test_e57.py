@@ -236,17 +236,10 @@ def test_impossible_physical_header(
 
 
 def _promise(path: Path, count: int) -> Path:
-    """Make the first scan's ``recordCount`` say ``count``: a longer number takes the place of
-    the line's indentation, so the XML keeps its length (CRCs fixed by patch_e57)."""
-    logical = bytes(e57_logical(path.read_bytes()))
-    start = logical.index(b"<points ", e57_xml_span(logical).start)
-    end = logical.index(b">", start) + 1
-    old = logical[start:end]
-    new = re.sub(rb'recordCount="\d+"', f'recordCount="{count}"'.encode(), old)
-    indent = len(logical[:start]) - len(logical[:start].rstrip(b" "))
-    grow = len(new) - len(old)
-    assert 0 <= grow <= indent
-    return patch_e57(path, b" " * grow + old, new)
+    """Make the first scan's ``recordCount`` say ``count`` (page CRCs made right)."""
+    xml = bytes(e57_logical(path.read_bytes()))
+    old = re.search(rb'recordCount="\d+"', xml[e57_xml_span(xml)]).group()
+    return patch_e57(path, old, f'recordCount="{count}"'.encode())
 
 
 def test_header_promising_more_points_than_the_file_holds(good: Path) -> None:
@@ -257,8 +250,10 @@ def test_header_promising_more_points_than_the_file_holds(good: Path) -> None:
 
 @pytest.mark.parametrize(
     ("count", "message"),
-    [(400_000_000, "(248 bits each), which needs at least 12,400,000,000 bytes"),
-     (999_999_999, "over pcsep's limit")],  # fmt: skip
+    [
+        (400_000_000, "(248 bits each), which needs at least 12,400,000,000 bytes"),
+        (999_999_999, "over pcsep's limit"),
+    ],  # fmt: skip
 )
 def test_promise_of_billions_refused_before_allocating(good: Path, count: int, message: str):
     _promise(good, count)
@@ -295,6 +290,31 @@ def test_unusable_pose(tmp_path: Path, cloud) -> None:
     _fails(write_e57_file(tmp_path / "pose.e57", scan), "scan 1's pose is unusable")
 
 
+@pytest.mark.parametrize(
+    ("levels", "took"), [(100, 0.5), (50_000, 1.0)], ids=["100-levels", "50k-levels"]
+)
+def test_deeply_nested_xml_is_refused_before_the_library(good: Path, levels: int, took: float):
+    """libE57Format's parse time grows with the square of the nesting: 100,000 levels took
+    58 s; the XML's depth is checked first."""
+    nest = b'<a type="Structure">' * levels + b"</a>" * levels
+    patch_e57(good, b"</e57Root>", nest + b"</e57Root>")
+    start = time.perf_counter()
+    _fails(good, "nests elements more than 64 levels deep")
+    assert time.perf_counter() - start < took
+
+
+def test_document_type_declaration_is_refused(good: Path) -> None:
+    doctype = b'<!DOCTYPE e57Root [<!ENTITY a "aaaaaaaaaa"><!ENTITY b "&a;&a;&a;&a;">]>\n<e57Root'
+    patch_e57(good, b"<e57Root", doctype)
+    _fails(good, "document type declaration")
+
+
+def test_a_realistic_depth_is_read(good: Path) -> None:
+    nest = b'<a type="Structure">' * 40 + b"</a>" * 40  # extensions nest a few levels
+    patch_e57(good, b"</e57Root>", nest + b"</e57Root>")
+    assert read_cloud(good).num_points == N
+
+
 def test_malformed_xml_is_one_line_from_the_library(tmp_path: Path, good: Path) -> None:
     patch_e57(good, b"</e57Root>", b"</e57Ro0t>")
     _fails(good, "cannot read as E57: E57Exception: XML not well formed")
@@ -310,8 +330,12 @@ def test_inspect_reports_an_e57_scan(tmp_path: Path, cloud) -> None:
     path = write_e57_file(
         tmp_path / "site.e57",
         E57Scan(xyz=xyz[:150], rgb=rgb[:150], intensity=intensity[:150], invalid=state[:150]),
-        E57Scan(xyz=xyz[150:] - [1, 0, 0], rgb=rgb[150:], intensity=intensity[150:],
-                translation=(1.0, 0.0, 0.0)),  # fmt: skip
+        E57Scan(
+            xyz=xyz[150:] - [1, 0, 0],
+            rgb=rgb[150:],
+            intensity=intensity[150:],
+            translation=(1.0, 0.0, 0.0),
+        ),  # fmt: skip
     )
     result = runner.invoke(app, ["inspect", str(path), "--json"])
     assert result.exit_code == 0, result.output
@@ -343,8 +367,9 @@ def test_separate_takes_an_e57_scene_of_two_scans(tmp_path: Path, model: Path) -
     scans = [
         E57Scan(xyz=xyz[:half]),
         # the second scanner's frame: points there are R⁻¹(p − t)
-        E57Scan(xyz=rot.inv().apply(xyz[half:] - t), rotation=(w[3], *w[:3]),
-                translation=tuple(t)),  # fmt: skip
+        E57Scan(
+            xyz=rot.inv().apply(xyz[half:] - t), rotation=(w[3], *w[:3]), translation=tuple(t)
+        ),  # fmt: skip
     ]
     scene = write_e57_file(tmp_path / "scene.e57", *scans)
     mix = tmp_path / "mix.wav"
