@@ -12,14 +12,15 @@ before reading a byte, converts twice and needs every field present. Here points
 chunks of :data:`_CHUNK` records into fixed scratch buffers and copied into arrays sized once,
 after the promise was checked against the file's size (the fewest bits each record can take,
 from the prototype). libE57Format checks the CRC-32C of every 1024-byte page it reads, so a
-damaged byte anywhere is reported, not decoded; the physical header (signature, version, page
-size, length) is checked here first to say plainly what is wrong with a cut or padded file.
+damaged byte anywhere is reported, not decoded; :mod:`pcsep_cli.io.e57_check` looks at the
+physical header and the XML first, to say plainly what is wrong with a cut or padded file and
+to keep XML that would take the library minutes away from it.
 """
 
 from __future__ import annotations
 
 import math
-import struct
+import os
 from pathlib import Path
 from typing import Any, NamedTuple
 
@@ -27,12 +28,10 @@ import numpy as np
 
 from pcsep_cli.errors import PointCloudError
 from pcsep_cli.io.cloud import RawCloud, check_promise, colours_to_uint8
+from pcsep_cli.io.e57_check import E57_HINT as _HINT
+from pcsep_cli.io.e57_check import check_e57_file
 
 _CHUNK = 1 << 18
-_PAGE = 1024
-_MAX_DEPTH = 64  # scanners' files nest 6-10 levels (root, data3D, scan, points, prototype…)
-_HEADER = struct.Struct("<8sIIQQQQ")  # signature, major, minor, length, xml offset/length, page
-_HINT = "re-export the scan as E57, e.g. with CloudCompare or the scanner's software"
 _NO_SCAN_HINT = "export the point data too, not only images (the scanner software's E57 options)"
 _CARTESIAN = ("cartesianX", "cartesianY", "cartesianZ")
 _SPHERICAL = ("sphericalRange", "sphericalAzimuth", "sphericalElevation")
@@ -80,12 +79,13 @@ def read_e57(path: Path, size: int) -> RawCloud:
             malformed XML, no scan, a scan without coordinates, more points promised than the
             file can hold or than it holds; any libE57Format error.
     """
-    _check_header(path, size)
+    check_e57_file(path, size)
     from pye57 import libe57
 
     imf = None
     try:
-        imf = libe57.ImageFile(str(path), "r", libe57.CHECKSUM_POLICY_ALL)
+        # bytes: a file name that is not UTF-8 still opens (pybind11 would refuse the str).
+        imf = libe57.ImageFile(os.fsencode(path), "r", libe57.CHECKSUM_POLICY_ALL)
         scans = _scans(libe57, imf, path)
         counts = [s.count for s in scans]
         need = sum(math.ceil(s.count * s.bits / 8) for s in scans)
@@ -101,99 +101,6 @@ def read_e57(path: Path, size: int) -> RawCloud:
     finally:
         if imf is not None and imf.isOpen():
             imf.close()
-
-
-def _check_header(path: Path, size: int) -> None:
-    """Refuse a physical header that cannot belong to this file, before libE57Format reads it.
-
-    E57 files are a whole number of 1024-byte pages (1020 bytes of data and a CRC-32C each);
-    the 48-byte header gives the file's length and where its XML section lies.
-    """
-    with open(path, "rb") as fh:
-        head = fh.read(_HEADER.size)
-    if len(head) < _HEADER.size:
-        raise PointCloudError(
-            f"only {size:,} bytes, less than the {_HEADER.size}-byte E57 header: it is truncated",
-            path,
-            _HINT,
-        )
-    _sig, major, minor, length, xml_offset, xml_length, page = _HEADER.unpack(head)
-    if major != 1:
-        raise PointCloudError(
-            f"E57 version {major}.{minor}; pcsep reads version 1 (ASTM E2807)", path, _HINT
-        )
-    if page != _PAGE:
-        raise PointCloudError(
-            f"header gives a page size of {page:,} bytes; E57 pages are {_PAGE}: it is corrupt",
-            path,
-            _HINT,
-        )
-    if length > size:
-        raise PointCloudError(
-            f"header gives a length of {length:,} bytes, the file holds {size:,}: it is truncated",
-            path,
-            "copy or export the file again; the transfer did not finish",
-        )
-    if length < size or size % _PAGE:
-        raise PointCloudError(
-            f"the file holds {size:,} bytes, its header gives {length:,}: it is corrupt or "
-            "has data appended",
-            path,
-            _HINT,
-        )
-    if xml_offset >= size or xml_length > size:
-        raise PointCloudError(
-            f"header puts the XML section ({xml_length:,} bytes at byte {xml_offset:,}) past "
-            f"the end of the {size:,}-byte file: it is corrupt",
-            path,
-            _HINT,
-        )
-    _check_xml(path, xml_offset, xml_length)
-
-
-class _Refused(Exception):
-    pass
-
-
-def _check_xml(path: Path, offset: int, length: int) -> None:
-    """Refuse XML that libE57Format would take minutes over: elements nested deeper than
-    :data:`_MAX_DEPTH` (its parse time grows with the square of the depth: 100,000 levels, a
-    2.4 MB file, took 58 s) or a document type declaration (E57 has none; entities could
-    expand). Expat reads the section in C; whatever else is wrong is left to libE57Format.
-    """
-    from xml.parsers import expat
-
-    start = offset - offset % _PAGE
-    with open(path, "rb") as fh:
-        fh.seek(start)
-        pages = fh.read(offset - start + length + (length // (_PAGE - 4) + 2) * 4)
-    logical = b"".join(pages[i : i + _PAGE - 4] for i in range(0, len(pages), _PAGE))
-    xml = logical[offset - start : offset - start + length]
-    depth = 0
-
-    def open_element(name: str, attributes: dict[str, str]) -> None:
-        nonlocal depth
-        depth += 1
-        if depth > _MAX_DEPTH:
-            raise _Refused(f"its XML nests elements more than {_MAX_DEPTH} levels deep")
-
-    def close_element(name: str) -> None:
-        nonlocal depth
-        depth -= 1
-
-    def doctype(*args: object) -> None:
-        raise _Refused("its XML has a document type declaration, which E57 never uses")
-
-    parser = expat.ParserCreate()
-    parser.StartElementHandler = open_element
-    parser.EndElementHandler = close_element
-    parser.StartDoctypeDeclHandler = doctype
-    try:
-        parser.Parse(xml, True)
-    except _Refused as err:
-        raise PointCloudError(f"{err}: it is corrupt", path, _HINT) from None
-    except expat.ExpatError:
-        return  # libE57Format says what is wrong
 
 
 def _scans(libe57: Any, imf: Any, path: Path) -> list[_Scan]:

@@ -8,6 +8,7 @@ naming the file and the fix; ``pcsep inspect`` and ``pcsep separate`` take E57 s
 from __future__ import annotations
 
 import json
+import os
 import re
 import struct
 import time
@@ -175,6 +176,13 @@ def test_units_and_magic_not_extension(tmp_path: Path) -> None:
     pc = read_cloud(misnamed, units="mm")
     assert pc.format.startswith("e57")
     np.testing.assert_allclose(pc.xyz, xyz / 1000)
+
+
+def test_a_file_name_that_is_not_utf8(tmp_path: Path, cloud) -> None:
+    xyz, _, _ = cloud
+    path = tmp_path / os.fsdecode(b"caf\xe9 scan.e57")  # Latin-1 name on a UTF-8 system
+    write_e57_file(tmp_path / "scan.e57", E57Scan(xyz=xyz)).rename(path)
+    assert read_cloud(path).num_points == N
 
 
 def test_an_empty_scan_beside_a_full_one(tmp_path: Path, cloud) -> None:
