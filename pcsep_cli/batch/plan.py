@@ -275,7 +275,7 @@ def _example(folder: Path, root: Path, unpaired: list[Unpaired]) -> BatchItem | 
             p.name for p in mixtures + scenes
         )
     elif mixtures:
-        reason = "mixture without scene.ply/.las/.laz/.pcd"
+        reason = "mixture without scene.ply/.las/.laz/.pcd/.e57"
     else:
         reason = "scene without mixture.wav/.flac/..."
     unpaired.append(Unpaired(folder, reason))
