@@ -22,6 +22,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 from helpers.audio import sum_error
+from helpers.clouds import E57Scan, patch_e57, write_e57_file
 from helpers.models import save_tiny
 from helpers.scenes import room
 from typer.testing import CliRunner
@@ -34,12 +35,14 @@ runner = CliRunner()
 
 @dataclass(frozen=True)
 class Base:
-    """Shared good inputs: a tiny model (8 kHz), a 1 s mono WAV, an empty room, a PLY."""
+    """Shared good inputs: a tiny model (8 kHz), a 1 s mono WAV, an empty room, a PLY, an
+    E57 scan of 200 points (pye57)."""
 
     model: Path
     wav: Path
     empty_room: Path
     ply: Path
+    e57: Path
 
 
 @pytest.fixture(scope="module")
@@ -51,7 +54,8 @@ def base(tmp_path_factory: pytest.TempPathFactory) -> Base:
     write_ply(root / "room.ply", PointCloud(walls))
     rng = np.random.default_rng(0)
     write_ply(root / "small.ply", PointCloud(rng.uniform(-1, 1, (200, 3))))
-    return Base(model, wav, root / "room.ply", root / "small.ply")
+    write_e57_file(root / "small.e57", E57Scan(xyz=rng.uniform(-1, 1, (200, 3))))
+    return Base(model, wav, root / "room.ply", root / "small.ply", root / "small.e57")
 
 
 def _wav(path: Path, rate: int, channels: int, frames: int, subtype: str = "PCM_16") -> Path:
@@ -73,6 +77,16 @@ def _cut(source: str, keep: int, name: str) -> Callable[[Path, Base], Path]:
     def build(d: Path, b: Base) -> Path:
         (d / name).write_bytes(getattr(b, source).read_bytes()[:keep])
         return d / name
+
+    return build
+
+
+def _e57_promising(count: int) -> Callable[[Path, Base], Path]:
+    """The E57 scan with its record count changed in the XML (page CRCs made right)."""
+
+    def build(d: Path, b: Base) -> Path:
+        (d / "more.e57").write_bytes(b.e57.read_bytes())
+        return patch_e57(d / "more.e57", b'recordCount="200"', f'recordCount="{count}"'.encode())
 
     return build
 
@@ -159,8 +173,17 @@ ERRORS: list[tuple[str, Callable[[Path, Base], list[str]], int, str]] = [
     ("cloud-folder", _cloud(_folder), 1, r"a_folder: .*folder"),
     ("cloud-truncated", _cloud(_cut("ply", 1500, "cut.ply")), 1, r"cut\.ply: .*truncated"),
     ("cloud-wrong-magic", _cloud(_bytes(b"\x00\x01garbage" * 50, "bin.ply")), 1,
-     r"bin\.ply: named \.ply but not a PLY, LAS/LAZ or PCD file"),
+     r"bin\.ply: named \.ply but not a PLY, LAS/LAZ, PCD or E57 file"),
     ("cloud-is-audio", _cloud(lambda d, b: b.wav), 1, r"ok\.wav: .*were AUDIO and CLOUD swapped"),
+    ("cloud-e57-truncated", _cloud(_cut("e57", 3000, "cut.e57")), 1,
+     r"cut\.e57: header gives a length of [\d,]+ bytes, the file holds 3,000: it is truncated"),
+    ("cloud-e57-wrong-magic", _cloud(_bytes(b"ASTM-E58" + bytes(2040), "bad.e57")), 1,
+     r"bad\.e57: named \.e57 but not a PLY, LAS/LAZ, PCD or E57 file"),
+    ("cloud-e57-promises-more", _cloud(_e57_promising(230)), 1,
+     r"more\.e57: scan 1's header promises 230 points, the file holds 200: it is truncated"),
+    ("inspect-e57-promises-too-many", _inspect(_e57_promising(999)), 1,
+     r"more\.e57: header promises 999 points \(192 bits each\), which needs at least 23,976 "
+     r"bytes"),
     ("cloud-without-performers", _cloud(lambda d, b: b.empty_room), 1,
      r"room\.ply: no performer found"),
     ("no-cloud-no-labels", lambda d, b: ["separate", str(b.wav)], 1, r"no point cloud given"),

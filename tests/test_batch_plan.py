@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 from helpers.audio import wav
-from helpers.clouds import las, ply
+from helpers.clouds import E57Scan, las, ply, write_e57_file
 
 from pcsep_cli.batch import plan_batch, track_template
 from pcsep_cli.batch.plan import (
@@ -33,6 +33,7 @@ def test_pairs_same_stem_and_reports_the_rest(tmp_path: Path) -> None:
     wav(tmp_path / "a.wav"), ply(tmp_path / "a.ply")
     sf.write(tmp_path / "b.flac", np.zeros((400, 1), np.float32), 8000)
     las(tmp_path / "b.las")
+    wav(tmp_path / "c.wav"), write_e57_file(tmp_path / "c.e57", E57Scan(xyz=np.eye(3)))
     wav(tmp_path / "lonely.wav")
     ply(tmp_path / "cloud_only.ply")
     wav(tmp_path / "two.wav"), wav(tmp_path / "two.aiff"), ply(tmp_path / "two.ply")
@@ -45,6 +46,7 @@ def test_pairs_same_stem_and_reports_the_rest(tmp_path: Path) -> None:
     assert found.items == [
         BatchItem("a", tmp_path / "a.wav", tmp_path / "a.ply"),
         BatchItem("b", tmp_path / "b.flac", tmp_path / "b.las"),
+        BatchItem("c", tmp_path / "c.wav", tmp_path / "c.e57"),
     ]
     reasons = {u.path.name: u.reason for u in found.unpaired}
     assert set(reasons) == {"cloud_only.ply", "lonely.wav", "two.aiff", "two.ply", "two.wav"}
@@ -69,7 +71,7 @@ def test_dataset_layout_one_and_two_levels_deep(tmp_path: Path) -> None:
     assert found.items[1].audio == tmp_path / "test" / "000002" / "mixture.wav"
     assert found.items[1].cloud == tmp_path / "test" / "000002" / "scene.ply"
     assert [(u.path, u.reason) for u in found.unpaired] == [
-        (tmp_path / "broken", "mixture without scene.ply/.las/.laz/.pcd"),
+        (tmp_path / "broken", "mixture without scene.ply/.las/.laz/.pcd/.e57"),
         (tmp_path / "train" / "000003", "scene without mixture.wav/.flac/..."),
     ]
 

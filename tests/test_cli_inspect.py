@@ -74,7 +74,7 @@ def test_human_report(scene: tuple[Path, np.ndarray]) -> None:
     assert result.exit_code == 0, result.output
     out = result.stdout
     assert "ply (binary_little_endian)" in out
-    assert "499" in out and "1 non-finite points" in out
+    assert "499" in out and "1 non-finite or missing points" in out
     assert "512000." in out and "5400000." in out
     assert "colour" in out and "yes" in out
 

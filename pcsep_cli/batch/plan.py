@@ -52,7 +52,7 @@ AUDIO_EXTS = frozenset(
 )
 """Suffixes taken for recordings (what libsndfile reads)."""
 
-CLOUD_EXTS = frozenset({".ply", ".las", ".laz", ".pcd"})
+CLOUD_EXTS = frozenset({".ply", ".las", ".laz", ".pcd", ".e57"})
 """Suffixes taken for point clouds."""
 
 
@@ -275,7 +275,7 @@ def _example(folder: Path, root: Path, unpaired: list[Unpaired]) -> BatchItem | 
             p.name for p in mixtures + scenes
         )
     elif mixtures:
-        reason = "mixture without scene.ply/.las/.laz/.pcd"
+        reason = "mixture without scene.ply/.las/.laz/.pcd/.e57"
     else:
         reason = "scene without mixture.wav/.flac/..."
     unpaired.append(Unpaired(folder, reason))

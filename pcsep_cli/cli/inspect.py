@@ -16,7 +16,7 @@ from pcsep_cli.cli.app import (
 
 
 def inspect(
-    cloud: Annotated[Path, typer.Argument(help="Point cloud: PLY, LAS, LAZ or PCD.")],
+    cloud: Annotated[Path, typer.Argument(help="Point cloud: PLY, LAS, LAZ, PCD or E57.")],
     units: UnitsOpt = None,
     model: Annotated[
         str | None,
@@ -52,7 +52,7 @@ def inspect(
     table.add_row("format", safe_text(pc.format))
     table.add_row("points", f"{pc.num_points:,}")
     if pc.dropped:
-        table.add_row("dropped", f"{pc.dropped:,} non-finite points")
+        table.add_row("dropped", f"{pc.dropped:,} non-finite or missing points")
     lo, hi = pc.bounds
     table.add_row("bounds min", "  ".join(f"{v:.3f}" for v in lo))
     table.add_row("bounds max", "  ".join(f"{v:.3f}" for v in hi))

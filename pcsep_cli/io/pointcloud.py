@@ -1,12 +1,15 @@
-"""Read point clouds (PLY, LAS, LAZ, PCD) into a :class:`~pcsep_cli.io.cloud.PointCloud`; write PLY.
+"""Read point clouds (PLY, LAS, LAZ, PCD, E57) into a :class:`~pcsep_cli.io.cloud.PointCloud`;
+write PLY.
 
 The format is decided by the file's first bytes, never by its extension alone. Each format has
-its own module (:mod:`pcsep_cli.io.ply`, :mod:`pcsep_cli.io.las`, :mod:`pcsep_cli.io.pcd`),
-imported only when a file of that kind is read so ``pcsep --help`` stays fast. The readers return
-raw arrays; this module applies units, drops non-finite points and checks what a scene must be.
+its own module (:mod:`pcsep_cli.io.ply`, :mod:`pcsep_cli.io.las`, :mod:`pcsep_cli.io.pcd`,
+:mod:`pcsep_cli.io.e57`), imported only when a file of that kind is read so ``pcsep --help``
+stays fast. The readers return raw arrays; this module applies units, drops non-finite points
+(and the points an E57 scan marks missing, which its reader hands over as NaN) and checks what
+a scene must be.
 
 Every failure is a :class:`~pcsep_cli.errors.PointCloudError` naming the file and how to fix it:
-no exception of numpy, plyfile, laspy or lzf escapes :func:`read_cloud`.
+no exception of numpy, plyfile, laspy, lzf or pye57 escapes :func:`read_cloud`.
 """
 
 from __future__ import annotations
@@ -45,7 +48,6 @@ _FOREIGN_MAGIC: tuple[tuple[bytes, int, str], ...] = (
     (b"OggS", 0, "an Ogg audio file"),
     (b"ID3", 0, "an MP3 audio file"),
     (b"FORM", 0, "an AIFF audio file"),
-    (b"ASTM-E57", 0, "an E57 scan"),
     (b"PK\x03\x04", 0, "a ZIP archive"),
     (b"\x89PNG", 0, "a PNG image"),
     (b"\xff\xd8\xff", 0, "a JPEG image"),
@@ -55,10 +57,11 @@ _FOREIGN_MAGIC: tuple[tuple[bytes, int, str], ...] = (
 
 
 def read_cloud(path: str | os.PathLike[str], units: str | None = None) -> PointCloud:
-    """Read a PLY, LAS, LAZ or PCD point cloud.
+    """Read a PLY, LAS, LAZ, PCD or E57 point cloud.
 
-    The format is found from the file's magic bytes (``ply``, ``LASF``, a PCD header), so a
-    misnamed file still reads and a non-cloud file gets a clear error.
+    The format is found from the file's magic bytes (``ply``, ``LASF``, a PCD header,
+    ``ASTM-E57``), so a misnamed file still reads and a non-cloud file gets a clear error.
+    The scans of an E57 file are merged, each with its pose applied.
 
     Args:
         path: the file.
@@ -66,7 +69,8 @@ def read_cloud(path: str | os.PathLike[str], units: str | None = None) -> PointC
             ``"mm"`` or ``"ft"``. Coordinates are scaled to metres.
 
     Returns:
-        The cloud with its finite points only; ``dropped`` counts the others.
+        The cloud with its finite points only; ``dropped`` counts the others (with the
+        points an E57 scan marks missing).
 
     Raises:
         PointCloudError: the file is missing, unreadable, not a point cloud, truncated,
@@ -89,6 +93,8 @@ def read_cloud(path: str | os.PathLike[str], units: str | None = None) -> PointC
             from pcsep_cli.io.ply import read_ply as reader
         elif kind == "las":
             from pcsep_cli.io.las import read_las as reader
+        elif kind == "e57":
+            from pcsep_cli.io.e57 import read_e57 as reader
         else:
             from pcsep_cli.io.pcd import read_pcd as reader
         raw = reader(path, size)
@@ -139,11 +145,12 @@ def _finish(raw: RawCloud, path: Path, scale: float) -> PointCloud:
         raise PointCloudError(
             f"the {raw.format} file holds no points", path, "export the scan again with points"
         )
-    finite = np.isfinite(xyz).all(axis=1)
+    # Per column: isfinite(xyz).all(axis=1) takes 3x as long on large clouds.
+    finite = np.isfinite(xyz[:, 0]) & np.isfinite(xyz[:, 1]) & np.isfinite(xyz[:, 2])
     kept = int(np.count_nonzero(finite))
     if kept == 0:
         raise PointCloudError(
-            f"none of its {total:,} points has finite coordinates (all NaN or inf)",
+            f"none of its {total:,} points has finite coordinates (all NaN, inf or missing)",
             path,
             "export the scan again; an organized cloud with no valid return holds no points",
         )
@@ -192,7 +199,9 @@ def _check_file(path: Path) -> int:
         raise PointCloudError(f"cannot open: {err.strerror or err}", path) from None
     if stat.S_ISDIR(st.st_mode):
         raise PointCloudError(
-            "is a folder, not a point cloud file", path, "pass a .ply, .las, .laz or .pcd file"
+            "is a folder, not a point cloud file",
+            path,
+            "pass a .ply, .las, .laz, .pcd or .e57 file",
         )
     if not stat.S_ISREG(st.st_mode):
         # A FIFO or device would block or never end; clouds are read from regular files.
@@ -217,28 +226,28 @@ def _permission_error(path: Path) -> PointCloudError:
 
 
 def _sniff(prefix: bytes, path: Path) -> str:
-    """Name the format from the first bytes: ``"ply"``, ``"las"`` or ``"pcd"``."""
+    """Name the format from the first bytes: ``"ply"``, ``"las"``, ``"pcd"`` or ``"e57"``."""
     if prefix[:4] in (b"ply\n", b"ply\r"):
         return "ply"
     if prefix[:4] == b"LASF":
         return "las"
+    if prefix[:8] == b"ASTM-E57":
+        return "e57"
     if _looks_like_pcd(prefix):
         return "pcd"
     ext = path.suffix.lower()
-    said = f"named {ext} but " if ext in (".ply", ".las", ".laz", ".pcd") else ""
+    said = f"named {ext} but " if ext in (".ply", ".las", ".laz", ".pcd", ".e57") else ""
     what = _foreign(prefix)
-    hint = "pcsep reads PLY, LAS, LAZ and PCD point clouds"
+    hint = "pcsep reads PLY, LAS, LAZ, PCD and E57 point clouds"
     if what and "audio" in what:
         hint = "it is audio: pass the point cloud here; were AUDIO and CLOUD swapped?"
     elif what is None and _looks_like_xyz_text(prefix):
         what = "plain-text XYZ coordinates"
         hint = "convert it to PLY, e.g. with CloudCompare or PDAL's readers.text"
-    elif what is not None and "E57" in what:
-        hint = "convert it to PLY or LAS first, e.g. with PDAL or CloudCompare"
     start = prefix[:8].hex(" ")
     looks = f"looks like {what}, " if what else ""
     raise PointCloudError(
-        f"{said}not a PLY, LAS/LAZ or PCD file: {looks}starts with bytes {start}",
+        f"{said}not a PLY, LAS/LAZ, PCD or E57 file: {looks}starts with bytes {start}",
         path,
         hint,
     )

@@ -53,9 +53,11 @@ _op = st.one_of(
 )
 
 
-def apply(data: bytes, ops: list[tuple], donor: bytes) -> bytes:
+def apply(data: bytes, ops: list[tuple], donor: bytes, text: int = 1024) -> bytes:
     """Apply mutation ``ops`` (as drawn by :func:`mutations`) to ``data``; ``donor`` feeds
-    splices (the tail of another seed from offset ``b`` goes in at offset ``a``)."""
+    splices (the tail of another seed from offset ``b`` goes in at offset ``a``); ``number``
+    edits pick one of the numbers in the first ``text`` bytes (the k-th of 64 spread over them
+    when ``text`` is more than a KiB)."""
     buf = bytearray(data)
     for op in ops:
         kind, n = op[0], max(len(buf), 1)
@@ -68,10 +70,11 @@ def apply(data: bytes, ops: list[tuple], donor: bytes) -> bytes:
             buf[at : at + len(packed)] = packed
         elif kind == "number":
             # Text headers (PLY, PCD, ASCII bodies): replace the k-th number in the first KiB.
-            head = bytes(buf[:1024])
+            head = bytes(buf[:text])
             found = list(re.finditer(rb"-?\d+(\.\d+)?", head))
             if found:
-                m = found[op[1] % len(found)]
+                k = op[1] * len(found) // 64 if text > 1024 else op[1]
+                m = found[k % len(found)]
                 buf[m.start() : m.end()] = op[2]
         elif kind == "truncate":
             del buf[op[1] % n :]
@@ -88,6 +91,39 @@ def apply(data: bytes, ops: list[tuple], donor: bytes) -> bytes:
 
 
 mutations = st.lists(_op, min_size=1, max_size=6)
+
+E57_LAYERS = ("file", "pages", "xml", "numbers")
+"""Where E57 mutations land: the file as it is (libE57Format's page CRCs catch nearly all),
+the bytes inside the pages with the CRCs and length made right again (its XML and binary
+decoders see them), the XML section alone (its length fixed), or only numbers in the XML
+(:data:`xml_numbers`: the XML stays well formed, its counts, offsets and bounds change)."""
+
+_XML_NUMBERS = [b"0", b"-1", b"1", b"2", b"63", b"64", b"255", b"65536", b"4294967296",
+                b"9223372036854775807", b"18446744073709551616", b"-9223372036854775808",
+                b"1e308", b"-1e308", b"1e-320", b"nan", b"inf", b"", b"3.5"]  # fmt: skip
+xml_numbers = st.lists(
+    st.tuples(st.just("number"), st.integers(0, 63), st.sampled_from(_XML_NUMBERS)),
+    min_size=1,
+    max_size=4,
+)
+
+
+def apply_e57(data: bytes, ops: list[tuple], donor: bytes, layer: str) -> bytes:
+    """:func:`apply` on one layer of an E57 file (see :data:`E57_LAYERS`); for ``numbers``,
+    ``ops`` are drawn from :data:`xml_numbers`."""
+    from helpers.clouds import e57_logical, e57_paged, e57_xml_span
+
+    if layer == "file":
+        return apply(data, ops, donor)
+    logical = e57_logical(data)
+    if layer == "pages":
+        return e57_paged(apply(bytes(logical), ops, donor))
+    # "xml" and "numbers": the XML section only
+    span = e57_xml_span(logical)
+    xml = apply(bytes(logical[span]), ops, donor, text=1 << 16)
+    logical[span.start :] = xml
+    logical[32:40] = struct.pack("<Q", len(xml))
+    return e57_paged(logical)
 
 
 def fuzz_settings() -> settings:

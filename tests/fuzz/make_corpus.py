@@ -16,7 +16,13 @@ import soundfile as sf
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))  # tests/, for helpers (pytest does this for the tests)
 
-from helpers.clouds import write_las_file, write_pcd_file, write_ply_file  # noqa: E402
+from helpers.clouds import (  # noqa: E402
+    E57Scan,
+    write_e57_file,
+    write_las_file,
+    write_pcd_file,
+    write_ply_file,
+)
 
 CORPUS = HERE / "corpus"
 
@@ -37,6 +43,20 @@ def main() -> None:
         write_pcd_file(
             CORPUS / f"{enc}.pcd", xyz, rgb, encoding=enc, packed_float_rgb=enc != "ascii"
         )
+    write_e57_file(CORPUS / "cartesian.e57", E57Scan(xyz=xyz, rgb=rgb, intensity=inten))
+    spherical = np.stack([np.linalg.norm(xyz, axis=1), *np.deg2rad([[10] * 24, [-5] * 24])], 1)
+    spherical[:, 1] += np.linspace(0, 3, 24)
+    invalid = np.zeros(24, dtype=np.int8)
+    invalid[[2, 9, 17]] = [1, 2, 1]
+    write_e57_file(
+        CORPUS / "spherical-invalid.e57",
+        E57Scan(spherical=spherical, invalid=invalid, intensity=inten, coords="scaled"),
+    )
+    write_e57_file(
+        CORPUS / "two-scans-poses.e57",
+        E57Scan(xyz=xyz[:12], rgb=rgb[:12], rotation=(0.8, 0.0, 0.0, 0.6), translation=(3, 1, 0)),
+        E57Scan(xyz=xyz[12:], rgb=rgb[12:], translation=(-2, 0, 0.5), coords="single"),
+    )
     t = np.arange(400) / 8000
     tone = (0.3 * np.sin(2 * np.pi * 440 * t))[:, None].repeat(2, 1).astype(np.float32)
     sf.write(CORPUS / "pcm16.wav", tone, 8000, subtype="PCM_16")

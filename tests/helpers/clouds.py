@@ -1,4 +1,5 @@
-"""Point-cloud files written by the real libraries (plyfile, laspy, pypcd4) for the reader tests.
+"""Point-cloud files written by the real libraries (plyfile, laspy, pypcd4, pye57) for the reader
+tests.
 
 tests/io/test_pointcloud_writers.py checks that the writers produce what they claim, so a reader
 test never passes against a wrong fixture. ``ply`` and ``las`` are the smallest valid files,
@@ -8,6 +9,7 @@ for tests that only pair or list files.
 from __future__ import annotations
 
 import struct
+from dataclasses import dataclass
 from pathlib import Path
 
 import laspy
@@ -198,6 +200,167 @@ def write_pcd_compressed_by_hand(path: Path, records: np.ndarray, header: bytes)
     )
     block = lzf.compress(columns, len(columns) + len(columns) // 16 + 64)
     path.write_bytes(header + struct.pack("<II", len(block), len(columns)) + block)
+    return path
+
+
+@dataclass
+class E57Scan:
+    """One scan for :func:`write_e57_file`.
+
+    ``xyz`` [N, 3] Cartesian or ``spherical`` [N, 3] (range m, azimuth rad, elevation rad), in
+    the scan's own frame; ``invalid`` [N] the matching ``*InvalidState`` (0 valid, 1 no return,
+    2 direction only); ``rotation`` (w, x, y, z) and ``translation`` the pose, None for none;
+    ``coords`` ``"double"``, ``"single"`` or ``"scaled"`` (0.1 mm integers); ``colour_max``
+    255 (8-bit integer fields) or 65535 (16-bit: ``rgb * 257`` is stored).
+    """
+
+    xyz: np.ndarray | None = None
+    spherical: np.ndarray | None = None
+    rgb: np.ndarray | None = None
+    intensity: np.ndarray | None = None
+    invalid: np.ndarray | None = None
+    rotation: tuple[float, float, float, float] | None = None
+    translation: tuple[float, float, float] | None = None
+    coords: str = "double"
+    colour_max: int = 255
+
+
+def write_e57_file(path: Path, *scans: E57Scan) -> Path:
+    """Write an E57 file with pye57 (its header) and libE57Format's node API (the scans).
+
+    pye57's ``write_scan_raw`` writes Cartesian float32 only; the node API writes what scanners
+    export: double or scaled-integer coordinates, spherical scans, invalid states, poses.
+    """
+    import pye57
+    from pye57 import libe57
+
+    with pye57.E57(str(path), mode="w") as e57:
+        imf = e57.image_file
+        for k, scan in enumerate(scans):
+            _e57_scan(libe57, imf, e57.data3d, scan, k)
+    return path
+
+
+def _e57_scan(libe57, imf, data3d, scan: E57Scan, k: int) -> None:  # noqa: ANN001
+    spherical = scan.xyz is None
+    values = scan.spherical if spherical else scan.xyz
+    names = (
+        ["sphericalRange", "sphericalAzimuth", "sphericalElevation"]
+        if spherical
+        else ["cartesianX", "cartesianY", "cartesianZ"]
+    )
+    node = libe57.StructureNode(imf)
+    node.set("guid", libe57.StringNode(imf, f"{{scan-{k}}}"))
+    node.set("name", libe57.StringNode(imf, f"scan {k}"))
+    if scan.rotation is not None or scan.translation is not None:
+        pose = libe57.StructureNode(imf)
+        for part, keys, vals in (
+            ("rotation", "wxyz", scan.rotation or (1.0, 0.0, 0.0, 0.0)),
+            ("translation", "xyz", scan.translation or (0.0, 0.0, 0.0)),
+        ):
+            child = libe57.StructureNode(imf)
+            for key, v in zip(keys, vals, strict=True):
+                child.set(key, libe57.FloatNode(imf, float(v)))
+            pose.set(part, child)
+        node.set("pose", pose)
+    proto = libe57.StructureNode(imf)
+    columns: dict[str, np.ndarray] = {}
+    for j, name in enumerate(names):
+        col = np.ascontiguousarray(values[:, j], dtype=np.float64)
+        lo, hi = (float(col.min()), float(col.max())) if len(col) else (0.0, 0.0)
+        if scan.coords == "scaled":
+            raw = (int(np.floor(lo / 1e-4)) - 1, int(np.ceil(hi / 1e-4)) + 1)
+            proto.set(name, libe57.ScaledIntegerNode(imf, raw[0], raw[0], raw[1], 1e-4, 0.0))
+        else:
+            precision = libe57.E57_SINGLE if scan.coords == "single" else libe57.E57_DOUBLE
+            proto.set(name, libe57.FloatNode(imf, lo, precision, lo, hi))
+        columns[name] = col
+    if scan.rgb is not None:
+        scale = 257 if scan.colour_max == 65535 else 1
+        limits = libe57.StructureNode(imf)
+        for j, name in enumerate(("colorRed", "colorGreen", "colorBlue")):
+            proto.set(name, libe57.IntegerNode(imf, 0, 0, scan.colour_max))
+            columns[name] = scan.rgb[:, j].astype(np.uint16) * np.uint16(scale)
+            limits.set(f"{name}Minimum", libe57.IntegerNode(imf, 0))
+            limits.set(f"{name}Maximum", libe57.IntegerNode(imf, scan.colour_max))
+        node.set("colorLimits", limits)
+    if scan.intensity is not None:
+        proto.set("intensity", libe57.FloatNode(imf, 0.0, libe57.E57_SINGLE))
+        columns["intensity"] = np.ascontiguousarray(scan.intensity, dtype=np.float32)
+    if scan.invalid is not None:
+        state = "sphericalInvalidState" if spherical else "cartesianInvalidState"
+        proto.set(state, libe57.IntegerNode(imf, 0, 0, 2))
+        columns[state] = np.ascontiguousarray(scan.invalid, dtype=np.int8)
+    points = libe57.CompressedVectorNode(imf, proto, libe57.VectorNode(imf, True))
+    node.set("points", points)
+    data3d.append(node)
+    n = len(values)
+    bufs = libe57.VectorSourceDestBuffer()
+    for name, col in columns.items():
+        bufs.append(libe57.SourceDestBuffer(imf, name, col, max(n, 1), True, True))
+    writer = points.writer(bufs)
+    if n:
+        writer.write(n)
+    writer.close()
+
+
+def _crc32c_table() -> list[int]:
+    table = []
+    for i in range(256):
+        c = i
+        for _ in range(8):
+            c = (c >> 1) ^ 0x82F63B78 if c & 1 else c >> 1
+        table.append(c)
+    return table
+
+
+_CRC32C = _crc32c_table()
+
+
+def crc32c(data: bytes) -> int:
+    """CRC-32C (Castagnoli), which E57 keeps at the end of each 1024-byte page."""
+    c = 0xFFFFFFFF
+    for byte in data:
+        c = _CRC32C[(c ^ byte) & 0xFF] ^ (c >> 8)
+    return c ^ 0xFFFFFFFF
+
+
+def e57_logical(data: bytes) -> bytearray:
+    """An E57 file's bytes without the CRCs: the first 1020 bytes of every page."""
+    return bytearray(b"".join(data[i : i + 1020] for i in range(0, len(data), 1024)))
+
+
+def e57_paged(logical: bytes) -> bytes:
+    """Logical bytes cut into 1024-byte pages with their CRC-32C (big-endian), as E57 stores
+    them; the header's file length is set to the result's."""
+    logical = bytearray(logical) + bytes(-len(logical) % 1020)
+    if len(logical) >= 24:
+        logical[16:24] = struct.pack("<Q", len(logical) // 1020 * 1024)
+    pages = [bytes(logical[i : i + 1020]) for i in range(0, len(logical), 1020)]
+    return b"".join(p + struct.pack(">I", crc32c(p)) for p in pages)
+
+
+def e57_xml_span(logical: bytes) -> slice:
+    """Where the XML section lies in an E57 file's logical bytes (:func:`e57_logical`); the
+    pages past it may hold stale XML that libE57Format never reads."""
+    offset, length = struct.unpack_from("<QQ", logical, 24)  # physical offset, length
+    start = offset - 4 * (offset // 1024)
+    return slice(start, start + length)
+
+
+def patch_e57(path: Path, old: bytes, new: bytes) -> Path:
+    """Replace the first ``old`` by ``new`` in an E57 file's XML section and fix the header
+    (XML length, file length) and every page's CRC: a file that libE57Format accepts as
+    undamaged but that says something else. The XML is the file's last section (what follows
+    it is stale padding, dropped)."""
+    logical = e57_logical(path.read_bytes())
+    xml = e57_xml_span(logical)
+    at = logical.find(old, xml.start, xml.stop)
+    assert at >= 0, f"{old!r} not in the XML of {path}"
+    text = bytes(logical[xml.start : at]) + new + bytes(logical[at + len(old) : xml.stop])
+    logical[xml.start :] = text
+    logical[32:40] = struct.pack("<Q", len(text))
+    path.write_bytes(e57_paged(logical))
     return path
 
 

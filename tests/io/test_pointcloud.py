@@ -455,10 +455,11 @@ def test_readers_hand_back_writable_arrays(tmp_path: Path, cloud) -> None:
 
 
 def test_importing_the_reader_module_stays_light() -> None:
-    """plyfile/laspy/lzf load only when a file of their format is read (fast --help)."""
+    """plyfile/laspy/lzf/pye57 load only when a file of their format is read (fast --help)."""
     code = (
         "import sys, pcsep_cli.io.pointcloud; "
-        "print(sorted(m for m in ('plyfile', 'laspy', 'lzf', 'torch') if m in sys.modules))"
+        "print(sorted(m for m in ('plyfile', 'laspy', 'lzf', 'pye57', 'torch') "
+        "if m in sys.modules))"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"

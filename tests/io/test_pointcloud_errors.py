@@ -131,7 +131,7 @@ def test_unreadable_file(xyz: np.ndarray) -> None:
 def test_wav_renamed_ply(tmp_path: Path) -> None:
     path = tmp_path / "scene.ply"
     sf.write(path, np.zeros((800, 2), np.float32), 8000, format="WAV")
-    err = _fails(path, "named .ply but not a PLY, LAS/LAZ or PCD file", "WAV audio")
+    err = _fails(path, "named .ply but not a PLY, LAS/LAZ, PCD or E57 file", "WAV audio")
     assert "AUDIO and CLOUD" in err.hint
 
 
