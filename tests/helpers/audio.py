@@ -21,8 +21,15 @@ def recording(path: Path, seed: int, seconds: float = 0.3, rate: int = 16000) ->
     return path
 
 
+def output_file(manifest: dict, entry: dict) -> Path:
+    """Where a stem or residual of ``manifest`` lies: its paths are relative to its folder."""
+    return Path(manifest["manifest"]).parent / entry["path"]
+
+
 def sum_error(manifest: dict, mixture: Path) -> float:
     mix = sf.read(mixture, dtype="float64", always_2d=True)[0]
-    total = sum(sf.read(s["path"], dtype="float64", always_2d=True)[0] for s in manifest["stems"])
-    total = total + sf.read(manifest["residual"]["path"], dtype="float64", always_2d=True)[0]
+    stems = [output_file(manifest, s) for s in manifest["stems"]]
+    total = sum(sf.read(p, dtype="float64", always_2d=True)[0] for p in stems)
+    residual = output_file(manifest, manifest["residual"])
+    total = total + sf.read(residual, dtype="float64", always_2d=True)[0]
     return float(np.abs(total - mix).max())
