@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 import trimesh
-from helpers.audio import sum_error
+from helpers.audio import output_file, sum_error
 from helpers.models import save_tiny
 from helpers.scenes import QUARTET, person_mesh, room
 from typer.testing import CliRunner
@@ -60,13 +60,17 @@ def test_one_stem_per_performer_left_to_right(files: dict[str, Path], tmp_path: 
     xs = [s["position"][0] for s in stems]
     assert np.allclose(xs, sorted(x for (x, _), _, _ in QUARTET), atol=0.3)
     for s in stems:
-        assert Path(s["path"]) == out / "mix" / f"{s['name']}.wav"
-        info = sf.info(s["path"])
+        assert s["path"] == f"{s['name']}.wav"  # relative to the manifest's folder
+        info = sf.info(out / "mix" / s["path"])
         assert (info.samplerate, info.channels, info.subtype) == (44100, 2, "FLOAT")
         assert 0 < s["confidence"] <= 1
     assert json.loads((out / "mix" / "manifest.json").read_text()) == manifest
     assert manifest["model"]["path"] == str(files["model"])
-    assert manifest["audio"] == str(files["mix"]) and manifest["clouds"] == [str(files["scene"])]
+    assert manifest["manifest"] == str(out / "mix" / "manifest.json")
+    # Inputs relative to the manifest too (they share /tmp): the folder moves with its data.
+    inputs = [(files["mix"], manifest["audio"]), (files["scene"], *manifest["clouds"])]
+    for given, written in inputs:
+        assert written.startswith("../") and (out / "mix" / written).resolve() == given.resolve()
     assert sum_error(manifest, files["mix"]) <= 1e-4
 
 
@@ -154,9 +158,15 @@ def test_existing_outputs_are_not_overwritten(files: dict[str, Path], tmp_path: 
     assert run(*args).exit_code == 0
     residual = tmp_path / "mix" / "residual.wav"
     residual.write_bytes(b"keep me")
-    again = run(*args)
+    manifest = json.loads((tmp_path / "mix" / "manifest.json").read_text())
+    # Refused before the model loads (a missing model is never reached), naming all outputs.
+    again = run(*args[:-1], tmp_path / "no-such-model")
     assert again.exit_code == 1
-    assert "exists already" in one_line_error(again) and "--overwrite" in again.output
+    stems = [s["path"] for s in manifest["stems"]]
+    assert one_line_error(again) == (
+        f"error: {tmp_path / 'mix'}: {len(stems) + 2} outputs exist already: "
+        f"{', '.join(stems[:4])} and {len(stems) - 2} more (pass --overwrite to replace them)"
+    )
     assert residual.read_bytes() == b"keep me"
     assert not [p for p in tmp_path.rglob("*") if ".pcsep-tmp-" in p.name]
     assert run(*args, "--overwrite").exit_code == 0
@@ -181,8 +191,8 @@ def test_template_format_and_bits(files: dict[str, Path], tmp_path: Path) -> Non
     manifest = json.loads(result.stdout)
     assert Path(manifest["manifest"]) == tmp_path / "mix_manifest.json"
     for s in manifest["stems"]:
-        assert Path(s["path"]).name == f"mix_{s['name']}.flac"
-        assert sf.info(s["path"]).subtype == "PCM_24"
+        assert s["path"] == f"mix_{s['name']}.flac"
+        assert sf.info(output_file(manifest, s)).subtype == "PCM_24"
     assert sum_error(manifest, files["mix"]) <= 2.0**-23
 
 
@@ -195,7 +205,7 @@ def test_channels_and_rates(files: dict[str, Path], tmp_path: Path, channels, ra
                  "--json")  # fmt: skip
     assert result.exit_code == 0, result.output
     manifest = json.loads(result.stdout)
-    info = sf.info(manifest["stems"][0]["path"])
+    info = sf.info(output_file(manifest, manifest["stems"][0]))
     assert (info.samplerate, info.channels, info.subtype) == (rate, channels, "PCM_24")
     assert sum_error(manifest, path) <= 2.0**-23  # the residual's rounding only
 
@@ -232,5 +242,5 @@ def test_shipped_example(files: dict[str, Path], tmp_path: Path, monkeypatch) ->
     assert len(found) == 4  # the scene's four performers are found
     truth = sorted(p["position"][0] for p in meta["performers"])
     assert np.allclose([f["position"][0] for f in found], truth, atol=0.3)
-    assert sf.info(manifest["stems"][0]["path"]).subtype == "PCM_16"
+    assert sf.info(output_file(manifest, manifest["stems"][0])).subtype == "PCM_16"
     assert sum_error(manifest, EXAMPLE / "mixture.flac") == 0.0  # 16-bit in, 16-bit out
