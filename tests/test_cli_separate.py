@@ -15,7 +15,7 @@ from helpers.scenes import QUARTET, person_mesh, room
 from typer.testing import CliRunner
 
 from pcsep_cli.cli import app
-from pcsep_cli.io.pointcloud import PointCloud, write_ply
+from pcsep_cli.io.pointcloud import PointCloud, read_cloud, write_ply
 from pcsep_cli.separate.types import stem_names
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -224,6 +224,41 @@ def test_inspect_with_model_and_plot(files: dict[str, Path], tmp_path: Path) -> 
     assert table.exit_code == 0 and "performer 4" in table.output
     bad = run("inspect", files["scene"], "--plot", tmp_path / "x.jpg")
     assert bad.exit_code == 2
+
+
+def test_a_cloud_in_millimetres_is_named_so(files: dict[str, Path], tmp_path: Path) -> None:
+    """inspect warns and separate's refusal says --units mm; with it, the run goes through."""
+    scene = read_cloud(files["scene"])
+    write_ply(tmp_path / "mm.ply", PointCloud(scene.xyz * 1000))
+    looks = "its coordinates look like millimetres; pass --units mm"
+    shown = run("inspect", tmp_path / "mm.ply", "--json")
+    assert shown.exit_code == 0
+    [warning] = json.loads(shown.stdout)["warnings"]
+    assert warning.startswith(f"{tmp_path / 'mm.ply'}: it spans ") and warning.endswith(looks)
+    assert shown.stderr == f"warning: {warning}\n"
+    args = ["separate", files["mix"], tmp_path / "mm.ply", "-o", tmp_path / "o", "--model",
+            files["model"]]  # fmt: skip
+    refused = run(*args)
+    assert refused.exit_code == 1
+    error = one_line_error(refused)
+    assert error.startswith(f"error: {tmp_path / 'mm.ply'}: no performer found")
+    assert error.endswith(f"{looks})") and not (tmp_path / "o").exists()
+    fixed = run(*args, "--units", "mm", "--json")
+    assert fixed.exit_code == 0 and fixed.stderr.strip() == ""  # the bar leaves a blank line
+    assert len(json.loads(fixed.stdout)["stems"]) == len(QUARTET)
+
+
+def test_a_stray_far_point_is_warned_about(files: dict[str, Path], tmp_path: Path) -> None:
+    """A flying pixel 300 m away: the performers are still found, and the user is told."""
+    xyz = read_cloud(files["scene"]).xyz
+    write_ply(tmp_path / "stray.ply", PointCloud(np.vstack([xyz, [[300.0, 0.0, 1.0]]])))
+    result = run("separate", files["mix"], tmp_path / "stray.ply", "-o", tmp_path / "o",
+                 "--model", files["model"], "--json")  # fmt: skip
+    assert result.exit_code == 0, result.output
+    assert len(json.loads(result.stdout)["stems"]) == len(QUARTET)
+    [warning] = [line for line in result.stderr.splitlines() if line.strip()]
+    assert warning.startswith(f"warning: {tmp_path / 'stray.ply'}: it spans 30")
+    assert warning.endswith("if its coordinates are not metres, pass --units mm, cm or ft")
 
 
 def test_shipped_example(files: dict[str, Path], tmp_path: Path, monkeypatch) -> None:  # noqa: ANN001

@@ -282,10 +282,11 @@ def units_warning(cloud: PointCloud) -> str | None:
 
     A scan exported in millimetres reads as a room kilometres wide: nothing fails, but no
     performer is found (clusters are sought at centimetre scale). When the cloud spans more
-    than :data:`STAGE_SPAN_M` metres, its smallest extent (the height of a stage scan: floor
-    to heads or ceiling, ~1.5-10 m) says which units fit: millimetres or centimetres when,
-    read in them, the height is 0.5-30 m and the width at most :data:`STAGE_SPAN_M`. Feet
-    differ from metres too little to be told apart, so they are only named as a possibility.
+    than :data:`STAGE_SPAN_M` metres, its height (z extent: z is up) says which units fit: a
+    performer stands 1-2 m tall, a room or hall 3-10 m, so of millimetres and centimetres the
+    one that makes the height 0.5-30 m, closest to 2 m (on a log scale), with the width at
+    most :data:`STAGE_SPAN_M`, is named. Feet differ from metres too little to be told apart,
+    so they are only named as a possibility.
 
     Args:
         cloud: a cloud as read (``xyz`` in metres after ``units``).
@@ -299,12 +300,16 @@ def units_warning(cloud: PointCloud) -> str | None:
     if xyz.ndim != 2 or xyz.shape[0] == 0 or xyz.shape[1] != 3:
         return None
     extent = np.ptp(xyz, axis=0)
-    width, height = float(extent.max()), float(extent.min())
+    width, height = float(extent.max()), float(extent[2])
     if width <= STAGE_SPAN_M:
         return None
     size = f"it spans {width:,.0f} m across and {height:,.0f} m high, too big for a stage"
-    for unit, name in (("mm", "millimetres"), ("cm", "centimetres")):
-        scale = UNITS[unit]
-        if 0.5 <= height * scale <= 30.0 and width * scale <= STAGE_SPAN_M:
-            return f"{size}: its coordinates look like {name}; pass --units {unit}"
+    fits = [
+        (abs(np.log(height * UNITS[unit] / 2.0)), unit, name)
+        for unit, name in (("mm", "millimetres"), ("cm", "centimetres"))
+        if 0.5 <= height * UNITS[unit] <= 30.0 and width * UNITS[unit] <= STAGE_SPAN_M
+    ]
+    if fits:
+        _, unit, name = min(fits)
+        return f"{size}: its coordinates look like {name}; pass --units {unit}"
     return f"{size}: if its coordinates are not metres, pass --units mm, cm or ft"
