@@ -21,7 +21,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import soundfile as sf
-from helpers.audio import sum_error
+from helpers.audio import output_file, sum_error
 from helpers.models import save_tiny
 from helpers.scenes import room
 from typer.testing import CliRunner
@@ -270,7 +270,7 @@ def test_edge_audio_is_separated_and_sums_to_the_mixture(
     import json
 
     manifest = json.loads(result.stdout)
-    stem = sf.info(manifest["stems"][0]["path"])
+    stem = sf.info(output_file(manifest, manifest["stems"][0]))
     assert (stem.samplerate, stem.channels, stem.frames) == (rate, channels, frames)
     assert sum_error(manifest, mix) <= 1e-5
 

@@ -10,7 +10,10 @@ import soundfile as sf
 
 def wav(path: Path, seconds: float = 0.05, rate: int = 8000) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
-    sf.write(path, np.zeros((int(seconds * rate), 2), np.float32), rate)
+    # The format from the name, as soundfile would, but also for "..wav" (splitext sees no
+    # extension in a name that starts with dots).
+    fmt = "WAV" if path.name.lower().endswith(".wav") else None
+    sf.write(path, np.zeros((int(seconds * rate), 2), np.float32), rate, format=fmt)
     return path
 
 
