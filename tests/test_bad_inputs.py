@@ -21,7 +21,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import soundfile as sf
-from helpers.audio import sum_error
+from helpers.audio import output_file, sum_error
 from helpers.clouds import E57Scan, patch_e57, write_e57_file
 from helpers.models import save_tiny
 from helpers.scenes import room
@@ -293,7 +293,7 @@ def test_edge_audio_is_separated_and_sums_to_the_mixture(
     import json
 
     manifest = json.loads(result.stdout)
-    stem = sf.info(manifest["stems"][0]["path"])
+    stem = sf.info(output_file(manifest, manifest["stems"][0]))
     assert (stem.samplerate, stem.channels, stem.frames) == (rate, channels, frames)
     assert sum_error(manifest, mix) <= 1e-5
 

@@ -58,13 +58,19 @@ def test_a_corrupt_item_finishes_the_others(tmp_path: Path, model: Path, scene_p
 
     assert result.exit_code == 1, result.output
     for name in ("a", "d"):
-        stems = json.loads((out / name / "manifest.json").read_text())["stems"]
-        assert len(stems) == 2 and all(Path(s["path"]).is_file() for s in stems)
+        manifest = json.loads((out / name / "manifest.json").read_text())
+        stems = manifest["stems"]
+        assert [s["path"] for s in stems] == [f"{s['name']}.wav" for s in stems]
+        assert len(stems) == 2 and all((out / name / s["path"]).is_file() for s in stems)
+        # Inputs relative to the manifest's folder: the tree moves as a whole.
+        assert manifest["audio"] == f"../../data/{name}.wav"
+        assert manifest["clouds"] == [f"../../data/{name}.ply"]
         assert (out / name / "residual.wav").is_file()
     assert not (out / "b").exists() and not (out / "c").exists()
     assert "2 item(s) not separated" in result.stderr
     assert f"b: {data / 'b.wav'}" in result.stderr and f"c: {data / 'c.ply'}" in result.stderr
     assert "4 items: 2 done, 0 skipped, 2 failed" in result.stdout
+    assert result.stdout.rstrip().endswith(f"outputs: {out}")  # where to look, last
     assert not list(out.rglob(f"*{TMP_MARKER}*"))
 
 
@@ -96,14 +102,23 @@ def test_no_file_is_overwritten_without_overwrite(
     (out / "b" / "manifest.json").unlink()  # unfinished: its stems are still there
     before = {p: (p.read_bytes(), p.stat().st_mtime_ns) for p in out.rglob("*") if p.is_file()}
 
-    result = batch(data, "-o", out, "--model", model, "--no-resume", "--json")
+    # --no-resume alone would redo "a" over its outputs: a usage error before anything runs
+    # (the missing model is never reached).
+    result = batch(data, "-o", out, "--model", tmp_path / "no-model", "--no-resume", "--json")
+
+    assert result.exit_code == 2 and result.stdout == ""
+    assert result.stderr == (
+        "error: pcsep batch: Invalid value for '--no-resume': it redoes finished items, whose "
+        "outputs exist: add --overwrite to replace them (see 'pcsep batch --help')\n"
+    )
+
+    result = batch(data, "-o", out, "--model", model, "--json")  # resumed: "b" is unfinished
 
     assert result.exit_code == 1
     report = summary(result)
-    assert statuses(report) == {"a": "failed", "b": "failed"}
-    assert all(
-        "exists already" in i["error"] and "--overwrite" in i["error"] for i in report["items"]
-    )
+    assert statuses(report) == {"a": "skipped", "b": "failed"}
+    error = report["items"][1]["error"]
+    assert error == f"{out / 'b' / 'residual.wav'}: exists already (pass --overwrite to replace it)"
     assert {
         p: (p.read_bytes(), p.stat().st_mtime_ns) for p in out.rglob("*") if p.is_file()
     } == before

@@ -50,7 +50,8 @@ def test_json_report(scene: tuple[Path, np.ndarray]) -> None:
     result = runner.invoke(app, ["inspect", str(path), "--json"])
     assert result.exit_code == 0, result.output
     report = json.loads(result.stdout)
-    assert set(report) == {"file", "format", "points", "bounds", "has_rgb"}
+    assert set(report) == {"file", "format", "points", "bounds", "has_rgb", "warnings"}
+    assert report["warnings"] == []  # a 4 m scene, georeferenced: metres it is
     assert report["file"] == str(path)
     assert report["format"] == "ply (binary_little_endian)"
     assert report["points"] == 499  # finite points only
@@ -117,10 +118,16 @@ def test_errors_are_one_line_with_exit_1(tmp_path: Path, make, message: str) -> 
     assert "Traceback" not in result.output
 
 
-def test_unknown_units_exit_1(scene: tuple[Path, np.ndarray]) -> None:
+def test_unknown_units_are_a_usage_error(scene: tuple[Path, np.ndarray]) -> None:
+    """A bad --units is the command line's fault, not the cloud's: exit 2, the option named
+    with the values it takes, and the file never read."""
     result = runner.invoke(app, ["inspect", str(scene[0]), "--units", "yards"])
-    assert result.exit_code == 1
-    assert "unknown units 'yards'" in result.stderr and "mm" in result.stderr
+    assert result.exit_code == 2
+    assert result.stderr == (
+        "error: pcsep inspect: Invalid value for '--units': 'yards' is not one of 'm', 'cm', "
+        "'mm', 'ft' (see 'pcsep inspect --help')\n"
+    )
+    assert runner.invoke(app, ["inspect", str(scene[0]), "--units", "MM"]).exit_code == 0
 
 
 def test_debug_shows_the_traceback(tmp_path: Path) -> None:

@@ -9,13 +9,13 @@ import numpy as np
 import pytest
 import soundfile as sf
 import trimesh
-from helpers.audio import sum_error
+from helpers.audio import output_file, sum_error
 from helpers.models import save_tiny
 from helpers.scenes import QUARTET, person_mesh, room
 from typer.testing import CliRunner
 
 from pcsep_cli.cli import app
-from pcsep_cli.io.pointcloud import PointCloud, write_ply
+from pcsep_cli.io.pointcloud import PointCloud, read_cloud, write_ply
 from pcsep_cli.separate.types import stem_names
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -60,13 +60,17 @@ def test_one_stem_per_performer_left_to_right(files: dict[str, Path], tmp_path: 
     xs = [s["position"][0] for s in stems]
     assert np.allclose(xs, sorted(x for (x, _), _, _ in QUARTET), atol=0.3)
     for s in stems:
-        assert Path(s["path"]) == out / "mix" / f"{s['name']}.wav"
-        info = sf.info(s["path"])
+        assert s["path"] == f"{s['name']}.wav"  # relative to the manifest's folder
+        info = sf.info(out / "mix" / s["path"])
         assert (info.samplerate, info.channels, info.subtype) == (44100, 2, "FLOAT")
         assert 0 < s["confidence"] <= 1
     assert json.loads((out / "mix" / "manifest.json").read_text()) == manifest
     assert manifest["model"]["path"] == str(files["model"])
-    assert manifest["audio"] == str(files["mix"]) and manifest["clouds"] == [str(files["scene"])]
+    assert manifest["manifest"] == str(out / "mix" / "manifest.json")
+    # Inputs relative to the manifest too (they share /tmp): the folder moves with its data.
+    inputs = [(files["mix"], manifest["audio"]), (files["scene"], *manifest["clouds"])]
+    for given, written in inputs:
+        assert written.startswith("../") and (out / "mix" / written).resolve() == given.resolve()
     assert sum_error(manifest, files["mix"]) <= 1e-4
 
 
@@ -154,9 +158,15 @@ def test_existing_outputs_are_not_overwritten(files: dict[str, Path], tmp_path: 
     assert run(*args).exit_code == 0
     residual = tmp_path / "mix" / "residual.wav"
     residual.write_bytes(b"keep me")
-    again = run(*args)
+    manifest = json.loads((tmp_path / "mix" / "manifest.json").read_text())
+    # Refused before the model loads (a missing model is never reached), naming all outputs.
+    again = run(*args[:-1], tmp_path / "no-such-model")
     assert again.exit_code == 1
-    assert "exists already" in one_line_error(again) and "--overwrite" in again.output
+    stems = [s["path"] for s in manifest["stems"]]
+    assert one_line_error(again) == (
+        f"error: {tmp_path / 'mix'}: {len(stems) + 2} outputs exist already: "
+        f"{', '.join(stems[:4])} and {len(stems) - 2} more (pass --overwrite to replace them)"
+    )
     assert residual.read_bytes() == b"keep me"
     assert not [p for p in tmp_path.rglob("*") if ".pcsep-tmp-" in p.name]
     assert run(*args, "--overwrite").exit_code == 0
@@ -181,8 +191,8 @@ def test_template_format_and_bits(files: dict[str, Path], tmp_path: Path) -> Non
     manifest = json.loads(result.stdout)
     assert Path(manifest["manifest"]) == tmp_path / "mix_manifest.json"
     for s in manifest["stems"]:
-        assert Path(s["path"]).name == f"mix_{s['name']}.flac"
-        assert sf.info(s["path"]).subtype == "PCM_24"
+        assert s["path"] == f"mix_{s['name']}.flac"
+        assert sf.info(output_file(manifest, s)).subtype == "PCM_24"
     assert sum_error(manifest, files["mix"]) <= 2.0**-23
 
 
@@ -195,7 +205,7 @@ def test_channels_and_rates(files: dict[str, Path], tmp_path: Path, channels, ra
                  "--json")  # fmt: skip
     assert result.exit_code == 0, result.output
     manifest = json.loads(result.stdout)
-    info = sf.info(manifest["stems"][0]["path"])
+    info = sf.info(output_file(manifest, manifest["stems"][0]))
     assert (info.samplerate, info.channels, info.subtype) == (rate, channels, "PCM_24")
     assert sum_error(manifest, path) <= 2.0**-23  # the residual's rounding only
 
@@ -216,6 +226,41 @@ def test_inspect_with_model_and_plot(files: dict[str, Path], tmp_path: Path) -> 
     assert bad.exit_code == 2
 
 
+def test_a_cloud_in_millimetres_is_named_so(files: dict[str, Path], tmp_path: Path) -> None:
+    """inspect warns and separate's refusal says --units mm; with it, the run goes through."""
+    scene = read_cloud(files["scene"])
+    write_ply(tmp_path / "mm.ply", PointCloud(scene.xyz * 1000))
+    looks = "its coordinates look like millimetres; pass --units mm"
+    shown = run("inspect", tmp_path / "mm.ply", "--json")
+    assert shown.exit_code == 0
+    [warning] = json.loads(shown.stdout)["warnings"]
+    assert warning.startswith(f"{tmp_path / 'mm.ply'}: it spans ") and warning.endswith(looks)
+    assert shown.stderr == f"warning: {warning}\n"
+    args = ["separate", files["mix"], tmp_path / "mm.ply", "-o", tmp_path / "o", "--model",
+            files["model"]]  # fmt: skip
+    refused = run(*args)
+    assert refused.exit_code == 1
+    error = one_line_error(refused)
+    assert error.startswith(f"error: {tmp_path / 'mm.ply'}: no performer found")
+    assert error.endswith(f"{looks})") and not (tmp_path / "o").exists()
+    fixed = run(*args, "--units", "mm", "--json")
+    assert fixed.exit_code == 0 and fixed.stderr.strip() == ""  # the bar leaves a blank line
+    assert len(json.loads(fixed.stdout)["stems"]) == len(QUARTET)
+
+
+def test_a_stray_far_point_is_warned_about(files: dict[str, Path], tmp_path: Path) -> None:
+    """A flying pixel 300 m away: the performers are still found, and the user is told."""
+    xyz = read_cloud(files["scene"]).xyz
+    write_ply(tmp_path / "stray.ply", PointCloud(np.vstack([xyz, [[300.0, 0.0, 1.0]]])))
+    result = run("separate", files["mix"], tmp_path / "stray.ply", "-o", tmp_path / "o",
+                 "--model", files["model"], "--json")  # fmt: skip
+    assert result.exit_code == 0, result.output
+    assert len(json.loads(result.stdout)["stems"]) == len(QUARTET)
+    [warning] = [line for line in result.stderr.splitlines() if line.strip()]
+    assert warning.startswith(f"warning: {tmp_path / 'stray.ply'}: it spans 30")
+    assert warning.endswith("if its coordinates are not metres, pass --units mm, cm or ft")
+
+
 def test_shipped_example(files: dict[str, Path], tmp_path: Path, monkeypatch) -> None:  # noqa: ANN001
     """The README's first command, with the bundled model when there is one."""
     meta = json.loads((EXAMPLE / "meta.json").read_text())
@@ -232,5 +277,5 @@ def test_shipped_example(files: dict[str, Path], tmp_path: Path, monkeypatch) ->
     assert len(found) == 4  # the scene's four performers are found
     truth = sorted(p["position"][0] for p in meta["performers"])
     assert np.allclose([f["position"][0] for f in found], truth, atol=0.3)
-    assert sf.info(manifest["stems"][0]["path"]).subtype == "PCM_16"
+    assert sf.info(output_file(manifest, manifest["stems"][0])).subtype == "PCM_16"
     assert sum_error(manifest, EXAMPLE / "mixture.flac") == 0.0  # 16-bit in, 16-bit out

@@ -20,7 +20,7 @@ import unicodedata
 from pathlib import Path
 
 import pytest
-from helpers.audio import wav
+from helpers.audio import output_file, wav
 from hypothesis import HealthCheck, assume, event, given, settings
 from hypothesis import strategies as st
 from typer.testing import CliRunner
@@ -139,7 +139,7 @@ def test_separate_with_any_recording_name_and_template(
         _check(result, root, before, out)
         if result.exit_code == 0:
             manifest = json.loads(result.stdout)
-            assert all(Path(s["path"]).is_file() for s in manifest["stems"])
+            assert all(output_file(manifest, s).is_file() for s in manifest["stems"])
         else:
             lines = [ln for ln in result.stderr.splitlines() if ln.strip()]
             assert len(lines) == 1 and lines[0].startswith("error: "), result.stderr

@@ -251,16 +251,18 @@ def test_files_sum_to_the_mixture_at_any_bit_depth(tmp_path, quartet_cloud, bits
     job = prepare_job(tmp_path / "mix.wav", [scene], tmp_path / "out", SeparateOptions(bits=bits))
     manifest = run_job(Separator.from_pretrained(str(model), device="cpu", segment=0.5), job)
     mix = sf.read(tmp_path / "mix.wav", dtype="float64")[0]
-    total = sum(sf.read(s["path"], dtype="float64")[0] for s in manifest["stems"])
-    total = total + sf.read(manifest["residual"]["path"], dtype="float64")[0]
+    out = tmp_path / "out" / "mix"  # the manifest's folder: its paths are relative to it
+    total = sum(sf.read(out / s["path"], dtype="float64")[0] for s in manifest["stems"])
+    total = total + sf.read(out / manifest["residual"]["path"], dtype="float64")[0]
     assert np.abs(total - mix).max() <= max(tol, 1e-12)
     assert manifest["sum_max_error"] <= max(tol, 1e-12)
-    on_disk = json.loads(Path(manifest["manifest"]).read_text())
+    assert manifest["manifest"] == str(out / "manifest.json")
+    on_disk = json.loads((out / "manifest.json").read_text())
     assert on_disk == manifest and manifest["model"]["source"] == "local"
-    assert {Path(s["path"]).name for s in manifest["stems"]} == {
+    assert {s["path"] for s in manifest["stems"]} == {
         f"{n}.wav" for n in stem_names([s["instrument"] for s in manifest["stems"]])
     }
-    info = sf.info(manifest["stems"][0]["path"])
+    info = sf.info(out / manifest["stems"][0]["path"])
     assert info.samplerate == 44100 and info.channels == 2
     assert info.subtype == {"32f": "FLOAT", "16": "PCM_16", "24": "PCM_24"}[bits]
 
@@ -270,16 +272,46 @@ def test_existing_outputs_are_kept(tmp_path: Path) -> None:
     opts = SeparateOptions(format="flac", instruments=("violin", "flute"))
     sep = Separator(tiny_net(), segment=0.3)
     first = run_job(sep, prepare_job(tmp_path / "mix.flac", [], tmp_path / "o", opts))
-    flute = Path(first["stems"][1]["path"])
+    flute = tmp_path / "o" / "mix" / first["stems"][1]["path"]
     before = flute.read_bytes()
     flute.write_bytes(b"mine")
-    with pytest.raises(OutputExistsError, match="violin.flac: exists already"):
-        run_job(sep, prepare_job(tmp_path / "mix.flac", [], tmp_path / "o", opts))
+    # Refused before any model runs, naming every output there (first the stems).
+    with pytest.raises(OutputExistsError) as refused:
+        prepare_job(tmp_path / "mix.flac", [], tmp_path / "o", opts)
+    assert str(refused.value) == (
+        f"{tmp_path / 'o' / 'mix'}: 4 outputs exist already: violin.flac, flute.flac, "
+        "residual.flac and manifest.json (pass --overwrite to replace them)"
+    )
     assert flute.read_bytes() == b"mine"
     assert not [p for p in (tmp_path / "o").rglob("*") if ".pcsep-tmp-" in p.name]
     again = dataclasses.replace(opts, overwrite=True)
     run_job(sep, prepare_job(tmp_path / "mix.flac", [], tmp_path / "o", again))
     assert flute.read_bytes() == before  # same input, same model: same bytes
+
+
+def test_stems_named_by_the_model_are_checked_once_it_has_run(
+    tmp_path: Path, quartet_cloud: PointCloud
+) -> None:
+    """Scene mode without an earlier manifest: the stems' names come from the classifier, so
+    run_job names every existing one after classifying, still before writing anything."""
+    sf.write(tmp_path / "mix.wav", noise(1, 0.4, 8000).T, 8000, subtype="PCM_16")
+    scene = _write_scene(tmp_path / "scene.ply", quartet_cloud)
+    sep = Separator(tiny_net(), segment=0.3)
+    opts = SeparateOptions(residual=False)
+    first = run_job(sep, prepare_job(tmp_path / "mix.wav", [scene], tmp_path / "o", opts))
+    out = tmp_path / "o" / "mix"
+    (out / "manifest.json").unlink()  # the stems stay, nothing names them before the model
+    before = {p.name: p.read_bytes() for p in out.iterdir()}
+    job = prepare_job(tmp_path / "mix.wav", [scene], tmp_path / "o", opts)  # passes
+    with pytest.raises(OutputExistsError) as refused:
+        run_job(sep, job)
+    names = [s["path"] for s in first["stems"]]
+    assert len(names) == 4
+    assert str(refused.value) == (
+        f"{out}: 4 outputs exist already: {', '.join(names[:3])} and {names[3]} "
+        "(pass --overwrite to replace them)"
+    )
+    assert {p.name: p.read_bytes() for p in out.iterdir()} == before
 
 
 @pytest.mark.parametrize("mode", ["rescale", "none"])
@@ -296,8 +328,9 @@ def test_clip_modes(tmp_path: Path, mode: str) -> None:
     manifest = run_job(
         Separator(net, segment=0.5), prepare_job(tmp_path / "loud.wav", [], tmp_path / "o", opts)
     )
-    stem = sf.read(manifest["stems"][0]["path"], dtype="float64")[0]
-    residual = sf.read(manifest["residual"]["path"], dtype="float64")[0]
+    out = tmp_path / "o" / "loud"
+    stem = sf.read(out / manifest["stems"][0]["path"], dtype="float64")[0]
+    residual = sf.read(out / manifest["residual"]["path"], dtype="float64")[0]
     mix = sf.read(tmp_path / "loud.wav", dtype="float64")[0]
     assert np.abs(stem + residual - mix).max() <= 1e-6
     gain = manifest["stems"][0]["gain"]

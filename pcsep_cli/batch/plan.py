@@ -384,10 +384,11 @@ def is_finished(manifest_path: _PathArg) -> bool:
 
     True when the manifest parses and every output it lists exists: the stems
     (``manifest["stems"][*]["path"]``) and the residual (``manifest["residual"]["path"]``) when
-    there is one. A path is looked for as written (absolute, or relative to the working
-    folder), then at the same place relative to the manifest when the output folder was moved
-    or copied since (the manifest records its own path under ``"manifest"``), then relative to
-    the manifest's folder.
+    there is one. From manifest version 2 on, a relative path is relative to the manifest's
+    folder (absolute ones are taken as they are). In version 1 manifests a path is looked for
+    as written (absolute, or relative to the working folder), then at the same place relative
+    to the manifest when the output folder was moved or copied since (the manifest records its
+    own path under ``"manifest"``), then relative to the manifest's folder.
 
     Args:
         manifest_path: the item's ``manifest.json`` (``<out>/<name>/manifest.json`` by default).
@@ -402,6 +403,9 @@ def is_finished(manifest_path: _PathArg) -> bool:
     listed = _manifest_paths(manifest)
     if listed is None:
         return False
+    version = manifest.get("version")
+    if isinstance(version, int) and version >= 2:
+        return all((path.parent / p).is_file() for p in listed)  # an absolute p stays itself
     written_at = manifest.get("manifest")
     old_folder = Path(written_at).parent if isinstance(written_at, str) else None
     return all(_exists(Path(p), path.parent, old_folder) for p in listed)

@@ -79,7 +79,8 @@ class SeparatorRunner:
         options = dataclasses.replace(
             self.options, filename=track_template(self.plan.filename, item.name)
         )
-        # Absolute: the manifest's paths then mean the same from any working folder.
+        # Absolute: error messages and the manifest's own path then name the item's files
+        # wherever the batch was started.
         job = prepare_job(item.audio, [item.cloud], self.plan.out.absolute(), options)
         frames = max(job.info.frames, 1)
 

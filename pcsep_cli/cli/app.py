@@ -5,18 +5,21 @@ answers at once. Library errors (:class:`pcsep_cli.errors.PcsepError`) are caugh
 :class:`_App`, and shown as one line on stderr with exit code 1; ``--debug`` adds the
 traceback. Usage errors are one line too, with exit code 2 (click's convention). The commands
 live in their own modules and are registered, in the order ``pcsep --help`` lists them, by
-:mod:`pcsep_cli.cli`.
+:mod:`pcsep_cli.cli`, each with ``cls=Command`` (groups ``cls=Group``): their help shows plain
+metavars (``AUDIO``, ``[CLOUD]...``, ``--out DIR``, ``--overwrite``) instead of Typer's type
+names (``{audio}``, ``<list[Path]>``, ``<bool>``).
 """
 
 from __future__ import annotations
 
+import os
 import sys
 import unicodedata
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 import click
 import typer
-from typer.core import TyperGroup
+from typer.core import TyperArgument, TyperCommand, TyperGroup, TyperOption
 
 from pcsep_cli import __version__
 from pcsep_cli.progress import Progress
@@ -26,8 +29,71 @@ if TYPE_CHECKING:  # pragma: no cover
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
 
+# Metavars for Typer's type names (what `<int range>` and the like become in help).
+_METAVARS = {"int": "N", "float": "X", "str": "TEXT", "path": "PATH"}
 
-class _App(TyperGroup):
+
+class _PlainArgument(TyperArgument):
+    """An argument shown the way click shows one: ``AUDIO``, ``[CLOUD]...``, no type name."""
+
+    @property
+    def display_name_raw(self) -> str:
+        return self.metavar or (self.name or "").upper()
+
+    def display_type_rich(self, ctx: Any) -> str | None:
+        return None
+
+    def _usage_display_name(self) -> str:
+        name = self.display_name_raw
+        if not self.required:
+            name = f"[{name}]"
+        return name + ("..." if self.nargs != 1 and not name.endswith("...") else "")
+
+
+class _PlainOption(TyperOption):
+    """An option whose help shows a plain metavar (``DIR``, ``N``, ``m|cm|mm|ft``); a flag
+    shows none. Bounds (``[0.5<=x<=600.0]``) are said in the help text where they matter:
+    beside the metavar they squeeze the help column until long words are cut."""
+
+    def _get_number_range_help_str(self) -> str | None:
+        return None
+
+    def display_type_rich(self, ctx: Any) -> str | None:
+        if self.is_flag or self.count:
+            return None
+        if self.metavar is not None:
+            return self.metavar
+        label = self.display_type(ctx).strip("<>").removesuffix(" range")
+        return label if "|" in label else _METAVARS.get(label, label.upper())
+
+
+class _PlainHelp:
+    """Mixin for commands and groups: their parameters render with plain metavars.
+
+    Typer builds every parameter as a ``TyperArgument`` or ``TyperOption`` (``--help``
+    included, made when first asked for) and has no hook for their help classes, so each
+    is given the subclass above, which changes how it is shown and nothing else.
+    """
+
+    def get_params(self, ctx: click.Context) -> list[Any]:
+        params = super().get_params(ctx)  # type: ignore[misc]
+        for param in params:
+            if type(param) is TyperArgument:
+                param.__class__ = _PlainArgument
+            elif type(param) is TyperOption:
+                param.__class__ = _PlainOption
+        return params
+
+
+class Command(_PlainHelp, TyperCommand):
+    """The class of every ``pcsep`` command (``app.command(cls=Command)``)."""
+
+
+class Group(_PlainHelp, TyperGroup):
+    """The class of every ``pcsep`` command group (``typer.Typer(cls=Group)``)."""
+
+
+class _App(Group):
     """Click group that turns library errors and usage errors into one line and an exit code."""
 
     def main(self, *args: Any, standalone_mode: bool = True, **kwargs: Any) -> Any:
@@ -43,7 +109,8 @@ class _App(TyperGroup):
         except cx.UsageError as err:
             # One line, like every other error: what is wrong, where to read more.
             where = err.ctx.command_path if err.ctx is not None else "pcsep"
-            message = err.format_message().rstrip(".")
+            # Typer validates values with pydantic, whose messages start "Value error, ".
+            message = err.format_message().replace("Value error, ", "").rstrip(".")
             stderr_console().print(
                 f"[bold red]error:[/] {safe_text(where)}: {safe_text(message)} "
                 f"(see '{safe_text(where)} --help')",
@@ -121,6 +188,17 @@ def safe_text(text: object) -> str:
     return escape(text)
 
 
+def shown_path(path: str | os.PathLike[str]) -> str:
+    """A path ready to print: relative to the working folder when it lies inside it (as
+    the user would type it), absolute otherwise; through :func:`safe_text`."""
+    full, here = os.path.abspath(path), os.getcwd()
+    try:
+        inside = os.path.commonpath([full, here]) == here
+    except ValueError:  # another drive (Windows)
+        inside = False
+    return safe_text(os.path.relpath(full, here) if inside else full)
+
+
 def stderr_console():  # noqa: ANN202 - rich is imported lazily
     from rich.console import Console
 
@@ -131,6 +209,13 @@ def stdout_console():  # noqa: ANN202
     from rich.console import Console
 
     return Console(highlight=False)
+
+
+def print_warnings(warnings: list[str]) -> None:
+    """The library's warnings, one line each on stderr (stdout stays for results and JSON)."""
+    console = stderr_console()
+    for line in warnings:
+        console.print(f"[yellow]warning:[/] {safe_text(line)}", soft_wrap=True)
 
 
 def _version_callback(value: bool) -> None:
@@ -154,17 +239,44 @@ def _root(
     ctx.obj = {"debug": debug}
 
 
-UNITS_HELP = "Units of the cloud's coordinates when they are not metres: mm, cm, m or ft."
-MODEL_REF_HELP = "Bundled name (pcsep-base), model directory, or Hub id owner/name[@revision]."
+UNITS_HELP = (
+    "Units of the cloud's coordinates when they are not metres (a cloud in millimetres: mm)."
+)
+# Rich markup would take "[@revision]" for a tag and drop it: the bracket is escaped.
+MODEL_REF_HELP = "Bundled name (pcsep-base), model folder, or Hub id owner/name\\[@revision]."
 OFFLINE_HELP = "Never contact the Hub; use cached models only (like HF_HUB_OFFLINE=1)."
 SEP_PANEL = "Output"
 
+
+def _check_device(value: str) -> str:
+    """``--device``: a device this machine has, checked while the command line is parsed,
+    so a missing GPU is a usage error before anything is read or loaded (torch is imported
+    only for ``cuda`` and ``mps``)."""
+    if value in ("cuda", "mps"):
+        from pcsep_cli.errors import ModelError
+        from pcsep_cli.separate.separator import resolve_device
+
+        try:
+            resolve_device(value)
+        except ModelError as err:
+            raise typer.BadParameter(f"{err.message}; use --device cpu or auto") from None
+    return value
+
+
 # Options that `separate` and `batch` share: declared once so their names, bounds and help
 # cannot drift apart.
-ModelOpt = Annotated[str | None, typer.Option(help=MODEL_REF_HELP + " Default: yours.")]
-DeviceOpt = Annotated[str, typer.Option(help="auto, cpu, cuda or mps.")]
+ModelOpt = Annotated[
+    str | None, typer.Option(metavar="REF", help=MODEL_REF_HELP + " Default: yours.")
+]
+DeviceOpt = Annotated[
+    Literal["auto", "cpu", "cuda", "mps"],
+    typer.Option(callback=_check_device, help="Where the model runs."),
+]
 OfflineOpt = Annotated[bool, typer.Option("--offline", help=OFFLINE_HELP)]
-UnitsOpt = Annotated[str | None, typer.Option(help=UNITS_HELP)]
+UnitsOpt = Annotated[
+    Literal["m", "cm", "mm", "ft"] | None,
+    typer.Option(case_sensitive=False, help=UNITS_HELP),
+]
 FormatOpt = Annotated[str, typer.Option("--format", help="wav or flac.", rich_help_panel=SEP_PANEL)]
 BitsOpt = Annotated[
     str | None,
@@ -177,9 +289,20 @@ ClipModeOpt = Annotated[
         rich_help_panel=SEP_PANEL,
     ),
 ]
-SegmentOpt = Annotated[float, typer.Option(min=0.5, max=600.0, help="Chunk length in seconds.")]
+SegmentOpt = Annotated[
+    float,
+    typer.Option(
+        min=0.5, max=600.0, metavar="SECONDS", help="Chunk length in seconds (0.5 to 600)."
+    ),
+]
 OverlapOpt = Annotated[
-    float, typer.Option(min=0.0, max=0.5, help="Fraction of a chunk shared with the next.")
+    float,
+    typer.Option(
+        min=0.0,
+        max=0.5,
+        metavar="FRACTION",
+        help="Fraction of a chunk shared with the next (0 to 0.5).",
+    ),
 ]
 NoResidualOpt = Annotated[
     bool,

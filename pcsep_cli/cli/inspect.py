@@ -10,9 +10,15 @@ import typer
 
 from pcsep_cli.cli.app import (
     UnitsOpt,
+    print_warnings,
     safe_text,
     stdout_console,
 )
+
+EXAMPLES = """[bold]Examples[/]
+pcsep inspect scene.ply
+pcsep inspect scan.las --units mm --json
+pcsep inspect scene.ply --model pcsep-base --plot scene.png"""
 
 
 def inspect(
@@ -20,16 +26,19 @@ def inspect(
     units: UnitsOpt = None,
     model: Annotated[
         str | None,
-        typer.Option(help="Find the performers and classify them with this model."),
+        typer.Option(metavar="REF", help="Find the performers and classify them with this model."),
     ] = None,
     plot: Annotated[
         Path | None,
-        typer.Option(help="Write a PNG: top and sensor views, performers boxed and labelled."),
+        typer.Option(
+            metavar="FILE",
+            help="Write a PNG: top and sensor views, performers boxed and labelled.",
+        ),
     ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
 ) -> None:
     """Report a point cloud's format, size, bounds and colours (and performers with --model)."""
-    from pcsep_cli.io.pointcloud import read_cloud
+    from pcsep_cli.io.pointcloud import read_cloud, units_warning
 
     if plot is not None and plot.suffix.lower() != ".png":
         raise typer.BadParameter(f"--plot must name a .png file, got {plot}")
@@ -40,11 +49,13 @@ def inspect(
         "points": pc.num_points,
         "bounds": {"min": pc.bounds[0].tolist(), "max": pc.bounds[1].tolist()},
         "has_rgb": pc.rgb is not None,
+        "warnings": [f"{cloud}: {word}" for word in [units_warning(pc)] if word],
     }
     if model is not None or plot is not None:
         report["performers"] = _inspect_performers(pc, model, plot)
     if as_json:
         typer.echo(json.dumps(report))
+        print_warnings(report["warnings"])
         return
     from rich.table import Table
 
@@ -66,6 +77,7 @@ def inspect(
         pos = "  ".join(f"{v:.2f}" for v in perf["position"])
         table.add_row(f"performer {i}", f"{what} at {pos}, {perf['points']:,} points")
     stdout_console().print(table)
+    print_warnings(report["warnings"])
     if plot is not None:
         stdout_console().print(f"plot: {safe_text(str(plot))}")
 

@@ -9,6 +9,8 @@ import typer
 
 from pcsep_cli.cli.app import (
     MODEL_REF_HELP,
+    Command,
+    Group,
     OfflineOpt,
     go_offline,
     safe_text,
@@ -17,6 +19,7 @@ from pcsep_cli.cli.app import (
 )
 
 models_app = typer.Typer(
+    cls=Group,
     help="List, download, describe, choose and remove pretrained models.",
     no_args_is_help=True,
     rich_markup_mode="rich",
@@ -34,7 +37,7 @@ def _size(num: int | None) -> str:
     return f"{value:.1f} GB"  # pragma: no cover
 
 
-@models_app.command("list")
+@models_app.command("list", cls=Command)
 def models_list(
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
 ) -> None:
@@ -72,9 +75,9 @@ def models_list(
     )
 
 
-@models_app.command("download")
+@models_app.command("download", cls=Command)
 def models_download(
-    ref: Annotated[str, typer.Argument(help=MODEL_REF_HELP)],
+    ref: Annotated[str, typer.Argument(metavar="REF", help=MODEL_REF_HELP)],
     force: Annotated[bool, typer.Option(help="Download again even when cached.")] = False,
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
 ) -> None:
@@ -90,9 +93,11 @@ def models_download(
     stdout_console().print(f"{safe_text(name)}: ready in {safe_text(str(resolved.path))}")
 
 
-@models_app.command("info")
+@models_app.command("info", cls=Command)
 def models_info(
-    ref: Annotated[str | None, typer.Argument(help=MODEL_REF_HELP + " Default: yours.")] = None,
+    ref: Annotated[
+        str | None, typer.Argument(metavar="REF", help=MODEL_REF_HELP + " Default: yours.")
+    ] = None,
     offline: OfflineOpt = False,
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
 ) -> None:
@@ -130,9 +135,9 @@ def models_info(
         console.print(scores)
 
 
-@models_app.command("use")
+@models_app.command("use", cls=Command)
 def models_use(
-    ref: Annotated[str, typer.Argument(help=MODEL_REF_HELP)],
+    ref: Annotated[str, typer.Argument(metavar="REF", help=MODEL_REF_HELP)],
     offline: OfflineOpt = False,
 ) -> None:
     """Make REF the default model (downloaded and checked first). PCSEP_MODEL overrides it."""
@@ -154,9 +159,12 @@ def models_use(
         )
 
 
-@models_app.command("remove")
+@models_app.command("remove", cls=Command)
 def models_remove(
-    ref: Annotated[str, typer.Argument(help="Hub id owner/name (all revisions) or owner/name@rev")],
+    ref: Annotated[
+        str,
+        typer.Argument(metavar="REF", help="Hub id owner/name (all revisions) or owner/name@rev."),
+    ],
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
 ) -> None:
     """Delete a downloaded model from the Hub cache."""

@@ -26,7 +26,9 @@ from pcsep_cli.cli.app import (
     go_offline,
     is_debug,
     load_separator,
+    print_warnings,
     safe_text,
+    shown_path,
     stderr_console,
     stdout_console,
 )
@@ -38,18 +40,22 @@ def separate(
     clouds: Annotated[
         list[Path] | None,
         typer.Argument(
+            metavar="CLOUD...",
             help="The scene's point cloud, or one cloud per performer (no clustering then). "
-            "Optional with --instruments."
+            "Optional with --instruments.",
         ),
     ] = None,
-    out: Annotated[Path, typer.Option("--out", "-o", help="Output folder.")] = Path("separated"),
+    out: Annotated[
+        Path, typer.Option("--out", "-o", metavar="DIR", help="Output folder (created).")
+    ] = Path("separated"),
     model: ModelOpt = None,
     device: DeviceOpt = "auto",
     instruments: Annotated[
         str | None,
         typer.Option(
+            metavar="NAMES",
             help="Label mode: one instrument per performer, left to right (violin,cello); "
-            "skips classification. Without CLOUD the net is conditioned on the labels alone."
+            "skips classification. Without CLOUD the net is conditioned on the labels alone.",
         ),
     ] = None,
     fmt: FormatOpt = "wav",
@@ -71,8 +77,6 @@ def separate(
     as_json: Annotated[bool, typer.Option("--json", help="Print the manifest.")] = False,
 ) -> None:
     """Write one audio file per instrument seen in the scene, a residual and manifest.json."""
-    if device not in ("auto", "cpu", "cuda", "mps"):
-        raise typer.BadParameter(f"--device must be auto, cpu, cuda or mps, got {device!r}")
     labels = None
     if instruments is not None:
         labels = tuple(i.strip() for i in instruments.split(",") if i.strip())
@@ -96,6 +100,7 @@ def separate(
         raise typer.BadParameter(str(err)) from None
     # Everything that can fail without a model fails here, before the model loads.
     job = prepare_job(audio, clouds or [], out, options)
+    print_warnings(job.warnings)
     from pcsep_cli.separate.output import run_job
 
     separator = load_separator(model, device, offline, segment, overlap)
@@ -113,10 +118,18 @@ def separate(
     _print_manifest(manifest)
 
 
+SEPARATE_EXAMPLES = """[bold]Examples[/]
+pcsep separate concert.wav scene.ply -o separated
+pcsep separate take.flac violin.ply cello.ply     # one cloud per performer
+pcsep separate take.wav --instruments violin,cello  # labels, no cloud
+pcsep separate take.wav scan.las --units mm --device cuda"""
+
+
 def _print_manifest(manifest: dict[str, Any]) -> None:
     from rich.table import Table
 
-    table = Table(title=safe_text(manifest["audio"]), title_justify="left")
+    folder = Path(manifest["manifest"]).parent  # the manifest's paths are relative to it
+    table = Table(title=shown_path(folder / manifest["audio"]), title_justify="left")
     for column in ("stem", "instrument", "confidence", "position (m)", "file"):
         table.add_column(column)
     for stem in manifest["stems"]:
@@ -126,7 +139,7 @@ def _print_manifest(manifest: dict[str, Any]) -> None:
             safe_text(stem["instrument"]),
             f"{100 * stem['confidence']:.0f}%",
             "-" if pos is None else "  ".join(f"{v:.2f}" for v in pos),
-            safe_text(stem["path"]),
+            safe_text(stem["path"]),  # relative to the manifest's folder, printed below
         )
     if manifest["residual"]:
         table.add_row("residual", "", "", "", safe_text(manifest["residual"]["path"]))
@@ -135,7 +148,7 @@ def _print_manifest(manifest: dict[str, Any]) -> None:
     ignored = manifest["ignored"]
     if ignored:
         console.print(f"{len(ignored)} cluster(s) without an instrument (none) not separated")
-    console.print(f"manifest: {safe_text(manifest['manifest'])}")
+    console.print(f"manifest: {shown_path(Path(manifest['manifest']))}")
 
 
 BATCH_HELP = (
@@ -143,21 +156,34 @@ BATCH_HELP = (
     "Pairs [bold]NAME.wav[/] + [bold]NAME.ply[/] (.las/.laz/.pcd; any audio libsndfile reads), "
     "the dataset layout [bold]EXAMPLE/mixture.*[/] + [bold]scene.*[/] (also SPLIT/EXAMPLE/), "
     "or the rows of [bold]--manifest FILE.csv[/] (columns audio,cloud[,name]). "
-    "Item NAME goes to OUT/NAME/.\n\n"
+    "Item NAME goes to DIR/NAME/ (-o DIR).\n\n"
     "Finished items (their manifest.json lists stems that exist) are skipped; a failing item "
     "does not stop the others; exit status 1 when any failed."
 )
+
+
+BATCH_EXAMPLES = """[bold]Examples[/]
+pcsep batch recordings/ -o separated --jobs 2
+pcsep batch recordings/ --shard $SLURM_ARRAY_TASK_ID/8  # SLURM --array=0-7
+pcsep batch recordings/ --shard $JOB_COMPLETION_INDEX/8  # Kubernetes
+pcsep batch . --manifest takes.csv -o separated
+pcsep batch recordings/ --no-resume --overwrite  # redo finished items"""
 
 
 def batch(
     ctx: typer.Context,
     folder: Annotated[Path, typer.Argument(help="Folder of recordings and clouds.")],
     out: Annotated[
-        Path, typer.Option("--out", "-o", help="Output root: item NAME goes to OUT/NAME/.")
+        Path,
+        typer.Option(
+            "--out", "-o", metavar="DIR", help="Output root: item NAME goes to DIR/NAME/."
+        ),
     ] = Path("separated"),
     manifest: Annotated[
         Path | None,
-        typer.Option(help="CSV with columns audio,cloud[,name] (paths from its folder)."),
+        typer.Option(
+            metavar="FILE", help="CSV with columns audio,cloud[,name] (paths from its folder)."
+        ),
     ] = None,
     jobs: Annotated[
         int, typer.Option("--jobs", "-j", min=1, help="Items at once; they share one model.")
@@ -165,14 +191,17 @@ def batch(
     shard: Annotated[
         str | None,
         typer.Option(
-            help="K/N: run item i of the sorted list when i mod N = K (K in 0..N-1), "
-            "e.g. --shard $SLURM_ARRAY_TASK_ID/8 or $JOB_COMPLETION_INDEX/8."
+            metavar="K/N",
+            help="Run item i of the sorted list when i mod N = K (K in 0..N-1): one of N "
+            "machines (see the examples).",
         ),
     ] = None,
     resume: Annotated[
         bool, typer.Option(help="Skip finished items. --no-resume redoes them (needs --overwrite).")
     ] = True,
-    fail_fast: Annotated[bool, typer.Option(help="Stop at the first failing item.")] = False,
+    fail_fast: Annotated[
+        bool, typer.Option("--fail-fast", help="Stop at the first failing item.")
+    ] = False,
     threads: Annotated[
         int | None,
         typer.Option(
@@ -213,8 +242,11 @@ def batch(
     )
     from pcsep_cli.separate.job import SeparateOptions
 
-    if device not in ("auto", "cpu", "cuda", "mps"):
-        raise typer.BadParameter(f"--device must be auto, cpu, cuda or mps, got {device!r}")
+    if not resume and not overwrite:  # or every finished item fails on its existing outputs
+        raise typer.BadParameter(
+            "it redoes finished items, whose outputs exist: add --overwrite to replace them",
+            param_hint="'--no-resume'",
+        )
     try:
         part = parse_shard(shard) if shard is not None else None
         options = SeparateOptions(
@@ -248,6 +280,8 @@ def batch(
         typer.echo(json.dumps(summary.to_json()))
     else:
         print_summary(stdout_console(), summary)
+        if plan.out.is_dir():
+            stdout_console().print(f"outputs: {shown_path(plan.out)}", soft_wrap=True)
     print_failures(err_console, summary, debug=is_debug(ctx))
     if not summary.ok:
         raise typer.Exit(EXIT_FAILED)

@@ -18,7 +18,9 @@ from pcsep_cli.progress import Progress
 
 
 def synth(
-    out: Annotated[Path, typer.Option("--out", "-o", help="Dataset folder (created).")],
+    out: Annotated[
+        Path, typer.Option("--out", "-o", metavar="DIR", help="Dataset folder (created).")
+    ],
     examples: Annotated[int, typer.Option(min=0, help="Whole scenes, over all splits.")] = 100,
     seed: Annotated[int, typer.Option(help="Everything follows from it.")] = 0,
     jobs: Annotated[int, typer.Option("--jobs", "-j", min=1, help="Worker processes.")] = 1,
@@ -28,27 +30,48 @@ def synth(
     cloud_scenes: Annotated[
         int, typer.Option(min=0, help="Scanned scenes without sound, for the classifier.")
     ] = 0,
-    min_performers: Annotated[int, typer.Option(min=1, max=5)] = 1,
-    max_performers: Annotated[int, typer.Option(min=1, max=5)] = 5,
-    distractor_prob: Annotated[float, typer.Option(min=0.0, max=1.0)] = 0.5,
-    duration: Annotated[float, typer.Option(min=0.5, help="Seconds of audio per scene.")] = 8.0,
-    sample_rate: Annotated[int, typer.Option(help="Rate of the rendered audio (Hz).")] = 22050,
-    mics: Annotated[str, typer.Option(help="mono, stereo, or a channel count up to 8.")] = (
-        "stereo"
-    ),
-    bits: Annotated[str, typer.Option(help="32f (exact sums) or 24.")] = "32f",
+    min_performers: Annotated[
+        int, typer.Option(min=1, max=5, help="Fewest performers in a scene (1 to 5).")
+    ] = 1,
+    max_performers: Annotated[
+        int, typer.Option(min=1, max=5, help="Most performers in a scene (1 to 5).")
+    ] = 5,
+    distractor_prob: Annotated[
+        float,
+        typer.Option(
+            min=0.0, max=1.0, metavar="P", help="Chance that a scene holds distractors (0 to 1)."
+        ),
+    ] = 0.5,
+    duration: Annotated[
+        float,
+        typer.Option(min=0.5, metavar="SECONDS", help="Seconds of audio per scene (0.5 or more)."),
+    ] = 8.0,
+    sample_rate: Annotated[
+        int, typer.Option(metavar="HZ", help="Rate of the rendered audio (Hz).")
+    ] = 22050,
+    mics: Annotated[
+        str, typer.Option(metavar="LAYOUT", help="mono, stereo, or a channel count up to 8.")
+    ] = "stereo",
+    bits: Annotated[str, typer.Option(metavar="32f|24", help="32f (exact sums) or 24.")] = "32f",
     cycle_instruments: Annotated[
-        bool, typer.Option(help="Cycle through the classes so a few scenes hold them all.")
+        bool,
+        typer.Option(
+            "--cycle-instruments", help="Cycle through the classes so a few scenes hold them all."
+        ),
     ] = False,
     splits: Annotated[
-        str, typer.Option(help="Train,val,test shares (normalised), e.g. 0.7,0.1,0.2.")
+        str,
+        typer.Option(
+            metavar="TRAIN,VAL,TEST", help="Shares of the splits (normalised), e.g. 0.7,0.1,0.2."
+        ),
     ] = "0.8,0.1,0.1",
     sources: Annotated[
         str,
         typer.Option(
+            metavar="NAMES",
             help="Sound sources, comma-separated: fluidr3, musescore, csound, freepats, stk, "
             "opl3; 'test:stk' allows a source in one split only (then that split uses only its "
-            "own). Default: fluidr3,musescore,csound,freepats,stk."
+            "own). Default: all but opl3.",
         ),
     ] = "",
 ) -> None:
@@ -101,7 +124,7 @@ def synth(
 
 def train(
     config: Annotated[
-        str, typer.Argument(help="Training config: a .json/.toml file or a preset name.")
+        str, typer.Argument(help="Training config: a .json or .toml file, or a preset name.")
     ],
     resume: Annotated[
         bool, typer.Option(help="Continue from the run's last checkpoint if there is one.")
@@ -162,19 +185,21 @@ def train(
 
 def evaluate(
     model: Annotated[
-        str, typer.Argument(help="Model: bundled name, folder or owner/name[@rev], as separate.")
+        str,
+        typer.Argument(help="Bundled name, model folder or Hub id owner/name\\[@revision]."),
     ],
     dataset: Annotated[Path, typer.Argument(help="A folder in the dataset layout.")],
     max_examples: Annotated[int | None, typer.Option(min=1, help="Score the first N.")] = None,
-    max_seconds: Annotated[float, typer.Option(min=0.5, help="Seconds scored per example.")] = (
-        10.0
-    ),
+    max_seconds: Annotated[
+        float, typer.Option(min=0.5, metavar="SECONDS", help="Seconds scored per example.")
+    ] = 10.0,
     views: Annotated[
         int | None,
         typer.Option(
             min=1,
             max=64,
-            help="Headings each cloud is encoded from, averaged [default: as separate].",
+            help="Headings each cloud is encoded from, averaged (1 to 64) "
+            "\\[default: as separate].",
         ),
     ] = None,
     scene: Annotated[

@@ -29,6 +29,7 @@ __all__ = [
     "UNITS",
     "PointCloud",
     "read_cloud",
+    "units_warning",
     "write_ply",
 ]
 
@@ -37,6 +38,9 @@ UNITS: dict[str, float] = {"m": 1.0, "cm": 0.01, "mm": 0.001, "ft": 0.3048}
 
 MAX_SPAN_M = 100_000.0
 """A scene spanning more than this (metres, after units) is refused: wrong units or junk."""
+
+STAGE_SPAN_M = 200.0
+"""A scene wider than this (metres, after units) gets a word from :func:`units_warning`."""
 
 _SNIFF_BYTES = 4096
 
@@ -280,3 +284,41 @@ def _looks_like_xyz_text(prefix: bytes) -> bool:
     except (UnicodeDecodeError, ValueError):
         return False
     return len(first) >= 3
+
+
+def units_warning(cloud: PointCloud) -> str | None:
+    """A word on a cloud too big to be a stage in metres, naming the units it looks like.
+
+    A scan exported in millimetres reads as a room kilometres wide: nothing fails, but no
+    performer is found (clusters are sought at centimetre scale). When the cloud spans more
+    than :data:`STAGE_SPAN_M` metres, its height (z extent: z is up) says which units fit: a
+    performer stands 1-2 m tall, a room or hall 3-10 m, so of millimetres and centimetres the
+    one that makes the height 0.5-30 m, closest to 2 m (on a log scale), with the width at
+    most :data:`STAGE_SPAN_M`, is named. Feet differ from metres too little to be told apart,
+    so they are only named as a possibility.
+
+    Args:
+        cloud: a cloud as read (``xyz`` in metres after ``units``).
+
+    Returns:
+        One sentence without the file's name (``"it spans 8,016 m across and 2,308 m high,
+        too big for a stage: its coordinates look like millimetres; pass --units mm"``), or
+        None when the cloud's size is plausible in metres.
+    """
+    xyz = np.asarray(cloud.xyz)
+    if xyz.ndim != 2 or xyz.shape[0] == 0 or xyz.shape[1] != 3:
+        return None
+    extent = np.ptp(xyz, axis=0)
+    width, height = float(extent.max()), float(extent[2])
+    if width <= STAGE_SPAN_M:
+        return None
+    size = f"it spans {width:,.0f} m across and {height:,.0f} m high, too big for a stage"
+    fits = [
+        (abs(np.log(height * UNITS[unit] / 2.0)), unit, name)
+        for unit, name in (("mm", "millimetres"), ("cm", "centimetres"))
+        if 0.5 <= height * UNITS[unit] <= 30.0 and width * UNITS[unit] <= STAGE_SPAN_M
+    ]
+    if fits:
+        _, unit, name = min(fits)
+        return f"{size}: its coordinates look like {name}; pass --units {unit}"
+    return f"{size}: if its coordinates are not metres, pass --units mm, cm or ft"

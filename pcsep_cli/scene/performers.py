@@ -161,7 +161,7 @@ def find_performers(
         raise SceneError(
             "no performer found: the cloud holds only a floor/walls or specks",
             path=getattr(cloud, "source", None),
-            hint="pass one cloud per performer, or check --units",
+            hint=_units_hint(cloud) or "pass one cloud per performer, or check --units",
         )
     if viewer is not None:
         return _left_to_right([p for _, p in performers], viewer, frame)
@@ -198,7 +198,7 @@ def performer_from_cloud(cloud: PointCloud, *, eps: float = 0.08) -> Performer:
             f"no performer found: {index.size} points are left once the floor and walls are "
             f"removed, a performer needs at least {MIN_PERFORMER_POINTS}",
             path=getattr(cloud, "source", None),
-            hint="crop the cloud to the performer, or check --units",
+            hint=_units_hint(cloud) or "crop the cloud to the performer, or check --units",
         )
     labels = _merge_stacked(local, _cluster(local, eps))
     groups = sorted(_groups(labels), key=len, reverse=True)
@@ -218,6 +218,13 @@ def performer_from_cloud(cloud: PointCloud, *, eps: float = 0.08) -> Performer:
         index=index,
         frame=bg.frame(),
     )
+
+
+def _units_hint(cloud: PointCloud) -> str | None:
+    """The units a cloud too big for a stage looks like, for the hint of "no performer"."""
+    from pcsep_cli.io.pointcloud import units_warning
+
+    return units_warning(cloud)
 
 
 def _enough_points(cloud: PointCloud, least: int) -> None:

@@ -2,7 +2,8 @@
 
 :func:`prepare_job` checks everything that can fail without a model: the audio is readable,
 every cloud is readable and holds performers, the output format, bit depth and channel count
-fit together, the output folder can be created, and the file name template is safe.
+fit together, the output folder can be created, the file name template is safe, and no output
+exists already (unless overwriting; :func:`existing_outputs`).
 
 File name template fields: ``{track}`` (the audio file's name without extension),
 ``{stem}`` (``violin``, ``violin_2``, ``residual``, ``manifest``), ``{instrument}``, ``{ext}``.
@@ -19,6 +20,7 @@ gives a usable, printable output folder.
 
 from __future__ import annotations
 
+import json
 import os
 import string
 import unicodedata
@@ -27,7 +29,7 @@ from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import TYPE_CHECKING
 
-from pcsep_cli.errors import AudioError, PcsepError, SceneError
+from pcsep_cli.errors import AudioError, OutputExistsError, PcsepError, SceneError
 from pcsep_cli.io.audio import AudioInfo, audio_info
 from pcsep_cli.io.audio_write import subtype_for
 
@@ -43,6 +45,8 @@ __all__ = [
     "NAME_MAX",
     "check_template",
     "control_char",
+    "existing_outputs",
+    "exists_error",
     "file_name_part",
     "output_path",
     "prepare_job",
@@ -60,6 +64,7 @@ NAME_MAX = 255
 PATH_MAX = 4096
 """Bytes in a whole path, its terminating NUL included (Linux)."""
 _SHOWN = 60  # characters of a name or template quoted in a message
+_LISTED = 4  # existing outputs named in one error (then "and N more")
 
 
 @dataclass(frozen=True)
@@ -105,6 +110,8 @@ class SeparationJob:
         out_dir: output folder (created when the outputs are written).
         options: output settings.
         subtype: libsndfile subtype of the outputs.
+        warnings: what the user should hear about that did not stop the job, one line each,
+            naming the file (a cloud whose size looks like millimetres).
     """
 
     audio: Path
@@ -115,6 +122,7 @@ class SeparationJob:
     options: SeparateOptions
     subtype: str
     mode: str = field(default="scene")
+    warnings: list[str] = field(default_factory=list)
 
     @property
     def track(self) -> str:
@@ -289,6 +297,78 @@ def _check_names(audio: Path, out: Path, options: SeparateOptions) -> None:
             ) from None
 
 
+def exists_error(paths: Sequence[Path]) -> OutputExistsError:
+    """One error naming every output in ``paths`` (those that exist already): the first
+    :data:`_LISTED` by name, then how many more, all in one line with the fix."""
+    if len(paths) == 1:
+        return OutputExistsError("exists already", paths[0], "pass --overwrite to replace it")
+    folder = Path(os.path.commonpath([p.parent for p in paths]))
+    names = [p.relative_to(folder).as_posix() for p in paths[:_LISTED]]
+    more = len(paths) - len(names)
+    if more:
+        listed = ", ".join(names) + f" and {more} more"
+    else:
+        listed = ", ".join(names[:-1]) + f" and {names[-1]}"
+    return OutputExistsError(
+        f"{len(paths)} outputs exist already: {listed}", folder, "pass --overwrite to replace them"
+    )
+
+
+def existing_outputs(
+    audio: str | os.PathLike[str], out_dir: str | os.PathLike[str], options: SeparateOptions
+) -> list[Path]:
+    """The outputs of a separation that exist already, found without a model.
+
+    Checked: the manifest and the residual; the stems in label mode (named by the labels);
+    and the stems and residual that an earlier run's manifest at the same place lists (a
+    rerun classifies the same way). In scene mode a stem is named by the model's
+    classification, so a stem without a manifest is found only once the model has run
+    (:func:`~pcsep_cli.separate.output.run_job` checks again).
+
+    Returns:
+        The existing paths, stems first, then the residual and the manifest; no duplicate.
+    """
+    out, track = Path(out_dir), file_name_part(Path(audio).stem)
+
+    def target(stem: str, ext: str = options.format) -> Path:
+        return output_path(out, options.filename, track=track, stem=stem, instrument=stem, ext=ext)
+
+    planned: list[Path] = []
+    if options.instruments is not None:
+        from pcsep_cli.classes import NONE
+        from pcsep_cli.separate.types import stem_names
+
+        labels = [label for label in options.instruments if label != NONE]
+        try:
+            planned += [target(name) for name in stem_names(labels)]
+        except ValueError:
+            pass  # a label that cannot name a file: run_job says so
+    manifest = target("manifest", "json")
+    planned += _listed_by(manifest)
+    if options.residual:
+        planned.append(target("residual"))
+    planned.append(manifest)
+    return [p for p in dict.fromkeys(planned) if os.path.lexists(p)]
+
+
+def _listed_by(manifest: Path) -> list[Path]:
+    """The stem and residual files an earlier run's manifest lists (paths relative to the
+    manifest's folder; those of older manifests as they were written)."""
+    try:
+        data = json.loads(manifest.read_text(encoding="utf-8"))
+        entries = [*data["stems"], *([data["residual"]] if data.get("residual") else [])]
+        listed = [Path(entry["path"]) for entry in entries]
+    except (OSError, ValueError, TypeError, KeyError):
+        return []
+    found = []
+    for path in listed:
+        for candidate in (manifest.parent / path, path):
+            if os.path.lexists(candidate):
+                found.append(candidate)
+                break
+    return found
+
+
 def prepare_job(
     audio: str | os.PathLike[str],
     clouds: Sequence[str | os.PathLike[str]],
@@ -308,10 +388,12 @@ def prepare_job(
             written.
         PointCloudError: unreadable cloud.
         SceneError: no performer in the scene, or not one instrument per performer.
+        OutputExistsError: outputs exist already and ``options.overwrite`` is off (all of
+            those :func:`existing_outputs` finds are named).
         PcsepError: output folder unusable, an output name that cannot be made from the
             recording's name, or no cloud outside label mode.
     """
-    from pcsep_cli.io.pointcloud import read_cloud
+    from pcsep_cli.io.pointcloud import read_cloud, units_warning
 
     options = options or SeparateOptions()
     info = audio_info(audio)
@@ -326,16 +408,25 @@ def prepare_job(
     out = Path(out_dir)
     _check_out_dir(out)
     _check_names(Path(audio), out, options)
+    if not options.overwrite:  # before the clouds are read and long before a model loads
+        existing = existing_outputs(audio, out, options)
+        if existing:
+            raise exists_error(existing)
     paths = [Path(c) for c in clouds]
     if not paths and options.instruments is None:
         raise PcsepError(
             "no point cloud given", hint="pass CLOUD (a scene, or one cloud per performer)"
         )
     performers = None
+    warnings: list[str] = []
     if paths:
         from pcsep_cli.scene import find_scene_performers
 
         read: list[PointCloud] = [read_cloud(p, units=options.units) for p in paths]
+        for path, cloud in zip(paths, read, strict=True):
+            word = units_warning(cloud)
+            if word:
+                warnings.append(f"{path}: {word}")
         performers = find_scene_performers(read)
         labels = options.instruments
         if labels is not None and len(performers) != len(labels):
@@ -345,4 +436,6 @@ def prepare_job(
                 "give one instrument per performer, left to right, or leave out the cloud",
             )
     mode = "labels" if options.instruments is not None else "scene" if len(paths) == 1 else "clouds"
-    return SeparationJob(Path(audio), info, paths, performers, out, options, subtype, mode)
+    return SeparationJob(
+        Path(audio), info, paths, performers, out, options, subtype, mode, warnings
+    )

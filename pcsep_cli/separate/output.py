@@ -13,7 +13,10 @@
    step; none when the input had the same bit depth) or clipping of the residual, which the
    manifest counts (``clipped_samples``);
 3. writes the manifest (``manifest.json``: the template rendered with ``stem=manifest``,
-   ``ext=json``).
+   ``ext=json``). Its paths are relative to its own folder (:func:`manifest_path`): the
+   stems' (``violin.wav``) always, the inputs' (``../../take1.wav``) unless they share no
+   folder but the root with it, when they are absolute; ``manifest`` is where it was written,
+   absolute.
 
 All outputs are written under temporary names and renamed into place together, the manifest
 last, through a journal (:func:`~pcsep_cli.io.atomic.commit_together`): a run killed at any
@@ -39,20 +42,21 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import soundfile as sf
 
-from pcsep_cli.errors import AudioError, OutputExistsError, PcsepError
+from pcsep_cli.errors import AudioError, PcsepError
 from pcsep_cli.io.atomic import PendingFile, commit_together, output_error, remove_stray_temps
 from pcsep_cli.io.audio import iter_blocks
 from pcsep_cli.io.audio_write import AudioWriter, write_failure
 from pcsep_cli.progress import Progress, ProgressFn
-from pcsep_cli.separate.job import SeparationJob, output_path, quoted
+from pcsep_cli.separate.job import SeparationJob, exists_error, output_path, quoted
 from pcsep_cli.separate.types import Conditions, Detection
 
 if TYPE_CHECKING:  # pragma: no cover
     from pcsep_cli.separate.separator import Separator
 
-__all__ = ["run_job"]
+__all__ = ["manifest_path", "run_job"]
 
-MANIFEST_VERSION = 1
+MANIFEST_VERSION = 2
+"""2: paths relative to the manifest's folder (1: as the run was given them)."""
 _PASS2_BLOCK = 1 << 16
 _PCM_BITS = {"PCM_16": 16, "PCM_24": 24, "PCM_32": 32}
 
@@ -84,7 +88,8 @@ def run_job(
         "channels", "frames", "format", "subtype", "clip_mode", "segment", "overlap",
         "stems": [{"name", "instrument", "confidence", "position", "points", "path", "gain",
         "peak"}], "residual": {"name", "path"} | None, "ignored": [...], "manifest",
-        "sum_max_error", "clipped_samples"}``.
+        "sum_max_error", "clipped_samples"}``; paths relative to the manifest's folder
+        (:func:`manifest_path`), ``manifest`` its own absolute path.
 
     Raises:
         OutputExistsError: an output exists and ``overwrite`` is off (nothing is written).
@@ -190,9 +195,9 @@ def _prepare_outputs(job: SeparationJob, everything: list[Path]) -> list[Path]:
     """
     recover_outputs(job, everything)
     if not job.options.overwrite:
-        for p in everything:
-            if os.path.lexists(p):
-                raise OutputExistsError("exists already", p, "pass --overwrite to replace it")
+        existing = [p for p in everything if os.path.lexists(p)]
+        if existing:
+            raise exists_error(existing)
     made: list[Path] = []
     try:
         for folder in dict.fromkeys(p.parent for p in everything):
@@ -236,10 +241,11 @@ def _manifest(
 ) -> dict[str, Any]:
     """The manifest of a finished job (``sum_max_error`` and ``clipped_samples`` follow)."""
     opts, info = job.options, job.info
+    here = man_path.parent
     return {
         "version": MANIFEST_VERSION,
-        "audio": str(job.audio),
-        "clouds": [str(c) for c in job.clouds],
+        "audio": manifest_path(job.audio, here),
+        "clouds": [manifest_path(c, here) for c in job.clouds],
         "mode": job.mode,
         "model": separator.model_info(),
         "sample_rate": info.sample_rate,
@@ -252,13 +258,39 @@ def _manifest(
         "segment": separator.segment,
         "overlap": separator.overlap,
         "stems": [
-            {**d.to_json(), "path": str(p), "gain": round(g, 6), "peak": round(float(pk), 6)}
+            {
+                **d.to_json(),
+                "path": manifest_path(p, here),
+                "gain": round(g, 6),
+                "peak": round(float(pk), 6),
+            }
             for d, p, g, pk in zip(cond.stems, paths, gains, peaks, strict=True)
         ],
-        "residual": None if res_path is None else {"name": "residual", "path": str(res_path)},
+        "residual": (
+            None
+            if res_path is None
+            else {"name": "residual", "path": manifest_path(res_path, here)}
+        ),
         "ignored": [d.to_json() for d in cond.detections if not d.separated],
-        "manifest": str(man_path),
+        "manifest": os.path.abspath(man_path),
     }
+
+
+def manifest_path(path: Path, folder: Path) -> str:
+    """``path`` as a manifest in ``folder`` records it: relative to ``folder`` (with ``/``) when
+    the two share a folder below the file system's root, so a folder of outputs moved or copied
+    together with its inputs stays whole; absolute when they share only the root (a recording
+    on another disk or home), where a relative path would break as soon as either moved.
+
+    Outputs always lie under ``-o``, so stems and residual are relative (``violin.wav``)."""
+    target, base = os.path.abspath(path), os.path.abspath(folder)
+    try:
+        common = Path(os.path.commonpath([target, base]))
+    except ValueError:  # another drive (Windows)
+        return target
+    if common == Path(common.anchor):
+        return target
+    return Path(os.path.relpath(target, base)).as_posix()
 
 
 def recover_outputs(job: SeparationJob, paths: list[Path]) -> None:

@@ -13,6 +13,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import soundfile as sf
+from helpers.audio import output_file
 from typer.testing import CliRunner
 
 from pcsep_cli.cli import app
@@ -40,7 +41,7 @@ def _separate(out: Path, *extra: str) -> dict:
 
 
 def _stems(manifest: dict) -> list[np.ndarray]:
-    return [sf.read(s["path"], always_2d=True)[0] for s in manifest["stems"]]
+    return [sf.read(output_file(manifest, s), always_2d=True)[0] for s in manifest["stems"]]
 
 
 def test_both_bundled_models_ship_and_swap(env: Path) -> None:
@@ -63,7 +64,7 @@ def test_both_bundled_models_ship_and_swap(env: Path) -> None:
 
     mix, _ = sf.read(EXAMPLE / "mixture.flac", always_2d=True)
     for manifest in (base, small):
-        residual, _ = sf.read(manifest["residual"]["path"], always_2d=True)
+        residual, _ = sf.read(output_file(manifest, manifest["residual"]), always_2d=True)
         total = sum(_stems(manifest)) + residual
         assert np.abs(total - mix).max() <= 1e-4
 

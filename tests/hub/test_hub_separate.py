@@ -7,6 +7,7 @@ from pathlib import Path
 
 import numpy as np
 import soundfile as sf
+from helpers.audio import output_file
 from typer.testing import CliRunner
 
 from pcsep_cli.cli import app
@@ -38,10 +39,12 @@ def test_directory_and_hub_revision_give_identical_stems(hub, make_model, as_fil
     for manifest in (by_commit, by_branch):
         assert [s["name"] for s in manifest["stems"]] == [s["name"] for s in local["stems"]]
         for mine, theirs in zip(local["stems"], manifest["stems"], strict=True):
-            assert Path(mine["path"]).read_bytes() == Path(theirs["path"]).read_bytes()
+            assert output_file(local, mine).read_bytes() == (
+                output_file(manifest, theirs).read_bytes()
+            )
         assert manifest["model"]["commit"] == sha
         assert manifest["model"]["source"] == "hub"
     assert by_branch["model"]["revision"] == "main"
     assert local["model"]["source"] == "local"
-    stems = [sf.read(s["path"])[0] for s in local["stems"]]
+    stems = [sf.read(output_file(local, s))[0] for s in local["stems"]]
     assert not np.allclose(stems[0], stems[1])  # the two stems are not one copied signal
