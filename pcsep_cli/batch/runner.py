@@ -81,7 +81,7 @@ class SeparatorRunner:
         )
         # Absolute: the manifest's paths then mean the same from any working folder.
         job = prepare_job(item.audio, [item.cloud], self.plan.out.absolute(), options)
-        frames = max(job.info.frames, 1)
+        frames = max(job.frames, 1)
 
         def report(step: Progress) -> None:
             done = step.done if step.stage == "separate" else frames + step.done
