@@ -10,10 +10,10 @@ It must contain ``{stem}`` and stay inside the output folder (no absolute path, 
 
 Output formats: ``wav`` and ``flac`` (lossless: the written stems and residual add up to the
 mixture), ``mp3``, ``ogg`` (Vorbis) and ``opus`` (lossy: they add up only approximately); what
-each holds is in :mod:`pcsep_cli.io.audio_write`. ``stems`` keeps the stems of some instrument
+each holds is in :mod:`pcsep_cli.io.encoding`. ``stems`` keeps the stems of some instrument
 classes (every performer of each); the others' sound goes to the residual, which is still
-*mixture − Σ written stems*. ``start`` and ``duration`` (seconds; :func:`parse_time` reads
-``90.5``, ``1:30.5``, ``0:01:30.5``) separate a part of the recording.
+*mixture − Σ written stems*. ``start`` and ``duration`` separate a part of the recording
+(seconds; :func:`~pcsep_cli.separate.span.parse_time` reads ``90.5``, ``1:30.5``, ``0:01:30``).
 
 Every name that reaches a path is checked where it enters (:func:`render_template`): fields
 are plain (no format spec or conversion such as ``{stem:>300}`` or ``{stem!r}``, which could

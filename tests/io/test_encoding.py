@@ -159,3 +159,11 @@ def test_an_interrupted_lossy_stream_leaves_nothing(tmp_path: Path) -> None:
             assert TMP_MARKER in tmp.name and tmp.suffix == ".opus"
             raise KeyboardInterrupt
     assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize("ext", [".mp3", ".ogg", ".opus"])
+def test_a_full_disk_is_one_error_and_leaves_nothing(full_disk: Path, ext: str) -> None:
+    noise = 0.3 * np.random.default_rng(1).standard_normal((2, 10 * 44100))
+    with pytest.raises(AudioError, match="disk full while writing"):
+        write_audio(full_disk / f"stem{ext}", noise.astype(np.float32), 44100)
+    assert list(full_disk.iterdir()) == []
