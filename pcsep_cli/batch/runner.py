@@ -82,7 +82,7 @@ class SeparatorRunner:
         # Absolute: error messages and the manifest's own path then name the item's files
         # wherever the batch was started.
         job = prepare_job(item.audio, [item.cloud], self.plan.out.absolute(), options)
-        frames = max(job.info.frames, 1)
+        frames = max(job.frames, 1)
 
         def report(step: Progress) -> None:
             done = step.done if step.stage == "separate" else frames + step.done

@@ -277,10 +277,49 @@ UnitsOpt = Annotated[
     Literal["m", "cm", "mm", "ft"] | None,
     typer.Option(case_sensitive=False, help=UNITS_HELP),
 ]
-FormatOpt = Annotated[str, typer.Option("--format", help="wav or flac.", rich_help_panel=SEP_PANEL)]
+FormatOpt = Annotated[
+    str,
+    typer.Option(
+        "--format",
+        help="wav or flac (lossless), or mp3, ogg (Vorbis) or opus (lossy: stems + residual "
+        "then only approximate the mixture).",
+        rich_help_panel=SEP_PANEL,
+    ),
+]
 BitsOpt = Annotated[
     str | None,
-    typer.Option(help="16, 24 or 32f. Default: the input's.", rich_help_panel=SEP_PANEL),
+    typer.Option(
+        help="16, 24 or 32f (wav), 16 or 24 (flac). Default: the input's.",
+        rich_help_panel=SEP_PANEL,
+    ),
+]
+BitrateOpt = Annotated[
+    int | None,
+    typer.Option(
+        help="kbit/s of mp3 (constant; 32-320 at 32-48 kHz, default 320) or opus (6-256 per "
+        "channel, default 64 per channel).",
+        rich_help_panel=SEP_PANEL,
+    ),
+]
+QualityOpt = Annotated[
+    float | None,
+    typer.Option(help="Vorbis quality of ogg, 0 to 10 (default 6).", rich_help_panel=SEP_PANEL),
+]
+StemsOpt = Annotated[
+    str | None,
+    typer.Option(
+        help="Write only these instruments (violin,cello): every performer of each. The rest "
+        "goes to the residual.",
+        rich_help_panel=SEP_PANEL,
+    ),
+]
+StartOpt = Annotated[
+    str | None,
+    typer.Option(help="Separate from this time on: seconds (90.5), mm:ss or hh:mm:ss."),
+]
+DurationOpt = Annotated[
+    str | None,
+    typer.Option(help="Separate this long (seconds, mm:ss or hh:mm:ss). Default: to the end."),
 ]
 ClipModeOpt = Annotated[
     str,

@@ -11,9 +11,11 @@ import typer
 from pcsep_cli.cli.app import (
     EXIT_FAILED,
     SEP_PANEL,
+    BitrateOpt,
     BitsOpt,
     ClipModeOpt,
     DeviceOpt,
+    DurationOpt,
     FormatOpt,
     ModelOpt,
     NoResidualOpt,
@@ -21,7 +23,10 @@ from pcsep_cli.cli.app import (
     OverlapOpt,
     OverwriteOpt,
     ProgressBar,
+    QualityOpt,
     SegmentOpt,
+    StartOpt,
+    StemsOpt,
     UnitsOpt,
     go_offline,
     is_debug,
@@ -33,6 +38,35 @@ from pcsep_cli.cli.app import (
     stdout_console,
 )
 from pcsep_cli.progress import Progress
+
+
+def _part_and_stems(stems: str | None, start: str | None, duration: str | None) -> dict[str, Any]:
+    """``--stems``, ``--start`` and ``--duration`` as :class:`SeparateOptions` fields.
+
+    Raises:
+        ValueError: a time that cannot be read.
+    """
+    from pcsep_cli.separate.span import parse_time
+
+    names = None
+    if stems is not None:
+        names = tuple(dict.fromkeys(s.strip() for s in stems.split(",") if s.strip()))
+    return {
+        "stems": names,
+        "start": 0.0 if start is None else parse_time(start, "--start"),
+        "duration": None if duration is None else parse_time(duration, "--duration"),
+    }
+
+
+def _check_stems(options: Any, separator: Any) -> None:
+    """``--stems`` names the model does not know are a usage error, before any separation."""
+    from pcsep_cli.separate.job import check_stems
+
+    if options.stems is not None:
+        try:
+            check_stems(options.stems, separator.classes)
+        except ValueError as err:
+            raise typer.BadParameter(str(err)) from None
 
 
 def separate(
@@ -60,6 +94,11 @@ def separate(
     ] = None,
     fmt: FormatOpt = "wav",
     bits: BitsOpt = None,
+    bitrate: BitrateOpt = None,
+    quality: QualityOpt = None,
+    stems: StemsOpt = None,
+    start: StartOpt = None,
+    duration: DurationOpt = None,
     filename: Annotated[
         str,
         typer.Option(
@@ -95,6 +134,9 @@ def separate(
             overwrite=overwrite,
             instruments=labels,
             units=units,
+            bitrate=bitrate,
+            quality=quality,
+            **_part_and_stems(stems, start, duration),
         )
     except ValueError as err:
         raise typer.BadParameter(str(err)) from None
@@ -104,7 +146,8 @@ def separate(
     from pcsep_cli.separate.output import run_job
 
     separator = load_separator(model, device, offline, segment, overlap)
-    frames = job.info.frames
+    _check_stems(options, separator)
+    frames = job.frames
     with ProgressBar("separating") as bar:
 
         def progress(event: Progress) -> None:
@@ -215,6 +258,11 @@ def batch(
     offline: OfflineOpt = False,
     fmt: FormatOpt = "wav",
     bits: BitsOpt = None,
+    bitrate: BitrateOpt = None,
+    quality: QualityOpt = None,
+    stems: StemsOpt = None,
+    start: StartOpt = None,
+    duration: DurationOpt = None,
     filename: Annotated[
         str,
         typer.Option(
@@ -257,6 +305,9 @@ def batch(
             residual=not no_residual,
             overwrite=overwrite,
             units=units,
+            bitrate=bitrate,
+            quality=quality,
+            **_part_and_stems(stems, start, duration),
         )
         plan = plan_batch(
             folder, out, manifest=manifest, part=part, resume=resume, filename=filename
@@ -273,6 +324,7 @@ def batch(
 
             torch.set_num_threads(threads)
         separator = load_separator(model, device, offline, segment, overlap)
+        _check_stems(options, separator)
     runner = SeparatorRunner(plan, options, lambda: separator)
     with BatchDisplay(err_console, plan) as display:
         summary = run_batch(plan, runner, jobs=jobs, fail_fast=fail_fast, observer=display)

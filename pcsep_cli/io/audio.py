@@ -2,8 +2,9 @@
 
 Arrays are always ``(channels, samples)``, float32 unless said otherwise, full scale ±1.
 Reading takes any channel count, sample rate and format libsndfile reads (WAV, FLAC, OGG
-Vorbis/Opus, MP3, AIFF, W64, RF64, CAF ...). Writing produces WAV (PCM 16/24/32, float) or
-FLAC (16/24), always through a temporary file renamed into place (:mod:`pcsep_cli.io.atomic`).
+Vorbis/Opus, MP3, AIFF, W64, RF64, CAF ...). Writing produces WAV (PCM 16/24/32, float),
+FLAC (16/24), MP3, Ogg Vorbis or Opus, always through a temporary file renamed into place
+(:mod:`pcsep_cli.io.atomic`).
 Long files stream: :func:`iter_blocks`, :class:`StreamResampler` and :class:`AudioWriter` keep
 memory flat with duration.
 
@@ -216,33 +217,61 @@ def read_audio(
         return audio, f.samplerate
 
 
-def iter_blocks(path: PathArg, block_frames: int, *, overlap: int = 0) -> Iterator[np.ndarray]:
+def iter_blocks(
+    path: PathArg,
+    block_frames: int,
+    *,
+    overlap: int = 0,
+    start: int = 0,
+    frames: int | None = None,
+) -> Iterator[np.ndarray]:
     """Stream an audio file as blocks, holding one block in memory at a time.
 
     Each block but the last has ``block_frames`` samples; consecutive blocks share
     ``overlap`` samples (block ``i + 1`` starts ``block_frames - overlap`` after block ``i``).
+    With ``start``, the file is sought there first: nothing before it is handed out (nor
+    decoded into memory, beyond what the codec needs to find its place).
 
     Args:
         path: any file libsndfile reads (checked before the first block is asked for).
         block_frames: samples per block (per channel).
         overlap: samples repeated from the end of the previous block.
+        start: first sample (per channel) to read.
+        frames: samples to read from ``start``; None or more than remain: up to the end.
 
     Returns:
         An iterator of float32 ``(channels, n)`` arrays.
 
     Raises:
         AudioError: as :func:`read_audio` (while iterating, for damage found mid-file).
-        ValueError: ``block_frames < 1`` or ``overlap`` outside ``[0, block_frames)``.
+        ValueError: ``block_frames < 1``, ``overlap`` outside ``[0, block_frames)``, or a
+            negative ``start`` or ``frames``.
     """
     if block_frames < 1 or not 0 <= overlap < block_frames:
         raise ValueError(f"need block_frames >= 1 > overlap >= 0, got {block_frames}, {overlap}")
+    if start < 0 or (frames is not None and frames < 0):
+        raise ValueError(f"start and frames must be >= 0, got start={start}, frames={frames}")
     audio_info(path)  # fail now, not at the first next()
-    return _blocks(Path(path), block_frames, overlap)
+    return _blocks(Path(path), block_frames, overlap, start, frames)
 
 
-def _blocks(path: Path, block_frames: int, overlap: int) -> Iterator[np.ndarray]:
+def _blocks(
+    path: Path, block_frames: int, overlap: int, start: int, frames: int | None
+) -> Iterator[np.ndarray]:
     with _open_read(path) as f:
-        blocks = f.blocks(block_frames, overlap, dtype="float32", always_2d=True)
+        if start >= f.frames:
+            return
+        try:
+            if start:
+                f.seek(start)
+        except SF_ERRORS as err:
+            raise AudioError(
+                f"cannot seek to sample {start:,} ({err})",
+                path,
+                hint="the file is damaged; re-export it",
+            ) from err
+        count = -1 if frames is None else frames
+        blocks = f.blocks(block_frames, overlap, count, dtype="float32", always_2d=True)
         while True:
             try:
                 block = next(blocks)

@@ -1,7 +1,7 @@
 """What reading, resampling and writing audio share: argument types, soundfile's errors,
 the float subtypes and the array check. Each of :mod:`~pcsep_cli.io.audio`,
-:mod:`~pcsep_cli.io.resample` and :mod:`~pcsep_cli.io.audio_write` imports it; none imports
-another.
+:mod:`~pcsep_cli.io.resample` and :mod:`~pcsep_cli.io.audio_write` imports it; the writer also
+uses the resampler (Opus from rates it cannot hold), and nothing else imports another.
 """
 
 from __future__ import annotations

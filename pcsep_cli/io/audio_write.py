@@ -1,9 +1,16 @@
-"""Writing audio files: WAV (PCM 16/24/32, float) or FLAC (16/24) with soundfile.
+"""Writing audio files with soundfile: WAV (PCM 16/24/32, float), FLAC (16/24), and the lossy
+MP3, Ogg Vorbis and Ogg Opus that libsndfile ≥ 1.1 encodes itself (what each holds:
+:mod:`pcsep_cli.io.encoding`).
 
 Files are always written through a temporary file renamed into place
 (:mod:`pcsep_cli.io.atomic`); :class:`AudioWriter` streams block by block, :func:`write_audio`
 writes a whole signal. Samples are rounded to the nearest PCM step (never truncated) and float
-WAVs carry no PEAK chunk, so the same samples always give the same bytes.
+WAVs carry no PEAK chunk, so the same samples always give the same bytes. The format is always
+given to libsndfile explicitly: the temporary name is not what chooses it.
+
+MP3 files carry LAME's info tag (encoder delay and padding), so libsndfile decodes them to the
+length written. Opus from a rate it cannot hold is resampled as it streams; the file records
+the rate it came from in its header (``input_samplerate``, as ``opusenc`` does).
 """
 
 from __future__ import annotations
@@ -20,60 +27,16 @@ import soundfile as sf
 from pcsep_cli.errors import AudioError
 from pcsep_cli.io.atomic import DISK_FULL_ERRNOS, PendingFile, output_error
 from pcsep_cli.io.audio_common import FLOAT_SUBTYPES, SF_ERRORS, PathArg, check_audio
+from pcsep_cli.io.encoding import Encoding, encoding_for, subtype_for
+from pcsep_cli.io.resample import StreamResampler
 
-__all__ = ["AudioWriter", "subtype_for", "write_audio"]
+__all__ = ["AudioWriter", "Encoding", "encoding_for", "subtype_for", "write_audio"]
 
-_WRITE_FORMATS = {".wav": "WAV", ".flac": "FLAC"}
-_BITS = {"16": "PCM_16", "24": "PCM_24", "32f": "FLOAT"}
-# Subtypes kept as they are when the input had them; lossy and 8-bit inputs become PCM_16.
-_KEEP = {"WAV": {"PCM_16", "PCM_24", "PCM_32", "FLOAT", "DOUBLE"}, "FLAC": {"PCM_16", "PCM_24"}}
-_DEEP = {"PCM_32", "FLOAT", "DOUBLE"}  # deeper than FLAC holds: written as PCM_24
 _PCM_BITS = {"PCM_16": 16, "PCM_24": 24, "PCM_32": 32}
 _SAMPLE_BYTES = {"PCM_16": 2, "PCM_24": 3, "PCM_32": 4, "FLOAT": 4, "DOUBLE": 8}
-_FLAC_MAX_CHANNELS, _FLAC_MAX_RATE = 8, 655_350
 _WAV_MAX_BYTES = 2**32 - 2**20  # RIFF sizes are 32-bit; past this WAV becomes RF64
 _WRITE_SLICE = 1 << 18  # frames per write call: bounds the transposed copy
-
-
-def _write_format(ext: str) -> str:
-    key = ext.lower() if ext.startswith(".") else f".{ext.lower()}"
-    if key not in _WRITE_FORMATS:
-        raise AudioError(f"cannot write '{ext}' files", hint="use .wav or .flac")
-    return _WRITE_FORMATS[key]
-
-
-def subtype_for(bits: str | int | None, ext: str, input_subtype: str | None = None) -> str:
-    """Choose the sample encoding of an output file.
-
-    With ``bits`` given: ``"16"`` → PCM_16, ``"24"`` → PCM_24, ``"32f"`` → FLOAT (WAV only).
-    Without: the input's subtype where the output format holds it (WAV: PCM 16/24/32, FLOAT,
-    DOUBLE; FLAC: PCM 16/24), PCM_24 for deeper inputs to FLAC, PCM_16 for everything else
-    (lossy codecs, 8-bit, unknown input).
-
-    Args:
-        bits: ``"16"``, ``"24"``, ``"32f"`` (or 16, 24), or None to follow the input.
-        ext: the output's extension, ``".wav"`` or ``".flac"``.
-        input_subtype: :attr:`AudioInfo.subtype` of the input, if known.
-
-    Returns:
-        A libsndfile subtype name.
-
-    Raises:
-        AudioError: unknown extension or bit depth, or 32-bit float asked of FLAC.
-    """
-    fmt = _write_format(ext)
-    if bits is not None:
-        subtype = _BITS.get(str(bits).lower())
-        if subtype is None:
-            raise AudioError(f"unknown bit depth {bits!r}", hint="choose 16, 24 or 32f")
-        if fmt == "FLAC" and subtype == "FLOAT":
-            raise AudioError(
-                "FLAC cannot hold 32-bit float samples", hint="use --bits 16 or 24, or --format wav"
-            )
-        return subtype
-    if input_subtype in _KEEP[fmt]:
-        return input_subtype
-    return "PCM_24" if input_subtype in _DEEP else "PCM_16"
+_SFC_SET_ORIGINAL_SAMPLERATE = 0x1500  # libsndfile's sndfile.h (Opus)
 
 
 class AudioWriter:
@@ -82,6 +45,9 @@ class AudioWriter:
     Samples go to a temporary file beside ``path``; a clean exit from the ``with`` block
     renames it into place, an exception (``KeyboardInterrupt`` included) removes it. Samples
     are rounded to the nearest step in integer formats, and clipped beyond ±1 (never wrapped).
+    The format is set explicitly (:func:`encoding_for`), never guessed from the temporary
+    name. Opus from a rate it cannot hold is resampled as it streams (:attr:`encoding` gives
+    the file's rate); blocks are always given at ``sample_rate``.
 
     Example:
         >>> with AudioWriter(out, 44100, 2, input_subtype=info.subtype) as w:  # doctest: +SKIP
@@ -89,19 +55,23 @@ class AudioWriter:
         ...         w.write(block)
 
     Args:
-        path: the output file; ``.wav`` or ``.flac`` chooses the format.
-        sample_rate: Hz, a positive whole number.
+        path: the output file; its extension (``.wav``, ``.flac``, ``.mp3``, ``.ogg``,
+            ``.opus``) chooses the format.
+        sample_rate: Hz of the blocks, a positive whole number.
         channels: channel count of every block.
-        bits: ``"16"``, ``"24"``, ``"32f"`` or None (see :func:`subtype_for`).
+        bits: ``"16"``, ``"24"``, ``"32f"`` or None (see :func:`subtype_for`); WAV and FLAC.
         input_subtype: the input's subtype, kept by default where possible.
         overwrite: replace an existing file.
         frames_hint: expected length; a WAV that will pass 4 GiB is written as RF64.
         commit: rename the file into place on a clean exit; with False the complete
             temporary file is left in :attr:`pending` for the caller to commit (with others,
             :func:`~pcsep_cli.io.atomic.commit_together`) or discard.
+        bitrate: kbit/s of MP3 and Opus (see :func:`encoding_for`).
+        quality: Vorbis quality, 0–10.
 
     Raises:
-        AudioError: unsupported extension, bit depth, rate or channel count for the format.
+        AudioError: unsupported extension, bit depth, rate, channel count, bitrate or quality
+            for the format.
         OutputExistsError: on entering, ``path`` exists and ``overwrite`` is false.
         PcsepError: on entering, the folder is missing or not writable.
     """
@@ -117,13 +87,14 @@ class AudioWriter:
         overwrite: bool = False,
         frames_hint: int | None = None,
         commit: bool = True,
+        bitrate: int | None = None,
+        quality: float | None = None,
     ) -> None:
         self.path = Path(path)
         self.commit = commit
         self.pending: PendingFile | None = None
         try:
-            fmt = _write_format(self.path.suffix)
-            self.subtype = subtype_for(bits, self.path.suffix, input_subtype)
+            subtype_for(bits, self.path.suffix, input_subtype)  # the extension and bits first
         except AudioError as err:
             raise AudioError(err.message, self.path, hint=err.hint) from None
         if not _whole_positive(sample_rate):
@@ -133,38 +104,51 @@ class AudioWriter:
         if not _whole_positive(channels):
             raise ValueError(f"channels must be >= 1, got {channels}")
         self.sample_rate, self.channels = int(sample_rate), int(channels)
-        if fmt == "FLAC" and channels > _FLAC_MAX_CHANNELS:
-            raise AudioError(
-                f"FLAC holds at most 8 channels, this audio has {channels}",
-                self.path,
-                hint="use --format wav",
+        try:
+            self.encoding = encoding_for(
+                self.path.suffix,
+                self.sample_rate,
+                self.channels,
+                bits=bits,
+                input_subtype=input_subtype,
+                bitrate=bitrate,
+                quality=quality,
             )
-        if fmt == "FLAC" and sample_rate > _FLAC_MAX_RATE:
-            raise AudioError(
-                f"FLAC holds at most {_FLAC_MAX_RATE} Hz, got {sample_rate}",
-                self.path,
-                hint="use --format wav",
-            )
+        except AudioError as err:
+            raise AudioError(err.message, self.path, hint=err.hint) from None
+        self.subtype = self.encoding.subtype
+        fmt = self.encoding.format
         size = (frames_hint or 0) * self.channels * _SAMPLE_BYTES.get(self.subtype, 4)
         self.format = "RF64" if fmt == "WAV" and size > _WAV_MAX_BYTES else fmt
         self.overwrite = overwrite
         self.frames_written = 0
         self._pending: PendingFile | None = None
         self._file: sf.SoundFile | None = None
+        self._resampler: StreamResampler | None = None
 
     def __enter__(self) -> AudioWriter:
         self._pending = PendingFile(self.path, overwrite=self.overwrite)
+        enc = self.encoding
         try:
             self._file = sf.SoundFile(
                 self._pending.tmp,
                 "w",
-                self.sample_rate,
+                enc.sample_rate,
                 self.channels,
                 self.subtype,
                 format=self.format,
+                **enc.soundfile_settings(self.channels),
             )
             _no_peak_chunk(self._file)
+            if enc.sample_rate != self.sample_rate:
+                _original_rate(self._file, self.sample_rate)
+                self._resampler = StreamResampler(
+                    self.sample_rate, enc.sample_rate, self.channels, dtype=np.float32
+                )
         except BaseException as err:
+            if self._file is not None:
+                self._file.close()
+                self._file = None
             self._pending.discard()
             if isinstance(err, SF_ERRORS):
                 raise self._failure(err) from err
@@ -172,7 +156,7 @@ class AudioWriter:
         return self
 
     def write(self, block: np.ndarray) -> None:
-        """Append ``block``, a float ``(channels, n)`` array.
+        """Append ``block``, a float ``(channels, n)`` array at ``sample_rate``.
 
         Raises:
             ValueError: wrong shape or dtype.
@@ -187,14 +171,20 @@ class AudioWriter:
                 self.path,
                 hint="the input or the model produced them; rerun with --debug and report it",
             )
+        n = block.shape[1]
+        if self._resampler is not None:
+            block = self._resampler.process(block)
+        self._put(self._file, block)
+        self.frames_written += n
+
+    def _put(self, file: sf.SoundFile, block: np.ndarray) -> None:
         bits = _PCM_BITS.get(self.subtype)
         try:
             for i in range(0, block.shape[1], _WRITE_SLICE):
                 frames = block[:, i : i + _WRITE_SLICE].T  # soundfile's (frames, channels)
-                self._file.write(frames if bits is None else _quantise(frames, bits))
+                file.write(frames if bits is None else _quantise(frames, bits))
         except SF_ERRORS as err:
             raise self._failure(err) from err
-        self.frames_written += block.shape[1]
 
     def __exit__(
         self,
@@ -202,8 +192,8 @@ class AudioWriter:
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
-        file, pending = self._file, self._pending
-        self._file = self._pending = None
+        file, pending, resampler = self._file, self._pending, self._resampler
+        self._file = self._pending = self._resampler = None
         if file is None or pending is None:
             return
         if exc_type is not None:
@@ -214,11 +204,19 @@ class AudioWriter:
             pending.discard()
             return
         try:
-            file.close()  # writes FLAC's last frames and the WAV header: may fill the disk
+            if resampler is not None:  # the resampling filter's tail
+                self._put(file, resampler.process(np.zeros((self.channels, 0), np.float32), True))
+            # Writes FLAC's and the codecs' last frames, the WAV header, MP3's info tag: may
+            # fill the disk.
+            file.close()
         except SF_ERRORS as err:
             pending.discard()
             raise self._failure(err) from err
         except BaseException:
+            try:
+                file.close()
+            except SF_ERRORS:
+                pass
             pending.discard()
             raise
         if self.commit:
@@ -267,6 +265,13 @@ def _no_peak_chunk(f: sf.SoundFile) -> None:
         sf._snd.sf_command(f._file, _SFC_SET_ADD_PEAK_CHUNK, sf._ffi.NULL, 0)
 
 
+def _original_rate(f: sf.SoundFile, rate: int) -> None:
+    """Record the rate an Opus file was resampled from (its header's ``input_samplerate``):
+    ``opusdec`` gives that rate back; libsndfile decodes at the Opus rate at or above it."""
+    value = sf._ffi.new("int*", int(rate))
+    sf._snd.sf_command(f._file, _SFC_SET_ORIGINAL_SAMPLERATE, value, sf._ffi.sizeof("int"))
+
+
 def _quantise(frames: np.ndarray, bits: int) -> np.ndarray:
     """Round float samples to ``bits``-bit PCM, clipped, as int16 or left-aligned int32.
 
@@ -303,20 +308,24 @@ def write_audio(
     bits: str | int | None = None,
     input_subtype: str | None = None,
     overwrite: bool = False,
+    bitrate: int | None = None,
+    quality: float | None = None,
 ) -> None:
     """Write a whole signal to ``path`` atomically (see :class:`AudioWriter`).
 
     Args:
-        path: ``.wav`` or ``.flac`` file to produce.
+        path: ``.wav``, ``.flac``, ``.mp3``, ``.ogg`` or ``.opus`` file to produce.
         data: float ``(channels, samples)``, full scale ±1 (clipped in integer formats).
         sample_rate: Hz.
         bits: ``"16"``, ``"24"``, ``"32f"`` or None (see :func:`subtype_for`).
         input_subtype: the input's subtype, kept by default where possible.
         overwrite: replace an existing file.
+        bitrate: kbit/s of MP3 and Opus; quality: of Vorbis (see :func:`encoding_for`).
 
     Raises:
         ValueError: ``data`` is not a float ``(channels, samples)`` array.
-        AudioError: unsupported format/bits/rate, NaN samples, disk full, write failure.
+        AudioError: unsupported format/bits/rate/channels/bitrate, NaN samples, disk full,
+            write failure.
         OutputExistsError: ``path`` exists and ``overwrite`` is false.
         PcsepError: the folder is missing or not writable.
     """
@@ -329,5 +338,7 @@ def write_audio(
         input_subtype=input_subtype,
         overwrite=overwrite,
         frames_hint=data.shape[1],
+        bitrate=bitrate,
+        quality=quality,
     ) as writer:
         writer.write(data)

@@ -15,6 +15,8 @@ Modules, from the bottom up (each imports only those above it in this list, neve
 
 - :mod:`~pcsep_cli.separate.types`: plain records (detections, conditions, results) and stem
   names; no torch.
+- :mod:`~pcsep_cli.separate.span`: the part of a recording to separate (``--start``,
+  ``--duration``) in samples.
 - :mod:`~pcsep_cli.separate.stream`: overlapping blocks and their cross-faded overlap-add.
 - :mod:`~pcsep_cli.separate.masks`: masks carried from the model's rate and grid to the input's
   own (:class:`~pcsep_cli.separate.masks.RateMap`), and their normalisation.

@@ -9,6 +9,13 @@ File name template fields: ``{track}`` (the audio file's name without extension)
 ``{stem}`` (``violin``, ``violin_2``, ``residual``, ``manifest``), ``{instrument}``, ``{ext}``.
 It must contain ``{stem}`` and stay inside the output folder (no absolute path, no ``..``).
 
+Output formats: ``wav`` and ``flac`` (lossless: the written stems and residual add up to the
+mixture), ``mp3``, ``ogg`` (Vorbis) and ``opus`` (lossy: they add up only approximately); what
+each holds is in :mod:`pcsep_cli.io.encoding`. ``stems`` keeps the stems of some instrument
+classes (every performer of each); the others' sound goes to the residual, which is still
+*mixture − Σ written stems*. ``start`` and ``duration`` separate a part of the recording
+(seconds; :func:`~pcsep_cli.separate.span.parse_time` reads ``90.5``, ``1:30.5``, ``0:01:30``).
+
 Every name that reaches a path is checked where it enters (:func:`render_template`): fields
 are plain (no format spec or conversion such as ``{stem:>300}`` or ``{stem!r}``, which could
 pad a name to gigabytes), no control character (Unicode category Cc: C0, DEL, C1, NUL
@@ -21,6 +28,7 @@ gives a usable, printable output folder.
 from __future__ import annotations
 
 import json
+import math
 import os
 import string
 import unicodedata
@@ -31,7 +39,8 @@ from typing import TYPE_CHECKING
 
 from pcsep_cli.errors import AudioError, OutputExistsError, PcsepError, SceneError
 from pcsep_cli.io.audio import AudioInfo, audio_info
-from pcsep_cli.io.audio_write import subtype_for
+from pcsep_cli.io.encoding import LOSSY_FORMATS, WRITE_FORMATS, Encoding, encoding_for
+from pcsep_cli.separate.span import parse_time, part_of
 
 if TYPE_CHECKING:  # pragma: no cover
     from pcsep_cli.io.pointcloud import PointCloud
@@ -43,12 +52,14 @@ __all__ = [
     "SeparateOptions",
     "SeparationJob",
     "NAME_MAX",
+    "check_stems",
     "check_template",
     "control_char",
     "existing_outputs",
     "exists_error",
     "file_name_part",
     "output_path",
+    "parse_time",
     "prepare_job",
     "quoted",
     "render_template",
@@ -57,7 +68,8 @@ __all__ = [
 
 DEFAULT_TEMPLATE = "{track}/{stem}.{ext}"
 CLIP_MODES = ("rescale", "clamp", "none")
-FORMATS = ("wav", "flac")
+FORMATS = WRITE_FORMATS
+NONE = "none"  # the class of things without an instrument: never separated
 TEMPLATE_FIELDS = ("track", "stem", "instrument", "ext")
 NAME_MAX = 255
 """Bytes in one file or folder name (ext4, XFS, btrfs, tmpfs, APFS; NTFS counts 255 units)."""
@@ -72,14 +84,25 @@ class SeparateOptions:
     """How outputs are written (the ``pcsep separate`` options that are not the model's).
 
     Attributes:
-        format: ``"wav"`` or ``"flac"``.
-        bits: ``"16"``, ``"24"``, ``"32f"`` or None (keep the input's where the format can).
+        format: ``"wav"``, ``"flac"``, ``"mp3"``, ``"ogg"`` (Vorbis) or ``"opus"``.
+        bits: ``"16"``, ``"24"``, ``"32f"`` or None (keep the input's where the format can);
+            wav and flac only.
         filename: output path template relative to the output folder (module docstring).
         clip_mode: ``"rescale"``, ``"clamp"`` or ``"none"``.
         residual: write ``residual`` too.
         overwrite: replace existing outputs.
         instruments: label mode: one class per performer, left to right.
         units: units of the clouds' coordinates when not metres (``mm``, ``cm``, ``ft``).
+        bitrate: kbit/s of mp3 and opus (None: their default).
+        quality: Vorbis quality of ogg, 0–10 (None: the default).
+        stems: write only the stems of these instrument classes; None: all.
+        start: seconds into the recording where the part to separate begins.
+        duration: seconds to separate from ``start``; None: to the end.
+
+    Raises:
+        ValueError: an unknown format or clip mode, an unsafe template, a setting the format
+            does not take (``bits`` of a lossy one, ``bitrate`` of wav ...), or a ``start``,
+            ``duration`` or ``stems`` that cannot be (the messages name the option).
     """
 
     format: str = "wav"
@@ -90,13 +113,63 @@ class SeparateOptions:
     overwrite: bool = False
     instruments: tuple[str, ...] | None = None
     units: str | None = None
+    bitrate: int | None = None
+    quality: float | None = None
+    stems: tuple[str, ...] | None = None
+    start: float = 0.0
+    duration: float | None = None
 
     def __post_init__(self) -> None:
         if self.format not in FORMATS:
-            raise ValueError(f"format must be one of {FORMATS}, got {self.format!r}")
+            raise ValueError(f"--format must be one of {', '.join(FORMATS)}, got {self.format!r}")
         if self.clip_mode not in CLIP_MODES:
             raise ValueError(f"clip_mode must be one of {CLIP_MODES}, got {self.clip_mode!r}")
         check_template(self.filename)
+        self._check_encoding()
+        if not (math.isfinite(self.start) and self.start >= 0):
+            raise ValueError(f"--start must be 0 or more seconds, got {self.start:g}")
+        if self.duration is not None and not (math.isfinite(self.duration) and self.duration > 0):
+            raise ValueError(f"--duration must be more than 0 seconds, got {self.duration:g}")
+        if self.stems is not None:
+            if not self.stems or not all(self.stems):
+                raise ValueError("--stems needs instrument names, e.g. --stems violin,cello")
+            if NONE in self.stems:
+                raise ValueError(f"--stems: '{NONE}' (no instrument) is never separated")
+
+    def _check_encoding(self) -> None:
+        """What the format takes, whatever the input (its rate and channels are checked by
+        :func:`prepare_job`)."""
+        fmt = self.format
+        lossy = fmt in LOSSY_FORMATS
+        if self.bits is not None and lossy:
+            raise ValueError(
+                f"--bits applies to wav and flac; {fmt} is lossy and has no bit depth"
+                + ("" if fmt == "ogg" else " (set --bitrate)")
+            )
+        if self.bitrate is not None:
+            if fmt not in ("mp3", "opus"):
+                raise ValueError(
+                    f"--bitrate applies to mp3 and opus, not {fmt}"
+                    + (" (Vorbis takes --quality)" if fmt == "ogg" else "")
+                )
+            if self.bitrate < 1:
+                raise ValueError(
+                    f"--bitrate must be a positive number of kbit/s, got {self.bitrate}"
+                )
+        if self.quality is not None:
+            if fmt != "ogg":
+                raise ValueError(
+                    f"--quality applies to ogg (Vorbis), not {fmt}"
+                    + (" (set --bitrate)" if lossy else "")
+                )
+            if not 0.0 <= self.quality <= 10.0:
+                raise ValueError(f"--quality must be 0 to 10, got {self.quality:g}")
+
+    @property
+    def lossy(self) -> bool:
+        """Whether the format changes the samples (stems + residual then only approximate the
+        mixture)."""
+        return self.format in LOSSY_FORMATS
 
 
 @dataclass
@@ -112,6 +185,10 @@ class SeparationJob:
         subtype: libsndfile subtype of the outputs.
         warnings: what the user should hear about that did not stop the job, one line each,
             naming the file (a cloud whose size looks like millimetres).
+        mode: ``"scene"`` (one cloud), ``"clouds"`` (one per performer) or ``"labels"``.
+        encoding: how the outputs are encoded (None: from ``options`` and ``info``).
+        start: first sample of the part separated (``options.start`` at the input's rate).
+        length: its samples (None: to the end of the recording).
     """
 
     audio: Path
@@ -123,12 +200,61 @@ class SeparationJob:
     subtype: str
     mode: str = field(default="scene")
     warnings: list[str] = field(default_factory=list)
+    encoding: Encoding | None = None
+    start: int = 0
+    length: int | None = None
+
+    @property
+    def frames(self) -> int:
+        """Samples (per channel) to separate: every stem's length."""
+        rest = self.info.frames - self.start
+        return rest if self.length is None else min(self.length, rest)
+
+    def output_encoding(self) -> Encoding:
+        """How the outputs are encoded (:func:`~pcsep_cli.io.encoding.encoding_for`).
+
+        Raises:
+            AudioError: the format cannot hold this audio (named in the message).
+        """
+        if self.encoding is not None:
+            return self.encoding
+        return _encoding(self.audio, self.info, self.options)
 
     @property
     def track(self) -> str:
         """``{track}``: the audio file's name without its extension (control characters
         replaced, :func:`file_name_part`)."""
         return file_name_part(self.audio.stem)
+
+
+def _encoding(audio: Path, info: AudioInfo, options: SeparateOptions) -> Encoding:
+    try:
+        return encoding_for(
+            "." + options.format,
+            info.sample_rate,
+            info.channels,
+            bits=options.bits,
+            input_subtype=info.subtype,
+            bitrate=options.bitrate,
+            quality=options.quality,
+        )
+    except AudioError as err:
+        raise AudioError(err.message, audio, err.hint) from None
+
+
+def check_stems(stems: Sequence[str], classes: Sequence[str]) -> None:
+    """Refuse ``--stems`` names that are not instrument classes of the model.
+
+    Raises:
+        ValueError: the first unknown name, with the classes the model knows.
+    """
+    known = [c for c in classes if c != NONE]
+    for name in stems:
+        if name not in known:
+            raise ValueError(
+                f"--stems: {quoted(name)} is not an instrument this model knows "
+                f"({', '.join(known)})"
+            )
 
 
 def control_char(text: str) -> str | None:
@@ -384,8 +510,8 @@ def prepare_job(
         options: output settings (defaults if None).
 
     Raises:
-        AudioError: unreadable audio, or a format/bit depth/channel count that cannot be
-            written.
+        AudioError: unreadable audio, a format that cannot hold it (channels, rate, bit depth,
+            bitrate), or a ``start`` past its end.
         PointCloudError: unreadable cloud.
         SceneError: no performer in the scene, or not one instrument per performer.
         OutputExistsError: outputs exist already and ``options.overwrite`` is off (all of
@@ -397,14 +523,8 @@ def prepare_job(
 
     options = options or SeparateOptions()
     info = audio_info(audio)
-    ext = "." + options.format
-    subtype = subtype_for(options.bits, ext, info.subtype)
-    if options.format == "flac" and info.channels > 8:
-        raise AudioError(
-            f"FLAC holds at most 8 channels, this audio has {info.channels}",
-            audio,
-            "use --format wav",
-        )
+    encoding = _encoding(Path(audio), info, options)
+    start, length = part_of(Path(audio), info, options.start, options.duration)
     out = Path(out_dir)
     _check_out_dir(out)
     _check_names(Path(audio), out, options)
@@ -437,5 +557,16 @@ def prepare_job(
             )
     mode = "labels" if options.instruments is not None else "scene" if len(paths) == 1 else "clouds"
     return SeparationJob(
-        Path(audio), info, paths, performers, out, options, subtype, mode, warnings
+        Path(audio),
+        info,
+        paths,
+        performers,
+        out,
+        options,
+        encoding.subtype,
+        mode,
+        encoding=encoding,
+        start=start,
+        length=length,
+        warnings=warnings,
     )

@@ -11,7 +11,9 @@
    last. So ``Σ stems + residual = mixture`` holds to the output's last bit: within 1e-4 and
    better at float32; with PCM output the only error is the residual's own rounding (half a
    step; none when the input had the same bit depth) or clipping of the residual, which the
-   manifest counts (``clipped_samples``);
+   manifest counts (``clipped_samples``). Lossy formats (MP3, Vorbis, Opus) encode the same
+   stems and residual, but the codec changes the samples: the sum then holds only
+   approximately, the manifest says ``"lossy": true`` and gives no ``sum_max_error``;
 3. writes the manifest (``manifest.json``: the template rendered with ``stem=manifest``,
    ``ext=json``). Its paths are relative to its own folder (:func:`manifest_path`): the
    stems' (``violin.wav``) always, the inputs' (``../../take1.wav``) unless they share no
@@ -28,6 +30,12 @@ Clip modes (as demucs): ``rescale`` divides a stem by ``max(1, 1.01 · peak)``; 
 clips it to ±1; ``none`` writes it as it is (integer formats clip at full scale). The residual
 takes up what the stems' gains removed.
 
+With ``stems`` (``--stems violin,cello``) only the stems of those classes are written (every
+performer of each: ``violin`` and ``violin_2``); the masks are still computed for every
+performer, so the others' sound is kept out of the stems written and goes to the residual.
+With ``start``/``duration`` only that part of the recording is read (sought to, never decoded
+from the beginning into memory) and separated.
+
 """
 
 from __future__ import annotations
@@ -42,7 +50,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import soundfile as sf
 
-from pcsep_cli.errors import AudioError, PcsepError
+from pcsep_cli.errors import AudioError, PcsepError, SceneError
 from pcsep_cli.io.atomic import PendingFile, commit_together, output_error, remove_stray_temps
 from pcsep_cli.io.audio import iter_blocks
 from pcsep_cli.io.audio_write import AudioWriter, write_failure
@@ -85,53 +93,87 @@ def run_job(
 
     Returns:
         The manifest: ``{"version", "audio", "clouds", "mode", "model", "sample_rate",
-        "channels", "frames", "format", "subtype", "clip_mode", "segment", "overlap",
-        "stems": [{"name", "instrument", "confidence", "position", "points", "path", "gain",
-        "peak"}], "residual": {"name", "path"} | None, "ignored": [...], "manifest",
-        "sum_max_error", "clipped_samples"}``; paths relative to the manifest's folder
-        (:func:`manifest_path`), ``manifest`` its own absolute path.
+        "channels", "frames", "duration_s", "start_s", "start_frame", "format", "subtype",
+        "lossy", "bitrate", "quality", "output_sample_rate", "clip_mode", "segment",
+        "overlap", "selected_stems", "stems": [{"name", "instrument", "confidence",
+        "position", "points", "path", "gain", "peak"}], "in_residual": [...],
+        "residual": {"name", "path"} | None, "ignored": [...], "manifest", "sum_max_error",
+        "clipped_samples"}``; paths relative to the manifest's folder
+        (:func:`manifest_path`), ``manifest`` its own absolute path. ``frames``,
+        ``duration_s``: the part separated (every stem's length at ``sample_rate``, the
+        input's); ``output_sample_rate``: the files' (Opus may resample);
+        ``in_residual``: performers separated but not written (``--stems``);
+        ``sum_max_error``: None for lossy formats and without a residual.
 
     Raises:
         OutputExistsError: an output exists and ``overwrite`` is off (nothing is written).
-        ModelError, SceneError: see :meth:`Separator.condition`.
+        ModelError, SceneError: see :meth:`Separator.condition`; SceneError also for a
+            ``stems`` class that no performer has.
         AudioError, PcsepError: reading or writing failed (no partial file is left).
     """
     opts = job.options
     cond = separator.condition(job.performers, opts.instruments)
-    paths, res_path, man_path = _output_paths(job, cond.stems)
+    written = _selected(job, cond.stems)
+    paths, res_path, man_path = _output_paths(job, [cond.stems[i] for i in written])
     made = _prepare_outputs(job, [*paths, *([res_path] if res_path else []), man_path])
+    targets = (paths, res_path, man_path)
     try:
-        return _separate_and_write(separator, job, cond, (paths, res_path, man_path), progress)
+        return _separate_and_write(separator, job, cond, written, targets, progress)
     except BaseException:
         _remove_empty(made)  # a failed run leaves -o as it found it
         raise
+
+
+def _selected(job: SeparationJob, stems: list[Detection]) -> list[int]:
+    """Indices (in ``stems``) of the stems to write: all, or those of ``options.stems``.
+
+    Raises:
+        SceneError: a class asked for that no performer has (the message lists those found).
+    """
+    wanted = job.options.stems
+    if wanted is None:
+        return list(range(len(stems)))
+    found = list(dict.fromkeys(d.instrument for d in stems))
+    missing = [w for w in dict.fromkeys(wanted) if w not in found]
+    if missing:
+        where = job.clouds[0] if len(job.clouds) == 1 else None
+        source = "the labels" if job.mode == "labels" else "the scene"
+        raise SceneError(
+            f"--stems {', '.join(map(quoted, missing))}: not in {source}, which holds "
+            f"{', '.join(found)}",
+            where,
+            f"choose --stems among {', '.join(found)}",
+        )
+    return [i for i, d in enumerate(stems) if d.instrument in wanted]
 
 
 def _separate_and_write(
     separator: Separator,
     job: SeparationJob,
     cond: Conditions,
+    written: list[int],
     targets: tuple[list[Path], Path | None, Path],
     progress: ProgressFn | None,
 ) -> dict[str, Any]:
     """Both passes and the manifest, committed together (nothing in place on an error)."""
     opts = job.options
     paths, res_path, man_path = targets
-    frames = job.info.frames
-    peaks = np.zeros(len(cond.stems))
+    frames = job.frames
+    peaks = np.zeros(len(written))
     finished: list[PendingFile] = []  # complete outputs, not yet in place
     try:
         with ExitStack() as stack:
             temps = [PendingFile(p, overwrite=True) for p in paths]
             for t in temps:
                 stack.callback(t.discard)
-            _first_pass(separator, job, cond, temps, peaks, progress)
+            _first_pass(separator, job, cond, written, temps, peaks, progress)
             gains = [1.0 if opts.clip_mode != "rescale" else _gain(pk, "rescale") for pk in peaks]
             sum_err, clipped = _second_pass(job, temps, paths, res_path, gains, progress, finished)
         if progress is not None:
             progress(Progress("write", frames, frames, "frame"))
-        manifest = _manifest(separator, job, cond, paths, res_path, man_path, gains, peaks)
-        manifest["sum_max_error"] = sum_err if res_path is not None else None
+        manifest = _manifest(separator, job, cond, written, targets, gains, peaks)
+        lossy = job.output_encoding().lossy
+        manifest["sum_max_error"] = sum_err if res_path is not None and not lossy else None
         manifest["clipped_samples"] = clipped
         man = PendingFile(man_path, overwrite=opts.overwrite)
         finished.append(man)
@@ -233,14 +275,15 @@ def _manifest(
     separator: Separator,
     job: SeparationJob,
     cond: Conditions,
-    paths: list[Path],
-    res_path: Path | None,
-    man_path: Path,
+    written: list[int],
+    targets: tuple[list[Path], Path | None, Path],
     gains: list[float],
     peaks: np.ndarray,
 ) -> dict[str, Any]:
     """The manifest of a finished job (``sum_max_error`` and ``clipped_samples`` follow)."""
-    opts, info = job.options, job.info
+    opts, info, enc = job.options, job.info, job.output_encoding()
+    paths, res_path, man_path = targets
+    stems = [cond.stems[i] for i in written]
     here = man_path.parent
     return {
         "version": MANIFEST_VERSION,
@@ -250,13 +293,20 @@ def _manifest(
         "model": separator.model_info(),
         "sample_rate": info.sample_rate,
         "channels": info.channels,
-        "frames": info.frames,
-        "duration_s": round(info.frames / info.sample_rate, 6),
+        "frames": job.frames,
+        "duration_s": round(job.frames / info.sample_rate, 6),
+        "start_s": round(job.start / info.sample_rate, 6),
+        "start_frame": job.start,
         "format": opts.format,
         "subtype": job.subtype,
+        "lossy": enc.lossy,  # True: stems + residual only approximate the mixture
+        "bitrate": enc.bitrate,
+        "quality": enc.quality,
+        "output_sample_rate": enc.sample_rate,
         "clip_mode": opts.clip_mode,
         "segment": separator.segment,
         "overlap": separator.overlap,
+        "selected_stems": None if opts.stems is None else list(dict.fromkeys(opts.stems)),
         "stems": [
             {
                 **d.to_json(),
@@ -264,8 +314,9 @@ def _manifest(
                 "gain": round(g, 6),
                 "peak": round(float(pk), 6),
             }
-            for d, p, g, pk in zip(cond.stems, paths, gains, peaks, strict=True)
+            for d, p, g, pk in zip(stems, paths, gains, peaks, strict=True)
         ],
+        "in_residual": [d.to_json() for i, d in enumerate(cond.stems) if i not in written],
         "residual": (
             None
             if res_path is None
@@ -305,13 +356,14 @@ def _first_pass(
     separator: Separator,
     job: SeparationJob,
     cond: Any,
+    written: list[int],
     temps: list[PendingFile],
     peaks: np.ndarray,
     progress: ProgressFn | None,
 ) -> None:
-    """Separate into float32 temporary files (one per stem), noting peaks."""
+    """Separate into float32 temporary files (one per stem written), noting peaks."""
     info = job.info
-    big = info.frames * info.channels * 4 > 2**32 - 2**20
+    big = job.frames * info.channels * 4 > 2**32 - 2**20
     with ExitStack() as stack:
         files = []
         for t in temps:
@@ -328,14 +380,14 @@ def _first_pass(
                 raise AudioError(f"cannot write a temporary file ({err})", t.tmp) from err
             files.append(stack.enter_context(f))
         block, overlap = separator.block_sizes(info.sample_rate, info.channels, cond.film.shape[0])
-        blocks = iter_blocks(job.audio, block, overlap=overlap)
+        blocks = iter_blocks(job.audio, block, overlap=overlap, start=job.start, frames=job.frames)
         for out in separator.stream(
-            blocks, info.sample_rate, cond, total_frames=info.frames, progress=progress
+            blocks, info.sample_rate, cond, total_frames=job.frames, progress=progress
         ):
-            for i, f in enumerate(files):
-                peaks[i] = max(peaks[i], float(np.abs(out[i]).max(initial=0.0)))
+            for i, (k, f) in enumerate(zip(written, files, strict=True)):
+                peaks[i] = max(peaks[i], float(np.abs(out[k]).max(initial=0.0)))
                 try:
-                    f.write(out[i].T)
+                    f.write(out[k].T)
                 except (sf.SoundFileError, RuntimeError, OSError) as err:
                     raise write_failure(err, temps[i].final) from err
 
@@ -363,8 +415,10 @@ def _second_pass(
             bits=opts.bits,
             input_subtype=info.subtype,
             overwrite=opts.overwrite,
-            frames_hint=info.frames,
+            frames_hint=job.frames,
             commit=False,
+            bitrate=opts.bitrate,
+            quality=opts.quality,
         )
 
     writers = [writer(p) for p in paths]
@@ -376,7 +430,7 @@ def _second_pass(
         readers = [stack.enter_context(sf.SoundFile(t.tmp)) for t in temps]
         for w in everyone:
             stack.enter_context(w)
-        for x in iter_blocks(job.audio, _PASS2_BLOCK):
+        for x in iter_blocks(job.audio, _PASS2_BLOCK, start=job.start, frames=job.frames):
             mix = x.astype(np.float64)
             total = np.zeros_like(mix)
             for r, w, g in zip(readers, writers, gains, strict=True):
@@ -399,7 +453,7 @@ def _second_pass(
                 max_err = max(max_err, float(np.abs(total + res - mix).max(initial=0.0)))
             done += x.shape[1]
             if progress is not None:
-                progress(Progress("write", done, info.frames, "frame"))
+                progress(Progress("write", done, job.frames, "frame"))
     if not math.isfinite(max_err):
         raise AudioError("the outputs do not add up to the mixture (NaN)", job.audio)
     return max_err, clipped

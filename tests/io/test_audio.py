@@ -159,8 +159,12 @@ def test_subtype_choice() -> None:
         subtype_for("32f", ".flac")
     with pytest.raises(AudioError, match="choose 16, 24 or 32f"):
         subtype_for("8", ".wav")
-    with pytest.raises(AudioError, match=r"use \.wav or \.flac"):
-        subtype_for(None, ".mp3")
+    assert subtype_for(None, ".mp3", "PCM_24") == "MPEG_LAYER_III"  # lossy: the codec's own
+    assert subtype_for(None, ".opus") == "OPUS" and subtype_for(None, ".ogg") == "VORBIS"
+    with pytest.raises(AudioError, match="mp3 is lossy and has no bit depth"):
+        subtype_for("16", ".mp3")
+    with pytest.raises(AudioError, match=r"use \.wav, \.flac, \.mp3, \.ogg, \.opus"):
+        subtype_for(None, ".aiff")
 
 
 def test_mp3_input_gives_pcm16_wav(tmp_path: Path) -> None:
@@ -227,7 +231,12 @@ def test_wav_past_4gib_becomes_rf64(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     "name,data,rate,exc,match",
     [
-        ("a.mp3", np.zeros((2, 10), np.float32), 44100, AudioError, "use .wav or .flac"),
+        ("a.aiff", np.zeros((2, 10), np.float32), 44100, AudioError, "use .wav, .flac, .mp3"),
+        ("a.mp3", np.zeros((3, 10), np.float32), 44100, AudioError, "MP3 holds 1 or 2 channels"),
+        ("a.mp3", np.zeros((2, 10), np.float32), 96000, AudioError, "MP3 holds 8000, 11025"),
+        # libsndfile segfaults on Vorbis past 200 kHz: refused before it is called
+        ("a.ogg", np.zeros((2, 10), np.float32), 250000, AudioError, "at most 200000 Hz"),
+        ("a.opus", np.zeros((256, 10), np.float32), 48000, AudioError, "at most 255 channels"),
         ("a.wav", np.zeros((2, 10), np.float32), 0, AudioError, "sample rate"),
         ("a.wav", np.zeros((2, 10), np.float32), 44100.5, AudioError, "sample rate"),
         ("a.flac", np.zeros((9, 10), np.float32), 44100, AudioError, "at most 8 channels"),
@@ -393,6 +402,38 @@ def test_blocks_concatenate_to_the_full_read(tmp_path: Path, name: str, overlap:
         np.testing.assert_array_equal(a[:, 1000 - overlap :], b[:, :overlap])
     joined = np.concatenate([blocks[0]] + [b[:, overlap:] for b in blocks[1:]], axis=1)
     np.testing.assert_array_equal(joined, full)
+
+
+@pytest.mark.parametrize("name,overlap", [("p.wav", 0), ("p.flac", 100), ("p.mp3", 37)])
+@pytest.mark.parametrize("start,frames", [(0, 2500), (4321, 3000), (9000, None), (9000, 10**6)])
+def test_blocks_from_a_start_give_that_slice(
+    tmp_path: Path, name: str, overlap: int, start: int, frames: int | None
+) -> None:
+    path = tmp_path / name
+    sf.write(path, _noise(np.random.default_rng(10), 10_007, 2), 22050)
+    full, _ = read_audio(path)
+    blocks = list(iter_blocks(path, 1000, overlap=overlap, start=start, frames=frames))
+    joined = np.concatenate([blocks[0]] + [b[:, overlap:] for b in blocks[1:]], axis=1)
+    # mpg123 decodes to float a last bit differently by the size of the read: 1e-7
+    atol = 1e-6 if name.endswith(".mp3") else 0
+    want = full[:, start : None if frames is None else start + frames]
+    np.testing.assert_allclose(joined, want, rtol=0, atol=atol)
+    assert all(b.shape[1] == 1000 for b in blocks[:-1])
+    assert list(iter_blocks(path, 1000, start=full.shape[1])) == []
+
+
+def test_blocks_from_a_start_never_read_what_lies_before(tmp_path: Path) -> None:
+    """A float WAV whose first second is NaN: from 1 s on it streams; from 0 the NaN is found
+    (every block read is checked), so the part before the start was never read."""
+    x = _noise(np.random.default_rng(11), 3 * 8000, 1).astype(np.float32)
+    x[:8000] = np.nan
+    sf.write(tmp_path / "nan.wav", x, 8000, subtype="FLOAT")
+    tail = np.concatenate(list(iter_blocks(tmp_path / "nan.wav", 1024, start=8000)), axis=1)
+    np.testing.assert_array_equal(tail[0], x[8000:, 0])
+    with pytest.raises(AudioError, match="NaN"):
+        list(iter_blocks(tmp_path / "nan.wav", 1024, frames=9000))
+    with pytest.raises(ValueError, match="start and frames"):
+        iter_blocks(tmp_path / "nan.wav", 1024, start=-1)
 
 
 def test_iter_blocks_checks_arguments_and_file_before_iterating(tmp_path: Path) -> None:
