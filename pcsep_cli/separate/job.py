@@ -30,6 +30,7 @@ from typing import TYPE_CHECKING
 from pcsep_cli.errors import AudioError, PcsepError, SceneError
 from pcsep_cli.io.audio import AudioInfo, audio_info
 from pcsep_cli.io.audio_write import subtype_for
+from pcsep_cli.progress import Progress, ProgressFn
 
 if TYPE_CHECKING:  # pragma: no cover
     from pcsep_cli.io.pointcloud import PointCloud
@@ -294,6 +295,8 @@ def prepare_job(
     clouds: Sequence[str | os.PathLike[str]],
     out_dir: str | os.PathLike[str],
     options: SeparateOptions | None = None,
+    *,
+    progress: ProgressFn | None = None,
 ) -> SeparationJob:
     """Validate a separation without loading a model (cheap checks first).
 
@@ -302,6 +305,7 @@ def prepare_job(
         clouds: one whole-scene cloud, or one cloud per performer; may be empty in label mode.
         out_dir: output folder (created later).
         options: output settings (defaults if None).
+        progress: receives the stages ``read`` and ``find`` (:mod:`pcsep_cli.progress`).
 
     Raises:
         AudioError: unreadable audio, or a format/bit depth/channel count that cannot be
@@ -333,10 +337,16 @@ def prepare_job(
         )
     performers = None
     if paths:
-        from pcsep_cli.scene import find_scene_performers
+        read: list[PointCloud] = []
+        for p in paths:
+            _report(progress, Progress("read", len(read), len(paths), "file", p.name))
+            read.append(read_cloud(p, units=options.units))
+        _report(progress, Progress("read", len(read), len(paths), "file"))
+        _report(progress, Progress("find", 0, None, "performer"))
+        from pcsep_cli.scene import find_scene_performers  # scipy: after the read is shown
 
-        read: list[PointCloud] = [read_cloud(p, units=options.units) for p in paths]
         performers = find_scene_performers(read)
+        _report(progress, Progress("find", len(performers), len(performers), "performer"))
         labels = options.instruments
         if labels is not None and len(performers) != len(labels):
             raise SceneError(
@@ -346,3 +356,8 @@ def prepare_job(
             )
     mode = "labels" if options.instruments is not None else "scene" if len(paths) == 1 else "clouds"
     return SeparationJob(Path(audio), info, paths, performers, out, options, subtype, mode)
+
+
+def _report(progress: ProgressFn | None, event: Progress) -> None:
+    if progress is not None:
+        progress(event)

@@ -79,6 +79,9 @@ def run_job(
 ) -> dict[str, Any]:
     """Separate ``job`` with ``separator`` and write stems, residual and manifest.
 
+    ``progress`` receives the stages ``classify`` (scene mode), ``separate`` and ``write``
+    (seconds of audio; see :mod:`pcsep_cli.progress`).
+
     Returns:
         The manifest: ``{"version", "audio", "clouds", "mode", "model", "sample_rate",
         "channels", "frames", "format", "subtype", "clip_mode", "segment", "overlap",
@@ -91,8 +94,7 @@ def run_job(
         ModelError, SceneError: see :meth:`Separator.condition`.
         AudioError, PcsepError: reading or writing failed (no partial file is left).
     """
-    opts = job.options
-    cond = separator.condition(job.performers, opts.instruments)
+    cond = _condition(separator, job, progress)
     paths, res_path, man_path = _output_paths(job, cond.stems)
     made = _prepare_outputs(job, [*paths, *([res_path] if res_path else []), man_path])
     try:
@@ -100,6 +102,18 @@ def run_job(
     except BaseException:
         _remove_empty(made)  # a failed run leaves -o as it found it
         raise
+
+
+def _condition(separator: Separator, job: SeparationJob, progress: ProgressFn | None) -> Conditions:
+    """The separator's conditions, reported as stage ``classify`` when performers are named
+    from their clouds (in label mode nothing is classified)."""
+    performers = job.performers
+    if progress is None or job.options.instruments is not None or not performers:
+        return separator.condition(performers, job.options.instruments)
+    progress(Progress("classify", 0, len(performers), "performer"))
+    cond = separator.condition(performers, None)
+    progress(Progress("classify", len(performers), len(performers), "performer"))
+    return cond
 
 
 def _separate_and_write(
@@ -112,7 +126,6 @@ def _separate_and_write(
     """Both passes and the manifest, committed together (nothing in place on an error)."""
     opts = job.options
     paths, res_path, man_path = targets
-    frames = job.info.frames
     peaks = np.zeros(len(cond.stems))
     finished: list[PendingFile] = []  # complete outputs, not yet in place
     try:
@@ -123,8 +136,6 @@ def _separate_and_write(
             _first_pass(separator, job, cond, temps, peaks, progress)
             gains = [1.0 if opts.clip_mode != "rescale" else _gain(pk, "rescale") for pk in peaks]
             sum_err, clipped = _second_pass(job, temps, paths, res_path, gains, progress, finished)
-        if progress is not None:
-            progress(Progress("write", frames, frames, "frame"))
         manifest = _manifest(separator, job, cond, paths, res_path, man_path, gains, peaks)
         manifest["sum_max_error"] = sum_err if res_path is not None else None
         manifest["clipped_samples"] = clipped
@@ -322,6 +333,9 @@ def _second_pass(
     opts, info = job.options, job.info
     scale = _quantiser(job.subtype)
     max_err, clipped, done = 0.0, 0, 0
+    seconds = info.frames / info.sample_rate
+    if progress is not None:
+        progress(Progress("write", 0.0, seconds, "s"))
 
     def writer(p: Path) -> AudioWriter:
         return AudioWriter(
@@ -367,7 +381,7 @@ def _second_pass(
                 max_err = max(max_err, float(np.abs(total + res - mix).max(initial=0.0)))
             done += x.shape[1]
             if progress is not None:
-                progress(Progress("write", done, info.frames, "frame"))
+                progress(Progress("write", done / info.sample_rate, seconds, "s"))
     if not math.isfinite(max_err):
         raise AudioError("the outputs do not add up to the mixture (NaN)", job.audio)
     return max_err, clipped
