@@ -224,14 +224,14 @@ class _Part(ProgressColumn):
     """A column drawn from the view's state at each refresh (so time left counts down)."""
 
     def __init__(
-        self, draw: Callable[[TaskID], str], style: str = "", max_width: int | None = None
+        self, draw: Callable[[Task], str], style: str = "", max_width: int | None = None
     ) -> None:
         column = Column(no_wrap=True, overflow="ellipsis", max_width=max_width)
         super().__init__(table_column=column)
         self._draw, self._style = draw, style
 
     def render(self, task: Task) -> Text:
-        return Text.from_markup(self._draw(task.id), style=self._style)
+        return Text.from_markup(self._draw(task), style=self._style)
 
 
 class _Bar(BarColumn):
@@ -266,7 +266,6 @@ class ProgressView:
         self._batch: _Batch | None = None
         self._items: dict[str, _Row] = {}
         self._running: tuple[_Row, ...] = ()  # the items' rows, replaced whole (read unlocked)
-        self._tasks: dict[int, _Row | _Batch] = {}
         self._live: RichProgress | None = None
         if mode == "live":
             columns: list[ProgressColumn] = [
@@ -393,14 +392,11 @@ class ProgressView:
 
     def _add(self, row: _Row | _Batch) -> None:
         if self._live is not None:
-            task = self._live.add_task("", total=None)
-            self._tasks[task] = row
-            row.task = task
+            row.task = self._live.add_task("", total=None, row=row)  # drawn from at once
 
     def _remove(self, row: _Row | _Batch) -> None:
         if self._live is not None and row.task is not None:
             self._live.remove_task(row.task)
-            self._tasks.pop(row.task, None)
 
     def _retire_main(self) -> None:
         """The batch's model is loaded once its first item runs: its line goes."""
@@ -473,10 +469,11 @@ class ProgressView:
 
     # The live columns: each reads the row of its task.
 
-    def _row(self, task: TaskID) -> _Row | _Batch | None:
-        return self._tasks.get(task)
+    @staticmethod
+    def _row(task: Task) -> _Row | _Batch | None:
+        return task.fields.get("row")
 
-    def _title(self, task: TaskID) -> str:
+    def _title(self, task: Task) -> str:
         row = self._row(task)
         if isinstance(row, _Batch):
             return f"[bold]{row.title}[/]"
@@ -487,17 +484,17 @@ class ProgressView:
         label = row.label if len(row.label) <= LIVE_LABEL else row.label[: LIVE_LABEL - 1] + "…"
         return f"  {label}: {row.title}"
 
-    def _figures(self, task: TaskID) -> str:
+    def _figures(self, task: Task) -> str:
         row = self._row(task)
         if isinstance(row, _Batch):
             return row.figures()
         return "" if row is None else row.figures()
 
-    def _speed(self, task: TaskID) -> str:
+    def _speed(self, task: Task) -> str:
         row = self._row(task)
         return row.speed() if isinstance(row, _Row) else ""
 
-    def _left(self, task: TaskID) -> str:
+    def _left(self, task: Task) -> str:
         row = self._row(task)
         if isinstance(row, _Batch):
             left = row.left(list(self._running), self._now())
@@ -505,7 +502,7 @@ class ProgressView:
             left = None if row is None else row.left(self._now())
         return "" if left is None else f"{clock(round(left))} left"
 
-    def _elapsed(self, task: TaskID) -> str:
+    def _elapsed(self, task: Task) -> str:
         row = self._row(task)
         if row is None:
             return ""
