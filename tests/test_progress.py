@@ -17,7 +17,8 @@ import pytest
 import soundfile as sf
 from rich.console import Console
 
-from pcsep_cli.cli.progress_view import ProgressView, clock
+from pcsep_cli.cli.progress_rows import clock
+from pcsep_cli.cli.progress_view import ProgressView
 from pcsep_cli.progress import Progress
 from pcsep_cli.separate import SeparateOptions, prepare_job, run_job
 from pcsep_cli.separate.separator import Separator

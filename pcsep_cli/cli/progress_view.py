@@ -1,4 +1,4 @@
-"""The one progress display of ``pcsep separate`` and ``pcsep batch`` (and the training steps).
+"""The one progress display of ``pcsep separate`` and ``pcsep batch``.
 
 It draws the library's :class:`~pcsep_cli.progress.Progress` events the same way everywhere:
 the stage by name (loading model, reading scene, finding performers, naming performers,
@@ -26,12 +26,13 @@ import time
 from typing import TYPE_CHECKING, Literal
 
 from rich.console import Console
-from rich.progress import BarColumn, ProgressColumn, SpinnerColumn, TaskID
+from rich.progress import BarColumn, ProgressColumn, SpinnerColumn
 from rich.progress import Progress as RichProgress
 from rich.table import Column
 from rich.text import Text
 
 from pcsep_cli.cli.app import safe_text
+from pcsep_cli.cli.progress_rows import BatchRow, Row, audio, clock
 
 if TYPE_CHECKING:  # pragma: no cover
     from collections.abc import Callable
@@ -40,24 +41,9 @@ if TYPE_CHECKING:  # pragma: no cover
 
     from pcsep_cli.progress import Progress
 
-__all__ = ["STAGE_NAMES", "ProgressView", "clock"]
+__all__ = ["ProgressView"]
 
 Mode = Literal["live", "plain", "off"]
-
-STAGE_NAMES = {
-    "load": "loading model",
-    "read": "reading scene",
-    "find": "finding performers",
-    "classify": "naming performers",
-    "separate": "separating",
-    "write": "writing",
-}
-"""What each stage of a separation is called on screen (other stages show their own name)."""
-
-PASS_SHARE = {"separate": (0.0, 0.9), "write": (0.9, 0.1)}
-"""``(start, share)`` of a recording's work in each pass over it, for the bar and the time left:
-the first pass runs the network, the second only writes files (about a tenth of the first on
-this project's 2-core CPU: 0.25 s against 2.2 s for the 9 s example)."""
 
 PLAIN_GAP = 5.0
 """Seconds at least between two progress lines of one display line, when not on a terminal."""
@@ -69,155 +55,6 @@ LIVE_LABEL = 14
 """Characters of an item's name shown on a live line (the summary shows it whole)."""
 LIVE_TITLE = 34
 """Characters of a live line's title (an item's name and its stage)."""
-
-
-def clock(seconds: float) -> str:
-    """``0:09``, ``12:30``, ``1:02:03`` (whole seconds gone by, like a stopwatch)."""
-    whole = max(0, int(seconds))
-    hours, rest = divmod(whole, 3600)
-    minutes, secs = divmod(rest, 60)
-    return f"{hours}:{minutes:02d}:{secs:02d}" if hours else f"{minutes}:{secs:02d}"
-
-
-def _audio(done: float, total: float | None = None) -> str:
-    """Seconds of audio: ``9.0 s``, ``4.5 / 9.0 s``, or ``12:30 / 1:00:00`` past a minute."""
-    if total is None:
-        return f"{done:.1f} s" if done < 60 else clock(done)
-    if total < 60:
-        return f"{done:.1f} / {total:.1f} s"
-    return f"{clock(done)} / {clock(total)}"
-
-
-def _count(done: float, total: float | None, unit: str) -> str:
-    whole = total if total is not None else done
-    plural = unit if not unit or whole == 1 else unit + "s"
-    if total is None:
-        return f"{done:g} {plural}".strip() if done else ""
-    if done == total:
-        return f"{total:g} {plural}".strip()
-    return f"{done:g}/{total:g} {plural}".strip()
-
-
-class _Row:
-    """One line of the display: a separation, or an item of a batch."""
-
-    task: TaskID | None = None  # its line in the live display
-
-    def __init__(self, label: str, now: float) -> None:
-        self.label = label  # an item's name (escaped), "" for a lone separation
-        self.started = now
-        self.stage = ""
-        self.stage_started = now
-        self.done, self.total, self.unit, self.detail = 0.0, None, "", ""
-        self.at = now  # time of the last event
-        self.rate: float | None = None  # units per second in this stage, at the last event
-        self.printed_at = now  # plain mode: the last line's time and fraction
-        self.printed = 0.0
-
-    def update(self, event: Progress, now: float) -> bool:
-        """Take ``event``; True when it begins a new stage."""
-        new = event.stage != self.stage
-        if new:
-            self.stage, self.stage_started, self.rate = event.stage, now, None
-        total = None if event.total is None else float(event.total)
-        self.done, self.total, self.unit = float(event.done), total, event.unit
-        self.detail, self.at = event.detail, now
-        spent = now - self.stage_started
-        if self.done > 0 and spent > 0:
-            self.rate = self.done / spent
-        return new
-
-    @property
-    def title(self) -> str:
-        name = STAGE_NAMES.get(self.stage, self.stage)
-        return f"{name} ({safe_text(self.detail)})" if self.detail and name else name
-
-    def stage_fraction(self) -> float | None:
-        if not self.total:
-            return None
-        return min(1.0, max(0.0, self.done / self.total))
-
-    def fraction(self) -> float | None:
-        """Of the whole: the passes over a recording weighted by :data:`PASS_SHARE` (None
-        before them), or the stage's own fraction for steps that are not a separation's."""
-        f = self.stage_fraction()
-        if self.stage in PASS_SHARE:
-            start, share = PASS_SHARE[self.stage]
-            return start + share * (f or 0.0)
-        if self.stage in STAGE_NAMES:
-            return None
-        return f
-
-    def announced(self) -> str:
-        """What a plain line says as a stage begins: its name and the whole, if known."""
-        if self.unit == "s" and self.total is not None:
-            return f"{self.title}: {_audio(self.total)} of audio"
-        whole = _count(self.total, None, self.unit) if self.total else ""
-        return f"{self.title}: {whole}" if whole else self.title
-
-    def figures(self, percent: bool = False) -> str:
-        if self.unit == "s":
-            text = _audio(self.done, self.total)
-        else:
-            text = _count(self.done, self.total, self.unit)
-        f = self.stage_fraction()
-        if percent and f is not None and f < 1 and text:
-            text += f" ({100 * f:.0f} %)"
-        return text
-
-    def timed(self) -> bool:
-        """Whether speed and time left mean something: the passes over a recording and steps
-        that are not a separation's (a separation's first stages are single steps)."""
-        return self.rate is not None and (self.stage in PASS_SHARE or self.stage not in STAGE_NAMES)
-
-    def speed(self) -> str:
-        if not self.timed():
-            return ""
-        if self.unit == "s":
-            return f"{self.rate:.{1 if self.rate < 100 else 0}f}x real time"
-        return f"{self.rate:.2g} {self.unit or 'step'}/s"
-
-    def left(self, now: float) -> float | None:
-        """Seconds until this line's work is over, counting down between events."""
-        if not self.timed() or not self.total:
-            return None
-        rest = max(0.0, self.total - self.done) / self.rate
-        if self.stage in PASS_SHARE:
-            start, share = PASS_SHARE[self.stage]
-            rest += self.total / self.rate * (1.0 - start - share) / share  # the passes to come
-        return max(0.0, rest - (now - self.at))
-
-
-class _Batch:
-    """The batch's own line: items done of all, failures, time left."""
-
-    task: TaskID | None = None
-
-    def __init__(self, title: str, items: int, todo: int, now: float) -> None:
-        self.title = title
-        self.items, self.todo = items, todo
-        self.ended = 0  # items over, of all
-        self.ran = 0  # items over, of those this run had to do
-        self.failed = 0
-        self.began: float | None = None  # when the first item started
-        self.printed_at = now
-        self.printed = 0.0
-
-    def fraction(self, running: list[_Row]) -> float | None:
-        if not self.todo:
-            return None
-        partial = sum(row.fraction() or 0.0 for row in running)
-        return min(1.0, (self.ran + partial) / self.todo)
-
-    def figures(self) -> str:
-        text = f"{self.ended}/{self.items} items"
-        return text + (f", {self.failed} failed" if self.failed else "")
-
-    def left(self, running: list[_Row], now: float) -> float | None:
-        f = self.fraction(running)
-        if self.began is None or not f:
-            return None
-        return (now - self.began) * (1.0 - f) / f
 
 
 class _Part(ProgressColumn):
@@ -262,10 +99,10 @@ class ProgressView:
         self._now = clock
         self._lock = threading.RLock()
         self._started = clock()
-        self._main: _Row | None = None
-        self._batch: _Batch | None = None
-        self._items: dict[str, _Row] = {}
-        self._running: tuple[_Row, ...] = ()  # the items' rows, replaced whole (read unlocked)
+        self._main: Row | None = None
+        self._batch: BatchRow | None = None
+        self._items: dict[str, Row] = {}
+        self._running: tuple[Row, ...] = ()  # the items' rows, replaced whole (read unlocked)
         self._live: RichProgress | None = None
         if mode == "live":
             columns: list[ProgressColumn] = [
@@ -313,7 +150,7 @@ class ProgressView:
             row = self._main
             fresh = row is None
             if row is None:
-                row = self._main = _Row("", now)
+                row = self._main = Row("", now)
             new = row.update(event, now)
             if fresh:
                 self._add(row)
@@ -335,7 +172,7 @@ class ProgressView:
             took = now - self._started
             if row is not None and row.unit == "s" and row.total:
                 self._line(
-                    f"done: {_audio(row.total)} of audio in {clock(took)} "
+                    f"done: {audio(row.total)} of audio in {clock(took)} "
                     f"({row.total / max(took, 1e-9):.1f}x real time)"
                 )
             else:
@@ -347,7 +184,7 @@ class ProgressView:
         """The batch's line: ``items`` in all (finished before included), ``todo`` to run."""
         with self._lock:
             now = self._now()
-            self._batch = _Batch(safe_text(title), items, todo, now)
+            self._batch = BatchRow(safe_text(title), items, todo, now)
             self._add(self._batch)
 
     def item(self, name: str, event: Progress | None = None) -> None:
@@ -356,7 +193,7 @@ class ProgressView:
             now = self._now()
             row = self._items.get(name)
             if row is None:
-                row = self._items[name] = _Row(safe_text(name), now)
+                row = self._items[name] = Row(safe_text(name), now)
                 row.stage = "starting"
                 self._running = tuple(self._items.values())
                 self._add(row)
@@ -390,11 +227,11 @@ class ProgressView:
 
     # -- drawing ------------------------------------------------------------------------------
 
-    def _add(self, row: _Row | _Batch) -> None:
+    def _add(self, row: Row | BatchRow) -> None:
         if self._live is not None:
             row.task = self._live.add_task("", total=None, row=row)  # drawn from at once
 
-    def _remove(self, row: _Row | _Batch) -> None:
+    def _remove(self, row: Row | BatchRow) -> None:
         if self._live is not None and row.task is not None:
             self._live.remove_task(row.task)
 
@@ -404,7 +241,7 @@ class ProgressView:
             self._remove(self._main)
             self._main = None
 
-    def _show(self, row: _Row, now: float, *, announce: bool) -> None:
+    def _show(self, row: Row, now: float, *, announce: bool) -> None:
         if self._live is not None:
             f = row.fraction()
             if row.task is not None:
@@ -454,7 +291,7 @@ class ProgressView:
             moved > 1e-6 and gap >= PLAIN_HEARTBEAT
         )
 
-    def _plain(self, row: _Row, now: float) -> str:
+    def _plain(self, row: Row, now: float) -> str:
         head = f"{row.label}: {row.title}" if row.label else row.title
         parts = [row.figures(percent=True), row.speed()]
         left = row.left(now)
@@ -470,12 +307,12 @@ class ProgressView:
     # The live columns: each reads the row of its task.
 
     @staticmethod
-    def _row(task: Task) -> _Row | _Batch | None:
+    def _row(task: Task) -> Row | BatchRow | None:
         return task.fields.get("row")
 
     def _title(self, task: Task) -> str:
         row = self._row(task)
-        if isinstance(row, _Batch):
+        if isinstance(row, BatchRow):
             return f"[bold]{row.title}[/]"
         if row is None:
             return ""
@@ -486,17 +323,17 @@ class ProgressView:
 
     def _figures(self, task: Task) -> str:
         row = self._row(task)
-        if isinstance(row, _Batch):
+        if isinstance(row, BatchRow):
             return row.figures()
         return "" if row is None else row.figures()
 
     def _speed(self, task: Task) -> str:
         row = self._row(task)
-        return row.speed() if isinstance(row, _Row) else ""
+        return row.speed() if isinstance(row, Row) else ""
 
     def _left(self, task: Task) -> str:
         row = self._row(task)
-        if isinstance(row, _Batch):
+        if isinstance(row, BatchRow):
             left = row.left(list(self._running), self._now())
         else:
             left = None if row is None else row.left(self._now())
@@ -506,5 +343,5 @@ class ProgressView:
         row = self._row(task)
         if row is None:
             return ""
-        began = self._started if isinstance(row, _Batch) else row.started
+        began = self._started if isinstance(row, BatchRow) else row.started
         return f"({clock(self._now() - began)})"
