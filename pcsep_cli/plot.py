@@ -1,10 +1,13 @@
 """Draw a scene and its performers to a PNG (``pcsep inspect CLOUD --plot FILE.png``).
 
-Two panels in the scene's floor frame (floor at ``z = 0``, see :func:`pcsep_cli.scene.floor_frame`):
-a top view (x–y) and the view of the sensor: a perspective from ``sensor_position`` when it is
-known, otherwise a front view (x–z) as seen from the -y side. Points are coloured by their RGB,
-or by height when the cloud has no colours; each performer is boxed and labelled with its
-instrument and confidence. Distractors (instrument ``none``) get a dashed grey box.
+Everything is drawn in the cloud's own coordinates, the frame of ``pcsep inspect``'s table and
+of ``manifest.json`` (a performer's position there is the cross on the plot). Two panels: a top
+view (x–y, metres) and the view of the sensor: a perspective from ``sensor_position`` when it
+is known (angles in degrees), otherwise a front view (x–z, metres) as seen from the -y side.
+Points are coloured by their RGB, or by height above the floor when the cloud has no colours;
+each performer is boxed, marked at its position and labelled with its number (the table's),
+instrument and confidence. Distractors (instrument ``none``) get a dashed grey box. Labels are
+moved apart where they would overlap, with a thin line back to what they name.
 
 matplotlib is imported only here, with the Agg canvas (no display, no pyplot global state), so
 plotting works on headless machines and from several threads.
@@ -22,14 +25,17 @@ from pcsep_cli.errors import PcsepError
 from pcsep_cli.io.atomic import atomic_path, output_error
 
 if TYPE_CHECKING:  # pragma: no cover
+    from matplotlib.figure import Figure
+
     from pcsep_cli.io.pointcloud import PointCloud
     from pcsep_cli.scene import Performer
 
-__all__ = ["plot_scene"]
+__all__ = ["plot_scene", "scene_figure"]
 
 _NONE = "none"
 _MAX_HEIGHT = 2.5  # m, top of the height colour scale
-_Box = tuple[np.ndarray, np.ndarray]  # (min [3], max [3]) in the floor frame
+_LABEL_GAP = 2.0  # pixels between two labels moved apart
+_Box = tuple[np.ndarray, np.ndarray]  # (min [3], max [3]) in the cloud's coordinates
 
 
 def plot_scene(
@@ -61,31 +67,65 @@ def plot_scene(
             ``[3]``, or ``cloud.xyz`` is not ``[N, 3]``.
         PcsepError: matplotlib is missing, or ``out_png`` cannot be written.
     """
-    xyz = np.asarray(cloud.xyz)
+    fig = scene_figure(
+        cloud, performers, labels, sensor_position, size=size, max_points=max_points, path=out_png
+    )
+    try:
+        with atomic_path(out_png, overwrite=overwrite) as tmp:
+            fig.savefig(tmp, format="png", dpi=fig.dpi)
+    except OSError as err:
+        raise output_error(err, out_png) from err
+
+
+def scene_figure(
+    cloud: PointCloud,
+    performers: Sequence[Performer],
+    labels: Sequence[tuple[str, float]] | None,
+    sensor_position: np.ndarray | None = None,
+    *,
+    size: tuple[int, int] = (1600, 800),
+    max_points: int = 200_000,
+    path: str | PathLike[str] | None = None,
+) -> Figure:
+    """The figure :func:`plot_scene` saves, laid out (labels placed), on an Agg canvas.
+
+    Each performer's position is a line artist with ``gid`` ``"performer <n>"`` (n from 1, the
+    table's numbering) in each panel, its box a rectangle with the same ``gid`` and its label an
+    annotation with the same ``gid``: what is drawn can be read back from the figure.
+
+    Args:
+        cloud, performers, labels, sensor_position, size, max_points: as :func:`plot_scene`.
+        path: named in the error when matplotlib is missing.
+
+    Raises:
+        ValueError, PcsepError: as :func:`plot_scene`.
+    """
+    xyz = np.asarray(cloud.xyz, dtype=np.float64)
     if xyz.ndim != 2 or xyz.shape[1] != 3 or len(xyz) < 3:
         raise ValueError(f"cloud.xyz must be [N, 3] with N >= 3, got {list(xyz.shape)}")
     if labels is not None and len(labels) != len(performers):
         raise ValueError(f"{len(labels)} labels given for {len(performers)} performers")
-    sensor = None
+    eye = None
     if sensor_position is not None:
-        sensor = np.asarray(sensor_position, dtype=np.float64)
-        if sensor.shape != (3,):
-            raise ValueError(f"sensor_position must be [3], got {list(sensor.shape)}")
+        eye = np.asarray(sensor_position, dtype=np.float64)
+        if eye.shape != (3,):
+            raise ValueError(f"sensor_position must be [3], got {list(eye.shape)}")
     try:
         from matplotlib.backends.backend_agg import FigureCanvasAgg
         from matplotlib.figure import Figure
     except ImportError as err:
         raise PcsepError(
-            "matplotlib is needed to draw plots", path=out_png, hint="pip install matplotlib"
+            "matplotlib is needed to draw plots", path=path, hint="pip install matplotlib"
         ) from err
 
     from pcsep_cli.scene import floor_frame
 
     frame = performers[0].frame if performers else floor_frame(cloud)
     step = max(1, -(-len(xyz) // max_points))
-    pts = _apply(frame, xyz[::step])
+    pts = xyz[::step]
     rgb = getattr(cloud, "rgb", None)
-    colours = _colours(pts, None if rgb is None else rgb[::step])
+    height = _apply(frame, pts)[:, 2]  # above the floor: for the colours only
+    colours = _colours(height, None if rgb is None else rgb[::step])
     foreground = np.zeros(len(xyz), dtype=bool)
     for p in performers:
         if p.index.size and (p.index.min() < 0 or p.index.max() >= len(xyz)):
@@ -95,50 +135,67 @@ def plot_scene(
     # Background faded towards white and drawn small, so the performers stand out.
     colours[~foreground, :3] = 0.55 + 0.45 * colours[~foreground, :3]
     colours[:, 3] = np.where(foreground, 1.0, 0.5)
-    texts = _texts(performers, labels)
-    boxes = [_box(_apply(frame, p.points)) for p in performers]
-    eye = None if sensor is None else _apply(frame, sensor[None])[0]
+    marks = [
+        _Mark(i, text, distractor, _box(p.points), np.asarray(p.position, dtype=np.float64))
+        for i, (p, (text, distractor)) in enumerate(
+            zip(performers, _texts(performers, labels), strict=True)
+        )
+    ]
 
     dpi = 100
     fig = Figure(figsize=(size[0] / dpi, size[1] / dpi), dpi=dpi)
-    FigureCanvasAgg(fig)
+    canvas = FigureCanvasAgg(fig)
     top, side = fig.subplots(1, 2)
-    _top_view(top, pts, colours, boxes, texts, eye)
+    _top_view(top, pts, colours, marks, eye)
     if eye is None:
-        _front_view(side, pts, colours, boxes, texts)
+        _front_view(side, pts, colours, marks)
     else:
+        boxes = [m.box for m in marks]
         target = np.mean([b[0] + b[1] for b in boxes], axis=0) / 2 if boxes else pts.mean(axis=0)
-        _sensor_view(side, pts, colours, boxes, texts, eye, target)
+        _sensor_view(side, pts, colours, marks, eye, target)
     name = getattr(cloud, "source", None) or "cloud"
-    fig.suptitle(f"{name}: {len(performers)} performer(s), {len(xyz):,} points (floor frame)")
+    fig.suptitle(
+        f"{name}\n{len(performers)} performer(s), {len(xyz):,} points, in the cloud's "
+        "coordinates (as in `pcsep inspect` and manifest.json)"
+    )
     fig.tight_layout()
-    try:
-        with atomic_path(out_png, overwrite=overwrite) as tmp:
-            fig.savefig(tmp, format="png", dpi=dpi)
-    except OSError as err:
-        raise output_error(err, out_png) from err
+    fig.draw_without_rendering()  # sets the equal-aspect axes' final boxes
+    _separate_labels(fig, canvas.get_renderer())
+    return fig
+
+
+class _Mark:
+    """What is drawn for one performer."""
+
+    def __init__(self, i: int, text: str, distractor: bool, box: _Box, pos: np.ndarray) -> None:
+        self.gid = f"performer {i + 1}"
+        self.text, self.box, self.pos = text, box, pos
+        self.style = _style(i, distractor)
 
 
 def _apply(t: np.ndarray, p: np.ndarray) -> np.ndarray:
     return p @ t[:3, :3].T + t[:3, 3]
 
 
-def _colours(pts: np.ndarray, rgb: np.ndarray | None) -> np.ndarray:
+def _colours(height: np.ndarray, rgb: np.ndarray | None) -> np.ndarray:
     """RGBA ``[N, 4]`` float in [0, 1]: the scan's colours, else height on viridis."""
     if rgb is not None:
         return np.c_[rgb / 255.0, np.ones(len(rgb))]
     from matplotlib import colormaps
 
-    return colormaps["viridis"](np.clip(pts[:, 2] / _MAX_HEIGHT, 0.0, 1.0))
+    return colormaps["viridis"](np.clip(height / _MAX_HEIGHT, 0.0, 1.0))
 
 
 def _texts(
     performers: Sequence[Performer], labels: Sequence[tuple[str, float]] | None
 ) -> list[tuple[str, bool]]:
-    """``(text, is_distractor)`` per performer."""
+    """``(text, is_distractor)`` per performer, numbered as ``pcsep inspect``'s table."""
     if labels is None:
-        return [(f"#{i + 1}", False) for i in range(len(performers))]
-    return [(f"{name} {conf:.2f}", name == _NONE) for name, conf in labels]
+        return [(f"{i + 1}", False) for i in range(len(performers))]
+    return [
+        (f"{i + 1} {name} {100 * conf:.0f}%", name == _NONE)
+        for i, (name, conf) in enumerate(labels)
+    ]
 
 
 def _box(p: np.ndarray) -> _Box:
@@ -167,64 +224,94 @@ def _limits(ax: Any, u: np.ndarray, v: np.ndarray, pad: float) -> None:
         ax.set_ylim(*(np.quantile(v, [0.001, 0.999]) + [-pad, pad]))
 
 
-def _label(ax: Any, x: float, y: float, text: str, style: dict[str, Any]) -> None:
+def _draw(ax: Any, mark: _Mark, u: tuple[float, float], v: tuple[float, float],
+          at: tuple[float, float]) -> None:  # fmt: skip
+    """A performer's box ``u × v``, its position ``at`` (a cross) and its label."""
+    from matplotlib.patches import Rectangle
+
+    colour = mark.style["edgecolor"]
+    ax.add_patch(
+        Rectangle((u[0], v[0]), u[1] - u[0], v[1] - v[0], fill=False, linewidth=1.5,
+                  gid=mark.gid, **mark.style)
+    )  # fmt: skip
+    ax.plot([at[0]], [at[1]], marker="x", markersize=7, mew=2, color=colour, gid=mark.gid)
     ax.annotate(
-        text,
-        (x, y),
+        mark.text,
+        (u[0], v[1]),
         xytext=(0, 3),
         textcoords="offset points",
         fontsize=9,
         color="black",
-        bbox={"boxstyle": "round,pad=0.2", "fc": "white", "ec": style["edgecolor"], "alpha": 0.85},
-    )
+        gid=mark.gid,
+        bbox={"boxstyle": "round,pad=0.2", "fc": "white", "ec": colour, "alpha": 0.85},
+        arrowprops={"arrowstyle": "-", "color": colour, "linewidth": 0.6, "shrinkA": 0,
+                    "shrinkB": 0},
+    )  # fmt: skip
 
 
-def _rect(ax: Any, u0: float, v0: float, u1: float, v1: float, style: dict[str, Any]) -> None:
-    from matplotlib.patches import Rectangle
+def _separate_labels(fig: Any, renderer: Any) -> None:
+    """Move labels up, lowest first, until none overlaps another (in pixels, after layout).
 
-    ax.add_patch(Rectangle((u0, v0), u1 - u0, v1 - v0, fill=False, linewidth=1.5, **style))
+    Each label starts just above the top left corner of its box; one that would cover a label
+    already placed goes just above it, and its line still points at its box. Greedy and
+    deterministic; a handful of labels per panel needs nothing more.
+    """
+    from matplotlib.text import Annotation
+
+    notes = [a for ax in fig.axes for a in ax.texts if isinstance(a, Annotation)]
+    notes.sort(key=lambda a: tuple(_label_box(a, renderer).p0))
+    placed: list[Any] = []
+    points_per_pixel = 72.0 / fig.dpi
+    for note in notes:
+        for _ in range(len(notes) + 1):
+            box = _label_box(note, renderer)
+            hit = next((p for p in placed if box.overlaps(p)), None)
+            if hit is None:
+                break
+            dx, dy = note.xyann
+            note.xyann = (dx, dy + (hit.y1 - box.y0 + _LABEL_GAP) * points_per_pixel)
+        placed.append(_label_box(note, renderer))
+
+
+def _label_box(note: Any, renderer: Any) -> Any:
+    """The pixels of a label's text with its rounded box (not its line), as drawn."""
+    from matplotlib.text import Text
+
+    note.update_positions(renderer)
+    pad = 0.0
+    patch = note.get_bbox_patch()
+    if patch is not None:  # the box's pad is in units of the font size, in points
+        pad = patch.get_boxstyle().pad * note.get_size() * note.figure.dpi / 72.0
+    return Text.get_window_extent(note, renderer).padded(pad + 1.0)
 
 
 def _top_view(
-    ax: Any,
-    pts: np.ndarray,
-    colours: np.ndarray,
-    boxes: list[_Box],
-    texts: list[tuple[str, bool]],
-    eye: np.ndarray | None,
+    ax: Any, pts: np.ndarray, colours: np.ndarray, marks: list[_Mark], eye: np.ndarray | None
 ) -> None:
     order = np.lexsort((pts[:, 2], colours[:, 3]))  # performers, then higher points, on top
     _scatter(ax, pts[order, 0], pts[order, 1], colours[order])
     _limits(ax, pts[:, 0], pts[:, 1], 0.3)
-    for i, ((lo, hi), (text, distractor)) in enumerate(zip(boxes, texts, strict=True)):
-        style = _style(i, distractor)
-        _rect(ax, lo[0], lo[1], hi[0], hi[1], style)
-        _label(ax, lo[0], hi[1], text, style)
+    for m in marks:
+        lo, hi = m.box
+        _draw(ax, m, (lo[0], hi[0]), (lo[1], hi[1]), (m.pos[0], m.pos[1]))
     if eye is not None:
         (x0, x1), (y0, y1) = ax.get_xlim(), ax.get_ylim()
         ax.set_xlim(min(x0, eye[0] - 0.3), max(x1, eye[0] + 0.3))
         ax.set_ylim(min(y0, eye[1] - 0.3), max(y1, eye[1] + 0.3))
-        ax.plot([eye[0]], [eye[1]], marker="^", color="red", markersize=9)
+        ax.plot([eye[0]], [eye[1]], marker="^", color="red", markersize=9, gid="sensor")
         ax.annotate("sensor", (eye[0], eye[1]), xytext=(6, -10), textcoords="offset points")
     ax.set_title("top view")
     ax.set_xlabel("x (m)")
     ax.set_ylabel("y (m)")
 
 
-def _front_view(
-    ax: Any,
-    pts: np.ndarray,
-    colours: np.ndarray,
-    boxes: list[_Box],
-    texts: list[tuple[str, bool]],
-) -> None:
+def _front_view(ax: Any, pts: np.ndarray, colours: np.ndarray, marks: list[_Mark]) -> None:
     order = np.argsort(-pts[:, 1])  # far (large y) first so near points cover them
     _scatter(ax, pts[order, 0], pts[order, 2], colours[order])
     _limits(ax, pts[:, 0], pts[:, 2], 0.3)
-    for i, ((lo, hi), (text, distractor)) in enumerate(zip(boxes, texts, strict=True)):
-        style = _style(i, distractor)
-        _rect(ax, lo[0], lo[2], hi[0], hi[2], style)
-        _label(ax, lo[0], hi[2], text, style)
+    for m in marks:
+        lo, hi = m.box
+        _draw(ax, m, (lo[0], hi[0]), (lo[2], hi[2]), (m.pos[0], m.pos[2]))
     ax.set_title("front view (from -y)")
     ax.set_xlabel("x (m)")
     ax.set_ylabel("z (m)")
@@ -234,12 +321,12 @@ def _sensor_view(
     ax: Any,
     pts: np.ndarray,
     colours: np.ndarray,
-    boxes: list[_Box],
-    texts: list[tuple[str, bool]],
+    marks: list[_Mark],
     eye: np.ndarray,
     target: np.ndarray,
 ) -> None:
-    """Pinhole view from ``eye`` towards ``target``, level (z up), in tangent units."""
+    """The view from ``eye`` towards ``target``, level (z up): each point at its angles (°)
+    right of and above the line of sight."""
     forward = target - eye
     forward[2] = 0.0
     if np.linalg.norm(forward) < 1e-9:
@@ -251,24 +338,28 @@ def _sensor_view(
         rel = p - eye
         depth = rel @ forward
         safe = np.maximum(depth, 1e-6)
-        return rel @ right / safe, rel[:, 2] / safe, depth
+        return (
+            np.degrees(np.arctan(rel @ right / safe)),
+            np.degrees(np.arctan(rel[:, 2] / safe)),
+            depth,
+        )
 
     u, v, depth = project(pts)
     visible = depth > 0.2
     order = np.flatnonzero(visible)[np.argsort(-depth[visible])]  # painter's order
     _scatter(ax, u[order], v[order], colours[order])
     shown: list[tuple[float, float]] = []
-    for i, ((lo, hi), (text, distractor)) in enumerate(zip(boxes, texts, strict=True)):
+    for m in marks:
+        lo, hi = m.box
         corners = np.array(
             [[x, y, z] for x in (lo[0], hi[0]) for y in (lo[1], hi[1]) for z in (lo[2], hi[2])]
         )
         cu, cv, cd = project(corners)
-        if (cd <= 0.2).any():
+        pu, pv, pd = project(m.pos[None])
+        if (cd <= 0.2).any() or pd[0] <= 0.2:
             continue  # the box reaches behind the sensor
-        style = _style(i, distractor)
-        _rect(ax, cu.min(), cv.min(), cu.max(), cv.max(), style)
+        _draw(ax, m, (cu.min(), cu.max()), (cv.min(), cv.max()), (pu[0], pv[0]))
         shown += [(cu.min(), cv.min()), (cu.max(), cv.max())]
-        _label(ax, cu.min(), cv.max(), text, style)
     if shown:  # frame the performers, not the floor at the sensor's feet
         lo, hi = np.min(shown, axis=0), np.max(shown, axis=0)
         pad = 0.25 * (hi - lo).max()
@@ -277,5 +368,5 @@ def _sensor_view(
     else:
         _limits(ax, u[order], v[order], 0.0)
     ax.set_title("sensor view")
-    ax.set_xlabel("right (tan)")
-    ax.set_ylabel("up (tan)")
+    ax.set_xlabel("right of the line of sight (°)")
+    ax.set_ylabel("above the sensor (°)")

@@ -24,6 +24,7 @@ import soundfile as sf
 from helpers.audio import output_file, sum_error
 from helpers.clouds import E57Scan, patch_e57, write_e57_file
 from helpers.models import save_tiny
+from helpers.output import other_lines
 from helpers.scenes import room
 from typer.testing import CliRunner
 
@@ -234,7 +235,8 @@ ERRORS: list[tuple[str, Callable[[Path, Base], list[str]], int, str]] = [
 
 
 def _message(result: object, code: int) -> str:
-    lines = [ln for ln in result.output.splitlines() if ln.strip()]  # type: ignore[attr-defined]
+    """The error: one line, after the progress lines of the stages that ran before it."""
+    lines = other_lines(result.output)  # type: ignore[attr-defined]
     assert len(lines) == 1, result.output  # type: ignore[attr-defined]
     return lines[0]
 

@@ -16,6 +16,7 @@ import pytest
 import soundfile as sf
 from helpers.audio import output_file, recording, sum_error
 from helpers.models import save_tiny
+from helpers.output import other_lines
 from typer.testing import CliRunner
 
 from pcsep_cli.cli import app
@@ -46,7 +47,7 @@ def separate(files: dict[str, Path], out: Path, *args: str, labels: str = "violi
 
 
 def one_line_error(result: object) -> str:
-    lines = [ln for ln in result.output.splitlines() if ln.strip()]  # type: ignore[attr-defined]
+    lines = other_lines(result.output)  # type: ignore[attr-defined]
     assert len(lines) == 1, result.output  # type: ignore[attr-defined]
     return lines[0]
 

@@ -11,6 +11,7 @@ import soundfile as sf
 import trimesh
 from helpers.audio import output_file, sum_error
 from helpers.models import save_tiny
+from helpers.output import other_lines
 from helpers.scenes import QUARTET, person_mesh, room
 from typer.testing import CliRunner
 
@@ -43,7 +44,8 @@ def run(*args: str | Path) -> object:
 
 
 def one_line_error(result: object) -> str:
-    lines = [ln for ln in result.output.splitlines() if ln.strip()]  # type: ignore[attr-defined]
+    """The error: one line, after the progress lines of the stages that ran before it."""
+    lines = other_lines(result.output)  # type: ignore[attr-defined]
     assert len(lines) == 1, result.output  # type: ignore[attr-defined]
     return lines[0]
 
@@ -221,7 +223,15 @@ def test_inspect_with_model_and_plot(files: dict[str, Path], tmp_path: Path) -> 
         assert 0 < perf["confidence"] <= 1 and perf["points"] > 50
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and png.stat().st_size > 20_000
     table = run("inspect", files["scene"], "--model", files["model"])
-    assert table.exit_code == 0 and "performer 4" in table.output
+    assert table.exit_code == 0, table.output
+    # The performers' table: number, instrument, confidence, x, y, z, points; one row each.
+    rows = [[c.strip() for c in ln.split("│")[1:-1]] for ln in table.stdout.splitlines()]
+    rows = [r for r in rows if len(r) == 7]
+    assert [r[:2] for r in rows] == [
+        [str(i), p["instrument"]] for i, p in enumerate(report["performers"], 1)
+    ]
+    shown = [[float(v) for v in r[3:6]] for r in rows]  # 2 decimals; the JSON has 4
+    assert np.allclose(shown, [p["position"] for p in report["performers"]], atol=0.0051)
     bad = run("inspect", files["scene"], "--plot", tmp_path / "x.jpg")
     assert bad.exit_code == 2
 
@@ -244,7 +254,7 @@ def test_a_cloud_in_millimetres_is_named_so(files: dict[str, Path], tmp_path: Pa
     assert error.startswith(f"error: {tmp_path / 'mm.ply'}: no performer found")
     assert error.endswith(f"{looks})") and not (tmp_path / "o").exists()
     fixed = run(*args, "--units", "mm", "--json")
-    assert fixed.exit_code == 0 and fixed.stderr.strip() == ""  # the bar leaves a blank line
+    assert fixed.exit_code == 0 and other_lines(fixed.stderr) == []  # progress lines only
     assert len(json.loads(fixed.stdout)["stems"]) == len(QUARTET)
 
 
@@ -256,7 +266,7 @@ def test_a_stray_far_point_is_warned_about(files: dict[str, Path], tmp_path: Pat
                  "--model", files["model"], "--json")  # fmt: skip
     assert result.exit_code == 0, result.output
     assert len(json.loads(result.stdout)["stems"]) == len(QUARTET)
-    [warning] = [line for line in result.stderr.splitlines() if line.strip()]
+    [warning] = other_lines(result.stderr)
     assert warning.startswith(f"warning: {tmp_path / 'stray.ply'}: it spans 30")
     assert warning.endswith("if its coordinates are not metres, pass --units mm, cm or ft")
 

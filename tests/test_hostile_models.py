@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 from helpers.audio import wav
+from helpers.output import other_lines
 from typer.testing import CliRunner
 
 from pcsep_cli.cli import app
@@ -26,9 +27,11 @@ def _with_class(model: Path, folder: Path, name: str) -> Path:
 
 
 def _one_line_error(output: str) -> str:
-    assert output.startswith("error: ") and output.count("\n") == 1, output
+    """The error: one line, after the progress lines of the stages that ran before it."""
+    lines = other_lines(output)
+    assert len(lines) == 1 and lines[0].startswith("error: "), output
     assert "Traceback" not in output and "\x1b" not in output
-    return output
+    return lines[0]
 
 
 def test_inspect_refuses_a_class_name_with_terminal_escapes(

@@ -21,6 +21,7 @@ from pathlib import Path
 
 import pytest
 from helpers.audio import output_file, wav
+from helpers.output import other_lines
 from hypothesis import HealthCheck, assume, event, given, settings
 from hypothesis import strategies as st
 from typer.testing import CliRunner
@@ -141,7 +142,7 @@ def test_separate_with_any_recording_name_and_template(
             manifest = json.loads(result.stdout)
             assert all(output_file(manifest, s).is_file() for s in manifest["stems"])
         else:
-            lines = [ln for ln in result.stderr.splitlines() if ln.strip()]
+            lines = other_lines(result.stderr)  # the error, after any progress lines
             assert len(lines) == 1 and lines[0].startswith("error: "), result.stderr
             assert not out.exists() or list(out.iterdir()) == []
 
@@ -172,7 +173,7 @@ def test_batch_with_any_names_and_template(
             assert done["status"] == "done"
             return
         if not result.stdout.strip():  # refused before any item ran: one line
-            lines = [ln for ln in result.stderr.splitlines() if ln.strip()]
+            lines = other_lines(result.stderr)  # the error, after any progress lines
             assert len(lines) == 1 and lines[0].startswith("error: "), result.stderr
         else:  # the item failed: its error is one line
             (failed,) = json.loads(result.stdout)["items"]

@@ -1,17 +1,24 @@
-"""The scene plot: a real PNG of the asked size, with the scene drawn and performers boxed."""
+"""The scene plot: a real PNG of the asked size, with the scene drawn and performers boxed, in
+the coordinates of ``pcsep inspect``'s table and the manifest, labels apart."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
 from matplotlib import colormaps
+from matplotlib.figure import Figure
 from matplotlib.image import imread
+from matplotlib.text import Annotation
+from typer.testing import CliRunner
 
+from pcsep_cli.cli import app
 from pcsep_cli.errors import OutputExistsError, PcsepError
-from pcsep_cli.io.pointcloud import PointCloud
-from pcsep_cli.plot import plot_scene
+from pcsep_cli.io.pointcloud import PointCloud, read_cloud, write_ply
+from pcsep_cli.plot import plot_scene, scene_figure
 from pcsep_cli.scene import Performer, find_performers
 
 
@@ -82,3 +89,84 @@ def test_bad_arguments(tmp_path: Path) -> None:
         plot_scene(cloud, performers, None, out, overwrite=False)
     assert out.read_bytes() == b"keep me"
     assert [p.name for p in tmp_path.iterdir()] == ["x.png"]  # no temporary file left
+
+
+def _turned(cloud: PointCloud, degrees: float, shift: tuple[float, float, float]) -> PointCloud:
+    """The same scene turned about z and moved: its floor frame is not its own coordinates."""
+    a = np.radians(degrees)
+    turn = np.array([[np.cos(a), -np.sin(a), 0.0], [np.sin(a), np.cos(a), 0.0], [0.0, 0.0, 1.0]])
+    return PointCloud(xyz=cloud.xyz @ turn.T + np.array(shift), rgb=cloud.rgb)
+
+
+def _drawn(fig: Figure, gid: str) -> tuple[list[np.ndarray], list[Any], list[Any]]:
+    """The crosses, boxes and labels drawn for ``gid`` in each panel."""
+    crosses, boxes, labels = [], [], []
+    for ax in fig.axes[:2]:
+        crosses += [np.r_[ln.get_xdata(), ln.get_ydata()] for ln in ax.lines if ln.get_gid() == gid]
+        boxes += [p for p in ax.patches if p.get_gid() == gid]
+        labels += [t for t in ax.texts if t.get_gid() == gid]
+    return crosses, boxes, labels
+
+
+def test_plotted_positions_are_the_table_s(tmp_path: Path) -> None:
+    """The plot draws in the cloud's own coordinates, as ``pcsep inspect`` and the manifest
+    give them (it drew in the floor frame, up to a metre away)."""
+    scene, _ = _scene(rgb=True)
+    cloud = _turned(scene, 30.0, (100.0, -50.0, 2.0))
+    path = tmp_path / "scene.ply"
+    write_ply(path, cloud)
+    report = CliRunner().invoke(
+        app, ["inspect", str(path), "--json", "--plot", str(tmp_path / "s.png")]
+    )
+    assert report.exit_code == 0, report.output
+    table = [p["position"] for p in json.loads(report.stdout)["performers"]]
+    read = read_cloud(path)
+    performers = find_performers(read)
+    fig = scene_figure(read, performers, None)
+    assert len(performers) == len(table) == 2
+    for i, perf in enumerate(performers):
+        crosses, boxes, labels = _drawn(fig, f"performer {i + 1}")
+        top, front = crosses
+        assert np.allclose(top, table[i][:2], atol=1e-4) and np.allclose(
+            front, table[i][::2], atol=1e-4
+        )
+        assert np.array_equal(top, perf.position[:2])  # exactly what the manifest is given
+        lo, hi = perf.bbox
+        assert np.allclose(boxes[0].get_xy(), lo[:2]) and np.isclose(
+            boxes[0].get_width(), hi[0] - lo[0]
+        )
+        assert [t.get_text() for t in labels] == [f"{i + 1}"] * 2  # numbered as the table
+    axes = [(ax.get_xlabel(), ax.get_ylabel()) for ax in fig.axes[:2]]
+    assert axes == [("x (m)", "y (m)"), ("x (m)", "z (m)")]
+    # The floor frame is far from these coordinates: a plot in it would not match.
+    floor = _apply_frame(performers[0].frame, performers[0].position)
+    assert np.linalg.norm(floor[:2] - performers[0].position[:2]) > 1.0
+
+
+def _apply_frame(t: np.ndarray, p: np.ndarray) -> np.ndarray:
+    return t[:3, :3] @ p + t[:3, 3]
+
+
+@pytest.mark.parametrize("sensor", [None, np.array([0.0, -3.0, 1.5])])
+def test_labels_of_performers_close_together_do_not_overlap(sensor: np.ndarray | None) -> None:
+    rng = np.random.default_rng(1)
+    floor = rng.uniform([-3, 0, 0], [3, 4, 0], size=(20000, 3))
+    xs = (-1.7, -0.85, 0.0, 0.85, 1.7)  # 0.35 m between bodies: labels are wider than that
+    bodies = [rng.uniform([x - 0.25, 1.8, 0.0], [x + 0.25, 2.2, 1.7], (3000, 3)) for x in xs]
+    cloud = PointCloud(xyz=np.concatenate([floor, *bodies]) + rng.normal(0, 0.003, (35000, 3)))
+    performers = find_performers(cloud)
+    assert len(performers) == len(xs)
+    labels = [("double_bass", 0.99), ("saxophone", 0.97), ("none", 0.61), ("trombone", 0.9),
+              ("clarinet", 0.88)]  # fmt: skip
+    fig = scene_figure(cloud, performers, labels, sensor)
+    fig.canvas.draw()
+    renderer = fig.canvas.get_renderer()
+    notes = [t for ax in fig.axes for t in ax.texts if isinstance(t, Annotation)]
+    assert len(notes) == 2 * len(xs) + (sensor is not None)
+    boxes = [n.get_bbox_patch().get_window_extent(renderer) if n.get_bbox_patch() else
+             n.get_window_extent(renderer) for n in notes]  # fmt: skip
+    for a in range(len(boxes)):
+        for b in range(a + 1, len(boxes)):
+            assert not boxes[a].overlaps(boxes[b]), (notes[a].get_text(), notes[b].get_text())
+    assert sum(n.xyann != (0, 3) for n in notes) >= 2  # some had to move
+    assert {n.get_text() for n in notes} >= {"1 double_bass 99%", "3 none 61%"}

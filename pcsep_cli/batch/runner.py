@@ -2,8 +2,8 @@
 
 :class:`SeparatorRunner` is the ``run_item`` callable that :func:`pcsep_cli.batch.run_batch`
 calls on its worker threads. It maps a batch item to a separation job (its output names from
-the plan's ``--filename``, ``{track}`` being the item's name), and the separator's two-pass
-progress to one bar per item.
+the plan's ``--filename``, ``{track}`` being the item's name), and passes on the item's
+progress events as the job reports them (stages ``read`` to ``write``, :mod:`pcsep_cli.progress`).
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING
 from pcsep_cli.batch.plan import BatchItem
 from pcsep_cli.batch.run import BatchPlan, track_template
 from pcsep_cli.errors import PcsepError
-from pcsep_cli.progress import Progress, ProgressFn
+from pcsep_cli.progress import ProgressFn
 from pcsep_cli.separate.job import SeparateOptions
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -34,8 +34,8 @@ class SeparatorRunner:
     readable, performers found; existing outputs are refused before anything is written unless
     ``overwrite``), then separated by the one
     :class:`~pcsep_cli.separate.Separator`, loaded on first need: a batch whose items are all
-    finished or broken never loads a model. Its progress is one bar per item: both of the
-    separator's passes over the recording (separate, then write) count.
+    finished or broken never loads a model. Its progress events are those of
+    :func:`~pcsep_cli.separate.job.prepare_job` and :func:`~pcsep_cli.separate.output.run_job`.
 
     Args:
         plan: the plan (output root and file name template).
@@ -79,14 +79,9 @@ class SeparatorRunner:
         options = dataclasses.replace(
             self.options, filename=track_template(self.plan.filename, item.name)
         )
-        # Absolute: error messages and the manifest's own path then name the item's files
-        # wherever the batch was started.
-        job = prepare_job(item.audio, [item.cloud], self.plan.out.absolute(), options)
-        frames = max(job.frames, 1)
-
-        def report(step: Progress) -> None:
-            done = step.done if step.stage == "separate" else frames + step.done
-            progress(Progress("item", min(done, 2 * frames), 2 * frames, "frame"))
-
-        manifest = run_job(self.separator, job, progress=report)
+        # Absolute: the manifest's paths then mean the same from any working folder.
+        job = prepare_job(
+            item.audio, [item.cloud], self.plan.out.absolute(), options, progress=progress
+        )
+        manifest = run_job(self.separator, job, progress=progress)
         return [stem["name"] for stem in manifest["stems"]]

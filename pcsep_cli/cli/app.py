@@ -22,7 +22,7 @@ import typer
 from typer.core import TyperArgument, TyperCommand, TyperGroup, TyperOption
 
 from pcsep_cli import __version__
-from pcsep_cli.progress import Progress
+from pcsep_cli.progress import Progress, ProgressFn
 
 if TYPE_CHECKING:  # pragma: no cover
     from pcsep_cli.separate.separator import Separator
@@ -351,6 +351,12 @@ OverwriteOpt = Annotated[
     bool,
     typer.Option("--overwrite", help="Replace existing outputs.", rich_help_panel=SEP_PANEL),
 ]
+QuietOpt = Annotated[
+    bool,
+    typer.Option(
+        "--quiet", "-q", help="No progress on stderr (errors and results are still shown)."
+    ),
+]
 
 
 class ProgressBar:
@@ -381,15 +387,20 @@ class ProgressBar:
 
 
 def load_separator(
-    model: str | None, device: str, offline: bool, segment: float, overlap: float
+    model: str | None,
+    device: str,
+    offline: bool,
+    segment: float,
+    overlap: float,
+    progress: ProgressFn,
 ) -> Separator:
-    """Load the model for ``separate`` and ``batch``, with a spinner naming it."""
-    from pcsep_cli.separate.separator import Separator
+    """Load the model for ``separate`` and ``batch``, reported as stage ``load`` (its name)."""
+    progress(Progress("load", 0, None, "", model or "the default model"))
+    from pcsep_cli.separate.separator import Separator  # torch: after the stage is shown
 
-    with stderr_console().status(f"loading {safe_text(model or 'the default model')}"):
-        return Separator.from_pretrained(
-            model, device=device, offline=offline or None, segment=segment, overlap=overlap
-        )
+    return Separator.from_pretrained(
+        model, device=device, offline=offline or None, segment=segment, overlap=overlap
+    )
 
 
 def go_offline(offline: bool) -> None:

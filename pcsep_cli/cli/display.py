@@ -1,4 +1,5 @@
-"""What ``pcsep batch`` shows: live bars while it runs, a summary table and failures at the end.
+"""What ``pcsep batch`` shows: live progress while it runs, a summary table and failures at the
+end.
 
 Part of the command line (only :mod:`pcsep_cli.cli` imports it): the library reports through
 :class:`~pcsep_cli.batch.BatchObserver` callbacks and never draws. Kept out of ``cli.py`` so
@@ -7,29 +8,25 @@ that file stays a list of commands.
 
 from __future__ import annotations
 
-import threading
 from typing import TYPE_CHECKING
 
 from rich.console import Console
-from rich.progress import (
-    BarColumn,
-    Progress,
-    TaskID,
-    TaskProgressColumn,
-    TextColumn,
-    TimeElapsedColumn,
-    TimeRemainingColumn,
-)
 from rich.table import Table
 
-from pcsep_cli.batch.run import BatchObserver, BatchPlan, BatchSummary, ItemResult
+from pcsep_cli.batch.run import FINISHED_BEFORE, BatchObserver, BatchPlan, BatchSummary, ItemResult
 from pcsep_cli.cli.app import safe_text
+from pcsep_cli.cli.progress_view import ProgressView
 from pcsep_cli.progress import Progress as ProgressEvent
 
 if TYPE_CHECKING:  # pragma: no cover
     from pcsep_cli.batch.plan import BatchItem
 
-__all__ = ["BatchDisplay", "print_failures", "print_plan_notes", "print_summary"]
+__all__ = [
+    "BatchDisplay",
+    "print_failures",
+    "print_plan_notes",
+    "print_summary",
+]
 
 MAX_TABLE_ROWS = 200
 """Past this many items the table lists only items that did not finish now or before."""
@@ -38,70 +35,49 @@ _STYLE = {"done": "green", "skipped": "dim", "failed": "bold red", "cancelled": 
 
 
 class BatchDisplay(BatchObserver):
-    """An overall bar (items of this shard) and one bar per running item, on stderr.
+    """The batch's progress on stderr (:class:`~pcsep_cli.cli.progress_view.ProgressView`):
+    items done of all, failures and time left, and one line per running item, the same display
+    as ``pcsep separate``'s; plain lines when stderr is not a terminal.
 
-    Use as a context manager around :func:`~pcsep_cli.batch.run_batch`. The bars vanish at the
-    end (the summary table follows). Thread-safe: rich's ``Progress`` takes its own lock.
+    Use as a context manager around :func:`~pcsep_cli.batch.run_batch`; pass :attr:`view` to
+    :func:`~pcsep_cli.cli.app.load_separator` to show the model loading. Thread-safe.
 
     Args:
         console: where to draw (stderr).
         plan: the plan about to run.
+        quiet: draw nothing but failures at the end (``--quiet``).
     """
 
-    def __init__(self, console: Console, plan: BatchPlan) -> None:
-        self._progress = Progress(
-            TextColumn("{task.description}"),
-            BarColumn(),
-            TaskProgressColumn(),
-            TextColumn("{task.fields[count]}"),  # items for the overall bar, blank per item
-            TimeElapsedColumn(),
-            TimeRemainingColumn(),
-            console=console,
-            transient=True,
-        )
+    def __init__(self, console: Console, plan: BatchPlan, *, quiet: bool = False) -> None:
+        self.view = ProgressView.for_console(console, quiet=quiet)
         shard = f" (shard {plan.shard})" if plan.shard else ""
-        total = len(plan.todo) + len(plan.finished)
-        self._total = total
-        self._done = 0
-        self._overall = self._progress.add_task(
-            f"[bold]batch{shard}", total=total, count=f"0/{total}"
-        )
-        self._tasks: dict[str, TaskID] = {}
-        self._lock = threading.Lock()
+        self.view.start_batch(f"batch{shard}", len(plan.todo) + len(plan.finished), len(plan.todo))
 
     def __enter__(self) -> BatchDisplay:
-        self._progress.start()
+        self.view.__enter__()
         return self
 
     def __exit__(self, *exc: object) -> None:
-        self._progress.stop()
+        self.view.__exit__(*exc)
+
+    def finish(self) -> None:
+        """The closing line when stderr is not a terminal."""
+        self.view.finish()
 
     def item_started(self, item: BatchItem) -> None:
-        task = self._progress.add_task(f"  {safe_text(item.name)}", total=None, count="")
-        with self._lock:
-            self._tasks[item.name] = task
+        self.view.item(item.name)
 
     def item_progress(self, item: BatchItem, event: ProgressEvent) -> None:
-        with self._lock:
-            task = self._tasks.get(item.name)
-        if task is not None:
-            self._progress.update(task, completed=event.done, total=event.total or None)
+        self.view.item(item.name, event)
 
     def item_finished(self, result: ItemResult) -> None:
-        with self._lock:
-            task = self._tasks.pop(result.item.name, None)
-            self._done += 1
-            count = f"{self._done}/{self._total}"
-        if task is not None:
-            self._progress.remove_task(task)
-        self._progress.update(self._overall, advance=1, count=count)
-        if result.status == "failed":
+        failed = result.status == "failed"
+        self.view.item_ended(result.item.name, ran=result.note != FINISHED_BEFORE, failed=failed)
+        if failed:
             # Printed above the bars as it happens, so a long batch shows trouble early.
-            self._progress.console.print(
+            self.view.note(
                 f"[bold red]failed[/]: {safe_text(result.item.name)}: "
-                f"{safe_text(result.error or '')}",
-                soft_wrap=True,
-                highlight=False,
+                f"{safe_text(result.error or '')}"
             )
 
 

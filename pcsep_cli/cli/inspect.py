@@ -59,7 +59,12 @@ def inspect(
         return
     from rich.table import Table
 
-    table = Table(title=safe_text(str(cloud)), show_header=False, title_justify="left")
+    console = stdout_console()
+    # The path on a line of its own, whole (a table title would break it to the table's width).
+    console.print(safe_text(str(cloud)), style="italic", soft_wrap=True)
+    table = Table(show_header=False)
+    table.add_column(no_wrap=True)
+    table.add_column(no_wrap=True)
     table.add_row("format", safe_text(pc.format))
     table.add_row("points", f"{pc.num_points:,}")
     if pc.dropped:
@@ -70,16 +75,36 @@ def inspect(
     table.add_row("extent (m)", "  ".join(f"{v:.3f}" for v in hi - lo))
     table.add_row("colour", "yes" if pc.rgb is not None else "no")
     table.add_row("intensity", "yes" if pc.intensity is not None else "no")
-    for i, perf in enumerate(report.get("performers", []), 1):
-        what = safe_text(perf["instrument"] or "?")
-        if perf["confidence"] is not None:
-            what += f" ({100 * perf['confidence']:.0f}%)"
-        pos = "  ".join(f"{v:.2f}" for v in perf["position"])
-        table.add_row(f"performer {i}", f"{what} at {pos}, {perf['points']:,} points")
-    stdout_console().print(table)
+    console.print(table)
+    if "performers" in report:
+        console.print(_performer_table(report["performers"]))
     print_warnings(report["warnings"])
     if plot is not None:
-        stdout_console().print(f"plot: {safe_text(str(plot))}")
+        console.print(f"plot: {safe_text(str(plot))}", soft_wrap=True)
+
+
+def _performer_table(performers: list[dict[str, Any]]) -> Any:
+    """One row per performer: instrument, confidence, position (the plot's and the manifest's
+    coordinates), points; nothing in it wraps."""
+    from rich.table import Table
+
+    table = Table()
+    table.add_column("performer", justify="right", no_wrap=True)
+    table.add_column("instrument", no_wrap=True)
+    table.add_column("confidence", justify="right", no_wrap=True)
+    for axis in "xyz":
+        table.add_column(f"{axis} (m)", justify="right", no_wrap=True)
+    table.add_column("points", justify="right", no_wrap=True)
+    for i, perf in enumerate(performers, 1):
+        conf = perf["confidence"]
+        table.add_row(
+            str(i),
+            safe_text(perf["instrument"] or "?"),
+            "" if conf is None else f"{100 * conf:.0f}%",
+            *(f"{v:.2f}" for v in perf["position"]),
+            f"{perf['points']:,}",
+        )
+    return table
 
 
 def _inspect_performers(pc: Any, model: str | None, plot: Path | None) -> list[dict[str, Any]]:

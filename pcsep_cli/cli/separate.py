@@ -22,8 +22,8 @@ from pcsep_cli.cli.app import (
     OfflineOpt,
     OverlapOpt,
     OverwriteOpt,
-    ProgressBar,
     QualityOpt,
+    QuietOpt,
     SegmentOpt,
     StartOpt,
     StemsOpt,
@@ -37,7 +37,6 @@ from pcsep_cli.cli.app import (
     stderr_console,
     stdout_console,
 )
-from pcsep_cli.progress import Progress
 
 
 def _part_and_stems(stems: str | None, start: str | None, duration: str | None) -> dict[str, Any]:
@@ -114,6 +113,7 @@ def separate(
     units: UnitsOpt = None,
     offline: OfflineOpt = False,
     as_json: Annotated[bool, typer.Option("--json", help="Print the manifest.")] = False,
+    quiet: QuietOpt = False,
 ) -> None:
     """Write one audio file per instrument seen in the scene, a residual and manifest.json."""
     labels = None
@@ -122,6 +122,7 @@ def separate(
         if not labels:
             raise typer.BadParameter("--instruments needs at least one name")
     go_offline(offline)
+    from pcsep_cli.cli.progress_view import ProgressView
     from pcsep_cli.separate.job import SeparateOptions, prepare_job
 
     try:
@@ -140,21 +141,16 @@ def separate(
         )
     except ValueError as err:
         raise typer.BadParameter(str(err)) from None
-    # Everything that can fail without a model fails here, before the model loads.
-    job = prepare_job(audio, clouds or [], out, options)
-    print_warnings(job.warnings)
-    from pcsep_cli.separate.output import run_job
+    with ProgressView.for_console(stderr_console(), quiet=quiet) as view:
+        # Everything that can fail without a model fails here, before the model loads.
+        job = prepare_job(audio, clouds or [], out, options, progress=view)
+        print_warnings(job.warnings)
+        separator = load_separator(model, device, offline, segment, overlap, view)
+        _check_stems(options, separator)
+        from pcsep_cli.separate.output import run_job
 
-    separator = load_separator(model, device, offline, segment, overlap)
-    _check_stems(options, separator)
-    frames = job.frames
-    with ProgressBar("separating") as bar:
-
-        def progress(event: Progress) -> None:
-            done = event.done + (frames if event.stage == "write" else 0)
-            bar(Progress(event.stage, done, 2 * frames, event.unit))
-
-        manifest = run_job(separator, job, progress=progress)
+        manifest = run_job(separator, job, progress=view)
+        view.finish()
     if as_json:
         typer.echo(json.dumps(manifest))
         return
@@ -169,29 +165,38 @@ pcsep separate take.wav scan.las --units mm --device cuda"""
 
 
 def _print_manifest(manifest: dict[str, Any]) -> None:
+    """The stems as a table (no paths: a table cuts them to fit), then every output path whole
+    on its own line, so it can be copied however narrow the terminal or the pipe."""
     from rich.table import Table
 
+    console = stdout_console()
     folder = Path(manifest["manifest"]).parent  # the manifest's paths are relative to it
-    table = Table(title=shown_path(folder / manifest["audio"]), title_justify="left")
-    for column in ("stem", "instrument", "confidence", "position (m)", "file"):
-        table.add_column(column)
+    console.print(shown_path(folder / manifest["audio"]), style="italic", soft_wrap=True)
+    table = Table()
+    table.add_column("stem", no_wrap=True)
+    table.add_column("instrument", no_wrap=True)
+    table.add_column("confidence", justify="right", no_wrap=True)
+    for axis in "xyz":
+        table.add_column(f"{axis} (m)", justify="right", no_wrap=True)
     for stem in manifest["stems"]:
         pos = stem["position"]
         table.add_row(
             safe_text(stem["name"]),
             safe_text(stem["instrument"]),
             f"{100 * stem['confidence']:.0f}%",
-            "-" if pos is None else "  ".join(f"{v:.2f}" for v in pos),
-            safe_text(stem["path"]),  # relative to the manifest's folder, printed below
+            *(["-"] * 3 if pos is None else [f"{v:.2f}" for v in pos]),
         )
-    if manifest["residual"]:
-        table.add_row("residual", "", "", "", safe_text(manifest["residual"]["path"]))
-    console = stdout_console()
     console.print(table)
     ignored = manifest["ignored"]
     if ignored:
         console.print(f"{len(ignored)} cluster(s) without an instrument (none) not separated")
-    console.print(f"manifest: {shown_path(Path(manifest['manifest']))}")
+    console.print("stems:")
+    for stem in manifest["stems"]:
+        console.print(f"  {shown_path(folder / stem['path'])}", soft_wrap=True)
+    if manifest["residual"]:
+        residual = shown_path(folder / manifest["residual"]["path"])
+        console.print(f"residual: {residual}", soft_wrap=True)
+    console.print(f"manifest: {shown_path(Path(manifest['manifest']))}", soft_wrap=True)
 
 
 BATCH_HELP = (
@@ -278,6 +283,7 @@ def batch(
     overwrite: OverwriteOpt = False,
     units: UnitsOpt = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the summary as JSON.")] = False,
+    quiet: QuietOpt = False,
 ) -> None:
     from pcsep_cli.batch import plan_batch, run_batch
     from pcsep_cli.batch.plan import parse_shard
@@ -317,17 +323,18 @@ def batch(
     err_console = stderr_console()
     print_plan_notes(err_console, plan)
     separator = None
-    if plan.todo:
-        go_offline(offline)
-        if threads is not None:
-            import torch
+    with BatchDisplay(err_console, plan, quiet=quiet) as display:
+        if plan.todo:
+            go_offline(offline)
+            separator = load_separator(model, device, offline, segment, overlap, display.view)
+            if threads is not None:
+                import torch
 
-            torch.set_num_threads(threads)
-        separator = load_separator(model, device, offline, segment, overlap)
-        _check_stems(options, separator)
-    runner = SeparatorRunner(plan, options, lambda: separator)
-    with BatchDisplay(err_console, plan) as display:
+                torch.set_num_threads(threads)  # before the workers start: they inherit it
+            _check_stems(options, separator)
+        runner = SeparatorRunner(plan, options, lambda: separator)
         summary = run_batch(plan, runner, jobs=jobs, fail_fast=fail_fast, observer=display)
+        display.finish()
     if as_json:
         typer.echo(json.dumps(summary.to_json()))
     else:

@@ -40,6 +40,7 @@ from typing import TYPE_CHECKING
 from pcsep_cli.errors import AudioError, OutputExistsError, PcsepError, SceneError
 from pcsep_cli.io.audio import AudioInfo, audio_info
 from pcsep_cli.io.encoding import LOSSY_FORMATS, WRITE_FORMATS, Encoding, encoding_for
+from pcsep_cli.progress import Progress, ProgressFn
 from pcsep_cli.separate.span import parse_time, part_of
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -500,6 +501,8 @@ def prepare_job(
     clouds: Sequence[str | os.PathLike[str]],
     out_dir: str | os.PathLike[str],
     options: SeparateOptions | None = None,
+    *,
+    progress: ProgressFn | None = None,
 ) -> SeparationJob:
     """Validate a separation without loading a model (cheap checks first).
 
@@ -508,6 +511,7 @@ def prepare_job(
         clouds: one whole-scene cloud, or one cloud per performer; may be empty in label mode.
         out_dir: output folder (created later).
         options: output settings (defaults if None).
+        progress: receives the stages ``read`` and ``find`` (:mod:`pcsep_cli.progress`).
 
     Raises:
         AudioError: unreadable audio, a format that cannot hold it (channels, rate, bit depth,
@@ -540,14 +544,20 @@ def prepare_job(
     performers = None
     warnings: list[str] = []
     if paths:
-        from pcsep_cli.scene import find_scene_performers
+        read: list[PointCloud] = []
+        for p in paths:
+            _report(progress, Progress("read", len(read), len(paths), "file", p.name))
+            read.append(read_cloud(p, units=options.units))
+        _report(progress, Progress("read", len(read), len(paths), "file"))
+        _report(progress, Progress("find", 0, None, "performer"))
+        from pcsep_cli.scene import find_scene_performers  # scipy: after the read is shown
 
-        read: list[PointCloud] = [read_cloud(p, units=options.units) for p in paths]
         for path, cloud in zip(paths, read, strict=True):
             word = units_warning(cloud)
             if word:
                 warnings.append(f"{path}: {word}")
         performers = find_scene_performers(read)
+        _report(progress, Progress("find", len(performers), len(performers), "performer"))
         labels = options.instruments
         if labels is not None and len(performers) != len(labels):
             raise SceneError(
@@ -570,3 +580,8 @@ def prepare_job(
         length=length,
         warnings=warnings,
     )
+
+
+def _report(progress: ProgressFn | None, event: Progress) -> None:
+    if progress is not None:
+        progress(event)

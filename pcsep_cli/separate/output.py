@@ -91,6 +91,9 @@ def run_job(
 ) -> dict[str, Any]:
     """Separate ``job`` with ``separator`` and write stems, residual and manifest.
 
+    ``progress`` receives the stages ``classify`` (scene mode), ``separate`` and ``write``
+    (seconds of audio; see :mod:`pcsep_cli.progress`).
+
     Returns:
         The manifest: ``{"version", "audio", "clouds", "mode", "model", "sample_rate",
         "channels", "frames", "duration_s", "start_s", "start_frame", "format", "subtype",
@@ -111,8 +114,7 @@ def run_job(
             ``stems`` class that no performer has.
         AudioError, PcsepError: reading or writing failed (no partial file is left).
     """
-    opts = job.options
-    cond = separator.condition(job.performers, opts.instruments)
+    cond = _condition(separator, job, progress)
     written = _selected(job, cond.stems)
     paths, res_path, man_path = _output_paths(job, [cond.stems[i] for i in written])
     made = _prepare_outputs(job, [*paths, *([res_path] if res_path else []), man_path])
@@ -147,6 +149,18 @@ def _selected(job: SeparationJob, stems: list[Detection]) -> list[int]:
     return [i for i, d in enumerate(stems) if d.instrument in wanted]
 
 
+def _condition(separator: Separator, job: SeparationJob, progress: ProgressFn | None) -> Conditions:
+    """The separator's conditions, reported as stage ``classify`` when performers are named
+    from their clouds (in label mode nothing is classified)."""
+    performers = job.performers
+    if progress is None or job.options.instruments is not None or not performers:
+        return separator.condition(performers, job.options.instruments)
+    progress(Progress("classify", 0, len(performers), "performer"))
+    cond = separator.condition(performers, None)
+    progress(Progress("classify", len(performers), len(performers), "performer"))
+    return cond
+
+
 def _separate_and_write(
     separator: Separator,
     job: SeparationJob,
@@ -158,7 +172,6 @@ def _separate_and_write(
     """Both passes and the manifest, committed together (nothing in place on an error)."""
     opts = job.options
     paths, res_path, man_path = targets
-    frames = job.frames
     peaks = np.zeros(len(written))
     finished: list[PendingFile] = []  # complete outputs, not yet in place
     try:
@@ -169,8 +182,6 @@ def _separate_and_write(
             _first_pass(separator, job, cond, written, temps, peaks, progress)
             gains = [1.0 if opts.clip_mode != "rescale" else _gain(pk, "rescale") for pk in peaks]
             sum_err, clipped = _second_pass(job, temps, paths, res_path, gains, progress, finished)
-        if progress is not None:
-            progress(Progress("write", frames, frames, "frame"))
         manifest = _manifest(separator, job, cond, written, targets, gains, peaks)
         lossy = job.output_encoding().lossy
         manifest["sum_max_error"] = sum_err if res_path is not None and not lossy else None
@@ -406,6 +417,9 @@ def _second_pass(
     opts, info = job.options, job.info
     scale = _quantiser(job.subtype)
     max_err, clipped, done = 0.0, 0, 0
+    seconds = job.frames / info.sample_rate
+    if progress is not None:
+        progress(Progress("write", 0.0, seconds, "s"))
 
     def writer(p: Path) -> AudioWriter:
         return AudioWriter(
@@ -453,7 +467,7 @@ def _second_pass(
                 max_err = max(max_err, float(np.abs(total + res - mix).max(initial=0.0)))
             done += x.shape[1]
             if progress is not None:
-                progress(Progress("write", done, job.frames, "frame"))
+                progress(Progress("write", done / info.sample_rate, seconds, "s"))
     if not math.isfinite(max_err):
         raise AudioError("the outputs do not add up to the mixture (NaN)", job.audio)
     return max_err, clipped

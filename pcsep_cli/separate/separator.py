@@ -22,9 +22,9 @@ cloud, the performers found in it (left to right) must match the labels one to o
 give the stems their positions; without one, positions are None.
 
 Progress: callables receive :class:`~pcsep_cli.progress.Progress` events (stage ``separate``,
-unit ``frame``). Threads: torch's own default (one per core); a caller may set
-``torch.set_num_threads`` before. A :class:`Separator` holds no state between calls, so
-threads may share one.
+unit ``s``: seconds of audio, from 0 when the first block begins). Threads: torch's own
+default (one per core); a caller may set ``torch.set_num_threads`` before. A
+:class:`Separator` holds no state between calls, so threads may share one.
 """
 
 from __future__ import annotations
@@ -382,7 +382,8 @@ class Separator:
             sample_rate: their rate (Hz).
             conditions: from :meth:`condition`.
             total_frames: the signal's length, for progress.
-            progress: called after each block.
+            progress: called before the first block and after each one, with the seconds of
+                audio done (stage ``separate``, unit ``s``).
 
         Yields:
             float32 ``(P + 1, C, m)``: P stems then the residual; concatenated along the
@@ -404,12 +405,15 @@ class Separator:
         def process(block: np.ndarray) -> np.ndarray:
             return self._chunk(block, rmap, conditions.film)
 
+        total = None if total_frames is None else total_frames / sample_rate
+        if progress is not None:
+            progress(Progress("separate", 0.0, total, "s"))
         done = 0
         for ready in overlap_add(itertools.chain([first], it), overlap, process):
             done += ready.shape[-1]
             yield ready
             if progress is not None:
-                progress(Progress("separate", done, total_frames, "frame"))
+                progress(Progress("separate", done / sample_rate, total, "s"))
 
     def separate(
         self,

@@ -37,7 +37,7 @@ def _separate(out: Path, *extra: str) -> dict:
     args = ["separate", str(EXAMPLE / "mixture.flac"), str(EXAMPLE / "scene.ply")]
     result = runner.invoke(app, [*args, "-o", str(out), "--json", *extra])
     assert result.exit_code == 0, result.output
-    return json.loads(result.output)
+    return json.loads(result.stdout)  # progress lines go to stderr
 
 
 def _stems(manifest: dict) -> list[np.ndarray]:

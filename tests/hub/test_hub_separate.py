@@ -22,7 +22,7 @@ def _separate(mix: Path, out: Path, model: str) -> dict:
          "-o", str(out), "--json"],
     )  # fmt: skip
     assert result.exit_code == 0, result.output
-    return json.loads(result.output)
+    return json.loads(result.stdout)  # progress lines go to stderr
 
 
 def test_directory_and_hub_revision_give_identical_stems(hub, make_model, as_files, tmp_path):
