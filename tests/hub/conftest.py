@@ -5,6 +5,7 @@ It serves what ``snapshot_download`` uses (huggingface_hub 2.x):
 
 - ``GET /api/models/{owner}/{name}[/revision/{rev}]``: ``sha`` and ``siblings``;
 - ``GET /api/models/{owner}/{name}/tree/{rev}``: the file list of a commit;
+- ``GET /api/models/{owner}/{name}/refs``: branches and tags;
 - ``HEAD`` / ``GET /{owner}/{name}/resolve/{rev}/{file}``: ``X-Repo-Commit``, ``ETag``,
   ``Content-Length``, ``Range`` requests (206). No Xet headers, so the client downloads over
   plain HTTP.
@@ -237,6 +238,8 @@ class _Handler(BaseHTTPRequestHandler):
                 return self._info(repo_id, unquote(rest[1]))
             if rest[0] == "tree" and len(rest) >= 2:
                 return self._tree(repo_id, unquote(rest[1]))
+            if rest == ["refs"]:
+                return self._refs(repo_id)
         if len(parts) >= 5 and parts[2] == "resolve":
             repo_id = f"{parts[0]}/{parts[1]}"
             filename = unquote("/".join(parts[4:]))
@@ -287,6 +290,18 @@ class _Handler(BaseHTTPRequestHandler):
             for n, d in sorted(files.items())
         ]
         self._json(entries, sha)
+
+    def _refs(self, repo_id: str) -> None:
+        found = self._lookup(repo_id, "main")
+        if found is None:
+            return
+        repo = self.hub.repos[repo_id]
+        refs: dict[str, list] = {"branches": [], "converts": [], "tags": []}
+        for name, sha in sorted(repo.refs.items()):
+            kind = "branches" if name in repo.branches else "tags"
+            prefix = "refs/heads/" if kind == "branches" else "refs/tags/"
+            refs[kind].append({"name": name, "ref": prefix + name, "targetCommit": sha})
+        self._json(refs, found[0])
 
     def _file(self, repo_id: str, rev: str, filename: str, body: bool) -> None:
         found = self._lookup(repo_id, rev)

@@ -110,6 +110,9 @@ def test_pushed_model_downloads_and_separates_like_its_folder(
 
     got = json.loads(_ok("models", "download", "me/tiny-duo@exp", "--json"))
     assert got["commit"] == pushed["commit"]
+    info = json.loads(_ok("models", "info", "me/tiny-duo@exp", "--json"))
+    assert info["evaluation"]["columns"] == ["metric", "value", "95 % interval"]
+    assert info["evaluation"]["rows"][0][:2] == ["SDR (dB)", f"{metrics['sdr']:.2f}"]
     mix = recording(tmp_path / "take.wav", seed=4)
     stems = {}
     for name, ref in (("local", tiny), ("hub", "me/tiny-duo@exp")):
@@ -207,6 +210,8 @@ def test_push_errors_name_the_fix(hub, tiny: Path, monkeypatch: pytest.MonkeyPat
     line = _one_line_error("models", "push", tiny, "them/tiny-duo")
     assert "may not write to them/tiny-duo (HTTP 403" in line, line
     assert "your own namespace" in line
+    line = _one_line_error("models", "push", tiny, "them/tiny-duo", "--revision", "mine")
+    assert "may not write to them/tiny-duo (HTTP 403" in line, line
     assert hub.repos["them/tiny-duo"].refs == {"main": other}
 
     hub.commit("me/public", {"config.json": b"{}"})
