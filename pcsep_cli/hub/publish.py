@@ -220,10 +220,10 @@ def upload(
     token = token or os.environ.get("HF_TOKEN") or None
     where = f"{plan.repo_id}@{plan.revision}"
     api = HfApi(endpoint=endpoint(), token=token)
-    operations = [CommitOperationAdd(name, src) for name, src in plan.files().items()]
     summary = message or f"Upload {plan.directory.name} with pcsep {__version__}"
     with _quiet() as caught:
         try:
+            operations = [CommitOperationAdd(name, src) for name, src in plan.files().items()]
             api.create_repo(plan.repo_id, private=True if private else None, exist_ok=True)
             if private and not api.repo_info(plan.repo_id).private:
                 raise HubError(
@@ -242,13 +242,19 @@ def upload(
             if isinstance(err.__cause__, HfHubHTTPError):
                 raise _http_error(err.__cause__, where, token) from None
             raise _failed(where, err) from None
-        except (httpx2.TransportError, OSError) as err:
+        except httpx2.TransportError as err:
             raise HubError(
                 f"cannot reach the Hub at {endpoint()} ({type(err).__name__}: {_first(err)})",
                 where,
                 "check the network and HF_ENDPOINT, then push again; nothing was published",
             ) from None
-        except ValueError as err:  # the Hub refused the card's metadata, or a bad answer
+        except OSError as err:  # a file of the folder went away or became unreadable
+            raise HubError(
+                f"cannot read {err.filename or 'a model file'} ({err.strerror or err})",
+                where,
+                "leave the folder alone while it is pushed, then push again",
+            ) from None
+        except ValueError as err:  # the Hub refused the card's metadata, a file vanished ...
             raise _failed(where, err) from None
     # What the Hub says about the card is worth showing; a library's deprecations are not.
     notes = tuple(
