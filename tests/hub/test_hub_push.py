@@ -151,9 +151,10 @@ def test_a_second_push_adds_a_commit_and_sends_only_what_changed(
 
     save_tiny(tiny, seed=5)  # retrained: new weights, same card
     third = json.loads(_ok("models", "push", tiny, "me/tiny-duo", "--json"))
-    assert repo.commits[third["commit"]]["model.safetensors"] == (
-        tiny / "model.safetensors"
-    ).read_bytes()
+    assert (
+        repo.commits[third["commit"]]["model.safetensors"]
+        == (tiny / "model.safetensors").read_bytes()
+    )
     assert hub.count("PUT", "/lfs-objects/") == 2
 
 
