@@ -56,5 +56,9 @@ class DatasetError(PcsepError):
     stems/<name>.*, meta.json``; see :mod:`pcsep_cli.train.evaluate`)."""
 
 
+class HubError(PcsepError):
+    """The Hub refused a request or could not be reached (``pcsep models push``)."""
+
+
 class OutputExistsError(PcsepError):
     """An output file exists already and overwriting it was not asked for."""

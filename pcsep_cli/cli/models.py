@@ -1,8 +1,9 @@
-"""``pcsep models``: list, download, describe, choose and remove pretrained models."""
+"""``pcsep models``: list, download, describe, choose, remove and publish models."""
 
 from __future__ import annotations
 
 import json
+from pathlib import Path
 from typing import Annotated
 
 import typer
@@ -20,7 +21,7 @@ from pcsep_cli.cli.app import (
 
 models_app = typer.Typer(
     cls=Group,
-    help="List, download, describe, choose and remove pretrained models.",
+    help="List, download, describe, choose, remove and publish models.",
     no_args_is_help=True,
     rich_markup_mode="rich",
 )
@@ -178,4 +179,86 @@ def models_remove(
     if report["was_default"]:
         stderr_console().print(
             "[yellow]note[/]: it was the default model; choose another with `pcsep models use`"
+        )
+
+
+@models_app.command("push")
+def models_push(
+    directory: Annotated[
+        Path, typer.Argument(help="Model folder: config.json, model.safetensors, README.md.")
+    ],
+    repo_id: Annotated[str, typer.Argument(help="Hub repository owner/name (created if new).")],
+    revision: Annotated[
+        str, typer.Option("--revision", help="Branch to commit to (created from main if new).")
+    ] = "main",
+    private: Annotated[
+        bool, typer.Option("--private", help="Create the repository private.")
+    ] = False,
+    token: Annotated[
+        str | None,
+        typer.Option(help="Hub token with write access. Default: HF_TOKEN, then `hf auth login`."),
+    ] = None,
+    message: Annotated[str | None, typer.Option("--message", "-m", help="Commit message.")] = None,
+    evaluation: Annotated[
+        Path | None,
+        typer.Option(
+            "--eval", help="`pcsep evaluate --json` output: metrics for the card's model-index."
+        ),
+    ] = None,
+    datasets: Annotated[
+        list[str] | None,
+        typer.Option("--dataset", help="Hub dataset id for the card (repeat for several)."),
+    ] = None,
+    license_id: Annotated[
+        str | None, typer.Option("--license", help="License id for the card (e.g. apache-2.0).")
+    ] = None,
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", help="Check and show the card; upload nothing.")
+    ] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
+) -> None:
+    """Publish a model folder to the Hub: checked like a download, with a model card."""
+    from pcsep_cli.hub.publish import PushResult, prepare, upload
+
+    try:
+        plan = prepare(
+            directory,
+            repo_id,
+            revision=revision,
+            evaluation=evaluation,
+            datasets=datasets or (),
+            license=license_id,
+        )
+    except ValueError as err:
+        raise typer.BadParameter(str(err)) from None
+    if dry_run:
+        if as_json:
+            result = PushResult(plan.repo_id, plan.revision, None, None, plan.sizes(), plan.skipped)
+            typer.echo(json.dumps({**result.to_json(), "card": plan.card}))
+            return
+        console = stdout_console()
+        for line in plan.card.splitlines():  # the card may come from anywhere: escaped
+            console.print(safe_text(line), soft_wrap=True)
+        stderr_console().print(
+            f"dry run: {safe_text(str(plan.directory))} passes the checks; nothing uploaded"
+        )
+        return
+    where = f"{plan.repo_id}@{plan.revision}"
+    with stderr_console().status(f"pushing to {safe_text(where)}"):
+        result = upload(plan, private=private, token=token, message=message)
+    if as_json:
+        typer.echo(json.dumps(result.to_json()))
+        return
+    console = stdout_console()
+    files = ", ".join(f"{n} {_size(s)}" for n, s in result.files.items())
+    console.print(
+        f"{safe_text(where)} = {safe_text(result.commit)}: {safe_text(files)}", soft_wrap=True
+    )
+    if result.url:
+        console.print(safe_text(result.url), soft_wrap=True)
+    for note in result.notes:
+        stderr_console().print(f"[yellow]note[/]: {safe_text(note)}", soft_wrap=True)
+    if plan.skipped:
+        stderr_console().print(
+            f"[yellow]note[/]: not uploaded: {safe_text(', '.join(plan.skipped))}", soft_wrap=True
         )

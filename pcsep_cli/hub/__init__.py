@@ -13,6 +13,10 @@ Modules, from the bottom up (each imports only those above it):
   offline mode, errors in one line.
 - :mod:`~pcsep_cli.hub.models`: references parsed and resolved, verified, loaded, described.
 - :mod:`~pcsep_cli.hub.catalog`: what ``pcsep models list | info | remove`` show and do.
+- :mod:`~pcsep_cli.hub.card`: model cards: the Hub's metadata merged into a folder's card,
+  figures from ``pcsep evaluate``.
+- :mod:`~pcsep_cli.hub.publish`: ``pcsep models push``: a folder checked like a download,
+  then one commit through ``huggingface_hub``'s upload API.
 """
 
 from __future__ import annotations

@@ -51,9 +51,12 @@ Source = Literal["bundled", "local", "hub"]
 BUNDLED_DIR_ENV = "PCSEP_BUNDLED_DIR"
 _PART = r"[A-Za-z0-9](?:[A-Za-z0-9._-]{0,94}[A-Za-z0-9_])?"
 _HUB_RE = re.compile(rf"(?P<repo>{_PART}/{_PART})(?:@(?P<rev>[^\s@]+))?")
+#: A Hub repository id ``owner/name`` (also refused: ``--`` and ``..`` anywhere in it).
+REPO_ID_RE = re.compile(rf"{_PART}/{_PART}")
 _REF_HINT = "use a bundled name (see `pcsep models list`), a model directory, or owner/name[@rev]"
 
 __all__ = [
+    "REPO_ID_RE",
     "ModelRef",
     "ResolvedModel",
     "bundled_models",

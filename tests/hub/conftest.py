@@ -5,6 +5,7 @@ It serves what ``snapshot_download`` uses (huggingface_hub 2.x):
 
 - ``GET /api/models/{owner}/{name}[/revision/{rev}]``: ``sha`` and ``siblings``;
 - ``GET /api/models/{owner}/{name}/tree/{rev}``: the file list of a commit;
+- ``GET /api/models/{owner}/{name}/refs``: branches and tags;
 - ``HEAD`` / ``GET /{owner}/{name}/resolve/{rev}/{file}``: ``X-Repo-Commit``, ``ETag``,
   ``Content-Length``, ``Range`` requests (206). No Xet headers, so the client downloads over
   plain HTTP.
@@ -12,10 +13,35 @@ It serves what ``snapshot_download`` uses (huggingface_hub 2.x):
 Errors carry the Hub's ``X-Error-Code`` (``RepoNotFound``, ``RevisionNotFound``,
 ``EntryNotFound``). Revisions are branches, tags or 40-hex commits. ``drop(file, n)`` makes
 the next ``n`` GETs of a file send half their body and close the socket.
+
+It also takes what the upload API sends (``create_repo``, ``create_branch``,
+``create_commit``), and stores it as the Hub does: a commit is a new sha on its branch that
+holds the parent's files with the commit's changes, so a later download sees them.
+
+- ``POST /api/repos/create``: a new repository starts with one commit on ``main`` holding the
+  Hub's default ``.gitattributes``; 409 when it exists;
+- ``POST /api/models/{repo}/branch/{branch}``: from ``startingPoint`` or ``main``; 409 when
+  it exists;
+- ``POST /api/validate-yaml``: a README's YAML block must parse to a mapping (else 400);
+- ``POST /api/models/{repo}/preupload/{branch}``: ``uploadMode`` is ``lfs`` for paths the
+  branch's ``.gitattributes`` sends to LFS (``*.safetensors`` ...), else ``regular``, with the
+  ``oid`` of the file already there (so unchanged files are not sent again);
+- ``POST /{repo}.git/info/lfs/objects/batch``, ``PUT`` of the object, ``POST`` verify: the
+  LFS basic transfer (the sha256 of what is put must be its oid);
+- ``POST /api/models/{repo}/commit/{branch}``: the NDJSON payload (``header``, ``file`` in
+  base64, ``lfsFile`` naming an uploaded object, ``deletedFile``); a regular file holding a
+  NUL byte is refused as the Hub refuses binary files outside LFS.
+
+Writes need ``Authorization: Bearer <token>`` of a user made with ``add_user``: none → 401,
+an unknown token → 401 ``X-Error-Message: Invalid credentials in Authorization header``, a
+repository whose owner is another user → 403. The server has no Xet storage, so ``hub`` runs
+the client as ``HF_HUB_DISABLE_XET=1`` does: large files go through LFS.
 """
 
 from __future__ import annotations
 
+import base64
+import fnmatch
 import hashlib
 import json
 import os
@@ -25,9 +51,10 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from urllib.parse import unquote, urlsplit
+from urllib.parse import parse_qs, unquote, urlsplit
 
 import pytest
+import yaml
 
 
 def _import_hf_hub_from_a_clean_environment() -> None:
@@ -50,11 +77,30 @@ def _import_hf_hub_from_a_clean_environment() -> None:
 _import_hf_hub_from_a_clean_environment()
 
 
+# What the Hub writes into a new repository (the first lines of its default .gitattributes).
+GITATTRIBUTES = b"""*.bin filter=lfs diff=lfs merge=lfs -text
+*.ckpt filter=lfs diff=lfs merge=lfs -text
+*.npy filter=lfs diff=lfs merge=lfs -text
+*.pt filter=lfs diff=lfs merge=lfs -text
+*.pth filter=lfs diff=lfs merge=lfs -text
+*.safetensors filter=lfs diff=lfs merge=lfs -text
+*.zip filter=lfs diff=lfs merge=lfs -text
+"""
+
+
 @dataclass
 class Repo:
     commits: dict[str, dict[str, bytes]] = field(default_factory=dict)
     refs: dict[str, str] = field(default_factory=dict)  # branches and tags
     token: str | None = None  # private when set
+    messages: dict[str, str] = field(default_factory=dict)  # commit -> summary
+    parents: dict[str, str | None] = field(default_factory=dict)
+    branches: set[str] = field(default_factory=set)
+
+    def lfs_paths(self, sha: str) -> list[str]:
+        """Patterns that the commit's ``.gitattributes`` sends to LFS."""
+        text = self.commits[sha].get(".gitattributes", b"").decode()
+        return [line.split()[0] for line in text.splitlines() if "filter=lfs" in line]
 
 
 class FakeHub:
@@ -72,6 +118,8 @@ class FakeHub:
         self.server.hub = self  # type: ignore[attr-defined]
         self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
         self.ranges: list[str] = []  # Range headers received
+        self.users: dict[str, str] = {}  # token -> user name
+        self.lfs: dict[str, bytes] = {}  # uploaded LFS objects by sha256
         self._thread = threading.Thread(
             target=self.server.serve_forever, kwargs={"poll_interval": 0.02}, daemon=True
         )
@@ -91,6 +139,7 @@ class FakeHub:
         branch: str = "main",
         tags: tuple[str, ...] = (),
         token: str | None = None,
+        message: str = "",
     ) -> str:
         """Add a commit holding exactly ``files``; move ``branch`` and ``tags`` to it."""
         repo = self.repos.setdefault(repo_id, Repo())
@@ -99,10 +148,28 @@ class FakeHub:
         for name in sorted(files):
             digest.update(name.encode() + hashlib.sha256(files[name]).digest())
         sha = digest.hexdigest()
+        repo.parents[sha] = repo.refs.get(branch)
         repo.commits[sha] = dict(files)
+        repo.messages[sha] = message
+        repo.branches.add(branch)
         for ref in (branch, *tags):
             repo.refs[ref] = sha
         return sha
+
+    def add_user(self, name: str) -> str:
+        """A user who may write to repositories under ``name/``; returns their token."""
+        token = f"hf_{name}_" + hashlib.sha1(name.encode()).hexdigest()[:12]
+        self.users[token] = name
+        return token
+
+    def history(self, repo_id: str, branch: str = "main") -> list[str]:
+        """Commit summaries of a branch, newest first."""
+        repo = self.repos[repo_id]
+        out, sha = [], repo.refs.get(branch)
+        while sha is not None:
+            out.append(repo.messages.get(sha, ""))
+            sha = repo.parents.get(sha)
+        return out
 
     def drop(self, filename: str, times: int = 1) -> None:
         """Cut the next ``times`` GET bodies of ``filename`` in half, then close the socket."""
@@ -138,14 +205,29 @@ class _Handler(BaseHTTPRequestHandler):
     def do_GET(self) -> None:  # noqa: N802
         self._route(body=True)
 
+    def do_POST(self) -> None:  # noqa: N802
+        self._write_route()
+
+    def do_PUT(self) -> None:  # noqa: N802
+        self._write_route()
+
     # -- routing ---------------------------------------------------------------------------
-    def _route(self, body: bool) -> None:
+    def _logged(self) -> str | None:
+        """The request's path, logged; None (503 sent) while the Hub is down."""
         path = urlsplit(self.path).path
         with self.hub.lock:
             self.hub.requests.append((self.command, path))
             self.hub.auth_headers.append(self.headers.get("authorization"))
         if self.hub.down:
-            return self._send(503, b'{"error": "down"}', {"Content-Type": "application/json"})
+            self._read_body()
+            self._send(503, b'{"error": "down"}', {"Content-Type": "application/json"})
+            return None
+        return path
+
+    def _route(self, body: bool) -> None:
+        path = self._logged()
+        if path is None:
+            return
         parts = path.split("/")[1:]
         if parts[:2] == ["api", "models"] and len(parts) >= 4:
             repo_id = f"{parts[2]}/{parts[3]}"
@@ -156,6 +238,8 @@ class _Handler(BaseHTTPRequestHandler):
                 return self._info(repo_id, unquote(rest[1]))
             if rest[0] == "tree" and len(rest) >= 2:
                 return self._tree(repo_id, unquote(rest[1]))
+            if rest == ["refs"]:
+                return self._refs(repo_id)
         if len(parts) >= 5 and parts[2] == "resolve":
             repo_id = f"{parts[0]}/{parts[1]}"
             filename = unquote("/".join(parts[4:]))
@@ -207,6 +291,18 @@ class _Handler(BaseHTTPRequestHandler):
         ]
         self._json(entries, sha)
 
+    def _refs(self, repo_id: str) -> None:
+        found = self._lookup(repo_id, "main")
+        if found is None:
+            return
+        repo = self.hub.repos[repo_id]
+        refs: dict[str, list] = {"branches": [], "converts": [], "tags": []}
+        for name, sha in sorted(repo.refs.items()):
+            kind = "branches" if name in repo.branches else "tags"
+            prefix = "refs/heads/" if kind == "branches" else "refs/tags/"
+            refs[kind].append({"name": name, "ref": prefix + name, "targetCommit": sha})
+        self._json(refs, found[0])
+
     def _file(self, repo_id: str, rev: str, filename: str, body: bool) -> None:
         found = self._lookup(repo_id, rev)
         if found is None:
@@ -240,13 +336,227 @@ class _Handler(BaseHTTPRequestHandler):
             return
         self._send(status, chunk if body else b"", headers, length=len(chunk))
 
+    # -- uploads ---------------------------------------------------------------------------
+    def _write_route(self) -> None:
+        path = self._logged()
+        if path is None:
+            return
+        data = self._read_body()
+        parts = [unquote(p) for p in path.split("/")[1:]]
+        if parts == ["api", "repos", "create"]:
+            return self._create_repo(json.loads(data))
+        if parts == ["api", "validate-yaml"]:
+            return self._validate_yaml(json.loads(data)["content"])
+        if parts[:2] == ["api", "models"] and len(parts) == 6:
+            repo_id, action, rev = f"{parts[2]}/{parts[3]}", parts[4], parts[5]
+            if action == "branch":
+                return self._create_branch(repo_id, rev, json.loads(data or b"{}"))
+            if action == "preupload":
+                return self._preupload(repo_id, rev, json.loads(data))
+            if action == "commit":
+                return self._commit(repo_id, rev, data)
+        if (
+            len(parts) == 6
+            and parts[1].endswith(".git")
+            and parts[2:]
+            == [
+                "info",
+                "lfs",
+                "objects",
+                "batch",
+            ]
+        ):
+            return self._lfs_batch(f"{parts[0]}/{parts[1][: -len('.git')]}", json.loads(data))
+        if parts[:1] == ["lfs-objects"] and len(parts) == 3:
+            return self._lfs_object(parts[1], parts[2], data)
+        self._send(404, b"not found", {})
+
+    def _read_body(self) -> bytes:
+        if self.headers.get("Transfer-Encoding", "").lower() == "chunked":
+            chunks = []
+            while True:
+                size = int(self.rfile.readline().split(b";")[0].strip(), 16)
+                chunk = self.rfile.read(size)
+                self.rfile.readline()  # the CRLF after each chunk
+                if size == 0:
+                    return b"".join(chunks)
+                chunks.append(chunk)
+        return self.rfile.read(int(self.headers.get("Content-Length") or 0))
+
+    def _writer(self, repo_id: str | None) -> str | None:
+        """The user a write comes from; None when refused (401 or 403 sent)."""
+        auth = self.headers.get("authorization") or ""
+        if not auth.startswith("Bearer "):
+            self._error(401, None, "You must be authenticated to write")
+            return None
+        user = self.hub.users.get(auth.removeprefix("Bearer "))
+        if user is None:
+            self._error(401, None, "Invalid credentials in Authorization header")
+            return None
+        if repo_id is not None and repo_id.split("/")[0] != user:
+            self._error(403, None, f"You don't have the rights to write to {repo_id}")
+            return None
+        return user
+
+    def _branch_head(self, repo_id: str, branch: str) -> tuple[Repo, str] | None:
+        """A writable branch's repository and head; None when an error was sent."""
+        if self._writer(repo_id) is None:
+            return None
+        repo = self.hub.repos.get(repo_id)
+        if repo is None:
+            self._error(404, "RepoNotFound", "Repository not found")
+            return None
+        if branch not in repo.branches:
+            self._error(404, "RevisionNotFound", f"Invalid rev id: {branch}")
+            return None
+        return repo, repo.refs[branch]
+
+    def _create_repo(self, payload: dict) -> None:
+        user = self._writer(None)
+        if user is None:
+            return
+        repo_id = f"{payload.get('organization') or user}/{payload['name']}"
+        if repo_id.split("/")[0] != user:
+            msg = f"You don't have the rights to create a model under the namespace {repo_id}"
+            return self._error(403, None, msg)
+        url = f"{self.hub.url}/{repo_id}"
+        if repo_id in self.hub.repos:
+            body = json.dumps({"error": "You already created this model repo", "url": url})
+            return self._send(409, body.encode(), {"Content-Type": "application/json"})
+        private = payload.get("visibility") == "private" or payload.get("private") is True
+        token = self.headers["authorization"].removeprefix("Bearer ") if private else None
+        self.hub.commit(repo_id, {".gitattributes": GITATTRIBUTES}, message="initial commit")
+        self.hub.repos[repo_id].token = token
+        self._json({"url": url, "name": repo_id, "id": repo_id}, "")
+
+    def _create_branch(self, repo_id: str, branch: str, payload: dict) -> None:
+        found = self._branch_head(repo_id, "main")
+        if found is None:
+            return
+        repo, head = found
+        if branch in repo.refs:
+            return self._error(409, None, f"Reference refs/heads/{branch} already exists")
+        start = payload.get("startingPoint")
+        sha = head if start is None else (start if start in repo.commits else repo.refs.get(start))
+        if sha is None:
+            return self._error(404, "RevisionNotFound", f"Invalid rev id: {start}")
+        repo.refs[branch] = sha
+        repo.branches.add(branch)
+        self._json({}, sha)
+
+    def _validate_yaml(self, content: str) -> None:
+        errors = []
+        if content.startswith("---"):
+            block = content.split("\n---", 1)[0].removeprefix("---")
+            try:
+                meta = yaml.safe_load(block)
+            except yaml.YAMLError as err:
+                meta, errors = {}, [{"message": f"Invalid YAML: {err}"}]
+            if not isinstance(meta, dict | None):
+                errors.append({"message": "metadata must be a mapping"})
+        status = 400 if errors else 200
+        body = json.dumps({"errors": errors, "warnings": []}).encode()
+        self._send(status, body, {"Content-Type": "application/json"})
+
+    def _preupload(self, repo_id: str, branch: str, payload: dict) -> None:
+        found = self._branch_head(repo_id, branch)
+        if found is None:
+            return
+        repo, head = found
+        patterns, files = repo.lfs_paths(head), repo.commits[head]
+        answer = []
+        for entry in payload["files"]:
+            path = entry["path"]
+            lfs = any(fnmatch.fnmatch(path.rsplit("/", 1)[-1], p) for p in patterns)
+            old = files.get(path)
+            oid = None
+            if old is not None:
+                oid = hashlib.sha256(old).hexdigest() if lfs else _git_oid(old)
+            mode = "lfs" if lfs else "regular"
+            answer.append({"path": path, "uploadMode": mode, "shouldIgnore": False, "oid": oid})
+        self._json({"files": answer, "commitOid": head}, head)
+
+    def _lfs_batch(self, repo_id: str, payload: dict) -> None:
+        branch = (payload.get("ref") or {}).get("name", "main")
+        if self._branch_head(repo_id, branch) is None:
+            return
+        objects = []
+        for obj in payload["objects"]:
+            entry = {"oid": obj["oid"], "size": obj["size"], "authenticated": True}
+            if obj["oid"] not in self.hub.lfs:
+                base = f"{self.hub.url}/lfs-objects/{obj['oid']}"
+                entry["actions"] = {
+                    "upload": {"href": f"{base}/upload"},
+                    "verify": {"href": f"{base}/verify"},
+                }
+            objects.append(entry)
+        body = json.dumps({"transfer": "basic", "objects": objects}).encode()
+        self._send(200, body, {"Content-Type": "application/vnd.git-lfs+json"})
+
+    def _lfs_object(self, oid: str, action: str, data: bytes) -> None:
+        if action == "upload" and self.command == "PUT":
+            if hashlib.sha256(data).hexdigest() != oid:
+                return self._error(400, None, "content does not match its sha256 oid")
+            with self.hub.lock:
+                self.hub.lfs[oid] = data
+            return self._send(200, b"", {})
+        if action == "verify" and self.command == "POST":
+            if oid not in self.hub.lfs or len(self.hub.lfs[oid]) != json.loads(data)["size"]:
+                return self._error(404, None, f"LFS object {oid} not found")
+            return self._json({"success": True}, "")
+        self._send(404, b"not found", {})
+
+    def _commit(self, repo_id: str, branch: str, data: bytes) -> None:
+        if parse_qs(urlsplit(self.path).query).get("create_pr"):
+            return self._error(400, None, "this local Hub does not take pull requests")
+        found = self._branch_head(repo_id, branch)
+        if found is None:
+            return
+        repo, head = found
+        files = dict(repo.commits[head])
+        summary = ""
+        for line in data.splitlines():
+            item = json.loads(line)
+            key, value = item["key"], item["value"]
+            if key == "header":
+                summary = value["summary"]
+                parent = value.get("parentCommit")
+                if parent is not None and parent != head:
+                    return self._error(412, None, f"parentCommit {parent} is not {branch}")
+            elif key == "file":
+                content = base64.b64decode(value["content"])
+                if b"\0" in content:
+                    msg = f"Your push was rejected because {value['path']} is binary: use LFS"
+                    return self._error(400, None, msg)
+                files[value["path"]] = content
+            elif key == "lfsFile":
+                if value["oid"] not in self.hub.lfs:
+                    return self._error(422, None, f"LFS object {value['oid']} was not uploaded")
+                files[value["path"]] = self.hub.lfs[value["oid"]]
+            elif key == "deletedFile":
+                files.pop(value["path"], None)
+            else:
+                return self._error(400, None, f"unknown commit operation {key}")
+        with self.hub.lock:
+            sha = self.hub.commit(repo_id, files, branch=branch, message=summary)
+        url = f"{self.hub.url}/{repo_id}/commit/{sha}"
+        self._json({"success": True, "commitOid": sha, "commitUrl": url}, sha)
+
     # -- responses -------------------------------------------------------------------------
     def _json(self, obj: object, sha: str) -> None:
         data = json.dumps(obj).encode()
-        self._send(200, data, {"Content-Type": "application/json", "X-Repo-Commit": sha})
+        headers = {"Content-Type": "application/json"}
+        if sha:
+            headers["X-Repo-Commit"] = sha
+        self._send(200, data, headers)
 
-    def _error(self, status: int, code: str, message: str, extra: dict | None = None) -> None:
-        headers = {"X-Error-Code": code, "X-Error-Message": message, **(extra or {})}
+    def _error(
+        self, status: int, code: str | None, message: str, extra: dict | None = None
+    ) -> None:
+        # The Hub names not-found errors with X-Error-Code; auth errors carry a message only.
+        headers = {"X-Error-Message": message, **(extra or {})}
+        if code is not None:
+            headers["X-Error-Code"] = code
         headers["Content-Type"] = "application/json"
         self._send(status, json.dumps({"error": message}).encode(), headers)
 
@@ -288,6 +598,13 @@ def isolated_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     monkeypatch.setenv("PCSEP_BUNDLED_DIR", str(tmp_path / "bundled"))
     monkeypatch.setenv("HF_HUB_DISABLE_TELEMETRY", "1")
     monkeypatch.setenv("HF_HUB_DISABLE_PROGRESS_BARS", "1")
+    # No token of the developer's (`hf auth login` writes one under ~/.cache) reaches a test:
+    # the client reads the token file's path once, at import, so it is moved here too.
+    import huggingface_hub.constants as hf_constants
+
+    monkeypatch.delenv("HF_OIDC_RESOURCE", raising=False)
+    monkeypatch.setenv("HF_TOKEN_PATH", str(tmp_path / "hf" / "token"))
+    monkeypatch.setattr(hf_constants, "HF_TOKEN_PATH", str(tmp_path / "hf" / "token"))
     # An unroutable endpoint by default: a test that reaches the network by mistake fails.
     monkeypatch.setenv("HF_ENDPOINT", "http://127.0.0.1:9")
     return tmp_path
@@ -295,7 +612,15 @@ def isolated_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 
 @pytest.fixture
 def hub(monkeypatch: pytest.MonkeyPatch) -> Iterator[FakeHub]:
-    """A running local Hub; ``HF_ENDPOINT`` points at it."""
+    """A running local Hub; ``HF_ENDPOINT`` points at it.
+
+    It has no Xet storage: the client runs as with ``HF_HUB_DISABLE_XET=1`` (read once, at
+    import, hence the constant too), so uploads take the LFS path the Hub offers without Xet.
+    """
+    import huggingface_hub.constants as hf_constants
+
+    monkeypatch.setenv("HF_HUB_DISABLE_XET", "1")
+    monkeypatch.setattr(hf_constants, "HF_HUB_DISABLE_XET", True)
     server = FakeHub()
     server.start()
     monkeypatch.setenv("HF_ENDPOINT", server.url)
