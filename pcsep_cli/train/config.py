@@ -71,7 +71,7 @@ class TrainConfig:
         seed: seeds the weights and every step's data (a step's batch depends only on
             ``(seed, step)``, so a resumed run sees the data an uninterrupted run would).
         steps: optimiser steps.
-        batch_size: mixtures per step.
+        batch_size: mixtures per step (the global batch: torchrun's processes share it).
         segment_seconds: length of the training excerpts.
         min_sources: fewest performers per mixture.
         max_sources: most performers per mixture.
