@@ -151,14 +151,51 @@ def train(
     out: Annotated[
         Path | None, typer.Option("--out", "-o", help="Run folder (checkpoints, model/).")
     ] = None,
+    device: Annotated[
+        str | None,
+        typer.Option(help="auto, cpu, cuda or cuda:N (default: the config's device)."),
+    ] = None,
+    amp: Annotated[
+        str | None,
+        typer.Option(
+            help="Mixed precision: auto (bf16 on a GPU), off, bf16 or fp16 "
+            "(default: the config's amp)."
+        ),
+    ] = None,
 ) -> None:
     """Train a separation model (mix-and-separate on a synthetic solo pool), or fine-tune one
-    on your own recordings: pcsep train finetune --init-from pcsep-base --data DIR --pool DIR."""
+    on your own recordings: pcsep train finetune --init-from pcsep-base --data DIR --pool DIR.
+
+    Several processes or machines: torchrun --nproc-per-node N -m pcsep_cli.train CONFIG.
+    """
     import time
 
-    from pcsep_cli.train.config import load_train_config
+    from pcsep_cli.train.config import PRECISIONS, load_train_config
     from pcsep_cli.train.loop import train as run_training
+    from pcsep_cli.train.runtime import env_rank
 
+    changes = {}
+    if device is not None:
+        if device not in ("auto", "cpu", "cuda") and not device.startswith("cuda:"):
+            raise typer.BadParameter(f"--device must be auto, cpu, cuda or cuda:N, got {device!r}")
+        changes["device"] = device
+    if amp is not None:
+        if amp not in PRECISIONS:
+            raise typer.BadParameter(f"--amp must be one of {', '.join(PRECISIONS)}, got {amp!r}")
+        changes["amp"] = amp
+    cfg = load_train_config(
+        config,
+        init_from=init_from,
+        data=None if data is None else str(data),
+        data_share=data_share,
+        pool=None if pool is None else str(pool),
+        steps=steps,
+        out_dir=None if out is None else str(out),
+    )
+    try:
+        cfg = cfg.replace(**changes)
+    except ValueError as err:
+        raise typer.BadParameter(str(err)) from None
     console = stderr_console()
 
     def show(p: Progress) -> None:
@@ -170,17 +207,9 @@ def train(
                 line += f" val {m['val_loss']:.4f}"
             console.print(line + (f"  {safe_text(p.detail)}" if p.detail else ""))
 
-    cfg = load_train_config(
-        config,
-        init_from=init_from,
-        data=None if data is None else str(data),
-        data_share=data_share,
-        pool=None if pool is None else str(pool),
-        steps=steps,
-        out_dir=None if out is None else str(out),
-    )
     out_model = run_training(cfg, resume=resume, progress=show)
-    stdout_console().print(f"model: {safe_text(out_model)}", soft_wrap=True)
+    if env_rank() == 0:  # under torchrun, one line for the run, not one per process
+        stdout_console().print(f"model: {safe_text(out_model)}", soft_wrap=True)
 
 
 def evaluate(

@@ -173,6 +173,15 @@ class _SparseConv(torch.autograd.Function):
         return grad_x, grad_w, None
 
 
+def _autocast_enabled(device_type: str) -> bool:
+    try:
+        return torch.is_autocast_enabled(device_type)
+    except TypeError:  # torch < 2.4: no device argument
+        if device_type == "cpu":
+            return torch.is_autocast_cpu_enabled()
+        return device_type == "cuda" and torch.is_autocast_enabled()
+
+
 def submanifold_map(x: SparseTensor, kernel_size: Triple, dilation: Triple) -> KernelMap:
     """The (cached) kernel map of a stride-1 conv on ``x``."""
     key = (x.stride, kernel_size, dilation)
@@ -228,9 +237,18 @@ def conv3d(
     Returns:
         ``SparseTensor(coords [M, 4], feats [M, Cout])`` sharing ``x``'s cache.
 
+    Under autocast the conv runs in the weight's dtype (float32), whatever the features': the
+    plain matmuls would otherwise go to half precision and the ``out=`` ones not, so the output
+    dtype would depend on the voxels' layout and the backward would mix dtypes.
+
     Raises:
         ValueError: weight shape, or a transposed strided conv with no matching strided conv.
     """
+    device_type = x.feats.device.type
+    if _autocast_enabled(device_type):
+        with torch.autocast(device_type, enabled=False):
+            x = x.replace(x.feats.to(weight.dtype))
+            return conv3d(x, weight, kernel_size, stride, dilation, bias, transposed)
     ks = as_triple(kernel_size, "kernel_size")
     st = as_triple(stride, "stride")
     dl = as_triple(dilation, "dilation")

@@ -2,6 +2,10 @@
 
 Prints one line per validation/checkpoint event and a progress line every 50 steps. Stop it at
 any time and start it again to resume.
+
+It is also what torchrun starts in each process of a distributed run:
+``torchrun --nproc-per-node N -m pcsep_cli.train CONFIG [--device cuda]`` (add ``--nnodes``
+and a rendezvous endpoint for several machines); process 0 alone prints and writes.
 """
 
 from __future__ import annotations

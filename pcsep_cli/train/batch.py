@@ -4,11 +4,17 @@ Each mixture takes 2-4 performers of *different* instruments (a centred cloud ca
 violins apart, so a same-instrument pair would have no right answer), one random excerpt of
 each at a random gain, and optionally one ``none`` distractor whose target is silence. The
 model sees the mono sum; the targets are each source's mono excerpt at its gain.
+
+Every mixture (and every cloud of a visual-only batch) draws from its own child of the step's
+random source (``rng.spawn``), so any part of a batch can be built alone and comes out as it
+does in the whole batch: the processes of a distributed run each build their share
+(``items``) of the batch one process would draw.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
@@ -41,6 +47,18 @@ class Batch:
     mix_index: Tensor
     is_source: Tensor
 
+    def to(self, device: torch.device | str) -> Batch:
+        """The same batch with every tensor (and the clouds) on ``device``."""
+        return replace(
+            self,
+            mix_mag=self.mix_mag.to(device),
+            src_mag=self.src_mag.to(device),
+            cond=self.cond.to(device),
+            labels=self.labels.to(device),
+            mix_index=self.mix_index.to(device),
+            is_source=self.is_source.to(device),
+        )
+
 
 def step_rng(seed: int, step: int, stream: int = 0) -> np.random.Generator:
     """The random source of one step: depends only on (seed, step, stream)."""
@@ -62,53 +80,64 @@ def make_batch(
     *,
     train: bool = True,
     clouds: bool = True,
+    items: Sequence[int] | None = None,
 ) -> Batch:
-    """Draw one batch.
+    """Draw one batch, or some of its mixtures.
 
     Args:
         pools: performers of the split (or two pools, each mixture drawn from one).
         cfg: training config (sizes, gains, augmentation, model).
-        rng: random source (see :func:`step_rng`).
+        rng: random source (see :func:`step_rng`); each of the ``cfg.batch_size`` mixtures
+            draws from its own child of it.
         train: augment the clouds (validation batches are not augmented).
         clouds: condition on clouds (``cond`` is a ``SparseTensor``) rather than labels;
             ignored for a ``"labels"`` model.
+        items: which of the batch's mixtures to build (all when ``None``): they are the
+            same whichever others are built with them.
     """
     length = cfg.segment_samples
+    children = rng.spawn(cfg.batch_size)
     mixes, sources, points, labels, mix_index, is_source = [], [], [], [], [], []
-    for b in range(cfg.batch_size):
-        pool = pick(pools, rng)
+    owners: list[np.random.Generator] = []  # the random source of each performer's mixture
+    for b, item in enumerate(range(cfg.batch_size) if items is None else items):
+        own = children[item]
+        pool = pick(pools, own)
         labels_avail = sorted(pool.by_label)
         max_src = min(cfg.max_sources, len(labels_avail))
         min_src = min(cfg.min_sources, max_src)
-        n = int(rng.integers(min_src, max_src + 1))
-        chosen = rng.choice(labels_avail, size=n, replace=False)
+        n = int(own.integers(min_src, max_src + 1))
+        chosen = own.choice(labels_avail, size=n, replace=False)
         mix = np.zeros(length, np.float32)
         for lab in chosen:
             candidates = pool.by_label[int(lab)]
-            solo = pool.solos[candidates[rng.integers(len(candidates))]]
-            x = _excerpt(solo.audio, solo.active, length, rng).mean(0)
+            solo = pool.solos[candidates[own.integers(len(candidates))]]
+            x = _excerpt(solo.audio, solo.active, length, own).mean(0)
             x = x / (np.sqrt(np.mean(x**2)) + 1e-8) * 0.1
-            x = (x * 10 ** (rng.uniform(-cfg.gain_db, cfg.gain_db) / 20)).astype(np.float32)
+            x = (x * 10 ** (own.uniform(-cfg.gain_db, cfg.gain_db) / 20)).astype(np.float32)
             mix += x
             sources.append(x)
             points.append(solo.points)
             labels.append(solo.label)
             mix_index.append(b)
             is_source.append(True)
-        if pool.distractors and rng.random() < cfg.distractor_prob:
-            d = pool.distractors[rng.integers(len(pool.distractors))]
+            owners.append(own)
+        if pool.distractors and own.random() < cfg.distractor_prob:
+            d = pool.distractors[own.integers(len(pool.distractors))]
             sources.append(np.zeros(length, np.float32))
             points.append(d.points)
             labels.append(d.label)
             mix_index.append(b)
             is_source.append(False)
+            owners.append(own)
         mixes.append(mix)
     st: StftConfig = cfg.model.stft
     mix_mag = stft(torch.from_numpy(np.stack(mixes)), st).abs()[:, None]
     src_mag = stft(torch.from_numpy(np.stack(sources)), st).abs()[:, None]
     label_t = torch.tensor(labels, dtype=torch.long)
     if clouds and cfg.model.conditioning != "labels":
-        views = [augment(p, rng, cfg.augment) if train else p for p in points]
+        views = [
+            augment(p, r, cfg.augment) if train else p for p, r in zip(points, owners, strict=True)
+        ]
         cond: Any = clouds_to_tensor(views, cfg.model.visual.voxel_size)
     else:
         cond = label_t
@@ -130,16 +159,28 @@ def clouds_to_tensor(clouds: list[np.ndarray], voxel_size: float) -> Any:
 
 
 def make_cloud_batch(
-    pools: Pool | PoolMix, cfg: TrainConfig, rng: np.random.Generator, count: int
+    pools: Pool | PoolMix,
+    cfg: TrainConfig,
+    rng: np.random.Generator,
+    count: int,
+    items: Sequence[int] | None = None,
 ) -> tuple[Any, Tensor]:
-    """``count`` augmented clouds for the visual encoder alone.
+    """``count`` augmented clouds for the visual encoder alone, or some of them.
 
     Each is ``none`` with chance ``cfg.none_share`` (when > 0), else of a class drawn uniformly
     among the pool's instruments (``none`` included as one more class when ``none_share`` is
-    0), then a performer of that class among the solos and the visual-only ``soundless`` ones.
+    0), then a performer of that class among the solos and the visual-only ``soundless`` ones
+    (drawn and augmented from the cloud's own child of ``rng``).
+
+    Args:
+        pools: performers of the split (of two pools, one is drawn for the whole call).
+        cfg: training config.
+        rng: random source (see :func:`step_rng`).
+        count: clouds in the whole batch.
+        items: which of them to build (all when ``None``).
 
     Returns:
-        ``(SparseTensor of the clouds, labels (count,) long)``.
+        ``(SparseTensor of the clouds, labels (len(items),) long)``.
     """
     pool = pick(pools, rng)  # one pool for the whole call
     none = len(cfg.model.classes) - 1
@@ -148,15 +189,17 @@ def make_cloud_batch(
         draws = np.where(rng.random(count) < cfg.none_share, none, rng.choice(instruments, count))
     else:
         draws = rng.choice(instruments + ([none] if pool.distractors else []), size=count)
+    children = rng.spawn(count)
     clouds, out = [], []
-    for lab in draws:
+    for k in range(count) if items is None else items:
+        lab, own = draws[k], children[k]
         if lab == none:
-            item = pool.distractors[rng.integers(len(pool.distractors))]
+            item = pool.distractors[own.integers(len(pool.distractors))]
         else:
             candidates = [pool.solos[i] for i in pool.by_label.get(int(lab), [])]
             candidates += [pool.soundless[i] for i in pool.soundless_by_label.get(int(lab), [])]
-            item = candidates[rng.integers(len(candidates))]
-        clouds.append(augment(item.points, rng, cfg.augment))
+            item = candidates[own.integers(len(candidates))]
+        clouds.append(augment(item.points, own, cfg.augment))
         out.append(item.label)
     cond = clouds_to_tensor(clouds, cfg.model.visual.voxel_size)
     return cond, torch.tensor(out, dtype=torch.long)

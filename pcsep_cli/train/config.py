@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -20,6 +21,8 @@ from pcsep_cli.nets.model import SeparatorConfig
 
 CONFIG_DIR = Path(__file__).parent / "configs"
 LOSSES = ("l1_ratio", "bce_binary")
+DEVICES = ("auto", "cpu", "cuda")
+PRECISIONS = ("auto", "off", "bf16", "fp16")
 
 
 class TrainConfigError(PcsepError):
@@ -74,7 +77,7 @@ class TrainConfig:
         seed: seeds the weights and every step's data (a step's batch depends only on
             ``(seed, step)``, so a resumed run sees the data an uninterrupted run would).
         steps: optimiser steps.
-        batch_size: mixtures per step.
+        batch_size: mixtures per step (the global batch: torchrun's processes share it).
         segment_seconds: length of the training excerpts.
         min_sources: fewest performers per mixture.
         max_sources: most performers per mixture.
@@ -107,7 +110,12 @@ class TrainConfig:
         val_batches: batches in the (fixed) validation set.
         checkpoint_every: steps between checkpoints.
         keep_checkpoints: how many checkpoints to keep.
-        threads: torch CPU threads (0: torch's default).
+        threads: torch CPU threads per process (0: torch's default).
+        device: ``"auto"`` (CUDA when there is a GPU, else the CPU), ``"cpu"``, ``"cuda"`` or
+            ``"cuda:N"``; under torchrun each process takes the GPU of its ``LOCAL_RANK``.
+        amp: mixed precision: ``"auto"`` (bf16 autocast on a CUDA GPU that has it, else fp16
+            with gradient scaling; off on the CPU), ``"off"``, ``"bf16"`` or ``"fp16"`` (CUDA
+            only). Weights, optimiser state and losses stay float32.
         augment: point-cloud augmentation.
     """
 
@@ -142,6 +150,8 @@ class TrainConfig:
     checkpoint_every: int = 200
     keep_checkpoints: int = 2
     threads: int = 2
+    device: str = "auto"
+    amp: str = "auto"
     augment: AugmentConfig = field(default_factory=AugmentConfig)
 
     def __post_init__(self) -> None:
@@ -171,6 +181,10 @@ class TrainConfig:
             raise ValueError("give a pool (synthetic) or data (your recordings), or both")
         if not 0 <= self.distractor_prob <= 1:
             raise ValueError(f"distractor_prob must be in [0, 1], got {self.distractor_prob}")
+        if self.device not in DEVICES and not re.fullmatch(r"cuda:\d+", self.device):
+            raise ValueError(f"device must be auto, cpu, cuda or cuda:N, got {self.device!r}")
+        if self.amp not in PRECISIONS:
+            raise ValueError(f"amp must be one of {PRECISIONS}, got {self.amp!r}")
         if self.lr <= 0 or self.lr_min < 0 or self.keep_checkpoints < 1 or self.threads < 0:
             raise ValueError("lr must be > 0, lr_min >= 0, keep_checkpoints >= 1, threads >= 0")
 

@@ -6,18 +6,26 @@ embeddings. Every ``checkpoint_every`` steps a checkpoint is written; a run star
 with the same ``out_dir`` continues from the newest one, and since a step's data depends only
 on ``(seed, step)`` it sees the batches an uninterrupted run would have seen. The model with
 the best validation loss is kept in ``<out_dir>/model/`` (a loadable model directory).
+
+The same loop runs on a GPU (``device``, with mixed precision: ``amp``) and in each process
+of ``torchrun --nproc-per-node N -m pcsep_cli.train CONFIG``: every process builds its share of
+the step's batch and the gradients are summed over them (:mod:`pcsep_cli.train.runtime`);
+process 0 alone validates and writes. Dropout masks are drawn from a generator seeded by
+``(seed, step, rank)``, so a resumed run draws them again too.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import time
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
-import torch.nn.functional as F
+from torch import nn
 
 from pcsep_cli.errors import DatasetError
 from pcsep_cli.nets.files import CONFIG_FILE, WEIGHTS_FILE
@@ -26,7 +34,9 @@ from pcsep_cli.progress import Progress, ProgressFn
 from pcsep_cli.train.batch import Batch, make_batch, make_cloud_batch, step_rng
 from pcsep_cli.train.checkpoint import list_checkpoints, load_checkpoint, save_checkpoint
 from pcsep_cli.train.config import TrainConfig, load_train_config
+from pcsep_cli.train.losses import TERMS, StepLosses, Totals, loss_terms, total_loss
 from pcsep_cli.train.pool import Pool, PoolMix, load_pool
+from pcsep_cli.train.runtime import Runtime, started
 
 MODEL_SUBDIR = "model"
 LOG_NAME = "log.jsonl"
@@ -44,66 +54,12 @@ def train_progress(
     return Progress("train", step, total, "step", note or "", metrics)
 
 
-def separation_loss(out_masks: torch.Tensor, out_logits: torch.Tensor, batch: Batch, kind: str):
-    """Separation loss of one batch.
-
-    Args:
-        out_masks: ``(P, 1, F, T)`` predicted masks in [0, 1].
-        out_logits: ``(P, 1, F, T)`` the same before the sigmoid.
-        batch: the batch (mixture and target magnitudes).
-        kind: ``"l1_ratio"`` or ``"bce_binary"``.
-    """
-    mix = batch.mix_mag.index_select(0, batch.mix_index)
-    if kind == "l1_ratio":
-        # Normalised by the mixture's mean magnitude so loud and quiet batches weigh alike.
-        return (out_masks * mix - batch.src_mag).abs().mean() / (mix.mean() + 1e-8)
-    # The paper's target: 1 where this performer dominates the mixture's other performers.
-    others = torch.zeros_like(batch.src_mag)
-    others.index_reduce_(0, batch.mix_index, batch.src_mag, "amax", include_self=False)
-    best = others.index_select(0, batch.mix_index)
-    target = ((batch.src_mag >= best) & (batch.src_mag > 0)).float()
-    weight = torch.log1p(mix).clamp(1e-3, 10)
-    return F.binary_cross_entropy_with_logits(out_logits, target, weight=weight)
-
-
 def lr_at(step: int, cfg: TrainConfig) -> float:
     """Learning rate for ``step``: linear warm-up then cosine decay to ``lr_min``."""
     if step < cfg.warmup_steps:
         return cfg.lr * (step + 1) / cfg.warmup_steps
     t = (step - cfg.warmup_steps) / max(1, cfg.steps - cfg.warmup_steps)
     return cfg.lr_min + 0.5 * (cfg.lr - cfg.lr_min) * (1 + math.cos(math.pi * min(t, 1.0)))
-
-
-def _loss_terms(
-    model: SeparationNet, batch: Batch, cfg: TrainConfig, extra: tuple | None = None
-) -> dict[str, torch.Tensor]:
-    """Separation, classification and alignment losses (and accuracy) of one step.
-
-    Args:
-        model: the network.
-        batch: the separation batch.
-        cfg: training config.
-        extra: ``(SparseTensor, labels)`` clouds for the visual encoder alone (labels steps).
-    """
-    out = model(batch.mix_mag, batch.cond, batch.mix_index)
-    terms = {"sep": separation_loss(out.masks, out.mask_logits, batch, cfg.loss)}
-    zero = torch.zeros(())
-    if isinstance(batch.cond, torch.Tensor):
-        emb, logits, labels = None, None, None
-        if extra is not None:
-            emb, logits = model.encode_condition(extra[0])
-            labels = extra[1]
-    else:
-        emb, logits, labels = out.embedding, out.class_logits, batch.labels
-    if logits is None:
-        terms.update(cls=zero, align=zero, acc=zero)
-        return terms
-    terms["cls"] = F.cross_entropy(logits, labels)
-    terms["acc"] = (logits.argmax(1) == labels).float().mean()
-    terms["align"] = zero
-    if model.accepts_labels and cfg.align_weight:
-        terms["align"] = F.mse_loss(emb, model.label_embedding(labels).detach())
-    return terms
 
 
 @torch.no_grad()
@@ -114,7 +70,7 @@ def validate(
     model.eval()
     sums: dict[str, float] = {}
     for batch in batches:
-        for key, value in _loss_terms(model, batch, cfg).items():
+        for key, value in loss_terms(model, batch, cfg).items():
             sums[key] = sums.get(key, 0.0) + float(value) / len(batches)
     model.train()
     return {f"val_{k}{suffix}": v for k, v in sums.items()}
@@ -128,13 +84,18 @@ def uses_clouds(cfg: TrainConfig, step: int) -> bool:
     return bool(step_rng(cfg.seed, step, stream=2).random() >= cfg.label_fraction)
 
 
-def _load_pools(cfg: TrainConfig) -> tuple[Pool | PoolMix, Pool | PoolMix]:
-    """Train and validation pools of ``pool`` and/or ``data`` (mixed by ``data_share``)."""
+def _load_pools(
+    cfg: TrainConfig, validation: bool = True
+) -> tuple[Pool | PoolMix, Pool | PoolMix | None]:
+    """Train and validation pools of ``pool`` and/or ``data`` (mixed by ``data_share``);
+    no validation pool when ``validation`` is off (processes other than the first)."""
     m = cfg.model
     args = (m.classes, m.sample_rate, m.visual.voxel_size, cfg.segment_samples)
 
-    def both(root: str, clouds: bool) -> tuple[Pool, Pool]:
+    def both(root: str, clouds: bool) -> tuple[Pool, Pool | None]:
         train_pool = load_pool(root, "train", *args, clouds=clouds)
+        if not validation:
+            return train_pool, None
         try:
             val_pool = load_pool(root, "val", *args, clouds=clouds)
         except DatasetError:  # a dataset without a val split validates on train
@@ -147,11 +108,21 @@ def _load_pools(cfg: TrainConfig) -> tuple[Pool | PoolMix, Pool | PoolMix]:
     if not cfg.pool:
         return own
     base = both(cfg.pool, cfg.cloud_scenes)
-    return tuple(PoolMix(b, o, cfg.data_share) for b, o in zip(base, own, strict=True))  # type: ignore[return-value]
+    mixed_val = None if base[1] is None else PoolMix(base[1], own[1], cfg.data_share)  # type: ignore[arg-type]
+    return PoolMix(base[0], own[0], cfg.data_share), mixed_val
 
 
-# Fields a resumed run may change: the length of the run and how often it reports.
-_RESUMABLE_CHANGES = ("steps", "val_every", "checkpoint_every", "keep_checkpoints", "threads")
+# Fields a resumed run may change: the length of the run, how often it reports, and where and
+# in which precision it runs (the weights are the same tensors on any device).
+_RESUMABLE_CHANGES = (
+    "steps",
+    "val_every",
+    "checkpoint_every",
+    "keep_checkpoints",
+    "threads",
+    "device",
+    "amp",
+)
 
 
 def _check_same_run(saved: dict | None, cfg: TrainConfig, where: Path) -> None:
@@ -193,12 +164,15 @@ def train(
 ) -> Path:
     """Train a model as ``config`` says; continue from the last checkpoint if there is one.
 
+    Under torchrun every process calls this; each one trains on its share of every batch, and
+    only process 0 reports progress and writes the log, checkpoints and model.
+
     Args:
         config: a :class:`TrainConfig`, a JSON/TOML file, or a preset name (``"tiny"``).
         resume: continue from ``<out_dir>/checkpoints``'s newest checkpoint (otherwise a run
             directory that already holds checkpoints is an error). A resumed run may change
-            ``steps`` (the learning-rate schedule follows the new length) and the reporting
-            cadence, nothing else.
+            ``steps`` (the learning-rate schedule follows the new length), the reporting
+            cadence, the device and precision, and the number of processes, nothing else.
         progress: called after every step with a :class:`~pcsep_cli.progress.Progress`
             (:func:`train_progress`).
 
@@ -206,22 +180,32 @@ def train(
         ``<out_dir>/model``: the model directory with the best validation loss.
 
     Raises:
-        TrainConfigError: invalid config.
+        TrainConfigError: invalid config, or a device this machine does not have.
         DatasetError: unusable pool.
         ModelError: a checkpoint that does not match the config.
     """
     cfg = config if isinstance(config, TrainConfig) else load_train_config(config)
+    with started(cfg) as runtime:
+        return _run(cfg, runtime, resume, progress)
+
+
+def _run(cfg: TrainConfig, rt: Runtime, resume: bool, progress: ProgressFn | None) -> Path:
     out_dir = Path(cfg.out_dir)
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
     torch.manual_seed(cfg.seed)
-    model = SeparationNet(cfg.model)
+    model = SeparationNet(cfg.model).to(rt.device)
     optimizer = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
-    report = progress or (lambda _p: None)
-    step, best_val = _start(cfg, model, optimizer, resume, report)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    (out_dir / "train_config.json").write_text(json.dumps(cfg.to_dict(), indent=2) + "\n")
-    train_pool, val_pool = _load_pools(cfg)
+    scaler = rt.grad_scaler()
+    report = progress if progress is not None and rt.is_main else (lambda _p: None)
+    step, best_val = _start(cfg, model, optimizer, scaler, resume, report)
+    rt.check_same_start(step, out_dir)
+    losses = rt.wrap(StepLosses(model, cfg, rt.autocast))
+    train_pool, val_pool = _load_pools(cfg, validation=rt.is_main)
+    val_sets = _validation_sets(val_pool, cfg, rt.device) if val_pool is not None else {}
+    if rt.is_main:
+        out_dir.mkdir(parents=True, exist_ok=True)
+        (out_dir / "train_config.json").write_text(json.dumps(cfg.to_dict(), indent=2) + "\n")
     skipped = (train_pool.own if isinstance(train_pool, PoolMix) else train_pool).skipped
     if skipped:
         note = (
@@ -229,13 +213,15 @@ def train(
             f"their position (first: {skipped[0]}); give performers/<name>.ply to keep them"
         )
         report(train_progress(step, cfg.steps, math.nan, 0.0, None, note))
-    val_sets = _validation_sets(val_pool, cfg)
     model.train()
     start, start_step, val_loss = time.perf_counter(), step, None
-    with (out_dir / LOG_NAME).open("a") as log:
+    log_file = (out_dir / LOG_NAME).open("a") if rt.is_main else contextlib.nullcontext()
+    with log_file as log:
         while step < cfg.steps:
-            record = _train_step(model, optimizer, train_pool, cfg, step)
+            record = _train_step(losses, model, optimizer, scaler, train_pool, cfg, rt, step)
             step += 1
+            if not rt.is_main:
+                continue
             speed = (step - start_step) / (time.perf_counter() - start)
             record.update(lr=lr_at(step - 1, cfg), steps_per_s=speed)
             message = None
@@ -249,12 +235,14 @@ def train(
                     message = f"best model so far (val {val_loss:.4f})"
             if step % cfg.checkpoint_every == 0 or step == cfg.steps:
                 state = {"best_val": best_val, "config": cfg.to_dict()}
+                if scaler is not None:
+                    state["grad_scaler"] = scaler.state_dict()
                 save_checkpoint(out_dir, step, model, optimizer, state, cfg.keep_checkpoints)
                 message = (message + "; " if message else "") + f"checkpoint at step {step}"
             log.write(json.dumps(record) + "\n")
             log.flush()
             report(train_progress(step, cfg.steps, record["loss"], speed, val_loss, message))
-    if not (out_dir / MODEL_SUBDIR / WEIGHTS_FILE).is_file():
+    if rt.is_main and not (out_dir / MODEL_SUBDIR / WEIGHTS_FILE).is_file():
         model.save_pretrained(out_dir / MODEL_SUBDIR)
     return out_dir / MODEL_SUBDIR
 
@@ -263,6 +251,7 @@ def _start(
     cfg: TrainConfig,
     model: SeparationNet,
     optimizer: torch.optim.Optimizer,
+    scaler: torch.amp.GradScaler | None,
     resume: bool,
     report: ProgressFn,
 ) -> tuple[int, float]:
@@ -284,6 +273,8 @@ def _start(
         saved = json.loads((existing[-1] / "state.json").read_text()).get("config")
         _check_same_run(saved, cfg, existing[-1])
         meta = load_checkpoint(existing[-1], model, optimizer)
+        if scaler is not None and meta.get("grad_scaler"):
+            scaler.load_state_dict(meta["grad_scaler"])
         step, best_val = int(meta["step"]), float(meta.get("best_val", math.inf))
         note = f"resumed from step {step}"
         if saved["steps"] != cfg.steps:
@@ -296,9 +287,11 @@ def _start(
     return 0, math.inf
 
 
-def _validation_sets(val_pool: Pool | PoolMix, cfg: TrainConfig) -> dict[str, list[Batch]]:
-    """The fixed validation batches, by metric suffix: ``""`` for the model's own condition,
-    ``"_labels"`` beside it for a model conditioned on both."""
+def _validation_sets(
+    val_pool: Pool | PoolMix, cfg: TrainConfig, device: torch.device
+) -> dict[str, list[Batch]]:
+    """The fixed validation batches on ``device``, by metric suffix: ``""`` for the model's own
+    condition, ``"_labels"`` beside it for a model conditioned on both."""
     primary = cfg.model.conditioning != "labels"
     val_sets = {
         "": [
@@ -311,31 +304,69 @@ def _validation_sets(val_pool: Pool | PoolMix, cfg: TrainConfig) -> dict[str, li
             make_batch(val_pool, cfg, step_rng(cfg.seed, i, stream=1), train=False, clouds=False)
             for i in range(cfg.val_batches)
         ]
+    if device.type != "cpu":
+        val_sets = {k: [b.to(device) for b in v] for k, v in val_sets.items()}
     return val_sets
 
 
+def _dropout_seed(seed: int, step: int, rank: int) -> int:
+    """Seed of torch's generator for one step of one process (dropout masks)."""
+    return int(np.random.SeedSequence([seed, 4, step, rank]).generate_state(1, np.uint64)[0])
+
+
 def _train_step(
+    losses: nn.Module,
     model: SeparationNet,
     optimizer: torch.optim.Optimizer,
+    scaler: torch.amp.GradScaler | None,
     pool: Pool | PoolMix,
     cfg: TrainConfig,
+    rt: Runtime,
     step: int,
 ) -> dict[str, Any]:
-    """One optimiser step (the ``step``-th, from 0); returns its log record."""
+    """One optimiser step (the ``step``-th, from 0) on this process's share of the batch;
+    returns its log record, with the losses of the whole batch.
+
+    Args:
+        losses: :class:`StepLosses` of ``model`` (inside DDP when distributed).
+        model: the network.
+        optimizer: its optimiser.
+        scaler: fp16 loss scaling, or ``None``.
+        pool: training performers.
+        cfg: training config.
+        rt: this process's runtime.
+        step: steps done so far.
+    """
     for group in optimizer.param_groups:
         group["lr"] = lr_at(step, cfg)
+    torch.manual_seed(_dropout_seed(cfg.seed, step, rt.rank))
     clouds = uses_clouds(cfg, step)
-    batch = make_batch(pool, cfg, step_rng(cfg.seed, step), clouds=clouds)
+    rng = step_rng(cfg.seed, step)
+    batch = make_batch(pool, cfg, rng, clouds=clouds, items=rt.shard(cfg.batch_size))
     extra = None
     if not clouds and model.accepts_clouds and cfg.visual_batch:
-        extra = make_cloud_batch(pool, cfg, step_rng(cfg.seed, step, stream=3), cfg.visual_batch)
-    terms = _loss_terms(model, batch, cfg, extra)
-    loss = terms["sep"] + cfg.cls_weight * terms["cls"] + cfg.align_weight * terms["align"]
+        rng = step_rng(cfg.seed, step, stream=3)
+        extra = make_cloud_batch(pool, cfg, rng, cfg.visual_batch, rt.shard(cfg.visual_batch))
+    if rt.device.type != "cpu":
+        batch = batch.to(rt.device)
+        extra = None if extra is None else (extra[0].to(rt.device), extra[1].to(rt.device))
+    totals = Totals.from_tensor(rt.all_sum(Totals.local(batch, extra)))
+    terms = losses(batch, extra, totals)
     optimizer.zero_grad(set_to_none=True)
-    loss.backward()
+    # DDP averages the processes' gradients, and their losses are shares that add up to the
+    # loss of the whole batch: scaled by the number of processes, the average is that sum.
+    loss = total_loss(terms, cfg) * rt.world
+    (loss if scaler is None else scaler.scale(loss)).backward()
+    if scaler is not None:
+        scaler.unscale_(optimizer)
     if cfg.grad_clip:
         torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
-    optimizer.step()
-    record = {"step": step + 1, "loss": loss.item(), "clouds": clouds}
-    record.update({k: float(v.detach()) for k, v in terms.items()})
-    return record
+    if scaler is None:
+        optimizer.step()
+    else:
+        scaler.step(optimizer)
+        scaler.update()
+    summed = rt.all_sum(torch.stack([terms[k].detach().float() for k in TERMS])).tolist()
+    values = dict(zip(TERMS, summed, strict=True))
+    whole = values["sep"] + cfg.cls_weight * values["cls"] + cfg.align_weight * values["align"]
+    return {"step": step + 1, "loss": whole, "clouds": clouds, **values}

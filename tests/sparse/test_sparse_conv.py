@@ -159,3 +159,27 @@ def test_strided_conv_that_reaches_no_output() -> None:
     assert y.coords.shape == (0, 4) and y.feats.shape == (0, 3)
     y.feats.sum().backward()
     assert torch.equal(feats.grad, torch.zeros(2, 2))
+
+
+@pytest.mark.parametrize("k", [1, 3])
+def test_autocast_runs_the_conv_in_the_weights_dtype(k: int) -> None:
+    # Isolated voxels (a 3x3x3 conv finds no neighbour, only its centre: a plain matmul that
+    # autocast would run in bfloat16) and a clump of neighbours (gathers and sums into float32
+    # buffers): under autocast both give float32, the values and gradients of no autocast.
+    isolated = torch.tensor([[0, 0, 0, 0], [0, 5, 5, 5], [0, 10, 0, 0]], dtype=torch.int32)
+    clump = torch.tensor([[0, 0, 0, 0], [0, 1, 0, 0], [0, 0, 1, 0]], dtype=torch.int32)
+    g = torch.Generator().manual_seed(3)
+    w = torch.randn(k**3, 4, 8, generator=g)
+    for coords in (isolated, clump):
+        feats = torch.randn(3, 4, generator=g)
+        grads = []
+        for amp in (False, True):
+            x = SparseTensor(coords, feats.clone().requires_grad_(True))
+            wk = w.clone().requires_grad_(True)
+            with torch.autocast("cpu", dtype=torch.bfloat16, enabled=amp):
+                y = conv3d(x, wk, k)
+            assert y.feats.dtype == torch.float32
+            (y.feats * torch.arange(8.0)).sum().backward()
+            grads.append((y.feats.detach(), x.feats.grad, wk.grad))
+        for plain, autocast in zip(*grads, strict=True):
+            torch.testing.assert_close(autocast, plain, rtol=0, atol=0)
