@@ -176,6 +176,6 @@ def _readme_block(language: str, marker: str) -> str:
 def test_the_readme_shows_the_examples_as_they_are() -> None:
     script = [line for line in SBATCH.read_text().splitlines() if not line.startswith("# ")]
     script = [line for line in script if line != "#"]
-    assert _readme_block("bash", "#SBATCH").splitlines() == script
+    assert _readme_block("bash", "#SBATCH --array").splitlines() == script
     shown = yaml.safe_load(_readme_block("yaml", "completionMode"))
     assert shown == yaml.safe_load(JOB.read_text())

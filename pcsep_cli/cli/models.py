@@ -182,35 +182,53 @@ def models_remove(
         )
 
 
-@models_app.command("push")
+@models_app.command("push", cls=Command)
 def models_push(
     directory: Annotated[
-        Path, typer.Argument(help="Model folder: config.json, model.safetensors, README.md.")
+        Path,
+        typer.Argument(
+            metavar="DIR", help="Model folder: config.json, model.safetensors, README.md."
+        ),
     ],
-    repo_id: Annotated[str, typer.Argument(help="Hub repository owner/name (created if new).")],
+    repo_id: Annotated[
+        str, typer.Argument(metavar="REPO", help="Hub repository owner/name (created if new).")
+    ],
     revision: Annotated[
-        str, typer.Option("--revision", help="Branch to commit to (created from main if new).")
+        str,
+        typer.Option(
+            "--revision", metavar="BRANCH", help="Branch to commit to (created from main if new)."
+        ),
     ] = "main",
     private: Annotated[
         bool, typer.Option("--private", help="Create the repository private.")
     ] = False,
     token: Annotated[
         str | None,
-        typer.Option(help="Hub token with write access. Default: HF_TOKEN, then `hf auth login`."),
+        typer.Option(
+            metavar="TOKEN",
+            help="Hub token with write access. Default: HF_TOKEN, then `hf auth login`.",
+        ),
     ] = None,
-    message: Annotated[str | None, typer.Option("--message", "-m", help="Commit message.")] = None,
+    message: Annotated[
+        str | None, typer.Option("--message", "-m", metavar="TEXT", help="Commit message.")
+    ] = None,
     evaluation: Annotated[
         Path | None,
         typer.Option(
-            "--eval", help="`pcsep evaluate --json` output: metrics for the card's model-index."
+            "--eval",
+            metavar="JSON",
+            help="`pcsep evaluate --json` output: metrics for the card's model-index.",
         ),
     ] = None,
     datasets: Annotated[
         list[str] | None,
-        typer.Option("--dataset", help="Hub dataset id for the card (repeat for several)."),
+        typer.Option(
+            "--dataset", metavar="ID", help="Hub dataset id for the card (repeat for several)."
+        ),
     ] = None,
     license_id: Annotated[
-        str | None, typer.Option("--license", help="License id for the card (e.g. apache-2.0).")
+        str | None,
+        typer.Option("--license", metavar="ID", help="License id for the card (e.g. apache-2.0)."),
     ] = None,
     dry_run: Annotated[
         bool, typer.Option("--dry-run", help="Check and show the card; upload nothing.")

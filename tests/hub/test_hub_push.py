@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 import yaml
-from helpers.audio import recording
+from helpers.audio import output_file, recording
 from helpers.models import save_tiny
 from helpers.training import make_dataset
 from typer.testing import CliRunner
@@ -118,7 +118,7 @@ def test_pushed_model_downloads_and_separates_like_its_folder(
     for name, ref in (("local", tiny), ("hub", "me/tiny-duo@exp")):
         out = json.loads(_ok("separate", mix, scene_ply, "--model", ref, "-o", tmp_path / name,
                              "--json"))  # fmt: skip
-        stems[name] = [(s["name"], Path(s["path"]).read_bytes()) for s in out["stems"]]
+        stems[name] = [(s["name"], output_file(out, s).read_bytes()) for s in out["stems"]]
     assert len(stems["local"]) == 2 and stems["hub"] == stems["local"]
 
 

@@ -26,6 +26,7 @@ from helpers.clouds import (
     patch_e57,
     write_e57_file,
 )
+from helpers.audio import output_file
 from helpers.scenes import person_mesh, room
 from scipy.spatial.transform import Rotation
 from typer.testing import CliRunner
@@ -389,8 +390,9 @@ def test_separate_takes_an_e57_scene_of_two_scans(tmp_path: Path, model: Path) -
     )
     assert result.exit_code == 0, result.output
     manifest = json.loads(result.stdout)
-    assert manifest["clouds"] == [str(scene)]
+    folder = Path(manifest["manifest"]).parent  # manifest v2: paths relative to its folder
+    assert [(folder / c).resolve() for c in manifest["clouds"]] == [scene.resolve()]
     xs = sorted(s["position"][0] for s in manifest["stems"])
     assert np.allclose(xs, [-1.0, 1.0], atol=0.3)
     for stem in manifest["stems"]:
-        assert sf.info(stem["path"]).frames == 8000
+        assert sf.info(output_file(manifest, stem)).frames == 8000
