@@ -80,7 +80,7 @@ class Unpaired:
 
     Attributes:
         path: the file or folder.
-        reason: why, in words (``"no cloud named take3.ply/.las/.laz/.pcd"``).
+        reason: why, in words (``"no cloud named take3.ply/.las/.laz/.pcd/.e57"``).
     """
 
     path: Path
@@ -255,7 +255,7 @@ def _why_unpaired(name: str, audio: list[Path], clouds: list[Path], ext: str) ->
     if len(clouds) > 1:
         return f"several clouds named {name}.*: " + ", ".join(p.name for p in clouds)
     if ext in AUDIO_EXTS:
-        return f"no cloud named {name}.ply/.las/.laz/.pcd beside it"
+        return f"no cloud named {name}.ply/.las/.laz/.pcd/.e57 beside it"
     return f"no recording named {name}.wav/.flac/... beside it"
 
 

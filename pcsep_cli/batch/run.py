@@ -272,7 +272,7 @@ def plan_batch(
         raise DatasetError(
             "found no recording + cloud pair",
             root,
-            "put <name>.wav beside <name>.ply (or .las/.laz/.pcd), use the dataset layout "
+            "put <name>.wav beside <name>.ply (or .las/.laz/.pcd/.e57), use the dataset layout "
             "<example>/mixture.wav + scene.ply, or pass --manifest FILE.csv",
         )
     mine = shard(found.items, part)

@@ -201,7 +201,8 @@ def _print_manifest(manifest: dict[str, Any]) -> None:
 
 BATCH_HELP = (
     "Separate every recording of a folder with the cloud beside it.\n\n"
-    "Pairs [bold]NAME.wav[/] + [bold]NAME.ply[/] (.las/.laz/.pcd; any audio libsndfile reads), "
+    "Pairs [bold]NAME.wav[/] + [bold]NAME.ply[/] (.las/.laz/.pcd/.e57; "
+    "any audio libsndfile reads), "
     "the dataset layout [bold]EXAMPLE/mixture.*[/] + [bold]scene.*[/] (also SPLIT/EXAMPLE/), "
     "or the rows of [bold]--manifest FILE.csv[/] (columns audio,cloud[,name]). "
     "Item NAME goes to DIR/NAME/ (-o DIR).\n\n"

@@ -30,6 +30,10 @@ MEMORY_LIMIT = 1 << 30
 # CI: a fixed, short run per reader; PCSEP_FUZZ_SECONDS: random runs until the budget is spent.
 CI_EXAMPLES = 200
 BUDGET_S = float(os.environ.get("PCSEP_FUZZ_SECONDS", "0"))
+# Each harness gets an equal share of the budget: the five reader targets (ply, las, pcd, e57,
+# audio), the model loader's two (config values, bytes) and the CSV manifest.
+HARNESSES = 8
+SHARE = 1 / HARNESSES
 
 _INTS = [0, 1, 0x7F, 0x80, 0xFF, 0x7FFF, 0xFFFF, 0x7FFFFFFF, 0x80000000, 0xFFFFFFFF, 2**63 - 1]
 _NUMBERS = [b"0", b"-1", b"1", b"4294967296", b"99999999999999", b"1e308", b"nan", b"", b"3.5"]

@@ -10,7 +10,15 @@ from __future__ import annotations
 import tempfile
 from pathlib import Path, PurePosixPath
 
-from fuzz_mutations import apply, bounded, fuzz_settings, mutations, run_fuzz, save_regression
+from fuzz_mutations import (
+    SHARE,
+    apply,
+    bounded,
+    fuzz_settings,
+    mutations,
+    run_fuzz,
+    save_regression,
+)
 from fuzz_mutations import seeds as seed_files
 from hypothesis import given
 from hypothesis import strategies as st
@@ -18,9 +26,6 @@ from hypothesis import strategies as st
 from pcsep_cli.batch.plan import discover
 from pcsep_cli.errors import DatasetError
 from pcsep_cli.separate.job import DEFAULT_TEMPLATE, render_template
-
-# Share of PCSEP_FUZZ_SECONDS: the readers' harness takes 1/5 per target; this one as much.
-SHARE = 1 / 5
 
 
 def _plan(path: Path) -> None:

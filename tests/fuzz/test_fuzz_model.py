@@ -14,6 +14,7 @@ from typing import Any
 import pytest
 from fuzz_mutations import (
     REGRESSIONS,
+    SHARE,
     apply,
     bounded,
     fuzz_settings,
@@ -107,7 +108,7 @@ def test_mutated_config_values_verify_or_raise_model_error(model_dir: Path) -> N
             text = json.dumps(mutated).encode()
             check_model(Path(tmp), text, weights, "config.json")
 
-        run_fuzz(fuzz, share=1 / 5)
+        run_fuzz(fuzz, share=SHARE)
 
 
 def test_mutated_config_bytes_and_weight_headers_verify_or_raise_model_error(
@@ -130,7 +131,7 @@ def test_mutated_config_bytes_and_weight_headers_verify_or_raise_model_error(
                 mutated = apply(head, ops, config) + body
                 check_model(Path(tmp), config, mutated, "model.safetensors")
 
-        run_fuzz(fuzz, share=1 / 5)
+        run_fuzz(fuzz, share=SHARE)
 
 
 def test_model_folder_left_intact(model_dir: Path, tmp_path: Path) -> None:

@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 from fuzz_mutations import (
     E57_LAYERS,
+    SHARE,
     apply,
     apply_e57,
     bounded,
@@ -99,4 +100,4 @@ def test_mutated_files_give_a_result_or_the_typed_error(target: str) -> None:
                 data = apply(corpus[name], ops, donors[donor])
             check_input(target, name, data, Path(tmp))
 
-        run_fuzz(fuzz, share=1 / (len(TARGETS) + 1))
+        run_fuzz(fuzz, share=SHARE)

@@ -18,6 +18,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import soundfile as sf
+from helpers.audio import output_file
 from helpers.clouds import (
     E57Scan,
     e57_logical,
@@ -26,7 +27,6 @@ from helpers.clouds import (
     patch_e57,
     write_e57_file,
 )
-from helpers.audio import output_file
 from helpers.scenes import person_mesh, room
 from scipy.spatial.transform import Rotation
 from typer.testing import CliRunner
