@@ -74,6 +74,17 @@ def synth(
             "own). Default: all but opl3.",
         ),
     ] = "",
+    styles: Annotated[
+        str,
+        typer.Option(
+            metavar="NAMES",
+            help="Instrument styles, comma-separated: seen (what pcsep-base trained on), new "
+            "(soprano and baritone saxophones, piccolo, alto flute, bass clarinet, flugelhorn, "
+            "cornet, bass trombone, electric guitar, stage keyboard), all, or CLASS:STYLE; "
+            "'test:new' applies to one split only. A class with no style listed keeps its "
+            "seen ones.",
+        ),
+    ] = "seen",
 ) -> None:
     """Write a synthetic dataset (scenes, mixtures, stems, solo pool) in the dataset layout."""
     from pcsep_cli.synth.dataset import write_dataset
@@ -108,6 +119,7 @@ def synth(
                 cycle_instruments=cycle_instruments,
                 split_fractions=fractions,
                 sources=source_list,
+                styles=tuple(s.strip() for s in styles.split(",") if s.strip()),
                 progress=bar,
             )
         except ValueError as err:

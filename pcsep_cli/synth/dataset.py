@@ -53,6 +53,7 @@ from pcsep_cli.errors import DatasetError
 from pcsep_cli.progress import Progress, ProgressFn
 from pcsep_cli.synth.settings import BODY_IDS, FORMAT_VERSION, SPLITS, Settings
 from pcsep_cli.synth.sources import DEFAULT_SOURCES, for_split
+from pcsep_cli.synth.styles import for_split as styles_for_split
 
 POOL_CHUNK = 8
 """Solo clips rendered by one FluidSynth call (a fixed grouping, so results stay the same)."""
@@ -68,6 +69,7 @@ _SETTINGS = (
     "cycle_instruments",
     "pieces",
     "sources",
+    "styles",
 )
 
 
@@ -120,6 +122,7 @@ def write_dataset(
     cycle_instruments: bool = False,
     pieces: Sequence[str] | None = None,
     sources: Sequence[str] = DEFAULT_SOURCES,
+    styles: Sequence[str] = ("seen",),
     progress: ProgressFn | None = None,
 ) -> DatasetSummary:
     """Write (or complete) a synthetic dataset in ``out`` (layout in the module docstring).
@@ -147,6 +150,8 @@ def write_dataset(
             :func:`~pcsep_cli.synth.corpus.corpus_pieces`).
         sources: sound sources allowed, ``"name"`` or ``"split:name"``
             (:func:`~pcsep_cli.synth.sources.for_split`); one is drawn per performer.
+        styles: instrument styles allowed: ``seen``, ``new``, ``all`` or ``CLASS:STYLE``,
+            each maybe ``"split:..."`` (:func:`~pcsep_cli.synth.styles.for_split`).
         progress: called with a :class:`~pcsep_cli.progress.Progress` (stage ``synth``, unit
             ``task``: an example or a pool batch) after each.
 
@@ -173,9 +178,11 @@ def write_dataset(
         cycle_instruments=bool(cycle_instruments),
         pieces=None if pieces is None else tuple(sorted(pieces)),
         sources=tuple(sources),
+        styles=tuple(styles),
     )
     for split in SPLITS:
         for_split(settings.sources, split)  # unknown names fail before any work
+        styles_for_split(settings.styles, split)
     out = Path(out)
     _claim(out, settings, examples, solo_pool, cloud_scenes)
     started = time.perf_counter()
@@ -294,7 +301,8 @@ def _claim(out: Path, settings: Settings, examples: int, solo_pool: int, clouds:
                 path=manifest,
                 hint="delete the folder or choose another --out",
             ) from None
-        have_settings = {"sources": ["fluidr3"], **have.get("settings", {})}  # before sources
+        # written before sources / styles were settings
+        have_settings = {"sources": ["fluidr3"], "styles": ["seen"], **have.get("settings", {})}
         diff = [k for k in _SETTINGS if have_settings.get(k) != wanted[k]]
         if diff:
             raise DatasetError(

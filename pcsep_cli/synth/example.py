@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from pcsep_cli.errors import DatasetError
-from pcsep_cli.synth import corpus, music, room
+from pcsep_cli.synth import corpus, music, room, styles
 from pcsep_cli.synth import sources as sound_sources
 from pcsep_cli.synth.settings import (
     BODY_IDS,
@@ -149,9 +149,10 @@ def _draw_scene(
         distractors = [str(d) for d in geo_rng.choice(DISTRACTORS, int(geo_rng.integers(1, 3)))]
     bodies = _body_ids(geo_rng, split, len(instruments) + len(distractors))
     walls = bool(geo_rng.random() < 0.5)
-    scene = build_scene(
-        geo_rng, instruments, distractors=tuple(distractors), body_ids=bodies, walls=walls
-    )
+    with styles.allowed(styles.for_split(settings.styles, split)):
+        scene = build_scene(
+            geo_rng, instruments, distractors=tuple(distractors), body_ids=bodies, walls=walls
+        )
     players = [(k, o) for k, o in enumerate(scene.objects) if o.kind == "performer"]
     others = [(k, o) for k, o in enumerate(scene.objects) if o.kind != "performer"]
     order = [o.label for _, o in players]
@@ -199,6 +200,7 @@ def write_cloud_scene(settings: Settings, folder: Path, split: str, index: int) 
             {
                 "name": obj.name,
                 "instrument": obj.label,
+                "style": styles.style_of(obj.label, obj.params),
                 "position": _r(obj.position),
                 "object": k,
                 "points": int(counts[k]),
@@ -272,6 +274,7 @@ def write_scene(settings: Settings, folder: Path, split: str, index: int) -> Non
             {
                 "name": name,
                 "instrument": obj.label,
+                "style": styles.style_of(obj.label, obj.params),
                 "position": _r(obj.position),
                 "source_position": _r(obj.source_position),
                 "stem": f"stems/{name}.wav",
@@ -352,7 +355,8 @@ def write_pool_chunk(
             continue
         geo_rng, room_rng, piece, play = plans[j]
         body_id = _body_ids(geo_rng, split, 1)[0]
-        cloud = performer_cloud(geo_rng, play.instrument, body_id=body_id)
+        with styles.allowed(styles.for_split(settings.styles, split)):
+            cloud = performer_cloud(geo_rng, play.instrument, body_id=body_id)
         obj = cloud.objects[0]
         keep = cloud.object_index == 0
         source = np.asarray(obj.source_position, dtype=np.float64)

@@ -10,6 +10,10 @@ Local frames:
       tail) to the scroll/headstock, ``z`` is the normal of the top plate, ``x = y × z``.
     * winds: the mouthpiece is the origin; see each builder for the axis it points along.
 
+Each class has styles that differ in shape (``styles.py``: a soprano saxophone is straight, a
+bass clarinet has a crook and an upturned bell); a builder given ``style=None`` draws among the
+styles pcsep-base was trained on exactly as it always did.
+
 Furniture (chairs, stands) lives in ``furniture.py``, mesh primitives in ``meshes.py``.
 """
 
@@ -20,6 +24,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from pcsep_cli.classes import INSTRUMENTS
+from pcsep_cli.synth import styles
 from pcsep_cli.synth.meshes import (
     BLACK,
     BRASS,
@@ -239,12 +244,15 @@ def endpin(anchor: np.ndarray, length: float) -> Mesh:
 # --------------------------------------------------------------------------- guitar
 
 
-def guitar(rng: np.random.Generator) -> Instrument:
-    """Classical or steel-string acoustic guitar (body 0.47–0.52 m, total 0.98–1.04 m).
+def guitar(rng: np.random.Generator, style: str | None = None) -> Instrument:
+    """Classical or steel-string acoustic guitar (body 0.47–0.52 m, total 0.98–1.04 m), or
+    (``style="electric"``) a solid-body electric guitar.
 
     Anchors: ``waist_low`` (lower edge of the waist, on the thigh), ``soundhole``, ``pluck``
     (right-hand point over the strings), ``neck_body``, ``nut``, ``sound``.
     """
+    if style == "electric":
+        return _electric_guitar(rng)
     length = uniform(rng, 0.47, 0.52)
     lower = uniform(rng, 0.36, 0.40)
     upper = lower * uniform(rng, 0.74, 0.8)
@@ -301,6 +309,67 @@ def guitar(rng: np.random.Generator) -> Instrument:
     )
 
 
+def _electric_guitar(rng: np.random.Generator) -> Instrument:
+    """Solid body (0.40–0.45 m long, 40–50 mm thick), a long bolt-on neck, pickups, a small
+    headstock; loud colours. Same anchors as the acoustic guitar (``soundhole`` over the
+    pickups)."""
+    length = uniform(rng, 0.40, 0.45)
+    lower = uniform(rng, 0.31, 0.34)
+    upper = lower * uniform(rng, 0.8, 0.9)
+    waist = lower * uniform(rng, 0.7, 0.78)
+    depth = uniform(rng, 0.04, 0.05)
+    stations = [
+        (0.0, 0.0),
+        (0.03, lower * 0.32),
+        (0.2, lower / 2),
+        (0.5, waist / 2),
+        (0.75, upper / 2),
+        (0.92, upper * 0.3),
+        (1.0, 0.0),
+    ]
+    colour = pick(
+        rng, [(180, 20, 25), (20, 20, 22), (235, 235, 230), (40, 80, 160), (200, 120, 40)]
+    )
+    body = loft(
+        profile_outline(length, stations),
+        np.array([0.0, depth]),
+        np.array([1.0, 1.0]),
+        colour,
+        centre=np.array([0.0, 0.5 * length]),
+    )
+    guard = box([-0.07, length * 0.15, depth], [0.09, length * 0.7, depth + 0.003], (240, 240, 235))
+    pickups = [
+        box([-0.045, length * f - 0.012, depth], [0.045, length * f + 0.012, depth + 0.012], BLACK)
+        for f in (0.35, 0.55)
+    ]
+    neck_len = uniform(rng, 0.38, 0.42)
+    nut = np.array([0.0, length + neck_len, depth + 0.012])
+    neck = tube(
+        [[0, length * 0.85, depth - 0.005], nut - [0, 0, 0.012]],
+        [0.028, 0.024],
+        (200, 160, 110),
+        sides=8,
+    )
+    head_end = nut + np.array([0.0, 0.17, -0.015])
+    headstock = tube([nut - [0, 0, 0.01], head_end], 0.03, colour, sides=4)
+    bridge = box([-0.04, length * 0.2, depth], [0.04, length * 0.25, depth + 0.014], SILVER[0])
+    anchors = {
+        "waist_low": np.array([waist / 2, length * 0.5, depth / 2]),
+        "soundhole": np.array([0.0, length * 0.45, depth]),
+        "pluck": np.array([0.0, length * 0.4, depth + 0.05]),
+        "neck_body": np.array([0.0, length, nut[2]]),
+        "nut": nut,
+        "sound": np.array([0.0, length * 0.45, depth]),
+        "back": np.array([0.0, length * 0.35, 0.0]),
+    }
+    return Instrument(
+        "guitar",
+        Mesh.concat([body, guard, *pickups, neck, headstock, bridge]),
+        anchors,
+        {"variant": "electric", "body_length": length, "lower_bout": lower, "depth": depth},
+    )
+
+
 # --------------------------------------------------------------------------- woodwinds
 
 
@@ -308,18 +377,26 @@ def _flare(n: int, r0: float, r1: float, power: float) -> np.ndarray:
     return r0 + (r1 - r0) * np.linspace(0.0, 1.0, n) ** power
 
 
-def saxophone(rng: np.random.Generator) -> Instrument:
-    """Alto or tenor saxophone. Origin at the mouthpiece tip; the body tube hangs down -z,
-    the bow and bell are on the +y (front) side, the bell opens upwards.
+_SAX_SCALE = {"alto": 1.0, "tenor": 1.25, "baritone": 1.75}
+
+
+def saxophone(rng: np.random.Generator, style: str | None = None) -> Instrument:
+    """Alto, tenor or baritone saxophone (a baritone has a loop in its neck), or a straight
+    soprano. Origin at the mouthpiece tip; the body tube hangs down -z, the bow and bell are
+    on the +y (front) side, the bell opens upwards (a soprano's points down along the tube).
 
     Anchors: ``left_hand`` / ``right_hand`` (palm points on the player's side of the upper and
     lower stacks), ``sound`` (bell centre).
     """
-    variant = "alto" if rng.random() < 0.6 else "tenor"
-    scale = uniform(rng, 0.97, 1.03) * (1.0 if variant == "alto" else 1.25)
+    variant = style or ("alto" if rng.random() < 0.6 else "tenor")
+    if variant == "soprano":
+        return _soprano_saxophone(rng)
+    scale = uniform(rng, 0.97, 1.03) * _SAX_SCALE[variant]
     body_len, bow_r, bell_h, bell_r = 0.40 * scale, 0.05 * scale, 0.30 * scale, 0.06 * scale
     colour = pick(rng, BRASS + [(60, 50, 40), (190, 190, 190)])
     top = np.array([0.0, 0.11, -0.13]) * (1.0 if variant == "alto" else 1.15)
+    if variant == "baritone":
+        top = np.array([0.0, 0.16, -0.10])
     neck_path = np.array([[0, 0, 0], [0, 0.03, -0.02], [0, 0.07, -0.06], top * [1, 0.95, 0.8], top])
     mouthpiece = tube(neck_path[:2], [0.008, 0.012], BLACK, sides=8)
     neck = tube(neck_path[1:], np.linspace(0.009, 0.013, 4), colour, sides=8)
@@ -344,42 +421,95 @@ def saxophone(rng: np.random.Generator) -> Instrument:
         "sound": bell_top,
         "bottom": bottom + [0.0, bow_r, -bow_r],
     }
+    parts = [mouthpiece, neck, body, bow, bell, guard]
+    if variant == "baritone":  # the loop above the body that makes a baritone's neck
+        parts.append(
+            tube(
+                arc(top + [0, -0.05, 0.03], [0, 0.05, 0], [0, 0, 0.06], -np.pi / 2, np.pi, 10),
+                0.016,
+                colour,
+                sides=10,
+            )
+        )
     return Instrument(
         "saxophone",
-        Mesh.concat([mouthpiece, neck, body, bow, bell, guard]),
+        Mesh.concat(parts),
         anchors,
         {"variant": variant, "height": float(-anchors["bottom"][2]), "bell_diameter": 2 * bell_r},
     )
 
 
-def flute(rng: np.random.Generator) -> Instrument:
-    """Concert flute along +x from the crown (x = 0) to the foot (0.66–0.68 m), 19 mm bore.
+def _soprano_saxophone(rng: np.random.Generator) -> Instrument:
+    """Straight soprano (0.62–0.68 m) along -z from the mouthpiece, its bell opening down."""
+    length = uniform(rng, 0.62, 0.68)
+    colour = pick(rng, BRASS + [(190, 190, 190)])
+    mouthpiece = tube([[0, 0, 0], [0, 0, -0.07]], [0.007, 0.011], BLACK, sides=8)
+    z = -np.linspace(0.07, length, 10)
+    body = tube(
+        np.column_stack([np.zeros(10), np.zeros(10), z]),
+        _flare(10, 0.009, 0.038, 2.5),
+        colour,
+        sides=12,
+    )
+    keys = box([-0.012, -0.03, -length * 0.8], [0.012, -0.012, -0.14], colour)
+    anchors = {  # on the player's side (-y), like the curved saxophones'
+        "left_hand": np.array([0.0, -0.035, -length * 0.3]),
+        "right_hand": np.array([0.0, -0.035, -length * 0.62]),
+        "sound": np.array([0.0, 0.0, -length]),
+        "bottom": np.array([0.0, 0.0, -length]),
+    }
+    return Instrument(
+        "saxophone",
+        Mesh.concat([mouthpiece, body, keys]),
+        anchors,
+        {"variant": "soprano", "height": length, "bell_diameter": 0.076},
+    )
+
+
+_FLUTES = {  # length range, bore radius, hand scale
+    "concert": ((0.655, 0.68), 0.0095, 1.0),
+    "piccolo": ((0.31, 0.33), 0.0065, 0.45),
+    "alto": ((0.84, 0.88), 0.013, 1.25),
+}
+
+
+def flute(rng: np.random.Generator, style: str | None = None) -> Instrument:
+    """Concert flute along +x from the crown (x = 0) to the foot (0.66–0.68 m), 19 mm bore;
+    a piccolo (0.31–0.33 m) or an alto flute (0.84–0.88 m, 26 mm bore) by ``style``.
 
     Anchors: ``embouchure``, ``left_hand`` (under the head of the body joint), ``right_hand``,
     ``sound`` (embouchure: a flute radiates there and from its open holes).
     """
-    length = uniform(rng, 0.655, 0.68)
-    colour = pick(rng, SILVER)
-    body = tube([[0, 0, 0], [length, 0, 0]], 0.0095, colour, sides=10)
-    emb_x = uniform(rng, 0.05, 0.06)
+    variant = style or "concert"
+    span, bore, hands = _FLUTES[variant]
+    length = uniform(rng, *span)
+    colour = pick(rng, SILVER if variant != "piccolo" else SILVER + [BLACK])
+    body = tube([[0, 0, 0], [length, 0, 0]], bore, colour, sides=10)
+    emb_x = uniform(rng, 0.05, 0.06) * (0.6 if variant == "piccolo" else 1.0)
     lip = box([emb_x - 0.02, -0.012, 0.004], [emb_x + 0.02, 0.012, 0.012], colour)
-    keys = box([0.25, -0.008, 0.007], [length - 0.05, 0.008, 0.014], colour)
+    keys = box([0.25 * hands, -0.008, 0.007], [length - 0.05 * hands, 0.008, 0.014], colour)
     anchors = {
         "embouchure": np.array([emb_x, 0.0, 0.01]),
-        "left_hand": np.array([emb_x + uniform(rng, 0.17, 0.22), -0.02, -0.02]),
-        "right_hand": np.array([emb_x + uniform(rng, 0.38, 0.44), -0.02, -0.02]),
+        "left_hand": np.array([emb_x + hands * uniform(rng, 0.17, 0.22), -0.02, -0.02]),
+        "right_hand": np.array([emb_x + hands * uniform(rng, 0.38, 0.44), -0.02, -0.02]),
         "sound": np.array([emb_x, 0.0, 0.0]),
         "foot": np.array([length, 0.0, 0.0]),
     }
-    return Instrument("flute", Mesh.concat([body, lip, keys]), anchors, {"length": length})
+    params: dict[str, float | str] = {"length": length}
+    if style is not None:
+        params["variant"] = variant
+    return Instrument("flute", Mesh.concat([body, lip, keys]), anchors, params)
 
 
-def clarinet(rng: np.random.Generator) -> Instrument:
-    """B-flat or A clarinet along -z from the mouthpiece tip (0.60–0.70 m), flared bell.
+def clarinet(rng: np.random.Generator, style: str | None = None) -> Instrument:
+    """B-flat or A clarinet along -z from the mouthpiece tip (0.60–0.70 m), flared bell; or
+    (``style="bass"``) a bass clarinet.
 
     Anchors: ``left_hand``, ``right_hand`` (palm points on the player's side, +y),
     ``sound`` (bell), ``bell``.
     """
+    if style == "bass":
+        return _bass_clarinet(rng)
     length = uniform(rng, 0.6, 0.7)
     n = 10
     z = -np.concatenate([np.linspace(0, length - 0.11, n), np.linspace(length - 0.09, length, 6)])
@@ -398,18 +528,64 @@ def clarinet(rng: np.random.Generator) -> Instrument:
     return Instrument("clarinet", Mesh.concat([body, keys]), anchors, {"length": length})
 
 
+def _bass_clarinet(rng: np.random.Generator) -> Instrument:
+    """Bass clarinet: a bent metal crook from the mouthpiece, a straight body (0.75–0.85 m,
+    50 mm) along -z set forward of the mouth, an upturned metal bell at its foot."""
+    length = uniform(rng, 0.75, 0.85)
+    wood, metal = pick(rng, [BLACK, (45, 30, 25)]), pick(rng, SILVER)
+    top = np.array([0.0, -0.09, -0.14])  # the crook brings the body forward (-y: away)
+    crook = tube(
+        np.array([[0, 0, 0], [0, -0.04, -0.02], [0, -0.08, -0.07], top + [0, 0, 0.02], top]),
+        [0.006, 0.008, 0.009, 0.01, 0.011],
+        metal,
+        sides=8,
+    )
+    foot = top - [0.0, 0.0, length]
+    body = tube([top, foot], 0.025, wood, sides=12)
+    bell = tube(
+        arc(foot + [0, -0.07, 0], [0, 0.07, 0], [0, 0, -0.07], 0, np.pi, 9),
+        _flare(9, 0.026, 0.055, 2.0),
+        metal,
+        sides=14,
+    )
+    keys = box([-0.01, 0.022, -length * 0.85], [0.01, 0.035, top[2] - 0.05], metal)
+    bell_end = foot + [0.0, -0.14, 0.0]
+    anchors = {
+        "left_hand": top + [0.0, 0.04, -uniform(rng, 0.15, 0.2)],
+        "right_hand": top + [0.0, 0.04, -uniform(rng, 0.4, 0.46)],
+        "sound": bell_end,
+        "bell": bell_end,
+    }
+    return Instrument(
+        "clarinet",
+        Mesh.concat([crook, body, bell, keys]),
+        anchors,
+        {"variant": "bass", "length": length},
+    )
+
+
 # --------------------------------------------------------------------------- brass
 
 
-def trumpet(rng: np.random.Generator) -> Instrument:
-    """B-flat trumpet or cornet-sized: mouthpiece at the origin, bell along +x (0.45–0.50 m),
-    +y to the player's left, z up; three vertical valves.
+_TRUMPETS = {  # length range, bell radius range, bell flare power
+    "trumpet": ((0.45, 0.5), (0.058, 0.064), 4.0),
+    "flugelhorn": ((0.5, 0.55), (0.075, 0.085), 2.0),
+    "cornet": ((0.33, 0.37), (0.058, 0.064), 3.0),
+}
+
+
+def trumpet(rng: np.random.Generator, style: str | None = None) -> Instrument:
+    """B-flat trumpet: mouthpiece at the origin, bell along +x (0.45–0.50 m), +y to the
+    player's left, z up; three vertical valves. ``style``: a flugelhorn (wide conical bell,
+    0.50–0.55 m) or a cornet (0.33–0.37 m, a second wrap of tubing below).
 
     Anchors: ``left_hand`` (around the valve casing), ``right_hand`` (over the valve
     buttons), ``sound`` / ``bell`` (bell centre).
     """
-    length = uniform(rng, 0.45, 0.5)
-    bell_r = uniform(rng, 0.058, 0.064)
+    variant = style or "trumpet"
+    span, bell_span, power = _TRUMPETS[variant]
+    length = uniform(rng, *span)
+    bell_r = uniform(rng, *bell_span)
     colour = pick(rng, BRASS + SILVER)
     lead = tube([[0, -0.012, 0], [length * 0.65, -0.012, 0]], [0.006, 0.0065], colour, sides=8)
     valve_x = length * np.array([0.42, 0.47, 0.52])
@@ -433,20 +609,36 @@ def trumpet(rng: np.random.Generator) -> Instrument:
     lower = tube([[length * 0.16, 0.025, -0.07], [length * 0.55, 0.0, -0.07]], 0.007, colour, 8)
     x = np.linspace(length * 0.16, length, 10)
     bell_path = np.column_stack([x, np.full(10, 0.025), np.zeros(10)])
-    bell = tube(bell_path, _flare(10, 0.007, bell_r, 4.0), colour, sides=16)
+    bell = tube(bell_path, _flare(10, 0.007, bell_r, power), colour, sides=16)
     anchors = {
         "left_hand": np.array([valve_x[1], 0.045, -0.04]),
         "right_hand": np.array([valve_x[0] - 0.03, -0.03, 0.055]),
         "sound": np.array([length, 0.025, 0.0]),
         "bell": np.array([length, 0.025, 0.0]),
     }
-    mesh = Mesh.concat([lead, *valves, *buttons, loop, back, lower, bell])
-    return Instrument("trumpet", mesh, anchors, {"length": length, "bell_diameter": 2 * bell_r})
+    parts = [lead, *valves, *buttons, loop, back, lower, bell]
+    if variant == "cornet":  # the extra wrap that makes a cornet short and deep
+        parts.append(
+            tube(
+                arc([length * 0.3, 0.0, -0.11], [0.12, 0, 0], [0, 0, -0.04], 0, 2 * np.pi, 12),
+                0.0075,
+                colour,
+                sides=8,
+            )
+        )
+    params: dict[str, float | str] = {"length": length, "bell_diameter": 2 * bell_r}
+    if style is not None:
+        params["variant"] = variant
+    return Instrument("trumpet", Mesh.concat(parts), anchors, params)
 
 
-def trombone(rng: np.random.Generator, max_extension: float = 0.6) -> Instrument:
+def trombone(
+    rng: np.random.Generator, max_extension: float = 0.6, style: str | None = None
+) -> Instrument:
     """Tenor trombone: mouthpiece at the origin, slide along +x, the bell section in the same
-    plane on the +y side (to the player's left), its tuning bow behind the head.
+    plane on the +y side (to the player's left), its tuning bow behind the head. A bass
+    trombone (``style="bass"``) has a 9.5–10.5 inch bell and the coiled F attachment behind
+    the bell brace.
 
     The slide extension (0–0.6 m, first to seventh position; at most ``max_extension``, what
     the player's arm reaches) is drawn here. Anchors: ``left_hand``
@@ -454,7 +646,7 @@ def trombone(rng: np.random.Generator, max_extension: float = 0.6) -> Instrument
     """
     slide_len = uniform(rng, 0.66, 0.72)
     ext = uniform(rng, 0.0, max(0.0, min(0.6, max_extension)))
-    bell_r = uniform(rng, 0.1, 0.112)
+    bell_r = uniform(rng, 0.1, 0.112) * (1.2 if style == "bass" else 1.0)
     bell_len = uniform(rng, 0.6, 0.68)
     sep = 0.095
     bell_y = sep + bell_r + 0.012
@@ -493,9 +685,18 @@ def trombone(rng: np.random.Generator, max_extension: float = 0.6) -> Instrument
         "sound": np.array([bell_len, bell_y, 0.0]),
         "bell": np.array([bell_len, bell_y, 0.0]),
     }
-    mesh = Mesh.concat([*inner, *outer, crook, brace, bell, bow, *joins])
-    params = {"slide_extension": ext, "bell_diameter": 2 * bell_r, "slide_length": slide_len}
-    return Instrument("trombone", mesh, anchors, params)
+    parts = [*inner, *outer, crook, brace, bell, bow, *joins]
+    params: dict[str, float | str] = {
+        "slide_extension": ext,
+        "bell_diameter": 2 * bell_r,
+        "slide_length": slide_len,
+    }
+    if style == "bass":  # F attachment: a coil of tubing between the bell and the tuning bow
+        centre = np.array([-0.14, bell_y - 0.02, -0.06])
+        parts.append(tube(arc(centre, [0.09, 0, 0], [0, 0, 0.09], 0, 2 * np.pi, 14), 0.009, colour))
+        parts.append(tube([[-0.05, bell_y, 0.0], centre + [0.0, 0.0, 0.09]], 0.012, colour))
+        params["variant"] = "bass"
+    return Instrument("trombone", Mesh.concat(parts), anchors, params)
 
 
 # --------------------------------------------------------------------------- piano
@@ -523,15 +724,18 @@ def _cheek(side: int, half: float, low: float, high: float, colour) -> Mesh:
     return box([min(inner, outer), -0.3, low], [max(inner, outer), 0.0, high], colour)
 
 
-def piano(rng: np.random.Generator) -> Instrument:
-    """Upright (1.1–1.35 m tall) or grand (1.5–2.75 m long) piano with its bench.
+def piano(rng: np.random.Generator, style: str | None = None) -> Instrument:
+    """Upright (1.1–1.35 m tall) or grand (1.5–2.75 m long) piano, or (``style="keyboard"``) a
+    stage keyboard on an X stand.
 
     Local frame = the pianist's: origin on the floor under the middle of the keyboard's front
     edge, +y towards the pianist, +x to the pianist's left (bass), z up. ``bench`` is a
     separate furniture builder. Anchors: ``keys_left`` / ``keys_right`` (hand points over the
     keys), ``sound`` (soundboard centre).
     """
-    kind = "grand" if rng.random() < 0.5 else "upright"
+    kind = style or ("grand" if rng.random() < 0.5 else "upright")
+    if kind == "keyboard":
+        return _stage_keyboard(rng)
     key_h = uniform(rng, 0.71, 0.75)
     colour = pick(rng, [BLACK, BLACK, (70, 40, 25), (110, 70, 40)])
     width = uniform(rng, 1.45, 1.58)
@@ -618,22 +822,52 @@ def piano(rng: np.random.Generator) -> Instrument:
     return Instrument("piano", Mesh.concat(parts), anchors, params | {"key_height": key_h})
 
 
+def _stage_keyboard(rng: np.random.Generator) -> Instrument:
+    """A 76- or 88-key stage keyboard (a slab 1.05–1.35 m wide, 0.1 m deep) on an X stand;
+    same frame and anchors as :func:`piano`."""
+    key_h = uniform(rng, 0.72, 0.8)
+    width = uniform(rng, 1.05, 1.35)
+    half = width / 2
+    colour = pick(rng, [BLACK, (180, 30, 30), (90, 90, 95)])
+    slab = box([-half, -0.34, key_h - 0.1], [half, 0.0, key_h - 0.02], colour)
+    keys = _keyboard(key_h, width - 0.12, colour)[1:]  # no key bed: the slab is the body
+    panel = box([-half, -0.34, key_h - 0.02], [half, -0.16, key_h + 0.015], colour)
+    legs = []
+    for side in (-1, 1):
+        x = side * (half - uniform(rng, 0.15, 0.3))
+        for y0, y1 in ((-0.45, 0.1), (0.1, -0.45)):
+            legs.append(tube([[x, y0, 0.0], [x, y1, key_h - 0.1]], 0.015, BLACK, sides=6))
+    cross = tube(
+        [[-half + 0.2, -0.17, key_h * 0.45], [half - 0.2, -0.17, key_h * 0.45]], 0.015, BLACK, 6
+    )
+    anchors = {
+        "keys_left": np.array([uniform(rng, 0.08, 0.4), -0.07, key_h + 0.045]),
+        "keys_right": np.array([-uniform(rng, 0.08, 0.4), -0.07, key_h + 0.045]),
+        "sound": np.array([0.0, -0.17, key_h]),
+        "key_height": np.array([0.0, 0.0, key_h]),
+    }
+    parts = [slab, *keys, panel, *legs, cross]
+    params = {"variant": "keyboard", "width": width, "key_height": key_h}
+    return Instrument("piano", Mesh.concat(parts), anchors, params)
+
+
 BUILDERS = {
-    "violin": lambda rng: bowed("violin", rng),
-    "cello": lambda rng: bowed("cello", rng),
-    "double_bass": lambda rng: bowed("double_bass", rng),
+    "violin": lambda rng, style=None: bowed("violin", rng),
+    "cello": lambda rng, style=None: bowed("cello", rng),
+    "double_bass": lambda rng, style=None: bowed("double_bass", rng),
     "guitar": guitar,
     "saxophone": saxophone,
     "flute": flute,
     "clarinet": clarinet,
     "trumpet": trumpet,
-    "trombone": trombone,
+    "trombone": lambda rng, style=None: trombone(rng, style=style),
     "piano": piano,
 }
 
 
 def build(name: str, rng: np.random.Generator) -> Instrument:
-    """Build one instrument of class ``name`` (one of :data:`CLASSES`) with drawn dimensions.
+    """Build one instrument of class ``name`` (one of :data:`CLASSES`) with drawn dimensions,
+    in a style the current :func:`~pcsep_cli.synth.styles.allowed` policy lets it draw.
 
     Raises:
         ValueError: ``name`` is not an instrument class.
@@ -642,4 +876,4 @@ def build(name: str, rng: np.random.Generator) -> Instrument:
         builder = BUILDERS[name]
     except KeyError:
         raise ValueError(f"unknown instrument {name!r}; expected one of {CLASSES}") from None
-    return builder(rng)
+    return builder(rng, styles.draw(name, rng))

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from pcsep_cli.synth import instruments as inst
+from pcsep_cli.synth import styles
 from pcsep_cli.synth.furniture import baton
 from pcsep_cli.synth.meshes import Instrument, Mesh
 
@@ -278,9 +279,11 @@ def hold_saxophone(rng: np.random.Generator, a: dict[str, np.ndarray]) -> Hold:
     """Saxophone on its strap in front of the torso, mouthpiece in the mouth; a tenor hangs
     further to the player's right with its bell turned right."""
     ins = inst.build("saxophone", rng)
-    tenor = ins.params["variant"] == "tenor"
+    tenor = ins.params["variant"] in ("tenor", "baritone")
     side = rng.uniform(0.3, 0.55) if tenor else rng.uniform(0.1, 0.35)
     down = _unit(-UP + side * RIGHT + rng.uniform(0.15, 0.4) * FORWARD)
+    if ins.params["variant"] == "soprano":  # held out in front like a clarinet
+        down = _unit(down + 0.7 * FORWARD - side * RIGHT)
     z_ax = -down
     front = _rot(UP, -rng.uniform(0, 35 if tenor else 15)) @ FORWARD
     y_ax = _unit(front - (front @ z_ax) * z_ax)  # local y: the bell side, forward
@@ -316,6 +319,8 @@ def hold_clarinet(rng: np.random.Generator, a: dict[str, np.ndarray]) -> Hold:
     """Clarinet from the mouth down and forward, 25–45° from vertical."""
     ins = inst.build("clarinet", rng)
     t = np.deg2rad(rng.uniform(25, 45))
+    if ins.params.get("variant") == "bass":
+        t /= 3  # a bass clarinet stands nearly upright between the knees
     down = _rot(UP, rng.uniform(-8, 8)) @ (np.cos(t) * -UP + np.sin(t) * FORWARD)
     z_ax = -down
     y_ax = _unit(BACK - (BACK @ z_ax) * z_ax)  # hand anchors sit on the player's side (+y)
@@ -363,7 +368,7 @@ def hold_trombone(rng: np.random.Generator, a: dict[str, np.ndarray]) -> Hold:
     )
     along = (a["shoulder_r"] - mouth) @ rot[:, 0]
     max_ext = np.sqrt(max(reach**2 - lateral**2, 0.0)) + along - 0.12
-    ins = inst.trombone(rng, max_extension=float(max_ext))
+    ins = inst.trombone(rng, max_extension=float(max_ext), style=styles.draw("trombone", rng))
     m = pose_matrix(rot, np.zeros(3), mouth)
     return Hold(
         [ins.mesh.transformed(m)],

@@ -43,6 +43,7 @@ class Settings:
     cycle_instruments: bool = False
     pieces: tuple[str, ...] | None = None
     sources: tuple[str, ...] = DEFAULT_SOURCES  # see synth.sources.for_split
+    styles: tuple[str, ...] = ("seen",)  # see synth.styles.for_split
 
     def to_json(self) -> dict:
         data = asdict(self)
@@ -50,6 +51,7 @@ class Settings:
         data["split_fractions"] = list(self.split_fractions)
         data["pieces"] = None if self.pieces is None else list(self.pieces)
         data["sources"] = list(self.sources)
+        data["styles"] = list(self.styles)
         return data
 
 
