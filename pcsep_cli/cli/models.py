@@ -1,4 +1,4 @@
-"""``pcsep models``: list, download, describe, choose, remove and publish models."""
+"""``pcsep models``: list, download, describe, choose, remove, blend and publish models."""
 
 from __future__ import annotations
 
@@ -21,7 +21,7 @@ from pcsep_cli.cli.app import (
 
 models_app = typer.Typer(
     cls=Group,
-    help="List, download, describe, choose, remove and publish models.",
+    help="List, download, describe, choose, remove, blend and publish models.",
     no_args_is_help=True,
     rich_markup_mode="rich",
 )
@@ -180,6 +180,38 @@ def models_remove(
         stderr_console().print(
             "[yellow]note[/]: it was the default model; choose another with `pcsep models use`"
         )
+
+
+@models_app.command("blend", cls=Command)
+def models_blend(
+    base: Annotated[
+        str, typer.Argument(metavar="BASE", help="The model fine-tuning started from.")
+    ],
+    tuned: Annotated[str, typer.Argument(metavar="TUNED", help="The fine-tuned model.")],
+    weight: Annotated[
+        float,
+        typer.Option(
+            "--weight", "-w", metavar="W", help="Share of TUNED, 0 to 1 (1: TUNED itself)."
+        ),
+    ],
+    out: Annotated[Path, typer.Option("--out", "-o", metavar="DIR", help="Model folder to write.")],
+    overwrite: Annotated[
+        bool, typer.Option("--overwrite", help="Replace a model already in DIR.")
+    ] = False,
+) -> None:
+    """Average a model and its fine-tuned copy, (1 - W)·BASE + W·TUNED: keeps most of what
+    fine-tuning gained and most of what it forgot. Choose W on validation data."""
+    from pcsep_cli.hub.blend import blend
+
+    try:
+        result = blend(base, tuned, weight, out, overwrite=overwrite)
+    except ValueError as err:
+        raise typer.BadParameter(str(err), param_hint="--weight") from None
+    stdout_console().print(
+        f"{safe_text(str(result.out))}: {1 - result.weight:g} × {safe_text(base)} + "
+        f"{result.weight:g} × {safe_text(tuned)} ({result.tensors} tensors blended)",
+        soft_wrap=True,
+    )
 
 
 @models_app.command("push", cls=Command)
