@@ -13,6 +13,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 from fuzz_mutations import MEMORY_LIMIT, REGRESSIONS, TIME_LIMIT_S
 
 CHILD = r"""
@@ -42,6 +43,7 @@ EXPECTED = {
     "laz-chunk-table-count-2e9.laz": "PointCloudError",
     "laz-vlr-count-4e9.laz": "PointCloudError",
     "laz-layer-size-4e9.laz": "PointCloudError",
+    "laz-chunk-bytes-2e64.laz": "PointCloudError",
     "las-point-offset-3e9.las": "PointCloudError",
     "flac-damaged-frame-reads-short.flac": "AudioError",
     "flac-streaminfo-frames-4e9.flac": "AudioError",
@@ -67,3 +69,16 @@ def test_every_kept_input_ends_in_the_typed_error_quickly_and_small() -> None:
         assert r["s"] < TIME_LIMIT_S, name
         assert r["rss"] < MEMORY_LIMIT, f"{name}: {r['rss'] / 2**20:.0f} MiB resident"
         assert r["peak"] < MEMORY_LIMIT, f"{name}: {r['peak'] / 2**20:.0f} MiB allocated"
+
+
+def test_a_rust_panic_in_the_laz_decoder_is_the_typed_error(monkeypatch) -> None:
+    # Without the chunk-table check, lazrs panics on this file ("capacity overflow"); the
+    # panic (pyo3's PanicException, a BaseException) must still end in one typed error.
+    from pcsep_cli.errors import PointCloudError
+    from pcsep_cli.io import las
+    from pcsep_cli.io.pointcloud import read_cloud
+
+    monkeypatch.setattr(las, "_check_chunk_bytes", lambda *args: None)
+    with pytest.raises(PointCloudError, match="corrupt or truncated.*PanicException") as err:
+        read_cloud(REGRESSIONS / "laz-chunk-bytes-2e64.laz")
+    assert "\n" not in str(err.value)
