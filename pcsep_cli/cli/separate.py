@@ -223,8 +223,10 @@ BATCH_HELP = (
     "Pairs [bold]NAME.wav[/] + [bold]NAME.ply[/] (.las/.laz/.pcd/.e57; "
     "any audio libsndfile reads), "
     "the dataset layout [bold]EXAMPLE/mixture.*[/] + [bold]scene.*[/] (also SPLIT/EXAMPLE/), "
-    "or the rows of [bold]--manifest FILE.csv[/] (columns audio,cloud[,name]). "
+    "or the rows of [bold]--manifest FILE.csv[/] (columns audio,cloud[,name][,mics]). "
     "Item NAME goes to DIR/NAME/ (-o DIR).\n\n"
+    "Microphone geometry (as separate --mics): [bold]NAME.mics.json[/] beside a recording, "
+    "else the nearest [bold]mics.json[/] from the item's folder up to DIR.\n\n"
     "Finished items (their manifest.json lists stems that exist) are skipped; a failing item "
     "does not stop the others; exit status 1 when any failed."
 )
@@ -250,7 +252,8 @@ def batch(
     manifest: Annotated[
         Path | None,
         typer.Option(
-            metavar="FILE", help="CSV with columns audio,cloud[,name] (paths from its folder)."
+            metavar="FILE",
+            help="CSV with columns audio,cloud[,name][,mics] (paths from its folder).",
         ),
     ] = None,
     jobs: Annotated[
@@ -352,6 +355,8 @@ def batch(
 
                 torch.set_num_threads(threads)  # before the workers start: they inherit it
             _check_stems(options, separator)
+            if any(item.mics is not None for item in plan.todo):
+                _note_ignored_mics(separator)
         runner = SeparatorRunner(plan, options, lambda: separator)
         summary = run_batch(plan, runner, jobs=jobs, fail_fast=fail_fast, observer=display)
         display.finish()
