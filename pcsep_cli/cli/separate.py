@@ -226,7 +226,7 @@ BATCH_HELP = (
     "or the rows of [bold]--manifest FILE.csv[/] (columns audio,cloud[,name][,mics]). "
     "Item NAME goes to DIR/NAME/ (-o DIR).\n\n"
     "Microphone geometry (as separate --mics): [bold]NAME.mics.json[/] beside a recording, "
-    "else the nearest [bold]mics.json[/] from the item's folder up to DIR.\n\n"
+    "else the nearest [bold]mics.json[/] from the item's folder up to FOLDER.\n\n"
     "Finished items (their manifest.json lists stems that exist) are skipped; a failing item "
     "does not stop the others; exit status 1 when any failed."
 )
