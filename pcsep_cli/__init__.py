@@ -16,10 +16,12 @@ __all__ = [
     "load_model",
     "read_cloud",
     "read_audio",
+    "read_mics",
     "PcsepError",
     "PointCloudError",
     "AudioError",
     "ModelError",
+    "MicrophoneError",
 ]
 
 _LAZY = {
@@ -27,15 +29,24 @@ _LAZY = {
     "load_model": ("pcsep_cli.hub.models", "load_model"),
     "read_cloud": ("pcsep_cli.io.pointcloud", "read_cloud"),
     "read_audio": ("pcsep_cli.io.audio", "read_audio"),
+    "read_mics": ("pcsep_cli.io.mics", "read_mics"),
     "PcsepError": ("pcsep_cli.errors", "PcsepError"),
     "PointCloudError": ("pcsep_cli.errors", "PointCloudError"),
     "AudioError": ("pcsep_cli.errors", "AudioError"),
     "ModelError": ("pcsep_cli.errors", "ModelError"),
+    "MicrophoneError": ("pcsep_cli.errors", "MicrophoneError"),
 }
 
 if TYPE_CHECKING:  # pragma: no cover
-    from pcsep_cli.errors import AudioError, ModelError, PcsepError, PointCloudError
+    from pcsep_cli.errors import (
+        AudioError,
+        MicrophoneError,
+        ModelError,
+        PcsepError,
+        PointCloudError,
+    )
     from pcsep_cli.io.audio import read_audio
+    from pcsep_cli.io.mics import read_mics
     from pcsep_cli.io.pointcloud import read_cloud
 
 

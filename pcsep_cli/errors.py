@@ -47,6 +47,11 @@ class ModelError(PcsepError):
     """A model reference, config or checkpoint is missing or invalid."""
 
 
+class MicrophoneError(PcsepError):
+    """Microphone geometry (``--mics FILE``, a batch's ``mics.json``) is unreadable, makes no
+    sense, or does not fit the recording (one microphone per channel) or the scene."""
+
+
 class SceneError(PcsepError):
     """A scene holds nothing that can be separated (no performer found, ...)."""
 

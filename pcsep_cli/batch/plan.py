@@ -5,7 +5,17 @@ Three ways to say which recording goes with which cloud (:func:`discover`):
 - **same stem**: ``DIR/<name>.<audio ext>`` + ``DIR/<name>.<cloud ext>`` (ply, las, laz, pcd);
 - **dataset layout**: ``DIR/<example>/mixture.*`` + ``scene.*``, also one level deeper
   (``DIR/<split>/<example>/``); the track name is the folder's path under ``DIR``;
-- **CSV manifest**: columns ``audio,cloud[,name]``; relative paths are read from the CSV's folder.
+- **CSV manifest**: columns ``audio,cloud[,name][,mics]``; relative paths are read from the CSV's
+  folder.
+
+Microphone geometry (``--mics`` of ``pcsep separate``, :mod:`pcsep_cli.io.mics`) comes from files
+beside the recordings: ``DIR/<name>.mics.json`` for the recording ``DIR/<name>.*``, else the
+nearest ``mics.json`` from the item's folder up to ``DIR`` (a dataset example's own, its
+split's, the batch folder's, which applies to every item below it); a CSV names it in its
+``mics`` column. Only paths are found here: each item reads and checks its file when it runs,
+so a broken one fails the items that use it, in one line each. A ``<name>.mics.json`` with no
+recording of that name is reported like an unpaired file (a misspelt name must not silently
+give the folder's geometry instead).
 
 Item names become output folders and are printed: a name taken from a file or folder name has
 its control characters replaced by ``_`` (:func:`~pcsep_cli.separate.job.file_name_part`); a
@@ -25,8 +35,9 @@ from __future__ import annotations
 
 import csv
 import json
+import os
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from os import PathLike
 from pathlib import Path, PurePosixPath
 
@@ -55,6 +66,11 @@ AUDIO_EXTS = frozenset(
 CLOUD_EXTS = frozenset({".ply", ".las", ".laz", ".pcd", ".e57"})
 """Suffixes taken for point clouds."""
 
+MICS_FILE = "mics.json"
+"""The microphone geometry of every item in (or below) its folder."""
+MICS_SUFFIX = ".mics.json"
+"""``<name>.mics.json``: the microphone geometry of the recording ``<name>.*`` alone."""
+
 
 _PathArg = str | PathLike[str]
 
@@ -67,11 +83,13 @@ class BatchItem:
         name: track name: a relative POSIX path (``"take1"``, ``"test/000042"``); orders items.
         audio: the recording.
         cloud: the point cloud of the scene.
+        mics: its microphone geometry file (``mics.json``), or None.
     """
 
     name: str
     audio: Path
     cloud: Path
+    mics: Path | None = field(default=None, compare=False)  # names order items; unique
 
 
 @dataclass(frozen=True)
@@ -164,7 +182,7 @@ def discover(
 
     Args:
         folder: the batch folder (ignored for pairing when ``manifest`` is given).
-        manifest: a CSV file with columns ``audio,cloud[,name]``.
+        manifest: a CSV file with columns ``audio,cloud[,name][,mics]``.
         exclude: folders not to look into (the output folder, when it lies inside ``folder``).
 
     Returns:
@@ -230,6 +248,7 @@ def _subfolders(folder: Path, skip: set[Path]) -> list[Path]:
 def _pair_stems(root: Path) -> tuple[list[BatchItem], list[Unpaired]]:
     audio: dict[str, list[Path]] = {}
     clouds: dict[str, list[Path]] = {}
+    mics: dict[str, Path] = {}
     for path in _listdir(root):
         if not path.is_file():
             continue
@@ -238,15 +257,35 @@ def _pair_stems(root: Path) -> tuple[list[BatchItem], list[Unpaired]]:
             audio.setdefault(path.stem, []).append(path)
         elif ext in CLOUD_EXTS:
             clouds.setdefault(path.stem, []).append(path)
+        elif path.name.lower().endswith(MICS_SUFFIX):
+            mics[path.name[: -len(MICS_SUFFIX)]] = path
+    default = _folder_mics(root, root)
     items, unpaired = [], []
     for name in sorted(audio.keys() | clouds.keys()):
         a, c = audio.get(name, []), clouds.get(name, [])
         if len(a) == 1 and len(c) == 1:
-            items.append(BatchItem(file_name_part(name), a[0], c[0]))
+            items.append(BatchItem(file_name_part(name), a[0], c[0], mics.get(name, default)))
             continue
         for path in a + c:
             unpaired.append(Unpaired(path, _why_unpaired(name, a, c, path.suffix.lower())))
+    for name in sorted(mics.keys() - audio.keys()):
+        unpaired.append(
+            Unpaired(mics[name], f"no recording named {name}.wav/.flac/... beside it to use it")
+        )
     return items, unpaired
+
+
+def _folder_mics(folder: Path, root: Path) -> Path | None:
+    """The nearest ``mics.json`` from ``folder`` up to ``root`` (both included), or None.
+
+    Anything of that name counts, a folder or a broken link too: the item that uses it then
+    fails with the reason, where ignoring it would separate without the geometry meant."""
+    for here in (folder, *folder.parents):
+        if os.path.lexists(here / MICS_FILE):
+            return here / MICS_FILE
+        if here == root:
+            break
+    return None
 
 
 def _why_unpaired(name: str, audio: list[Path], clouds: list[Path], ext: str) -> str:
@@ -269,7 +308,7 @@ def _example(folder: Path, root: Path, unpaired: list[Unpaired]) -> BatchItem | 
     if len(mixtures) == 1 and len(scenes) == 1:
         parts = [file_name_part(part) for part in folder.relative_to(root).parts]
         name = PurePosixPath(*parts).as_posix()
-        return BatchItem(name, mixtures[0], scenes[0])
+        return BatchItem(name, mixtures[0], scenes[0], _folder_mics(folder, root))
     if len(mixtures) > 1 or len(scenes) > 1:
         reason = "several mixture.* or scene.* files: " + ", ".join(
             p.name for p in mixtures + scenes
@@ -283,10 +322,12 @@ def _example(folder: Path, root: Path, unpaired: list[Unpaired]) -> BatchItem | 
 
 
 def read_csv_manifest(path: _PathArg) -> list[BatchItem]:
-    """Read a CSV manifest with a header row naming the columns ``audio``, ``cloud``, ``name``.
+    """Read a CSV manifest with a header row naming the columns ``audio``, ``cloud``, ``name``,
+    ``mics``.
 
-    ``name`` is optional (default: the recording's file name without suffix). Relative paths are
-    taken from the CSV's own folder, so a manifest moves with its data. Empty lines are skipped.
+    ``name`` is optional (default: the recording's file name without suffix), and so is
+    ``mics`` (a microphone geometry file; an empty cell: none). Relative paths are taken from
+    the CSV's own folder, so a manifest moves with its data. Empty lines are skipped.
 
     Args:
         path: the CSV file.
@@ -311,11 +352,12 @@ def read_csv_manifest(path: _PathArg) -> list[BatchItem]:
     header = [h.strip().lower() for h in rows[0]] if rows else []
     if "audio" not in header or "cloud" not in header:
         raise DatasetError(
-            f"the CSV header must name the columns audio,cloud[,name]; got {','.join(header)!r}",
+            "the CSV header must name the columns audio,cloud[,name][,mics]; "
+            f"got {','.join(header)!r}",
             csv_path,
             "add a first line like `audio,cloud,name`",
         )
-    col = {key: header.index(key) for key in ("audio", "cloud", "name") if key in header}
+    col = {key: header.index(key) for key in ("audio", "cloud", "name", "mics") if key in header}
     base = csv_path.parent
     items = []
     for line, row in enumerate(rows[1:], start=2):
@@ -323,8 +365,9 @@ def read_csv_manifest(path: _PathArg) -> list[BatchItem]:
         where = f"{csv_path} row {line}"
         if not cells["audio"] or not cells["cloud"]:
             raise DatasetError("empty audio or cloud cell", where, "fill in both paths")
-        for key in ("audio", "cloud"):
-            if "\x00" in cells[key]:  # no file system allows it; open() would raise ValueError
+        for key in ("audio", "cloud", "mics"):
+            # No file system allows a NUL; open() would raise ValueError.
+            if "\x00" in cells.get(key, ""):
                 raise DatasetError(
                     f"the {key} path {quoted(cells[key])} holds a NUL byte", where, "fix the path"
                 )
@@ -333,7 +376,8 @@ def read_csv_manifest(path: _PathArg) -> list[BatchItem]:
             name = _check_name(cells["name"], where)
         else:
             name = _check_name(file_name_part(Path(cells["audio"]).stem), where)
-        items.append(BatchItem(name, audio, cloud))
+        mics = base / cells["mics"] if cells.get("mics") else None
+        items.append(BatchItem(name, audio, cloud, mics))
     _check_unique(items, csv_path)
     return items
 

@@ -103,11 +103,13 @@ class ItemResult:
     note: str | None = None
 
     def to_json(self) -> dict[str, Any]:
-        """JSON-ready dict: name, audio, cloud, out_dir, status, seconds, stems, error, note."""
+        """JSON-ready dict: name, audio, cloud, mics, out_dir, status, seconds, stems, error,
+        note."""
         return {
             "name": self.item.name,
             "audio": str(self.item.audio),
             "cloud": str(self.item.cloud),
+            "mics": None if self.item.mics is None else str(self.item.mics),
             "out_dir": str(self.out_dir),
             "status": self.status,
             "seconds": round(self.seconds, 3),

@@ -81,7 +81,12 @@ class SeparatorRunner:
         )
         # Absolute: the manifest's paths then mean the same from any working folder.
         job = prepare_job(
-            item.audio, [item.cloud], self.plan.out.absolute(), options, progress=progress
+            item.audio,
+            [item.cloud],
+            self.plan.out.absolute(),
+            options,
+            mics=item.mics,
+            progress=progress,
         )
         manifest = run_job(self.separator, job, progress=progress)
         return [stem["name"] for stem in manifest["stems"]]

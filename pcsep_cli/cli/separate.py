@@ -57,6 +57,14 @@ def _part_and_stems(stems: str | None, start: str | None, duration: str | None) 
     }
 
 
+def _note_ignored_mics(separator: Any) -> None:
+    """One line on stderr when the model does not read the microphone geometry given."""
+    from pcsep_cli.separate.geometry import ignored_note
+
+    if not separator.uses_microphones:
+        print_warnings([ignored_note(separator.model_info())])
+
+
 def _check_stems(options: Any, separator: Any) -> None:
     """``--stems`` names the model does not know are a usage error, before any separation."""
     from pcsep_cli.separate.job import check_stems
@@ -89,6 +97,14 @@ def separate(
             metavar="NAMES",
             help="Label mode: one instrument per performer, left to right (violin,cello); "
             "skips classification. Without CLOUD the net is conditioned on the labels alone.",
+        ),
+    ] = None,
+    mics: Annotated[
+        Path | None,
+        typer.Option(
+            metavar="FILE",
+            help="Microphone geometry (mics.json): one microphone per channel, in channel "
+            "order, in the cloud's frame and units. Recorded in the manifest.",
         ),
     ] = None,
     fmt: FormatOpt = "wav",
@@ -143,10 +159,12 @@ def separate(
         raise typer.BadParameter(str(err)) from None
     with ProgressView.for_console(stderr_console(), quiet=quiet) as view:
         # Everything that can fail without a model fails here, before the model loads.
-        job = prepare_job(audio, clouds or [], out, options, progress=view)
+        job = prepare_job(audio, clouds or [], out, options, mics=mics, progress=view)
         print_warnings(job.warnings)
         separator = load_separator(model, device, offline, segment, overlap, view)
         _check_stems(options, separator)
+        if job.microphones is not None:
+            _note_ignored_mics(separator)
         from pcsep_cli.separate.output import run_job
 
         manifest = run_job(separator, job, progress=view)
@@ -161,7 +179,8 @@ SEPARATE_EXAMPLES = """[bold]Examples[/]
 pcsep separate concert.wav scene.ply -o separated
 pcsep separate take.flac violin.ply cello.ply     # one cloud per performer
 pcsep separate take.wav --instruments violin,cello  # labels, no cloud
-pcsep separate take.wav scan.las --units mm --device cuda"""
+pcsep separate take.wav scan.las --units mm --device cuda
+pcsep separate take.wav scene.ply --mics mics.json  # microphone positions"""
 
 
 def _print_manifest(manifest: dict[str, Any]) -> None:
@@ -204,8 +223,10 @@ BATCH_HELP = (
     "Pairs [bold]NAME.wav[/] + [bold]NAME.ply[/] (.las/.laz/.pcd/.e57; "
     "any audio libsndfile reads), "
     "the dataset layout [bold]EXAMPLE/mixture.*[/] + [bold]scene.*[/] (also SPLIT/EXAMPLE/), "
-    "or the rows of [bold]--manifest FILE.csv[/] (columns audio,cloud[,name]). "
+    "or the rows of [bold]--manifest FILE.csv[/] (columns audio,cloud[,name][,mics]). "
     "Item NAME goes to DIR/NAME/ (-o DIR).\n\n"
+    "Microphone geometry (as separate --mics): [bold]NAME.mics.json[/] beside a recording, "
+    "else the nearest [bold]mics.json[/] from the item's folder up to FOLDER.\n\n"
     "Finished items (their manifest.json lists stems that exist) are skipped; a failing item "
     "does not stop the others; exit status 1 when any failed."
 )
@@ -231,7 +252,8 @@ def batch(
     manifest: Annotated[
         Path | None,
         typer.Option(
-            metavar="FILE", help="CSV with columns audio,cloud[,name] (paths from its folder)."
+            metavar="FILE",
+            help="CSV with columns audio,cloud[,name][,mics] (paths from its folder).",
         ),
     ] = None,
     jobs: Annotated[
@@ -333,6 +355,8 @@ def batch(
 
                 torch.set_num_threads(threads)  # before the workers start: they inherit it
             _check_stems(options, separator)
+            if any(item.mics is not None for item in plan.todo):
+                _note_ignored_mics(separator)
         runner = SeparatorRunner(plan, options, lambda: separator)
         summary = run_batch(plan, runner, jobs=jobs, fail_fast=fail_fast, observer=display)
         display.finish()

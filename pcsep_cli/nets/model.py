@@ -229,6 +229,12 @@ class SeparationNet(nn.Module):
         """Whether ``forward`` takes instrument labels (the ``--instruments`` mode)."""
         return self.label_embedding is not None
 
+    @property
+    def accepts_microphones(self) -> bool:
+        """Whether the net reads microphone geometry (``--mics``). Not yet: it hears the mono
+        downmix; a spatial model (issue 15) will say True."""
+        return False
+
     def encode_condition(self, cond: Any) -> tuple[Tensor, Tensor]:
         """Performer conditions → (embedding ``(P, D)``, class logits ``(P, classes)``).
 

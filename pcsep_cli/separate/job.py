@@ -1,9 +1,10 @@
 """What to separate and how to write it, checked before any model is loaded.
 
 :func:`prepare_job` checks everything that can fail without a model: the audio is readable,
-every cloud is readable and holds performers, the output format, bit depth and channel count
-fit together, the output folder can be created, the file name template is safe, and no output
-exists already (unless overwriting; :func:`existing_outputs`).
+every cloud is readable and holds performers, the microphones (``--mics``) are one per channel
+and none inside a performer (:mod:`pcsep_cli.separate.geometry`), the output format, bit depth
+and channel count fit together, the output folder can be created, the file name template is
+safe, and no output exists already (unless overwriting; :func:`existing_outputs`).
 
 File name template fields: ``{track}`` (the audio file's name without extension),
 ``{stem}`` (``violin``, ``violin_2``, ``residual``, ``manifest``), ``{instrument}``, ``{ext}``.
@@ -44,6 +45,7 @@ from pcsep_cli.progress import Progress, ProgressFn
 from pcsep_cli.separate.span import parse_time, part_of
 
 if TYPE_CHECKING:  # pragma: no cover
+    from pcsep_cli.io.mics import Microphones
     from pcsep_cli.io.pointcloud import PointCloud
     from pcsep_cli.scene import Performer
 
@@ -190,6 +192,8 @@ class SeparationJob:
         encoding: how the outputs are encoded (None: from ``options`` and ``info``).
         start: first sample of the part separated (``options.start`` at the input's rate).
         length: its samples (None: to the end of the recording).
+        microphones: the recording's microphone geometry (``--mics``), one per channel; None
+            without.
     """
 
     audio: Path
@@ -204,6 +208,7 @@ class SeparationJob:
     encoding: Encoding | None = None
     start: int = 0
     length: int | None = None
+    microphones: Microphones | None = None
 
     @property
     def frames(self) -> int:
@@ -502,6 +507,7 @@ def prepare_job(
     out_dir: str | os.PathLike[str],
     options: SeparateOptions | None = None,
     *,
+    mics: str | os.PathLike[str] | None = None,
     progress: ProgressFn | None = None,
 ) -> SeparationJob:
     """Validate a separation without loading a model (cheap checks first).
@@ -511,12 +517,16 @@ def prepare_job(
         clouds: one whole-scene cloud, or one cloud per performer; may be empty in label mode.
         out_dir: output folder (created later).
         options: output settings (defaults if None).
+        mics: a microphone geometry file (``mics.json``, :mod:`pcsep_cli.io.mics`), read with
+            the clouds' ``units`` (:mod:`pcsep_cli.separate.geometry`).
         progress: receives the stages ``read`` and ``find`` (:mod:`pcsep_cli.progress`).
 
     Raises:
         AudioError: unreadable audio, a format that cannot hold it (channels, rate, bit depth,
             bitrate), or a ``start`` past its end.
         PointCloudError: unreadable cloud.
+        MicrophoneError: ``mics`` unreadable or invalid, not one microphone per channel, or a
+            microphone inside a performer.
         SceneError: no performer in the scene, or not one instrument per performer.
         OutputExistsError: outputs exist already and ``options.overwrite`` is off (all of
             those :func:`existing_outputs` finds are named).
@@ -536,6 +546,11 @@ def prepare_job(
         existing = existing_outputs(audio, out, options)
         if existing:
             raise exists_error(existing)
+    microphones = None
+    if mics is not None:  # before the clouds: it is read in a moment
+        from pcsep_cli.separate.geometry import read_job_mics
+
+        microphones = read_job_mics(mics, Path(audio), info.channels, options.units)
     paths = [Path(c) for c in clouds]
     if not paths and options.instruments is None:
         raise PcsepError(
@@ -558,6 +573,8 @@ def prepare_job(
                 warnings.append(f"{path}: {word}")
         performers = find_scene_performers(read)
         _report(progress, Progress("find", len(performers), len(performers), "performer"))
+        if microphones is not None:
+            warnings += _check_mics(microphones, performers)
         labels = options.instruments
         if labels is not None and len(performers) != len(labels):
             raise SceneError(
@@ -579,7 +596,17 @@ def prepare_job(
         start=start,
         length=length,
         warnings=warnings,
+        microphones=microphones,
     )
+
+
+def _check_mics(microphones: Microphones, performers: list[Performer]) -> list[str]:
+    """Refuse a microphone inside a performer; a word when all are far from every one."""
+    from pcsep_cli.separate.geometry import check_mics_clear, mics_far_warning
+
+    check_mics_clear(microphones, performers)
+    word = mics_far_warning(microphones, performers)
+    return [word] if word else []
 
 
 def _report(progress: ProgressFn | None, event: Progress) -> None:

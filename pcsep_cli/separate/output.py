@@ -55,6 +55,7 @@ from pcsep_cli.io.atomic import PendingFile, commit_together, output_error, remo
 from pcsep_cli.io.audio import iter_blocks
 from pcsep_cli.io.audio_write import AudioWriter, write_failure
 from pcsep_cli.progress import Progress, ProgressFn
+from pcsep_cli.separate.geometry import ignored_note
 from pcsep_cli.separate.job import SeparationJob, exists_error, output_path, quoted
 from pcsep_cli.separate.types import Conditions, Detection
 
@@ -100,13 +101,16 @@ def run_job(
         "lossy", "bitrate", "quality", "output_sample_rate", "clip_mode", "segment",
         "overlap", "selected_stems", "stems": [{"name", "instrument", "confidence",
         "position", "points", "path", "gain", "peak"}], "in_residual": [...],
-        "residual": {"name", "path"} | None, "ignored": [...], "manifest", "sum_max_error",
-        "clipped_samples"}``; paths relative to the manifest's folder
+        "residual": {"name", "path"} | None, "ignored": [...], "microphones", "manifest",
+        "sum_max_error", "clipped_samples"}``; paths relative to the manifest's folder
         (:func:`manifest_path`), ``manifest`` its own absolute path. ``frames``,
         ``duration_s``: the part separated (every stem's length at ``sample_rate``, the
         input's); ``output_sample_rate``: the files' (Opus may resample);
         ``in_residual``: performers separated but not written (``--stems``);
-        ``sum_max_error``: None for lossy formats and without a residual.
+        ``sum_max_error``: None for lossy formats and without a residual;
+        ``microphones``: None without ``--mics``, else ``{"file", "positions", "directions",
+        "patterns", "used", "note"}`` (metres after ``--units``; ``used`` False and ``note``
+        saying so when the model ignores geometry).
 
     Raises:
         OutputExistsError: an output exists and ``overwrite`` is off (nothing is written).
@@ -334,7 +338,22 @@ def _manifest(
             else {"name": "residual", "path": manifest_path(res_path, here)}
         ),
         "ignored": [d.to_json() for d in cond.detections if not d.separated],
+        "microphones": _microphones(separator, job, here),
         "manifest": os.path.abspath(man_path),
+    }
+
+
+def _microphones(separator: Separator, job: SeparationJob, here: Path) -> dict[str, Any] | None:
+    """The manifest's record of the geometry used (``--mics``), None without one."""
+    mics = job.microphones
+    if mics is None:
+        return None
+    used = separator.uses_microphones
+    return {
+        "file": None if mics.source is None else manifest_path(mics.source, here),
+        **mics.to_json(),
+        "used": used,
+        "note": None if used else ignored_note(separator.model_info()),
     }
 
 

@@ -185,6 +185,12 @@ class Separator:
         """The model's classes, ``none`` last."""
         return tuple(self.net.config.classes)
 
+    @property
+    def uses_microphones(self) -> bool:
+        """Whether the model reads microphone geometry; when not, ``--mics`` is recorded in
+        the manifest but changes no stem."""
+        return bool(self.net.accepts_microphones)
+
     def model_info(self) -> dict[str, Any]:
         """``{"id", "revision", "commit", "source", "path"}`` (ids None for unsaved nets)."""
         from pcsep_cli.hub.models import describe

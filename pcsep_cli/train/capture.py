@@ -3,7 +3,8 @@
 A captured example is a folder (``DATA/<split>/<example>/``) holding::
 
     meta.json               {"performers": [{"name": "alice", "instrument": "violin",
-                                             "position": [x, y, z]}, ...]}
+                                             "position": [x, y, z]}, ...],
+                             "microphones": [microphone, ...]}   (optional)
     mixture.wav             the room microphones (any format libsndfile reads)
     stems/<name>.wav        each performer's close microphone (``stem`` in meta.json may name
                             another file), at the mixture's rate and channel count
@@ -17,21 +18,31 @@ No ``labels.npy``: that is what ``pcsep synth`` adds so its scenes can be cut po
 the clouds come from ``scene.*``. Close microphones hear the other performers too (spill):
 trained on them, the model learns to leave that much of its neighbours in each stem, and
 scores against them are capped by the spill (the reference itself holds the others).
+
+``microphones`` (optional) places the room microphones, one per channel of the mixture in
+channel order, in the cloud's frame: ``{"position", "direction", "pattern"}`` objects or plain
+``[x, y, z]`` lists (omni), as in ``mics.json`` (:mod:`pcsep_cli.io.mics`;
+:func:`example_microphones`).
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from pcsep_cli.errors import DatasetError, SceneError
 
+if TYPE_CHECKING:  # pragma: no cover
+    from pcsep_cli.io.mics import Microphones
+
 __all__ = [
     "AUDIO_EXTS",
     "CAPTURE_LAYOUT",
     "CLOUD_EXTS",
+    "example_microphones",
     "find_file",
     "performer_clouds",
     "stem_file",
@@ -51,6 +62,37 @@ def find_file(folder: Path, stem: str, exts: Sequence[str]) -> Path | None:
         if (folder / f"{stem}{ext}").is_file():
             return folder / f"{stem}{ext}"
     return None
+
+
+def example_microphones(meta: dict, folder: Path, channels: int) -> Microphones | None:
+    """The microphones an example's ``meta.json`` lists, one per channel of its mixture.
+
+    Args:
+        meta: the parsed ``meta.json``.
+        folder: the example (for messages).
+        channels: the mixture's channel count.
+
+    Returns:
+        None when ``microphones`` is absent, null or empty (not known).
+
+    Raises:
+        DatasetError: an entry that :func:`~pcsep_cli.io.mics.parse_microphones` refuses, or
+            not one microphone per channel.
+    """
+    from pcsep_cli.io.mics import parse_microphones
+
+    entries = meta.get("microphones")
+    if entries is None or entries == []:
+        return None
+    meta_file = folder / "meta.json"
+    mics = parse_microphones(entries, source=meta_file, error=DatasetError)
+    if len(mics) != channels:
+        raise DatasetError(
+            f"microphones lists {len(mics)}, but the mixture has {channels} channels",
+            meta_file,
+            "list one microphone per channel of the mixture, in channel order",
+        )
+    return mics
 
 
 def _name(perf: dict, folder: Path) -> str:

@@ -66,6 +66,7 @@ from pcsep_cli.progress import Progress, ProgressFn
 from pcsep_cli.train.capture import (
     AUDIO_EXTS,
     CLOUD_EXTS,
+    example_microphones,
     find_file,
     performer_clouds,
     stem_file,
@@ -74,6 +75,7 @@ from pcsep_cli.train.metrics import BOOTSTRAP_RESAMPLES, BOOTSTRAP_SEED, bootstr
 from pcsep_cli.train.scene_match import match_scene
 
 if TYPE_CHECKING:  # pragma: no cover
+    from pcsep_cli.io.mics import Microphones
     from pcsep_cli.scene import Performer
     from pcsep_cli.separate.separator import Separator
 
@@ -98,6 +100,8 @@ class Example:
         mixture: float32 ``(C, S)`` at ``sample_rate``.
         stems: one float32 ``(C, S)`` per ``meta["performers"]`` entry, in that order.
         sample_rate: the rate of ``mixture`` and ``stems`` (Hz).
+        microphones: ``meta["microphones"]``, one per channel
+            (:func:`~pcsep_cli.train.capture.example_microphones`), or None.
     """
 
     folder: Path
@@ -105,6 +109,7 @@ class Example:
     mixture: np.ndarray
     stems: list[np.ndarray]
     sample_rate: int
+    microphones: Microphones | None = None
 
     def visible_distractors(self) -> list[dict]:
         """Distractors the sensor saw (one it never saw is not in the cloud)."""
@@ -154,8 +159,8 @@ def read_example(folder: Path, sample_rate: int | None = None, max_seconds: floa
         max_seconds: seconds to keep.
 
     Raises:
-        DatasetError: unreadable meta.json, a missing mixture or stem, or a stem unlike the
-            mixture.
+        DatasetError: unreadable meta.json, a missing mixture or stem, a stem unlike the
+            mixture, or ``microphones`` that are invalid or not one per channel.
     """
     from pcsep_cli.io.audio import read_audio
     from pcsep_cli.io.resample import resample
@@ -166,6 +171,7 @@ def read_example(folder: Path, sample_rate: int | None = None, max_seconds: floa
     except (OSError, json.JSONDecodeError) as err:
         raise DatasetError(f"cannot read meta.json: {err}", meta_file, LAYOUT) from None
     mix, sr = read_audio(_find(folder, "mixture", AUDIO_EXTS))
+    mics = example_microphones(meta, folder, mix.shape[0])
     rate = sample_rate or sr
     frames = int(max_seconds * sr) if max_seconds else mix.shape[1]
     stems = []
@@ -180,7 +186,7 @@ def read_example(folder: Path, sample_rate: int | None = None, max_seconds: floa
                 "stems must match the mixture's rate and channels",
             )
         stems.append(resample(audio[:, :frames], sr, rate))
-    return Example(folder, meta, resample(mix[:, :frames], sr, rate), stems, rate)
+    return Example(folder, meta, resample(mix[:, :frames], sr, rate), stems, rate, mics)
 
 
 def crop_performer(

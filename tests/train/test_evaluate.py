@@ -235,3 +235,30 @@ def test_cli_evaluate_scene_prints_json(model_dir: Path, duet: Path):
     report = json.loads(out.stdout)
     assert report["scene_step"] is True
     assert report["scene"]["detected"]["mean"] == 1.0
+
+
+def test_meta_json_microphones_are_objects_or_plain_lists(duet: Path, tmp_path: Path):
+    from pcsep_cli.train.evaluate import read_example
+
+    example = shutil.copytree(duet / "000000", tmp_path / "ex")
+    meta = json.loads((example / "meta.json").read_text())
+    channels = sf.info(example / "mixture.wav").channels
+    assert read_example(example).microphones is None  # none listed: not known
+
+    def with_mics(entries: list) -> Path:
+        (example / "meta.json").write_text(json.dumps({**meta, "microphones": entries}))
+        return example
+
+    rig = [[0.1 * k, -3.0, 1.5] for k in range(channels - 1)]
+    cardioid = {"position": [-0.5, -3.0, 1.5], "direction": [0, 2, 0], "pattern": "Cardioid"}
+    mics = read_example(with_mics([*rig, cardioid])).microphones
+    assert mics is not None and mics.patterns == ("omni",) * len(rig) + ("cardioid",)
+    np.testing.assert_allclose(mics.positions[-1], [-0.5, -3.0, 1.5])
+    np.testing.assert_allclose(mics.directions[-1], [0, 1, 0])
+    assert read_example(with_mics([])).microphones is None
+    meta_file = example / "meta.json"
+    with pytest.raises(DatasetError, match=f"{meta_file}: microphones lists {channels + 1}, but "
+                       f"the mixture has {channels} channels"):  # fmt: skip
+        read_example(with_mics([*rig, cardioid, [9.0, 9.0, 1.0]]))
+    with pytest.raises(DatasetError, match=r"microphones\[0\] is cardioid but has no direction"):
+        read_example(with_mics([{"position": [0, -3, 1], "pattern": "cardioid"}, *rig]))
