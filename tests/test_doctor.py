@@ -21,12 +21,16 @@ from pcsep_cli import __version__
 from pcsep_cli.doctor import PACKAGES, PROBED_FORMATS
 
 PCSEP = shutil.which("pcsep", path=str(Path(sys.executable).parent)) or "pcsep"
+ROOT = Path(__file__).resolve().parents[1]
 
 
 def _env(tmp_path: Path, **extra: str) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("PCSEP_", "HF_"))}
-    env.update(PCSEP_CONFIG_DIR=str(tmp_path / "config"), HF_HOME=str(tmp_path / "hf"), **extra)
-    env["COLUMNS"] = "100"
+    # This checkout's code, also where the environment's pcsep is installed from another one.
+    path = os.pathsep.join(p for p in (str(ROOT), os.environ.get("PYTHONPATH", "")) if p)
+    env.update(PCSEP_CONFIG_DIR=str(tmp_path / "config"), HF_HOME=str(tmp_path / "hf"))
+    env.update(COLUMNS="100", PYTHONPATH=path)
+    env.update(extra)
     return env
 
 
@@ -141,6 +145,27 @@ def test_the_readable_report(tmp_path: Path, report: tuple[dict, float, Path]) -
     assert "MP3 " in row["audio output"] and "OPUS " in row["audio output"]
     problems = [p["message"] for p in data["problems"]]
     assert lines[-1] == ("no problem found" if not problems else f"warning: {problems[-1]}")
+
+
+def test_long_paths_are_whole_and_lines_unpadded_at_80_columns(tmp_path: Path) -> None:
+    """Piped at 80 columns with a long HF_HOME: every path is printed whole, on a line of its
+    own where it does not fit beside its name (rich's table cut them with an ellipsis), and no
+    line is padded with spaces to the width."""
+    home = tmp_path / "a_very_long_cache_directory_name_for_testing" / "hugging_face_home_here"
+    proc, _ = _doctor(tmp_path, HF_HOME=str(home), COLUMNS="80")
+    assert proc.returncode == 0, proc.stderr
+    lines = proc.stdout.splitlines()
+    assert "\u2026" not in proc.stdout
+    assert [line for line in lines if line != line.rstrip()] == []
+    words = [line.split() for line in lines]
+    assert ["model", "cache"] in words and ["$HF_HOME"] in words  # the path did not fit
+    assert [str(home / "hub")] in words and [str(home)] in words  # whole, on the next line
+    config = str(tmp_path / "config" / "config.json")
+    assert any(config in w for w in words)
+    # Only a line that is one path may run past the width (the terminal folds it, whole).
+    assert [line for line in lines if len(line) > 80 and len(line.split()) > 1] == []
+    row = {w[0]: w for w in words if w}
+    assert row["default"][1:3] == ["model", "pcsep-base"]
 
 
 def test_a_default_model_that_does_not_load_fails(tmp_path: Path) -> None:
