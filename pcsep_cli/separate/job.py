@@ -79,7 +79,6 @@ NAME_MAX = 255
 PATH_MAX = 4096
 """Bytes in a whole path, its terminating NUL included (Linux)."""
 _SHOWN = 60  # characters of a name or template quoted in a message
-_LISTED = 4  # existing outputs named in one error (then "and N more")
 
 
 @dataclass(frozen=True)
@@ -430,17 +429,14 @@ def _check_names(audio: Path, out: Path, options: SeparateOptions) -> None:
 
 
 def exists_error(paths: Sequence[Path]) -> OutputExistsError:
-    """One error naming every output in ``paths`` (those that exist already): the first
-    :data:`_LISTED` by name, then how many more, all in one line with the fix."""
+    """One error naming every output in ``paths`` (those that exist already), each relative
+    to the folder they share, in one line with the fix however many there are: the user sees
+    what ``--overwrite`` would replace."""
     if len(paths) == 1:
         return OutputExistsError("exists already", paths[0], "pass --overwrite to replace it")
     folder = Path(os.path.commonpath([p.parent for p in paths]))
-    names = [p.relative_to(folder).as_posix() for p in paths[:_LISTED]]
-    more = len(paths) - len(names)
-    if more:
-        listed = ", ".join(names) + f" and {more} more"
-    else:
-        listed = ", ".join(names[:-1]) + f" and {names[-1]}"
+    names = [p.relative_to(folder).as_posix() for p in paths]
+    listed = ", ".join(names[:-1]) + f" and {names[-1]}"
     return OutputExistsError(
         f"{len(paths)} outputs exist already: {listed}", folder, "pass --overwrite to replace them"
     )
