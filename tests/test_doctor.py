@@ -6,6 +6,7 @@ from __future__ import annotations
 import io
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -145,6 +146,27 @@ def test_the_readable_report(tmp_path: Path, report: tuple[dict, float, Path]) -
     assert "MP3 " in row["audio output"] and "OPUS " in row["audio output"]
     problems = [p["message"] for p in data["problems"]]
     assert lines[-1] == ("no problem found" if not problems else f"warning: {problems[-1]}")
+
+
+def _named_rows(text: str) -> dict[str, str]:
+    """``{name: value}`` of a readable report's rows (first lines; continuations left out)."""
+    rows = [line.split("  ", 1) for line in text.splitlines() if line[:1].strip()]
+    return {row[0]: row[1].strip() for row in rows if len(row) == 2}
+
+
+def test_the_readme_example_is_a_real_report(tmp_path: Path) -> None:
+    """The README's example showed pye57, a required dependency, as not installed."""
+    block = re.search(r"```\n\$ pcsep doctor\n(.*?)```", (ROOT / "README.md").read_text(), re.S)
+    assert block is not None
+    shown = _named_rows(block.group(1))
+    proc, _ = _doctor(tmp_path)
+    real = _named_rows(proc.stdout)
+    assert list(shown) == [name for name in real if not name.startswith("$")]
+    required = ("torch", "numpy", "soundfile", "laspy", "E57 reader", "huggingface_hub")
+    for name in (*required, "typer / rich"):
+        assert "not installed" not in shown[name], name
+    assert shown["E57 reader"].split()[0] == real["E57 reader"].split()[0] == "pye57"
+    assert shown["torchsparse"] == "not installed (optional)"  # optional: the usual case
 
 
 def test_long_paths_are_whole_and_lines_unpadded_at_80_columns(tmp_path: Path) -> None:
