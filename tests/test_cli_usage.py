@@ -17,6 +17,8 @@ from pcsep_cli.cli import app
 from pcsep_cli.cli.doctor import EXAMPLES as DOCTOR_EXAMPLES
 from pcsep_cli.cli.inspect import EXAMPLES as INSPECT_EXAMPLES
 from pcsep_cli.cli.separate import BATCH_EXAMPLES, SEPARATE_EXAMPLES
+from pcsep_cli.io.encoding import WRITE_FORMATS
+from pcsep_cli.separate.job import CLIP_MODES
 
 runner = CliRunner()
 
@@ -78,6 +80,19 @@ def test_separate_help_in_detail(monkeypatch: pytest.MonkeyPatch) -> None:
                 "--device": "auto|cpu|cuda|mps", "--segment": "SECONDS"}  # fmt: skip
     for option, metavar in metavars.items():
         assert re.search(rf"{option}\s+(-o\s+)?{re.escape(metavar)}\s", text), option
+
+
+@pytest.mark.parametrize("command", ["separate", "batch"])
+def test_output_options_show_their_choices(command: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """They showed TEXT; the choices are those the options take."""
+    text = _help((command,), monkeypatch)
+    metavars = {"--format": "|".join(WRITE_FORMATS), "--bits": "16|24|32f", "--stems": "NAMES",
+                "--clip-mode": "|".join(CLIP_MODES)}  # fmt: skip
+    for option, metavar in metavars.items():
+        assert re.search(rf"{option}\s+{re.escape(metavar)}\s", text), option
+    # Format-neutral: the residual is residual.mp3 with --format mp3.
+    assert re.search(r"--no-residual\s+Do not write the residual file\.", text)
+    assert "residual.wav" not in text
 
 
 @pytest.mark.parametrize("command", ["separate", "batch"])
