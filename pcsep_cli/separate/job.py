@@ -40,7 +40,13 @@ from typing import TYPE_CHECKING
 
 from pcsep_cli.errors import AudioError, OutputExistsError, PcsepError, SceneError
 from pcsep_cli.io.audio import AudioInfo, audio_info
-from pcsep_cli.io.encoding import LOSSY_FORMATS, WRITE_FORMATS, Encoding, encoding_for
+from pcsep_cli.io.encoding import (
+    LOSSY_FORMATS,
+    WRITE_FORMATS,
+    Encoding,
+    bitrate_range,
+    encoding_for,
+)
 from pcsep_cli.progress import Progress, ProgressFn
 from pcsep_cli.separate.span import parse_time, part_of
 
@@ -154,9 +160,12 @@ class SeparateOptions:
                     f"--bitrate applies to mp3 and opus, not {fmt}"
                     + (" (Vorbis takes --quality)" if fmt == "ogg" else "")
                 )
-            if self.bitrate < 1:
+            low, high = bitrate_range(fmt) or (0, 0)  # mp3 and opus have one
+            if not low <= self.bitrate <= high:  # no recording could take it
+                what = "sample rate" if fmt == "mp3" else "channel count"
                 raise ValueError(
-                    f"--bitrate must be a positive number of kbit/s, got {self.bitrate}"
+                    f"--bitrate of {fmt} must be {low} to {high} kbit/s, got {self.bitrate} "
+                    f"(within that, the recording's {what} decides)"
                 )
         if self.quality is not None:
             if fmt != "ogg":
