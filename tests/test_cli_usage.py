@@ -3,6 +3,7 @@ before a file is read or a model loaded (``--units``, ``--device``, ``--no-resum
 
 from __future__ import annotations
 
+import inspect
 import re
 from pathlib import Path
 
@@ -68,6 +69,18 @@ def test_help_shows_plain_metavars_and_nothing_cut(
     lines = [line.rstrip() for line in text.splitlines()]  # rich pads lines to the width
     for line in EXAMPLES.get(words, "").splitlines()[1:]:
         assert f" {line}" in lines, f"example cut or wrapped: {line}"
+
+
+@pytest.mark.parametrize("words", COMMANDS, ids=lambda w: " ".join(w) or "pcsep")
+def test_the_first_help_line_is_one_short_sentence(words: tuple[str, ...]) -> None:
+    """What ``pcsep --help`` lists beside a command: a docstring's first paragraph that ran
+    over two lines was listed broken mid-sentence ("…or fine-tune one" / "on your own…")."""
+    command = typer.main.get_command(app)
+    for word in words:
+        command = command.commands[word]  # type: ignore[attr-defined]
+    first = inspect.cleandoc(command.help or "").split("\n\n")[0]
+    assert "\n" not in first and first.endswith("."), first
+    assert len(first) <= 90, first
 
 
 def test_separate_help_in_detail(monkeypatch: pytest.MonkeyPatch) -> None:

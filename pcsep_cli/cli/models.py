@@ -205,8 +205,11 @@ def models_blend(
         bool, typer.Option("--overwrite", help="Replace a model already in DIR.")
     ] = False,
 ) -> None:
-    """Average a model and its fine-tuned copy, (1 - W)·BASE + W·TUNED: keeps most of what
-    fine-tuning gained and most of what it forgot. Choose W on validation data."""
+    """Average a model and its fine-tuned copy: (1 - W)·BASE + W·TUNED.
+
+    The blend keeps most of what fine-tuning gained and most of what it forgot.
+
+    Choose W on validation data."""
     from pcsep_cli.hub.blend import blend
 
     try:
