@@ -49,7 +49,7 @@ def plot_scene(
     max_points: int = 200_000,
     overwrite: bool = True,
 ) -> None:
-    """Write a PNG with a top view and a sensor view of the scene, performers boxed.
+    """Write a PNG of the scene: a top view and a front view (or the sensor's), performers boxed.
 
     Args:
         cloud: the scene; ``xyz`` float64 ``[N, 3]``, ``rgb`` uint8 ``[N, 3]`` or ``None``.

@@ -115,6 +115,11 @@ def test_bitrate_sets_the_size(files: dict[str, Path], tmp_path: Path) -> None:
         (["--format", "wav", "--bitrate", "128"], "--bitrate applies to mp3 and opus"),
         (["--format", "ogg", "--bitrate", "128"], "Vorbis takes --quality"),
         (["--format", "opus", "--quality", "5"], "--quality applies to ogg"),
+        # Bitrates no input could take (at any sample rate, any channel count): up front.
+        (["--format", "mp3", "--bitrate", "999"], "--bitrate of mp3 must be 8 to 320 kbit/s"),
+        (["--format", "mp3", "--bitrate", "4"], "--bitrate of mp3 must be 8 to 320 kbit/s"),
+        (["--format", "opus", "--bitrate", "5"], "--bitrate of opus must be 6 to 65280 kbit/s"),
+        (["--format", "opus", "--bitrate", "0"], "--bitrate of opus must be 6 to 65280 kbit/s"),
         (["--format", "aac"], "--format must be one of wav, flac, mp3, ogg, opus"),
         (["--start", "-1"], "--start must not be negative"),
         (["--start", "1:75"], "seconds after a colon must be below 60"),

@@ -3,6 +3,7 @@ before a file is read or a model loaded (``--units``, ``--device``, ``--no-resum
 
 from __future__ import annotations
 
+import inspect
 import re
 from pathlib import Path
 
@@ -17,6 +18,8 @@ from pcsep_cli.cli import app
 from pcsep_cli.cli.doctor import EXAMPLES as DOCTOR_EXAMPLES
 from pcsep_cli.cli.inspect import EXAMPLES as INSPECT_EXAMPLES
 from pcsep_cli.cli.separate import BATCH_EXAMPLES, SEPARATE_EXAMPLES
+from pcsep_cli.io.encoding import WRITE_FORMATS
+from pcsep_cli.separate.job import CLIP_MODES
 
 runner = CliRunner()
 
@@ -68,6 +71,18 @@ def test_help_shows_plain_metavars_and_nothing_cut(
         assert f" {line}" in lines, f"example cut or wrapped: {line}"
 
 
+@pytest.mark.parametrize("words", COMMANDS, ids=lambda w: " ".join(w) or "pcsep")
+def test_the_first_help_line_is_one_short_sentence(words: tuple[str, ...]) -> None:
+    """What ``pcsep --help`` lists beside a command: a docstring's first paragraph that ran
+    over two lines was listed broken mid-sentence ("…or fine-tune one" / "on your own…")."""
+    command = typer.main.get_command(app)
+    for word in words:
+        command = command.commands[word]  # type: ignore[attr-defined]
+    first = inspect.cleandoc(command.help or "").split("\n\n")[0]
+    assert "\n" not in first and first.endswith("."), first
+    assert len(first) <= 90, first
+
+
 def test_separate_help_in_detail(monkeypatch: pytest.MonkeyPatch) -> None:
     text = _help(("separate",), monkeypatch)
     assert "Usage: pcsep separate [OPTIONS] AUDIO [CLOUD...]" in text
@@ -78,6 +93,19 @@ def test_separate_help_in_detail(monkeypatch: pytest.MonkeyPatch) -> None:
                 "--device": "auto|cpu|cuda|mps", "--segment": "SECONDS"}  # fmt: skip
     for option, metavar in metavars.items():
         assert re.search(rf"{option}\s+(-o\s+)?{re.escape(metavar)}\s", text), option
+
+
+@pytest.mark.parametrize("command", ["separate", "batch"])
+def test_output_options_show_their_choices(command: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """They showed TEXT; the choices are those the options take."""
+    text = _help((command,), monkeypatch)
+    metavars = {"--format": "|".join(WRITE_FORMATS), "--bits": "16|24|32f", "--stems": "NAMES",
+                "--clip-mode": "|".join(CLIP_MODES)}  # fmt: skip
+    for option, metavar in metavars.items():
+        assert re.search(rf"{option}\s+{re.escape(metavar)}\s", text), option
+    # Format-neutral: the residual is residual.mp3 with --format mp3.
+    assert re.search(r"--no-residual\s+Do not write the residual file\.", text)
+    assert "residual.wav" not in text
 
 
 @pytest.mark.parametrize("command", ["separate", "batch"])

@@ -6,6 +6,7 @@ from __future__ import annotations
 import io
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -21,12 +22,16 @@ from pcsep_cli import __version__
 from pcsep_cli.doctor import PACKAGES, PROBED_FORMATS
 
 PCSEP = shutil.which("pcsep", path=str(Path(sys.executable).parent)) or "pcsep"
+ROOT = Path(__file__).resolve().parents[1]
 
 
 def _env(tmp_path: Path, **extra: str) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("PCSEP_", "HF_"))}
-    env.update(PCSEP_CONFIG_DIR=str(tmp_path / "config"), HF_HOME=str(tmp_path / "hf"), **extra)
-    env["COLUMNS"] = "100"
+    # This checkout's code, also where the environment's pcsep is installed from another one.
+    path = os.pathsep.join(p for p in (str(ROOT), os.environ.get("PYTHONPATH", "")) if p)
+    env.update(PCSEP_CONFIG_DIR=str(tmp_path / "config"), HF_HOME=str(tmp_path / "hf"))
+    env.update(COLUMNS="100", PYTHONPATH=path)
+    env.update(extra)
     return env
 
 
@@ -141,6 +146,48 @@ def test_the_readable_report(tmp_path: Path, report: tuple[dict, float, Path]) -
     assert "MP3 " in row["audio output"] and "OPUS " in row["audio output"]
     problems = [p["message"] for p in data["problems"]]
     assert lines[-1] == ("no problem found" if not problems else f"warning: {problems[-1]}")
+
+
+def _named_rows(text: str) -> dict[str, str]:
+    """``{name: value}`` of a readable report's rows (first lines; continuations left out)."""
+    rows = [line.split("  ", 1) for line in text.splitlines() if line[:1].strip()]
+    return {row[0]: row[1].strip() for row in rows if len(row) == 2}
+
+
+def test_the_readme_example_is_a_real_report(tmp_path: Path) -> None:
+    """The README's example showed pye57, a required dependency, as not installed."""
+    block = re.search(r"```\n\$ pcsep doctor\n(.*?)```", (ROOT / "README.md").read_text(), re.S)
+    assert block is not None
+    shown = _named_rows(block.group(1))
+    proc, _ = _doctor(tmp_path)
+    real = _named_rows(proc.stdout)
+    assert list(shown) == [name for name in real if not name.startswith("$")]
+    required = ("torch", "numpy", "soundfile", "laspy", "E57 reader", "huggingface_hub")
+    for name in (*required, "typer / rich"):
+        assert "not installed" not in shown[name], name
+    assert shown["E57 reader"].split()[0] == real["E57 reader"].split()[0] == "pye57"
+    assert shown["torchsparse"] == "not installed (optional)"  # optional: the usual case
+
+
+def test_long_paths_are_whole_and_lines_unpadded_at_80_columns(tmp_path: Path) -> None:
+    """Piped at 80 columns with a long HF_HOME: every path is printed whole, on a line of its
+    own where it does not fit beside its name (rich's table cut them with an ellipsis), and no
+    line is padded with spaces to the width."""
+    home = tmp_path / "a_very_long_cache_directory_name_for_testing" / "hugging_face_home_here"
+    proc, _ = _doctor(tmp_path, HF_HOME=str(home), COLUMNS="80")
+    assert proc.returncode == 0, proc.stderr
+    lines = proc.stdout.splitlines()
+    assert "\u2026" not in proc.stdout
+    assert [line for line in lines if line != line.rstrip()] == []
+    words = [line.split() for line in lines]
+    assert ["model", "cache"] in words and ["$HF_HOME"] in words  # the path did not fit
+    assert [str(home / "hub")] in words and [str(home)] in words  # whole, on the next line
+    config = str(tmp_path / "config" / "config.json")
+    assert any(config in w for w in words)
+    # Only a line that is one path may run past the width (the terminal folds it, whole).
+    assert [line for line in lines if len(line) > 80 and len(line.split()) > 1] == []
+    row = {w[0]: w for w in words if w}
+    assert row["default"][1:3] == ["model", "pcsep-base"]
 
 
 def test_a_default_model_that_does_not_load_fails(tmp_path: Path) -> None:

@@ -143,6 +143,23 @@ def test_plotted_positions_are_the_table_s(tmp_path: Path) -> None:
     assert np.linalg.norm(floor[:2] - performers[0].position[:2]) > 1.0
 
 
+def test_help_and_readme_name_the_panels_inspect_draws(monkeypatch: pytest.MonkeyPatch) -> None:
+    """``inspect`` knows no sensor position, so it draws a top and a front view, both in
+    metres; its help and the README promised a "sensor view in degrees"."""
+    cloud, performers = _scene(rgb=False)
+    fig = scene_figure(cloud, performers, None)  # as `pcsep inspect --plot` calls it
+    panels = [(ax.get_title(), ax.get_xlabel(), ax.get_ylabel()) for ax in fig.axes[:2]]
+    assert panels == [("top view", "x (m)", "y (m)"), ("front view (from -y)", "x (m)", "z (m)")]
+    monkeypatch.setenv("COLUMNS", "200")
+    text = " ".join(CliRunner().invoke(app, ["inspect", "--help"]).stdout.split())
+    assert "Write a PNG: a top view and a front view (from -y), in metres," in text
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    [said] = [p for p in readme.split("\n\n") if p.startswith("`inspect --plot`")]
+    said = " ".join(said.split())
+    assert "a top view (x–y) and a front view (x–z, from -y), both in metres" in said
+    assert "sensor" not in said and "degrees" not in said
+
+
 def _apply_frame(t: np.ndarray, p: np.ndarray) -> np.ndarray:
     return t[:3, :3] @ p + t[:3, 3]
 

@@ -17,7 +17,7 @@ from pcsep_cli.errors import ModelError, OutputExistsError, SceneError
 from pcsep_cli.io.pointcloud import PointCloud
 from pcsep_cli.nets.stft import StftConfig
 from pcsep_cli.separate import SeparateOptions, Separator, prepare_job, run_job
-from pcsep_cli.separate.job import check_template, render_template
+from pcsep_cli.separate.job import check_template, exists_error, render_template
 from pcsep_cli.separate.masks import RateMap, normalise
 from pcsep_cli.separate.stream import array_blocks, overlap_add
 from pcsep_cli.separate.types import stem_names
@@ -287,6 +287,16 @@ def test_existing_outputs_are_kept(tmp_path: Path) -> None:
     again = dataclasses.replace(opts, overwrite=True)
     run_job(sep, prepare_job(tmp_path / "mix.flac", [], tmp_path / "o", again))
     assert flute.read_bytes() == before  # same input, same model: same bytes
+
+
+def test_an_exists_error_names_every_output_in_one_line(tmp_path: Path) -> None:
+    """However many: the README promises all are named (it once named four, then "and N more")."""
+    paths = [tmp_path / f"stem_{i}.wav" for i in range(40)] + [tmp_path / "manifest.json"]
+    names = [f"stem_{i}.wav" for i in range(40)]
+    assert str(exists_error(paths)) == (
+        f"{tmp_path}: 41 outputs exist already: {', '.join(names)} and manifest.json "
+        "(pass --overwrite to replace them)"
+    )
 
 
 def test_stems_named_by_the_model_are_checked_once_it_has_run(

@@ -22,6 +22,7 @@ import typer
 from typer.core import TyperArgument, TyperCommand, TyperGroup, TyperOption
 
 from pcsep_cli import __version__
+from pcsep_cli.io.encoding import WRITE_FORMATS
 from pcsep_cli.progress import Progress, ProgressFn
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -281,6 +282,7 @@ FormatOpt = Annotated[
     str,
     typer.Option(
         "--format",
+        metavar="|".join(WRITE_FORMATS),
         help="wav or flac (lossless), or mp3, ogg (Vorbis) or opus (lossy: stems + residual "
         "then only approximate the mixture).",
         rich_help_panel=SEP_PANEL,
@@ -289,6 +291,7 @@ FormatOpt = Annotated[
 BitsOpt = Annotated[
     str | None,
     typer.Option(
+        metavar="16|24|32f",
         help="16, 24 or 32f (wav), 16 or 24 (flac). Default: the input's.",
         rich_help_panel=SEP_PANEL,
     ),
@@ -308,6 +311,7 @@ QualityOpt = Annotated[
 StemsOpt = Annotated[
     str | None,
     typer.Option(
+        metavar="NAMES",
         help="Write only these instruments (violin,cello): every performer of each. The rest "
         "goes to the residual.",
         rich_help_panel=SEP_PANEL,
@@ -324,6 +328,7 @@ DurationOpt = Annotated[
 ClipModeOpt = Annotated[
     str,
     typer.Option(
+        metavar="rescale|clamp|none",
         help="rescale (a stem peaking past full scale is scaled down), clamp or none.",
         rich_help_panel=SEP_PANEL,
     ),
@@ -345,7 +350,9 @@ OverlapOpt = Annotated[
 ]
 NoResidualOpt = Annotated[
     bool,
-    typer.Option("--no-residual", help="Do not write residual.wav.", rich_help_panel=SEP_PANEL),
+    typer.Option(
+        "--no-residual", help="Do not write the residual file.", rich_help_panel=SEP_PANEL
+    ),
 ]
 OverwriteOpt = Annotated[
     bool,

@@ -32,7 +32,8 @@ def inspect(
         Path | None,
         typer.Option(
             metavar="FILE",
-            help="Write a PNG: top and sensor views, performers boxed and labelled.",
+            help="Write a PNG: a top view and a front view (from -y), in metres, performers "
+            "boxed and labelled.",
         ),
     ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,

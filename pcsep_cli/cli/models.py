@@ -51,9 +51,14 @@ def models_list(
         return
     from rich.table import Table
 
-    table = Table(title=f"models (cache: {safe_text(report['cache_dir'])})", title_justify="left")
-    for column in ("", "model", "source", "size", "revisions"):
-        table.add_column(column)
+    console = stdout_console()
+    # The Hub cache's path on a line of its own, whole (a table's title broke it mid-name to
+    # the table's width); the table has no title, which rich would pad to that width.
+    console.print(f"Hub cache: {safe_text(report['cache_dir'])}", soft_wrap=True)
+    table = Table()
+    for column in ("", "model", "source", "size"):
+        table.add_column(column, no_wrap=True)  # names and sizes whole; revisions wrap
+    table.add_column("revisions")
     for model in report["models"]:
         revisions = ", ".join(
             f"{r['commit'][:10]} ({', '.join(r['refs']) or 'no ref'})"
@@ -70,9 +75,10 @@ def models_list(
             _size(model["size_bytes"]),
             safe_text(revisions),
         )
-    stdout_console().print(table)
-    stdout_console().print(
-        f"default: {safe_text(report['default'])} (from {safe_text(report['default_origin'])})"
+    console.print(table)
+    console.print(
+        f"default: {safe_text(report['default'])} (from {safe_text(report['default_origin'])})",
+        soft_wrap=True,
     )
 
 
@@ -199,8 +205,11 @@ def models_blend(
         bool, typer.Option("--overwrite", help="Replace a model already in DIR.")
     ] = False,
 ) -> None:
-    """Average a model and its fine-tuned copy, (1 - W)·BASE + W·TUNED: keeps most of what
-    fine-tuning gained and most of what it forgot. Choose W on validation data."""
+    """Average a model and its fine-tuned copy: (1 - W)·BASE + W·TUNED.
+
+    The blend keeps most of what fine-tuning gained and most of what it forgot.
+
+    Choose W on validation data."""
     from pcsep_cli.hub.blend import blend
 
     try:

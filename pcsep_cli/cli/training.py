@@ -175,10 +175,17 @@ def train(
         ),
     ] = None,
 ) -> None:
-    """Train a separation model (mix-and-separate on a synthetic solo pool), or fine-tune one
-    on your own recordings: pcsep train finetune --init-from pcsep-base --data DIR --pool DIR.
+    """Train a separation model, or fine-tune one on your own recordings.
 
-    Several processes or machines: torchrun --nproc-per-node N -m pcsep_cli.train CONFIG.
+    Training mixes and separates clips of a synthetic solo pool (pcsep synth).
+
+    Fine-tuning starts from a model's weights:
+
+    pcsep train finetune --init-from pcsep-base --data DIR --pool DIR
+
+    Several processes or machines:
+
+    torchrun --nproc-per-node N -m pcsep_cli.train CONFIG
     """
     import time
 

@@ -36,6 +36,7 @@ __all__ = [
     "LOSSY_FORMATS",
     "WRITE_FORMATS",
     "Encoding",
+    "bitrate_range",
     "encoding_for",
     "subtype_for",
 ]
@@ -70,6 +71,22 @@ _MP3_RATES = tuple(sorted(r for rates in _MP3_BITRATES for r in rates))
 _OPUS_KBPS_PER_CHANNEL = (6, 256)  # libsndfile's range for Opus
 DEFAULT_OPUS_KBPS_PER_CHANNEL = 64
 DEFAULT_VORBIS_QUALITY = 6.0
+
+
+def bitrate_range(fmt: str) -> tuple[int, int] | None:
+    """The bitrates (kbit/s, all channels) that ``fmt`` takes for some input: MP3 at any of
+    its sample rates, Opus at any channel count; None for formats without a bitrate.
+
+    A bitrate outside this range can be refused before the input is read; one inside may
+    still not suit a given input (:func:`encoding_for` says which it takes).
+    """
+    if fmt == "mp3":
+        every = [kbps for rates in _MP3_BITRATES.values() for kbps in rates]
+        return min(every), max(every)
+    if fmt == "opus":
+        low, high = _OPUS_KBPS_PER_CHANNEL
+        return low, high * _OGG_MAX_CHANNELS
+    return None
 
 
 def _codec(ext: str) -> tuple[str, str | None]:

@@ -40,7 +40,13 @@ from typing import TYPE_CHECKING
 
 from pcsep_cli.errors import AudioError, OutputExistsError, PcsepError, SceneError
 from pcsep_cli.io.audio import AudioInfo, audio_info
-from pcsep_cli.io.encoding import LOSSY_FORMATS, WRITE_FORMATS, Encoding, encoding_for
+from pcsep_cli.io.encoding import (
+    LOSSY_FORMATS,
+    WRITE_FORMATS,
+    Encoding,
+    bitrate_range,
+    encoding_for,
+)
 from pcsep_cli.progress import Progress, ProgressFn
 from pcsep_cli.separate.span import parse_time, part_of
 
@@ -79,7 +85,6 @@ NAME_MAX = 255
 PATH_MAX = 4096
 """Bytes in a whole path, its terminating NUL included (Linux)."""
 _SHOWN = 60  # characters of a name or template quoted in a message
-_LISTED = 4  # existing outputs named in one error (then "and N more")
 
 
 @dataclass(frozen=True)
@@ -155,9 +160,12 @@ class SeparateOptions:
                     f"--bitrate applies to mp3 and opus, not {fmt}"
                     + (" (Vorbis takes --quality)" if fmt == "ogg" else "")
                 )
-            if self.bitrate < 1:
+            low, high = bitrate_range(fmt) or (0, 0)  # mp3 and opus have one
+            if not low <= self.bitrate <= high:  # no recording could take it
+                what = "sample rate" if fmt == "mp3" else "channel count"
                 raise ValueError(
-                    f"--bitrate must be a positive number of kbit/s, got {self.bitrate}"
+                    f"--bitrate of {fmt} must be {low} to {high} kbit/s, got {self.bitrate} "
+                    f"(within that, the recording's {what} decides)"
                 )
         if self.quality is not None:
             if fmt != "ogg":
@@ -430,17 +438,14 @@ def _check_names(audio: Path, out: Path, options: SeparateOptions) -> None:
 
 
 def exists_error(paths: Sequence[Path]) -> OutputExistsError:
-    """One error naming every output in ``paths`` (those that exist already): the first
-    :data:`_LISTED` by name, then how many more, all in one line with the fix."""
+    """One error naming every output in ``paths`` (those that exist already), each relative
+    to the folder they share, in one line with the fix however many there are: the user sees
+    what ``--overwrite`` would replace."""
     if len(paths) == 1:
         return OutputExistsError("exists already", paths[0], "pass --overwrite to replace it")
     folder = Path(os.path.commonpath([p.parent for p in paths]))
-    names = [p.relative_to(folder).as_posix() for p in paths[:_LISTED]]
-    more = len(paths) - len(names)
-    if more:
-        listed = ", ".join(names) + f" and {more} more"
-    else:
-        listed = ", ".join(names[:-1]) + f" and {names[-1]}"
+    names = [p.relative_to(folder).as_posix() for p in paths]
+    listed = ", ".join(names[:-1]) + f" and {names[-1]}"
     return OutputExistsError(
         f"{len(paths)} outputs exist already: {listed}", folder, "pass --overwrite to replace them"
     )

@@ -73,6 +73,20 @@ def test_download_list_use_remove_round_trip(hub, make_model, as_files, isolated
     assert not repo_cache_dir("me/tiny").exists()
 
 
+def test_list_prints_a_long_cache_path_whole_at_80_columns(
+    isolated_env: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The table's title broke the cache path mid-name to the table's width (and padded the
+    title's lines with spaces)."""
+    home = isolated_env / "a_very_long_cache_directory_name_for_testing" / "hugging_face_home"
+    monkeypatch.setenv("HF_HOME", str(home))
+    monkeypatch.setenv("COLUMNS", "80")
+    lines = _ok(["models", "list"]).splitlines()
+    assert f"Hub cache: {home / 'hub'}" in lines
+    assert [line for line in lines if line != line.rstrip()] == []
+    assert "default: pcsep-base (from builtin)" in lines
+
+
 def test_info_reports_config_classes_rate_and_card_table(hub, make_model, as_files) -> None:
     directory = make_model()
     sha = hub.commit("me/tiny", as_files(directory))

@@ -12,7 +12,7 @@ import soundfile as sf
 from pcsep_cli.errors import AudioError
 from pcsep_cli.io.atomic import TMP_MARKER
 from pcsep_cli.io.audio_write import AudioWriter, write_audio
-from pcsep_cli.io.encoding import Encoding, encoding_for
+from pcsep_cli.io.encoding import Encoding, bitrate_range, encoding_for
 from pcsep_cli.io.resample import resample
 
 MP3_FRAME = 1152  # samples per channel in an MPEG-1 Layer III frame
@@ -122,6 +122,22 @@ def test_encodings_and_their_defaults() -> None:
     assert encoding_for(".opus", 96000, 1).sample_rate == 48000
     assert encoding_for(".ogg", 44100, 2).quality == 6.0
     assert not encoding_for(".flac", 44100, 2).lossy
+
+
+def test_bitrate_range_is_what_some_input_takes() -> None:
+    """The bounds ``--bitrate`` is checked against before a file is read: each end is taken
+    by some input, one step past it by none."""
+    assert bitrate_range("mp3") == (8, 320) and bitrate_range("opus") == (6, 256 * 255)
+    assert bitrate_range("wav") is None and bitrate_range("ogg") is None
+    assert encoding_for(".mp3", 8000, 1, bitrate=8).bitrate == 8
+    assert encoding_for(".mp3", 48000, 2, bitrate=320).bitrate == 320
+    assert encoding_for(".opus", 48000, 1, bitrate=6).bitrate == 6
+    assert encoding_for(".opus", 48000, 255, bitrate=256 * 255).bitrate == 256 * 255
+    for rate in (8000, 16000, 44100):
+        with pytest.raises(AudioError):
+            encoding_for(".mp3", rate, 1, bitrate=321)
+        with pytest.raises(AudioError):
+            encoding_for(".mp3", rate, 1, bitrate=7)
 
 
 @pytest.mark.parametrize(
