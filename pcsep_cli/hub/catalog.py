@@ -8,6 +8,7 @@ libraries' models in the same cache are left out. Nothing here imports torch exc
 
 from __future__ import annotations
 
+import os
 import shutil
 from pathlib import Path
 from typing import Any
@@ -180,14 +181,21 @@ def evaluation_table(card: str) -> dict[str, list[Any]] | None:
 def remove_model(ref: str) -> dict[str, Any]:
     """Delete a Hub model (one revision, or every revision) from the cache.
 
+    Nothing outside the cache is ever deleted: when the repository's folder is a
+    symbolic link (a cache entry moved to another disk), removing the model removes the link
+    only and leaves the folder it points to as it was, and removing one revision is refused
+    (it would delete inside that folder).
+
     Args:
         ref: ``owner/name`` (every cached revision) or ``owner/name@revision``.
 
     Returns:
-        ``{"ref", "removed": [paths], "freed_bytes", "was_default"}``.
+        ``{"ref", "removed": [paths], "freed_bytes", "was_default", "kept_target"}``;
+        ``kept_target`` is the folder a removed link pointed to (else ``None``).
 
     Raises:
-        ModelError: a bundled model or local directory (never deleted), or nothing cached.
+        ModelError: a bundled model or local directory (never deleted), nothing cached, or
+            one revision of a linked cache entry.
     """
     parsed = parse_ref(ref)
     if parsed.source == "bundled":
@@ -209,17 +217,27 @@ def remove_model(ref: str) -> dict[str, Any]:
         default_ref = None
     was_default = default_ref is not None and default_ref.name == parsed.name
     root = repo_cache_dir(parsed.name)
-    if not root.is_dir():
+    linked = root.is_symlink()
+    if not linked and not root.is_dir():
         raise ModelError(f"not in the cache {hub_cache_dir()}", ref, "see `pcsep models list`")
+    report: dict[str, Any] = {"ref": ref, "removed": [str(root)], "kept_target": None}
     if parsed.revision is None:
+        if linked:
+            report["kept_target"] = os.path.normpath(root.parent / os.readlink(root))
+            root.unlink()  # the link, never what it points to
+            return {**report, "freed_bytes": 0, "was_default": was_default}
         freed = _dir_size(root / "blobs")
         shutil.rmtree(root)
-        return {
-            "ref": ref,
-            "removed": [str(root)],
-            "freed_bytes": freed,
-            "was_default": was_default,
-        }
+        return {**report, "freed_bytes": freed, "was_default": was_default}
+    outside = next((p for p in (root, root / "snapshots") if p.is_symlink()), None)
+    if outside is not None:
+        raise ModelError(
+            f"is a link to {os.readlink(outside)}, outside the cache: pcsep will not delete a "
+            "revision there",
+            outside,
+            f"`pcsep models remove {parsed.name}` removes the cache entry and leaves the link's "
+            "target alone; delete revisions there yourself",
+        )
     commit = cached_commit(parsed.name, parsed.revision)
     if commit is None or not (root / "snapshots" / commit).is_dir():
         raise ModelError(
@@ -233,7 +251,7 @@ def remove_model(ref: str) -> dict[str, Any]:
     freed = int(strategy.expected_freed_size)
     strategy.execute()
     return {
-        "ref": ref,
+        **report,
         "removed": [str(root / "snapshots" / commit)],
         "freed_bytes": freed,
         "was_default": was_default and (default_ref.revision in (None, parsed.revision)),
