@@ -181,7 +181,10 @@ def evaluation_table(card: str) -> dict[str, list[Any]] | None:
 def remove_model(ref: str) -> dict[str, Any]:
     """Delete a Hub model (one revision, or every revision) from the cache.
 
-    Nothing outside the cache is ever deleted: when the repository's folder is a
+    Only the named repository is touched: another repository that holds the same commit (a
+    mirror) keeps it. A revision takes its snapshot, the refs that point at it and the blobs
+    no other revision of the repository uses; the last revision takes the repository's
+    folder. Nothing outside the cache is ever deleted: when the repository's folder is a
     symbolic link (a cache entry moved to another disk), removing the model removes the link
     only and leaves the folder it points to as it was, and removing one revision is refused
     (it would delete inside that folder).
@@ -245,14 +248,57 @@ def remove_model(ref: str) -> dict[str, Any]:
             ref,
             "see `pcsep models list` for cached revisions",
         )
-    from huggingface_hub import scan_cache_dir
-
-    strategy = scan_cache_dir(hub_cache_dir()).delete_revisions(commit)
-    freed = int(strategy.expected_freed_size)
-    strategy.execute()
+    freed = _remove_revision(root, commit)
     return {
         **report,
         "removed": [str(root / "snapshots" / commit)],
         "freed_bytes": freed,
         "was_default": was_default and (default_ref.revision in (None, parsed.revision)),
     }
+
+
+def _remove_revision(root: Path, commit: str) -> int:
+    """Delete one snapshot of the repository cached in ``root``; return the bytes freed.
+
+    ``huggingface_hub``'s ``delete_revisions`` is not used: it looks a commit up across every
+    repository of the cache and deletes it from whichever it meets first, so removing a
+    revision of ``owner/name`` could delete a mirror holding the same commit instead.
+    """
+    snapshots = root / "snapshots"
+    snap = snapshots / commit
+    kept: set[Path] = set()
+    for other in snapshots.iterdir():
+        if other.name != commit:
+            kept |= _blobs_of(other, root)
+    unused = _blobs_of(snap, root) - kept
+    freed = sum(b.stat().st_size for b in unused)
+    refs = root / "refs"
+    for ref in refs.rglob("*") if refs.is_dir() else ():
+        if ref.is_file() and not ref.is_symlink() and ref.read_text().strip() == commit:
+            ref.unlink()
+    if snap.is_symlink():  # not how the cache is made: drop the link, follow nothing
+        snap.unlink()
+    else:
+        freed += _dir_size(snap)  # files copied instead of linked (no symlinks on Windows)
+        shutil.rmtree(snap)
+    for blob in unused:
+        blob.unlink()
+    if not any(snapshots.iterdir()):
+        shutil.rmtree(root)  # its last revision: what is left (blobs, refs) belongs to no one
+    return freed
+
+
+def _blobs_of(snapshot: Path, root: Path) -> set[Path]:
+    """The files of ``root/blobs`` that the links in ``snapshot`` point to (links that lead
+    anywhere else, another repository's blobs included, are not this repository's)."""
+    blobs = root / "blobs"
+    if snapshot.is_symlink() or blobs.is_symlink() or not blobs.is_dir():
+        return set()
+    here = blobs.resolve()
+    found = set()
+    for link in snapshot.rglob("*"):
+        if link.is_symlink():
+            target = link.resolve()
+            if target.parent == here and target.is_file():
+                found.add(blobs / target.name)
+    return found

@@ -1,5 +1,5 @@
-"""``pcsep models remove`` on odd caches: a symlinked repository folder. The cache is the
-real layout, filled by the real client from the local Hub."""
+"""``pcsep models remove`` on odd caches: a symlinked repository folder, mirrors that share
+commits. The cache is the real layout, filled by the real client from the local Hub."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from pathlib import Path
 from typer.testing import CliRunner
 
 from pcsep_cli.cli import app
-from pcsep_cli.hub.download import repo_cache_dir
+from pcsep_cli.hub.download import hub_cache_dir, repo_cache_dir
 
 runner = CliRunner()
 
@@ -28,6 +28,10 @@ def _tree(root: Path) -> dict[str, str]:
         else:
             out[rel] = path.read_bytes().hex()
     return out
+
+
+def _dangling(root: Path) -> list[Path]:
+    return [p for p in root.rglob("*") if p.is_symlink() and not p.exists()]
 
 
 def test_a_symlinked_cache_entry_is_unlinked_and_its_target_left_whole(
@@ -66,3 +70,44 @@ def test_a_symlinked_cache_entry_is_unlinked_and_its_target_left_whole(
         human.stdout.split()
     )
     assert not os.path.lexists(repo_cache_dir("me/tiny"))
+
+
+def test_removing_a_revision_leaves_mirrors_with_the_same_commit_alone(
+    hub, make_model, as_files
+) -> None:
+    files = as_files(make_model())
+    old = hub.commit("me/tiny", files, tags=("v1",))
+    new = hub.commit("me/tiny", {**files, "README.md": b"# newer\n"})
+    for rev in ("v1", "main"):
+        assert runner.invoke(app, ["models", "download", f"me/tiny@{rev}"]).exit_code == 0
+    # Mirrors (a duplicated repository keeps its history, so its commits): same commits.
+    names = ["me/tiny", "mirror/tiny", "other/tiny"]
+    for name in names[1:]:
+        shutil.copytree(repo_cache_dir("me/tiny"), repo_cache_dir(name), symlinks=True)
+    cache = hub_cache_dir()
+
+    # Each repository in turn loses its old revision; the others are untouched every time.
+    for name in names:
+        before = {n: _tree(repo_cache_dir(n)) for n in names if n != name}
+        result = runner.invoke(app, ["models", "remove", f"{name}@{old}", "--json"])
+        assert result.exit_code == 0, result.output + result.stderr
+        report = json.loads(result.stdout)
+        assert report["removed"] == [str(repo_cache_dir(name) / "snapshots" / old)]
+        assert report["freed_bytes"] > 0  # the old card's blob, used by no other revision
+        assert {n: _tree(repo_cache_dir(n)) for n in before} == before
+        root = repo_cache_dir(name)
+        assert sorted(p.name for p in (root / "snapshots").iterdir()) == [new]
+        assert not (root / "refs" / "v1").exists() and (root / "refs" / "main").exists()
+        assert _dangling(root) == []
+        assert (root / "snapshots" / new / "model.safetensors").is_file()  # shared blob kept
+
+    # The last revision takes the repository folder with it; the mirrors stay.
+    for name in names[:2]:
+        result = runner.invoke(app, ["models", "remove", f"{name}@main"])
+        assert result.exit_code == 0, result.output + result.stderr
+        assert not os.path.lexists(repo_cache_dir(name))
+    assert sorted(p.name for p in cache.iterdir() if p.name.startswith("models--")) == [
+        "models--other--tiny"
+    ]
+    assert _dangling(repo_cache_dir("other/tiny")) == []
+    assert (repo_cache_dir("other/tiny") / "snapshots" / new / "config.json").is_file()
