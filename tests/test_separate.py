@@ -216,6 +216,19 @@ def test_all_none_is_a_scene_error(quartet: list) -> None:
         Separator(net).separate(noise(1, 0.5, 8000), 8000, performers=quartet)
 
 
+def test_all_none_names_the_cloud_file(tmp_path: Path, quartet_cloud: PointCloud) -> None:
+    net = tiny_net()
+    with torch.no_grad():
+        net.visual.classify[-1].bias[-1] = 1e4
+    sf.write(tmp_path / "mix.wav", noise(1, 0.4, 8000).T, 8000, subtype="PCM_16")
+    scene = _write_scene(tmp_path / "scene.ply", quartet_cloud)
+    job = prepare_job(tmp_path / "mix.wav", [scene], tmp_path / "o", SeparateOptions())
+    with pytest.raises(SceneError) as err:
+        run_job(Separator(net, segment=0.3), job)
+    assert str(err.value).startswith(f"{scene}: all 4 performers found look like no instrument")
+    assert not (tmp_path / "o").exists()
+
+
 def test_bad_arguments() -> None:
     with pytest.raises(ValueError, match="overlap"):
         Separator(tiny_net(), overlap=0.7)

@@ -156,12 +156,21 @@ def _selected(job: SeparationJob, stems: list[Detection]) -> list[int]:
 
 def _condition(separator: Separator, job: SeparationJob, progress: ProgressFn | None) -> Conditions:
     """The separator's conditions, reported as stage ``classify`` when performers are named
-    from their clouds (in label mode nothing is classified)."""
+    from their clouds (in label mode nothing is classified).
+
+    Raises:
+        SceneError: as :meth:`Separator.condition`, naming the cloud file when there is one.
+    """
     performers = job.performers
-    if progress is None or job.options.instruments is not None or not performers:
-        return separator.condition(performers, job.options.instruments)
-    progress(Progress("classify", 0, len(performers), "performer"))
-    cond = separator.condition(performers, None)
+    try:
+        if progress is None or job.options.instruments is not None or not performers:
+            return separator.condition(performers, job.options.instruments)
+        progress(Progress("classify", 0, len(performers), "performer"))
+        cond = separator.condition(performers, None)
+    except SceneError as err:
+        if err.path is not None or len(job.clouds) != 1:
+            raise
+        raise SceneError(err.message, job.clouds[0], err.hint) from None
     progress(Progress("classify", len(performers), len(performers), "performer"))
     return cond
 
