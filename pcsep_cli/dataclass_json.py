@@ -13,7 +13,9 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import os
 import re
+import stat
 import typing
 from pathlib import Path
 from typing import Any
@@ -131,15 +133,17 @@ def read_config_file(
         The parsed value (not checked further: see :func:`build_dataclass`).
 
     Raises:
-        error: unreadable, too big, not UTF-8, bad syntax or nested too deeply.
+        error: unreadable, not a regular file (a FIFO, a device, a folder), too big, not
+            UTF-8, bad syntax or nested too deeply.
     """
     file = Path(path)
     try:
-        with file.open("rb") as fh:
-            # Read one byte past the cap: a file that grows, or a device, stops there too.
-            raw = fh.read(max_bytes + 1)
+        # One byte past the cap: a file that grows stops there too.
+        raw = _read_regular(file, max_bytes + 1)
     except OSError as err:
         raise error(f"cannot read config: {err.strerror or err}", file, hint) from None
+    if raw is None:
+        raise error("is not a regular file", file, "a config is a JSON or TOML file; replace it")
     if len(raw) > max_bytes:
         raise error(
             f"config is larger than {max_bytes:,} bytes (real ones are a few kB)",
@@ -155,6 +159,20 @@ def read_config_file(
         raise error(
             "reading TOML needs Python 3.11 or the tomli package", file, "use a .json config"
         ) from None
+
+
+def _read_regular(file: Path, limit: int) -> bytes | None:
+    """At most ``limit`` bytes of ``file``; ``None`` when it is not a regular file (a FIFO, a
+    device such as ``/dev/zero``, a folder), which is never read from."""
+    # Non-blocking: opening a FIFO would otherwise wait for a writer, forever.
+    fd = os.open(file, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))
+    try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            return None
+        with os.fdopen(fd, "rb", closefd=False) as fh:
+            return fh.read(limit)
+    finally:
+        os.close(fd)
 
 
 def build_dataclass(

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 import re
+import shutil
 import struct
 import subprocess
 import unicodedata
@@ -338,6 +339,26 @@ def test_output_path_is_a_file(base: Base, tmp_path: Path) -> None:
                     base.model)  # fmt: skip
     assert result.exit_code == 1
     assert re.search(r"taken: output path exists and is not a folder", _message(result, 1))
+    assert (tmp_path / "taken").read_text() == "mine"
+
+
+@pytest.mark.parametrize("command", ["separate", "batch"])
+def test_output_path_under_a_file_says_it_is_not_a_folder(
+    base: Base, tmp_path: Path, command: str
+) -> None:
+    (tmp_path / "taken").write_text("mine")
+    inputs = [str(base.wav), "--instruments", "violin"]
+    if command == "batch":  # checked once, before the model loads, not item by item
+        (tmp_path / "in" / "take").mkdir(parents=True)
+        shutil.copy(base.wav, tmp_path / "in" / "take" / "mixture.wav")
+        shutil.copy(base.ply, tmp_path / "in" / "take" / "scene.ply")
+        inputs = [str(tmp_path / "in")]
+    result = invoke([command, *inputs], tmp_path / "taken" / "sub" / "o", base.model)
+    assert result.exit_code == 1, result.output
+    assert _message(result, 1) == (
+        f"error: {tmp_path / 'taken'}: is a file, not a folder, so -o cannot go under it "
+        "(choose another -o)"
+    )
     assert (tmp_path / "taken").read_text() == "mine"
 
 

@@ -176,6 +176,50 @@ def test_existing_outputs_are_not_overwritten(files: dict[str, Path], tmp_path: 
     assert sf.info(residual).frames == sf.info(files["mix"]).frames
 
 
+def _snapshot(folder: Path) -> dict[str, bytes | None]:
+    """Every entry under ``folder``: a file's bytes, ``None`` for a folder."""
+    return {
+        p.relative_to(folder).as_posix(): None if p.is_dir() else p.read_bytes()
+        for p in sorted(folder.rglob("*"))
+    }
+
+
+def test_a_later_output_that_is_a_folder_leaves_o_as_it_found_it(
+    files: dict[str, Path], tmp_path: Path
+) -> None:
+    args = ["separate", files["mix"], files["scene"], "-o", tmp_path, "--model", files["model"]]
+    assert run(*args).exit_code == 0
+    manifest = json.loads((tmp_path / "mix" / "manifest.json").read_text())
+    blocked = tmp_path / "mix" / manifest["stems"][-1]["path"]  # the last stem written
+    blocked.unlink()
+    blocked.mkdir()
+    (blocked / "mine.txt").write_text("the user's")
+    before = _snapshot(tmp_path)
+
+    again = run(*args, "--overwrite")
+
+    assert again.exit_code == 1
+    assert one_line_error(again) == (
+        f"error: {blocked}: is a folder, cannot write a file under this name (remove or "
+        "rename that folder, or choose another -o or --filename)"
+    )
+    assert _snapshot(tmp_path) == before  # no temporary file, no output replaced
+
+
+def test_a_file_where_the_track_folder_goes_is_named_with_the_fix(
+    files: dict[str, Path], tmp_path: Path
+) -> None:
+    (tmp_path / "mix").write_text("the user's")
+    result = run("separate", files["mix"], files["scene"], "-o", tmp_path, "--model",
+                 files["model"])  # fmt: skip
+    assert result.exit_code == 1
+    assert one_line_error(result) == (
+        f"error: {tmp_path / 'mix'}: is not a folder (remove or rename that file, or choose "
+        "another -o or --filename)"
+    )
+    assert _snapshot(tmp_path) == {"mix": b"the user's"}
+
+
 @pytest.mark.parametrize(
     "template", ["../{stem}.{ext}", "/tmp/{stem}.{ext}", "{track}.{ext}", "{stem}/{bogus}"]
 )

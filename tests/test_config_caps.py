@@ -4,6 +4,7 @@ only up to 1 MB and refused past 32 levels of nesting, before the parser recurse
 from __future__ import annotations
 
 import json
+import os
 import shutil
 from pathlib import Path
 
@@ -103,6 +104,26 @@ def test_model_config_just_under_the_size_cap_loads(model: Path, tmp_path: Path)
     (folder / "config.json").write_bytes(b" " * (MAX_CONFIG_BYTES - len(valid)) + valid)
 
     assert load_config(folder) == load_config(model)
+
+
+@pytest.mark.parametrize("kind", ["fifo", "device", "folder"])
+def test_model_config_that_is_not_a_regular_file_is_named_so(
+    garbage_weights_model: Path, kind: str
+) -> None:
+    """A FIFO would block the read forever and /dev/zero never ends: neither is opened for
+    reading, and neither is reported as a missing config."""
+    config = garbage_weights_model / "config.json"
+    config.unlink()
+    if kind == "fifo":
+        os.mkfifo(config)
+    elif kind == "device":
+        config.symlink_to("/dev/zero")
+    else:
+        config.mkdir()
+
+    with pytest.raises(ModelError, match="is not a regular file") as err:
+        load_model(str(garbage_weights_model))
+    _one_line(err, config)
 
 
 @pytest.mark.parametrize(

@@ -13,7 +13,8 @@ import torch
 from helpers.models import save_tiny, tiny_net
 from helpers.scenes import QUARTET, person_mesh, room
 
-from pcsep_cli.errors import ModelError, OutputExistsError, SceneError
+from pcsep_cli.errors import ModelError, OutputExistsError, PcsepError, SceneError
+from pcsep_cli.io.atomic import PendingFile
 from pcsep_cli.io.pointcloud import PointCloud
 from pcsep_cli.nets.stft import StftConfig
 from pcsep_cli.separate import SeparateOptions, Separator, prepare_job, run_job
@@ -215,6 +216,19 @@ def test_all_none_is_a_scene_error(quartet: list) -> None:
         Separator(net).separate(noise(1, 0.5, 8000), 8000, performers=quartet)
 
 
+def test_all_none_names_the_cloud_file(tmp_path: Path, quartet_cloud: PointCloud) -> None:
+    net = tiny_net()
+    with torch.no_grad():
+        net.visual.classify[-1].bias[-1] = 1e4
+    sf.write(tmp_path / "mix.wav", noise(1, 0.4, 8000).T, 8000, subtype="PCM_16")
+    scene = _write_scene(tmp_path / "scene.ply", quartet_cloud)
+    job = prepare_job(tmp_path / "mix.wav", [scene], tmp_path / "o", SeparateOptions())
+    with pytest.raises(SceneError) as err:
+        run_job(Separator(net, segment=0.3), job)
+    assert str(err.value).startswith(f"{scene}: all 4 performers found look like no instrument")
+    assert not (tmp_path / "o").exists()
+
+
 def test_bad_arguments() -> None:
     with pytest.raises(ValueError, match="overlap"):
         Separator(tiny_net(), overlap=0.7)
@@ -322,6 +336,30 @@ def test_stems_named_by_the_model_are_checked_once_it_has_run(
         "(pass --overwrite to replace them)"
     )
     assert {p.name: p.read_bytes() for p in out.iterdir()} == before
+
+
+def test_a_run_failing_while_it_sets_up_its_files_leaves_o_as_it_found_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A temporary file that cannot be made after others were (a folder appearing under a
+    stem's name meanwhile, a full inode table): those made are removed, and the folders."""
+    import pcsep_cli.separate.output as output
+
+    sf.write(tmp_path / "mix.flac", noise(1, 0.5, 8000).T, 8000, subtype="PCM_16")
+    opts = SeparateOptions(format="flac", instruments=("violin", "flute", "cello"))
+    made = []
+
+    def third_fails(final: Path, *, overwrite: bool) -> PendingFile:
+        if len(made) == 2:
+            raise PcsepError("no more files", final)
+        made.append(PendingFile(final, overwrite=overwrite))
+        return made[-1]
+
+    job = prepare_job(tmp_path / "mix.flac", [], tmp_path / "o", opts)
+    monkeypatch.setattr(output, "PendingFile", third_fails)
+    with pytest.raises(PcsepError, match="no more files"):
+        run_job(Separator(tiny_net(), segment=0.3), job)
+    assert len(made) == 2 and not (tmp_path / "o").exists()
 
 
 @pytest.mark.parametrize("mode", ["rescale", "none"])

@@ -181,7 +181,13 @@ def models_remove(
     if as_json:
         typer.echo(json.dumps(report))
         return
-    stdout_console().print(f"removed {safe_text(ref)}: {_size(report['freed_bytes'])} freed")
+    if report["kept_target"] is not None:
+        stdout_console().print(
+            f"removed {safe_text(ref)}: the cache held a link to "
+            f"{safe_text(report['kept_target'])}, which is left as it was"
+        )
+    else:
+        stdout_console().print(f"removed {safe_text(ref)}: {_size(report['freed_bytes'])} freed")
     if report["was_default"]:
         stderr_console().print(
             "[yellow]note[/]: it was the default model; choose another with `pcsep models use`"

@@ -317,7 +317,7 @@ def batch(
         print_plan_notes,
         print_summary,
     )
-    from pcsep_cli.separate.job import SeparateOptions
+    from pcsep_cli.separate.job import SeparateOptions, check_out_dir
 
     if not resume and not overwrite:  # or every finished item fails on its existing outputs
         raise typer.BadParameter(
@@ -343,6 +343,8 @@ def batch(
         )
     except ValueError as err:
         raise typer.BadParameter(str(err)) from None
+    if plan.todo:
+        check_out_dir(plan.out)  # once, before the model loads: every item would fail on it
     err_console = stderr_console()
     print_plan_notes(err_console, plan)
     separator = None

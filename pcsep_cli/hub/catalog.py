@@ -8,6 +8,7 @@ libraries' models in the same cache are left out. Nothing here imports torch exc
 
 from __future__ import annotations
 
+import os
 import shutil
 from pathlib import Path
 from typing import Any
@@ -180,14 +181,24 @@ def evaluation_table(card: str) -> dict[str, list[Any]] | None:
 def remove_model(ref: str) -> dict[str, Any]:
     """Delete a Hub model (one revision, or every revision) from the cache.
 
+    Only the named repository is touched: another repository that holds the same commit (a
+    mirror) keeps it. A revision takes its snapshot, the refs that point at it and the blobs
+    no other revision of the repository uses; the last revision takes the repository's
+    folder. Nothing outside the cache is ever deleted: when the repository's folder is a
+    symbolic link (a cache entry moved to another disk), removing the model removes the link
+    only and leaves the folder it points to as it was, and removing one revision is refused
+    (it would delete inside that folder).
+
     Args:
         ref: ``owner/name`` (every cached revision) or ``owner/name@revision``.
 
     Returns:
-        ``{"ref", "removed": [paths], "freed_bytes", "was_default"}``.
+        ``{"ref", "removed": [paths], "freed_bytes", "was_default", "kept_target"}``;
+        ``kept_target`` is the folder a removed link pointed to (else ``None``).
 
     Raises:
-        ModelError: a bundled model or local directory (never deleted), or nothing cached.
+        ModelError: a bundled model or local directory (never deleted), nothing cached, or
+            one revision of a linked cache entry.
     """
     parsed = parse_ref(ref)
     if parsed.source == "bundled":
@@ -209,17 +220,27 @@ def remove_model(ref: str) -> dict[str, Any]:
         default_ref = None
     was_default = default_ref is not None and default_ref.name == parsed.name
     root = repo_cache_dir(parsed.name)
-    if not root.is_dir():
+    linked = root.is_symlink()
+    if not linked and not root.is_dir():
         raise ModelError(f"not in the cache {hub_cache_dir()}", ref, "see `pcsep models list`")
+    report: dict[str, Any] = {"ref": ref, "removed": [str(root)], "kept_target": None}
     if parsed.revision is None:
+        if linked:
+            report["kept_target"] = os.path.normpath(root.parent / os.readlink(root))
+            root.unlink()  # the link, never what it points to
+            return {**report, "freed_bytes": 0, "was_default": was_default}
         freed = _dir_size(root / "blobs")
         shutil.rmtree(root)
-        return {
-            "ref": ref,
-            "removed": [str(root)],
-            "freed_bytes": freed,
-            "was_default": was_default,
-        }
+        return {**report, "freed_bytes": freed, "was_default": was_default}
+    outside = next((p for p in (root, root / "snapshots") if p.is_symlink()), None)
+    if outside is not None:
+        raise ModelError(
+            f"is a link to {os.readlink(outside)}, outside the cache: pcsep will not delete a "
+            "revision there",
+            outside,
+            f"`pcsep models remove {parsed.name}` removes the cache entry and leaves the link's "
+            "target alone; delete revisions there yourself",
+        )
     commit = cached_commit(parsed.name, parsed.revision)
     if commit is None or not (root / "snapshots" / commit).is_dir():
         raise ModelError(
@@ -227,14 +248,57 @@ def remove_model(ref: str) -> dict[str, Any]:
             ref,
             "see `pcsep models list` for cached revisions",
         )
-    from huggingface_hub import scan_cache_dir
-
-    strategy = scan_cache_dir(hub_cache_dir()).delete_revisions(commit)
-    freed = int(strategy.expected_freed_size)
-    strategy.execute()
+    freed = _remove_revision(root, commit)
     return {
-        "ref": ref,
+        **report,
         "removed": [str(root / "snapshots" / commit)],
         "freed_bytes": freed,
         "was_default": was_default and (default_ref.revision in (None, parsed.revision)),
     }
+
+
+def _remove_revision(root: Path, commit: str) -> int:
+    """Delete one snapshot of the repository cached in ``root``; return the bytes freed.
+
+    ``huggingface_hub``'s ``delete_revisions`` is not used: it looks a commit up across every
+    repository of the cache and deletes it from whichever it meets first, so removing a
+    revision of ``owner/name`` could delete a mirror holding the same commit instead.
+    """
+    snapshots = root / "snapshots"
+    snap = snapshots / commit
+    kept: set[Path] = set()
+    for other in snapshots.iterdir():
+        if other.name != commit:
+            kept |= _blobs_of(other, root)
+    unused = _blobs_of(snap, root) - kept
+    freed = sum(b.stat().st_size for b in unused)
+    refs = root / "refs"
+    for ref in refs.rglob("*") if refs.is_dir() else ():
+        if ref.is_file() and not ref.is_symlink() and ref.read_text().strip() == commit:
+            ref.unlink()
+    if snap.is_symlink():  # not how the cache is made: drop the link, follow nothing
+        snap.unlink()
+    else:
+        freed += _dir_size(snap)  # files copied instead of linked (no symlinks on Windows)
+        shutil.rmtree(snap)
+    for blob in unused:
+        blob.unlink()
+    if not any(snapshots.iterdir()):
+        shutil.rmtree(root)  # its last revision: what is left (blobs, refs) belongs to no one
+    return freed
+
+
+def _blobs_of(snapshot: Path, root: Path) -> set[Path]:
+    """The files of ``root/blobs`` that the links in ``snapshot`` point to (links that lead
+    anywhere else, another repository's blobs included, are not this repository's)."""
+    blobs = root / "blobs"
+    if snapshot.is_symlink() or blobs.is_symlink() or not blobs.is_dir():
+        return set()
+    here = blobs.resolve()
+    found = set()
+    for link in snapshot.rglob("*"):
+        if link.is_symlink():
+            target = link.resolve()
+            if target.parent == here and target.is_file():
+                found.add(blobs / target.name)
+    return found

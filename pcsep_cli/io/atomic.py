@@ -13,7 +13,8 @@ Several files that belong together (an item's stems and its manifest) are commit
 :func:`commit_together`: once every temporary file is complete, a *journal* listing them is
 written, then the renames happen, then the journal goes. A run killed during the renames
 leaves the journal; the next run's :func:`remove_stray_temps` finishes the renames (the data
-was complete) before it sweeps, so the files appear all together or not at all.
+was complete) before it sweeps, so the files appear all together or not at all. A rename that
+fails (rather than a process that dies) takes the group's earlier renames back.
 """
 
 from __future__ import annotations
@@ -101,10 +102,7 @@ def _check_target(final: Path, overwrite: bool) -> None:
         )
     if not folder.is_dir():
         raise PcsepError("is not a folder", path=folder, hint="choose another folder with -o")
-    if final.is_dir():
-        raise PcsepError("is a folder, cannot write a file under this name", path=final)
-    if not overwrite and os.path.lexists(final):
-        raise OutputExistsError("exists already", path=final, hint="pass --overwrite to replace it")
+    _check_final(final, overwrite)
     # Catches unprivileged users early; root passes here and is stopped by open() on a
     # read-only mount instead.
     if not os.access(folder, os.W_OK | os.X_OK):
@@ -113,6 +111,18 @@ def _check_target(final: Path, overwrite: bool) -> None:
             path=folder,
             hint="check its permissions or choose another output folder with -o",
         )
+
+
+def _check_final(final: Path, overwrite: bool) -> None:
+    """``final`` can take a file now: not a folder, and absent unless ``overwrite``."""
+    if final.is_dir():
+        raise PcsepError(
+            "is a folder, cannot write a file under this name",
+            path=final,
+            hint="remove or rename that folder, or write elsewhere",
+        )
+    if not overwrite and os.path.lexists(final):
+        raise OutputExistsError("exists already", path=final, hint="pass --overwrite to replace it")
 
 
 def _temp_name(final: Path) -> str:
@@ -291,9 +301,15 @@ def commit_together(pending: Sequence[PendingFile], folder: _PathArg) -> None:
     ``folder`` completes the renames. Commit order is the order given: put the file whose
     presence marks the group as done (the manifest) last.
 
+    An error is all or nothing too, as far as the file system allows: every final name is
+    checked before the first rename (a folder there, or a file where ``overwrite`` is off,
+    refuses the whole group), and when a rename fails after others succeeded, those are taken
+    back: the files they replaced are put back from hard links made just before (where the
+    file system has none, the new file stays), and new files are removed.
+
     Raises:
-        OutputExistsError, PcsepError: as :meth:`PendingFile.commit`; the files not yet
-            committed are discarded.
+        OutputExistsError, PcsepError: as :meth:`PendingFile.commit`; nothing of the group is
+            left in place and no temporary file remains.
     """
     base = Path(folder)
     journal = base / _temp_name(Path("commit" + JOURNAL_SUFFIX))
@@ -323,16 +339,61 @@ def commit_together(pending: Sequence[PendingFile], folder: _PathArg) -> None:
         if err.errno in DISK_FULL_ERRNOS:
             raise disk_full_error(journal) from err
         raise output_error(err, journal) from err
+    done: list[tuple[PendingFile, bool, Path | None]] = []  # committed: existed before, kept
     try:
+        for p in pending:  # refuse the whole group before its first rename, where possible
+            _check_final(p.final, p.overwrite)
         for p in pending:
-            p.commit()
+            existed = os.path.lexists(p.final)
+            kept = _keep_old(p.final) if existed else None
+            try:
+                p.commit()
+            except BaseException:
+                if kept is not None:
+                    _unlink_quietly(kept)
+                raise
+            done.append((p, existed, kept))
     except BaseException:
+        # The journal goes first: a later sweep must not finish a group being taken back.
+        _unlink_quietly(journal)
         for p in pending:
             p.discard()
-        _unlink_quietly(journal)
+        for p, existed, kept in reversed(done):
+            _put_back(p.final, existed, kept)
         raise
     _unlink_quietly(journal)
     _fsync_dir(base)
+    for _, _, kept in done:
+        if kept is not None:
+            _unlink_quietly(kept)
+
+
+def _keep_old(final: Path) -> Path | None:
+    """A second name (a hard link) for the file that ``final`` is about to replace, so that a
+    failed group can put it back; ``None`` where the file system has no hard links.
+
+    A link, not a rename: ``final`` never goes missing while the group commits. Left behind
+    by a kill, it is a temporary file like the others, and a later sweep removes it.
+    """
+    kept = final.parent / _temp_name(final)
+    try:
+        os.link(final, kept, follow_symlinks=False)
+    except (OSError, NotImplementedError):
+        return None
+    return kept
+
+
+def _put_back(final: Path, existed: bool, kept: Path | None) -> None:
+    """Undo one commit of a failed group: the old file back under ``final``, or no file where
+    there was none. Where the old file could not be kept, the new one (complete) stays. Never
+    raises: the group's own error is the one to report."""
+    try:
+        if kept is not None:
+            os.replace(kept, final)
+        elif not existed:
+            final.unlink()
+    except OSError:
+        pass
 
 
 def _unlink_quietly(path: Path) -> None:

@@ -14,6 +14,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
+import os
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -408,7 +409,7 @@ def load_config(directory: str | Path) -> SeparatorConfig:
         ModelError: missing, unreadable or invalid config.
     """
     file = Path(directory) / CONFIG_FILE
-    if not file.is_file():
+    if not os.path.lexists(file):  # anything else there is refused by read_config_file
         raise ModelError(
             "no config.json here",
             directory,

@@ -61,6 +61,7 @@ __all__ = [
     "SeparateOptions",
     "SeparationJob",
     "NAME_MAX",
+    "check_out_dir",
     "check_stems",
     "check_template",
     "control_char",
@@ -412,13 +413,23 @@ def _check_value(key: str, value: str) -> None:
         raise ValueError(f"{{{key}}} {quoted(value)} holds a path separator")
 
 
-def _check_out_dir(out_dir: Path) -> None:
+def check_out_dir(out_dir: Path) -> None:
+    """``out_dir`` (``-o``) is a folder, or can be made as one, and pcsep can write there.
+
+    Raises:
+        PcsepError: it is a file, lies under a file, or its nearest existing folder is not
+            writable.
+    """
     if out_dir.exists() and not out_dir.is_dir():
         raise PcsepError("output path exists and is not a folder", out_dir, "choose another -o")
     parent = out_dir
-    while not parent.exists():
+    while not os.path.lexists(parent):
         parent = parent.parent
-    if not parent.is_dir() or not os.access(parent, os.W_OK | os.X_OK):
+    if not parent.is_dir():
+        raise PcsepError(
+            "is a file, not a folder, so -o cannot go under it", parent, "choose another -o"
+        )
+    if not os.access(parent, os.W_OK | os.X_OK):
         raise PcsepError(
             "cannot create outputs here: folder not writable", parent, "choose another -o"
         )
@@ -545,7 +556,7 @@ def prepare_job(
     encoding = _encoding(Path(audio), info, options)
     start, length = part_of(Path(audio), info, options.start, options.duration)
     out = Path(out_dir)
-    _check_out_dir(out)
+    check_out_dir(out)
     _check_names(Path(audio), out, options)
     if not options.overwrite:  # before the clouds are read and long before a model loads
         existing = existing_outputs(audio, out, options)

@@ -67,6 +67,7 @@ __all__ = ["manifest_path", "run_job"]
 MANIFEST_VERSION = 2
 """2: paths relative to the manifest's folder (1: as the run was given them)."""
 _PASS2_BLOCK = 1 << 16
+_ELSEWHERE = "remove or rename that %s, or choose another -o or --filename"
 _PCM_BITS = {"PCM_16": 16, "PCM_24": 24, "PCM_32": 32}
 
 
@@ -155,12 +156,21 @@ def _selected(job: SeparationJob, stems: list[Detection]) -> list[int]:
 
 def _condition(separator: Separator, job: SeparationJob, progress: ProgressFn | None) -> Conditions:
     """The separator's conditions, reported as stage ``classify`` when performers are named
-    from their clouds (in label mode nothing is classified)."""
+    from their clouds (in label mode nothing is classified).
+
+    Raises:
+        SceneError: as :meth:`Separator.condition`, naming the cloud file when there is one.
+    """
     performers = job.performers
-    if progress is None or job.options.instruments is not None or not performers:
-        return separator.condition(performers, job.options.instruments)
-    progress(Progress("classify", 0, len(performers), "performer"))
-    cond = separator.condition(performers, None)
+    try:
+        if progress is None or job.options.instruments is not None or not performers:
+            return separator.condition(performers, job.options.instruments)
+        progress(Progress("classify", 0, len(performers), "performer"))
+        cond = separator.condition(performers, None)
+    except SceneError as err:
+        if err.path is not None or len(job.clouds) != 1:
+            raise
+        raise SceneError(err.message, job.clouds[0], err.hint) from None
     progress(Progress("classify", len(performers), len(performers), "performer"))
     return cond
 
@@ -180,9 +190,10 @@ def _separate_and_write(
     finished: list[PendingFile] = []  # complete outputs, not yet in place
     try:
         with ExitStack() as stack:
-            temps = [PendingFile(p, overwrite=True) for p in paths]
-            for t in temps:
-                stack.callback(t.discard)
+            temps = []
+            for p in paths:  # each discarded on the way out, even if a later one fails
+                temps.append(PendingFile(p, overwrite=True))
+                stack.callback(temps[-1].discard)
             _first_pass(separator, job, cond, written, temps, peaks, progress)
             gains = [1.0 if opts.clip_mode != "rescale" else _gain(pk, "rescale") for pk in peaks]
             sum_err, clipped = _second_pass(job, temps, paths, res_path, gains, progress, finished)
@@ -244,17 +255,27 @@ def _output_paths(
 
 
 def _prepare_outputs(job: SeparationJob, everything: list[Path]) -> list[Path]:
-    """Finish what a killed run left, refuse existing outputs (unless ``overwrite``) before
-    anything is written, and make the output folders.
+    """Finish what a killed run left, refuse existing outputs (unless ``overwrite``) and
+    outputs that cannot be files (a folder under an output's name, a file where a folder must
+    be) before anything is written, and make the output folders.
 
     Returns:
         The folders made, parents first (:func:`_remove_empty` takes them away again).
+
+    Raises:
+        OutputExistsError: an output exists and ``overwrite`` is off.
+        PcsepError: an output's name is a folder's, or a folder's a file's.
     """
     recover_outputs(job, everything)
     if not job.options.overwrite:
         existing = [p for p in everything if os.path.lexists(p)]
         if existing:
             raise exists_error(existing)
+    for path in everything:
+        if path.is_dir():
+            raise PcsepError(
+                "is a folder, cannot write a file under this name", path, _ELSEWHERE % "folder"
+            )
     made: list[Path] = []
     try:
         for folder in dict.fromkeys(p.parent for p in everything):
@@ -262,6 +283,8 @@ def _prepare_outputs(job: SeparationJob, everything: list[Path]) -> list[Path]:
             while not os.path.lexists(folder):
                 missing.append(folder)
                 folder = folder.parent
+            if not folder.is_dir():
+                raise PcsepError("is not a folder", folder, _ELSEWHERE % "file")
             for new in reversed(missing):
                 try:
                     new.mkdir()

@@ -288,6 +288,70 @@ def test_commit_together_puts_every_file_in_place_and_leaves_no_journal(tmp_path
     assert (tmp_path / "y").read_text() == "y"
 
 
+def _group(folder: Path, names: tuple[str, ...], old: tuple[str, ...]) -> list:
+    """Complete temporary files for ``names`` (``new <name>``); those in ``old`` exist already
+    (``old <name>``) and are replaced."""
+    for name in old:
+        (folder / name).write_text(f"old {name}")
+    pending = [atomic.PendingFile(folder / n, overwrite=True) for n in names]
+    for p in pending:
+        p.tmp.write_text(f"new {p.final.name}")
+    return pending
+
+
+def test_a_group_is_refused_whole_when_one_target_became_a_folder(tmp_path: Path) -> None:
+    pending = _group(tmp_path, ("a", "b", "c"), old=("a", "b", "c"))
+    (tmp_path / "c").unlink()
+    (tmp_path / "c").mkdir()  # after the check at creation, before the commit
+
+    with pytest.raises(PcsepError, match="is a folder, cannot write a file under this name"):
+        atomic.commit_together(pending, tmp_path)
+
+    assert [(tmp_path / n).read_text() for n in "ab"] == ["old a", "old b"]
+    assert (tmp_path / "c").is_dir()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a", "b", "c"]
+
+
+def test_a_group_whose_later_rename_fails_puts_back_what_it_had_replaced(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    pending = _group(tmp_path, ("a", "new", "c"), old=("a", "c"))
+    replace, failed = os.replace, []
+
+    def failing_once(src: str, dst: str) -> None:
+        if Path(dst).name == "c" and not failed:
+            failed.append(dst)
+            raise OSError(errno.EIO, "Input/output error")
+        replace(src, dst)
+
+    monkeypatch.setattr(atomic.os, "replace", failing_once)
+    with pytest.raises(PcsepError, match="Input/output error"):
+        atomic.commit_together(pending, tmp_path)
+
+    assert failed  # "a" and "new" were in place when "c" failed
+    assert [(tmp_path / n).read_text() for n in "ac"] == ["old a", "old c"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a", "c"]
+
+
+def test_replaced_files_are_never_missing_while_a_group_commits(tmp_path: Path) -> None:
+    pending = _group(tmp_path, ("a", "b"), old=("a", "b"))
+    seen = []
+    commit = atomic.PendingFile.commit
+
+    def watched(self: atomic.PendingFile) -> None:
+        seen.append(sorted(p.name for p in tmp_path.iterdir() if TMP_MARKER not in p.name))
+        commit(self)
+
+    atomic.PendingFile.commit = watched  # type: ignore[method-assign]
+    try:
+        atomic.commit_together(pending, tmp_path)
+    finally:
+        atomic.PendingFile.commit = commit  # type: ignore[method-assign]
+    assert seen == [["a", "b"], ["a", "b"]]
+    assert [(tmp_path / n).read_text() for n in "ab"] == ["new a", "new b"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a", "b"]
+
+
 def test_a_journal_replay_never_leaves_its_folder_and_never_clobbers(tmp_path: Path) -> None:
     import json
 
