@@ -25,10 +25,24 @@ from pcsep_cli.io.atomic import TMP_MARKER
 PCSEP = shutil.which("pcsep", path=str(Path(sys.executable).parent)) or "pcsep"
 
 
+def _as_foreground() -> None:
+    # Ctrl-C reaches a foreground job with SIGINT at its default. A suite started in the
+    # background by a non-interactive shell (`.ci/run &`) inherits SIGINT *ignored*, and so
+    # would the child: it would never see the signal and finish with 0.
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def _interrupt_once_writing(cmd: list[str], env: dict, folder: Path) -> tuple[int, str, str]:
-    """Start ``cmd``, send SIGINT once a temporary file appears under ``folder``; return its
-    exit code, stdout and stderr."""
-    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    """Start ``cmd`` as a foreground job, send SIGINT once a temporary file appears under
+    ``folder``; return its exit code, stdout and stderr."""
+    proc = subprocess.Popen(
+        cmd,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        preexec_fn=_as_foreground,
+    )
     try:
         deadline = time.monotonic() + 120
         while not list(folder.rglob(f".*{TMP_MARKER}*")):
