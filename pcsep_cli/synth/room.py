@@ -13,7 +13,11 @@ A scene is recorded in a shoebox room simulated by pyroomacoustics' image source
    the Sabine RT60 of the walls and the RT60 measured on the simulated responses.
 3. :func:`record` convolves each dry source with its room impulse responses
    (``scipy.signal.oaconvolve``) and returns every source's contribution at every microphone.
-   The mixture is their sum, exactly: callers add the returned stems.
+   The mixture is their sum, exactly: callers add the returned stems. Microphones are omni
+   unless given directions and first-order patterns (:data:`pcsep_cli.io.mics.PATTERNS`),
+   simulated as pyroomacoustics' ``CardioidFamily``, whose ``p`` is our ``a`` (response
+   ``a + (1 − a) cos θ``, signed: a figure-8's rear lobe inverts), applied to every image
+   source's direction of arrival.
 
 Coordinates: callers pass scene coordinates (metres, z up, floor at z = 0). The room's corner
 sits at :attr:`Room.origin` in scene coordinates; pyroomacoustics sees ``xyz - origin``.
@@ -22,6 +26,7 @@ sits at :attr:`Room.origin` in scene coordinates; pyroomacoustics sees ``xyz - o
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -180,6 +185,8 @@ def record(
     *,
     start: int = 0,
     num_samples: int | None = None,
+    directions: np.ndarray | None = None,
+    patterns: Sequence[str] | None = None,
 ) -> tuple[np.ndarray, float]:
     """Each source's contribution at each microphone.
 
@@ -191,6 +198,9 @@ def record(
         sample_rate: Hz.
         start: first sample kept (dry music before it only fills the room's reverberation).
         num_samples: samples kept from ``start`` (default: to the end of ``dry``).
+        directions: float ``[M, 3]`` axis of each microphone (normalised here); needed where
+            ``patterns`` names a directional pattern, ignored for omni ones.
+        patterns: ``M`` names from :data:`pcsep_cli.io.mics.PATTERNS` (default: all omni).
 
     Returns:
         ``(stems, rt60)``: float32 ``(P, M, num_samples)``, each source at each microphone
@@ -198,7 +208,8 @@ def record(
         responses (seconds, mean over sources and microphones).
 
     Raises:
-        ValueError: shapes disagree, or a source or microphone is outside the room.
+        ValueError: shapes disagree, a source or microphone is outside the room, an unknown
+            pattern, or a directional pattern without a direction.
     """
     import pyroomacoustics as pra
     from scipy.signal import oaconvolve
@@ -230,7 +241,8 @@ def record(
     )
     for pos in sources:
         sim.add_source(pos - room.origin)
-    sim.add_microphone_array((microphones - room.origin).T)
+    directivity = _directivities(directions, patterns, len(microphones))
+    sim.add_microphone_array((microphones - room.origin).T, directivity=directivity)
     sim.compute_rir()
 
     out = np.zeros((len(sources), len(microphones), num_samples), dtype=np.float32)
@@ -246,6 +258,43 @@ def record(
         out[p, :, : kept.shape[1]] = kept
     # T30 extrapolated: responses cut at MAX_ORDER may never fall by 60 dB.
     return out, float(np.nanmean(sim.measure_rt60(decay_db=30)))
+
+
+def _directivities(
+    directions: np.ndarray | None, patterns: Sequence[str] | None, count: int
+) -> list | None:
+    """pyroomacoustics directivities, one per microphone (None for an omni), or None for an
+    all-omni array (pyroomacoustics' default path, so omni recordings stay as they were)."""
+    if patterns is None:
+        return None
+    from pyroomacoustics.directivities import CardioidFamily
+
+    from pcsep_cli.io.mics import PATTERNS
+
+    patterns = list(patterns)
+    if len(patterns) != count:
+        raise ValueError(f"patterns must name {count} microphones, got {len(patterns)}")
+    unknown = [p for p in patterns if p not in PATTERNS]
+    if unknown:
+        raise ValueError(f"unknown pattern {unknown[0]!r}; use one of {', '.join(PATTERNS)}")
+    if all(PATTERNS[p] == 1.0 for p in patterns):
+        return None
+    if directions is None:
+        raise ValueError("directional patterns need directions [M, 3]")
+    directions = np.asarray(directions, dtype=np.float64)
+    if directions.shape != (count, 3):
+        raise ValueError(f"directions must be [{count}, 3], got {directions.shape}")
+    out: list = []
+    for pattern, axis in zip(patterns, directions, strict=True):
+        a = PATTERNS[pattern]
+        if a == 1.0:
+            out.append(None)
+            continue
+        norm = float(np.linalg.norm(axis))
+        if not norm > 1e-9:
+            raise ValueError(f"a {pattern} microphone needs a non-zero direction, got {axis}")
+        out.append(CardioidFamily(orientation=axis / norm, p=a))
+    return out
 
 
 def _vec3(v: np.ndarray, name: str) -> np.ndarray:
