@@ -64,7 +64,7 @@ def test_help_shows_plain_metavars_and_nothing_cut(
     assert not re.search(r"<[a-zA-Z][\w \[\]]*>", text), text
     usage = next(line for line in text.splitlines() if "Usage:" in line)
     assert "{" not in usage, usage  # Typer marks required arguments {audio}
-    plain = r" Usage: pcsep[ a-z]* \[OPTIONS\]( [A-Z.\[\]]+)*( COMMAND \[ARGS\]\.\.\.)?"
+    plain = r" Usage: pcsep[ a-z-]* \[OPTIONS\]( [A-Z.\[\]]+)*( COMMAND \[ARGS\]\.\.\.)?"
     assert re.fullmatch(plain, usage.rstrip()), usage
     lines = [line.rstrip() for line in text.splitlines()]  # rich pads lines to the width
     for line in EXAMPLES.get(words, "").splitlines()[1:]:

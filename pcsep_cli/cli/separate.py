@@ -169,6 +169,7 @@ def separate(
 
         manifest = run_job(separator, job, progress=view)
         view.finish()
+        print_warnings(manifest["notes"])
     if as_json:
         typer.echo(json.dumps(manifest))
         return

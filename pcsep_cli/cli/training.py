@@ -253,6 +253,15 @@ def evaluate(
     scene: Annotated[
         bool, typer.Option(help="Find the performers in the whole scene, as separate does.")
     ] = False,
+    mic_error: Annotated[
+        float,
+        typer.Option(
+            min=0.0,
+            max=1.0,
+            metavar="METRES",
+            help="Move each microphone this far in a random direction first (robustness).",
+        ),
+    ] = 0.0,
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
 ) -> None:
     """Score a model (SDR, SIR, SAR, SI-SDR) beside label, oracle-IRM and mixture baselines."""
@@ -268,6 +277,7 @@ def evaluate(
             max_seconds=max_seconds,
             views=views or DEFAULT_VIEWS,
             scene=scene,
+            mic_error=mic_error,
             progress=bar,
         )
     if as_json:
@@ -275,3 +285,102 @@ def evaluate(
     else:
         tables = "\n".join(safe_text(line) for line in markdown_tables(report).split("\n"))
         stdout_console().print(tables, soft_wrap=True)
+
+
+def synth_arrays(
+    out: Annotated[
+        Path, typer.Option("--out", "-o", metavar="DIR", help="Dataset folder (created).")
+    ],
+    examples: Annotated[int, typer.Option(min=1, help="Recordings to write.")] = 100,
+    split: Annotated[
+        str, typer.Option(metavar="SPLIT", help="train, val or test: the music drawn from.")
+    ] = "train",
+    seed: Annotated[int, typer.Option(help="Everything follows from it.")] = 0,
+    arrays: Annotated[
+        str,
+        typer.Option(
+            metavar="KINDS",
+            help="Microphone arrays, comma-separated: spaced, ortf, nos, xy, square, circle8 "
+            "(default: all).",
+        ),
+    ] = "",
+    same_class: Annotated[
+        float,
+        typer.Option(
+            min=0.0,
+            max=1.0,
+            metavar="P",
+            help="Share of ensembles of 2 or 3 players of one instrument (0 to 1).",
+        ),
+    ] = 0.5,
+    rt60: Annotated[
+        str, typer.Option(metavar="LOW,HIGH", help="Rooms' reverberation time range, seconds.")
+    ] = "0.3,0.7",
+    duration: Annotated[
+        float, typer.Option(min=0.5, metavar="SECONDS", help="Seconds of audio per recording.")
+    ] = 4.0,
+) -> None:
+    """Write multichannel recordings made with microphone arrays (no clouds) for pcsep-spatial.
+
+    Folders hold mixture.wav, stems/ and meta.json (microphones, where each performer stands).
+    """
+    from pcsep_cli.synth.arrays import ARRAYS, write_array_dataset
+
+    kinds = tuple(k.strip() for k in arrays.split(",") if k.strip()) or ARRAYS
+    unknown = [k for k in kinds if k not in ARRAYS]
+    if unknown:
+        raise typer.BadParameter(f"unknown array {unknown[0]!r}: choose from {', '.join(ARRAYS)}")
+    if split not in ("train", "val", "test"):
+        raise typer.BadParameter(f"--split must be train, val or test, got {split!r}")
+    try:
+        low, high = (float(x) for x in rt60.split(","))
+    except ValueError:
+        raise typer.BadParameter(f"--rt60 takes two seconds, e.g. 0.3,0.7; got {rt60!r}") from None
+    if not 0.05 <= low <= high <= 3.0:
+        raise typer.BadParameter(f"--rt60 must satisfy 0.05 <= LOW <= HIGH <= 3, got {rt60!r}")
+    with ProgressBar("synth") as bar:
+        done = write_array_dataset(
+            out,
+            seed=seed,
+            count=examples,
+            split=split,
+            kinds=kinds,
+            same_class_prob=same_class,
+            rt60_range=(low, high),
+            duration_s=duration,
+            progress=bar,
+        )
+    stdout_console().print(f"{len(done)} recordings in {safe_text(out / split)}", soft_wrap=True)
+
+
+def train_spatial(
+    data: Annotated[Path, typer.Argument(help="Recordings with microphones (synth-arrays).")],
+    out: Annotated[
+        Path, typer.Option("--out", "-o", metavar="DIR", help="Run folder (checkpoint, model/).")
+    ],
+    base: Annotated[
+        str, typer.Option(metavar="MODEL", help="The mono model the head is added to.")
+    ] = "pcsep-base",
+    steps: Annotated[int, typer.Option(min=1, help="Optimiser steps.")] = 1000,
+    seed: Annotated[int, typer.Option(help="Seeds the draws.")] = 0,
+) -> None:
+    """Train a spatial head on a mono model: pcsep-spatial from pcsep-base.
+
+    The mono network stays as it is; the head splits its masks by where each performer stands.
+
+    A run killed part-way resumes from its last checkpoint.
+    """
+    import time
+
+    from pcsep_cli.train.spatial import SpatialTrainConfig
+    from pcsep_cli.train.spatial import train_spatial as run
+
+    console = stderr_console()
+
+    def show(p: Progress) -> None:
+        if p.done % 50 == 0 or p.done == p.total:
+            loss = p.metrics["loss"]
+            console.print(f"{time.strftime('%H:%M:%S')} step {p.done}/{p.total} loss {loss:.4f}")
+
+    model = run(data, out, SpatialTrainConfig(base=base, steps=steps, seed=seed), progress=show)
+    stdout_console().print(f"model: {safe_text(model)}", soft_wrap=True)

@@ -30,6 +30,7 @@ from pcsep_cli.errors import ModelError
 from pcsep_cli.nets.audio import AudioDecoder, AudioEncoder, AudioNetConfig
 from pcsep_cli.nets.files import CONFIG_FILE, WEIGHTS_FILE
 from pcsep_cli.nets.film import CondTrunk, FiLMConfig
+from pcsep_cli.nets.spatial import SpatialConfig, SpatialFusion
 from pcsep_cli.nets.stft import LogFrequencyWarp, StftConfig
 from pcsep_cli.nets.visual import VisualConfig, VisualEncoder
 
@@ -59,6 +60,8 @@ class SeparatorConfig:
             ``"labels"`` (a learned embedding per class: the paper's reference model), or
             ``"both"`` (one network that takes either; training alternates between them, so
             the label-conditioned reference and ``--instruments`` share the U-Net).
+        spatial: the spatial head (:mod:`pcsep_cli.nets.spatial`); disabled in mono models,
+            whose ``config.json`` leaves it out.
 
     The voxel size clouds are cut into is ``visual.voxel_size``.
     """
@@ -71,6 +74,7 @@ class SeparatorConfig:
     visual: VisualConfig = field(default_factory=VisualConfig)
     film: FiLMConfig = field(default_factory=FiLMConfig)
     conditioning: str = "both"
+    spatial: SpatialConfig = field(default_factory=SpatialConfig)
 
     def __post_init__(self) -> None:
         if self.version != CONFIG_VERSION:
@@ -149,8 +153,11 @@ class SeparatorConfig:
         return len(self.classes)
 
     def to_dict(self) -> dict[str, Any]:
-        """JSON-ready dict (tuples become lists)."""
-        return _jsonable(dataclasses.asdict(self))
+        """JSON-ready dict (tuples become lists); a mono model's has no ``spatial``."""
+        data = _jsonable(dataclasses.asdict(self))
+        if not self.spatial.enabled:
+            del data["spatial"]
+        return data
 
     @classmethod
     def from_dict(cls, data: dict[str, Any], source: str | Path | None = None) -> SeparatorConfig:
@@ -163,6 +170,8 @@ class SeparatorConfig:
         Raises:
             ModelError: naming the bad field.
         """
+        if isinstance(data, dict) and "spatial" not in data:  # a mono model's config
+            data = {**data, "spatial": _jsonable(dataclasses.asdict(SpatialConfig()))}
         return build_dataclass(cls, data, "", source)
 
 
@@ -219,6 +228,9 @@ class SeparationNet(nn.Module):
                 nn.init.normal_(weight)
             self.label_embedding = nn.Embedding(config.num_classes, dim, _weight=weight)
         self.cond_trunk = CondTrunk(dim, config.film)
+        self.spatial: SpatialFusion | None = None
+        if config.spatial.enabled:
+            self.spatial = SpatialFusion(config.spatial, config.stft.bins)
 
     @property
     def accepts_clouds(self) -> bool:
@@ -232,9 +244,9 @@ class SeparationNet(nn.Module):
 
     @property
     def accepts_microphones(self) -> bool:
-        """Whether the net reads microphone geometry (``--mics``). Not yet: it hears the mono
-        downmix; a spatial model (issue 15) will say True."""
-        return False
+        """Whether the net reads microphone geometry (``--mics``): a spatial head
+        (:mod:`pcsep_cli.nets.spatial`) fuses where each performer stands with its mask."""
+        return self.spatial is not None
 
     def encode_condition(self, cond: Any) -> tuple[Tensor, Tensor]:
         """Performer conditions → (embedding ``(P, D)``, class logits ``(P, classes)``).

@@ -102,7 +102,7 @@ def run_job(
         "lossy", "bitrate", "quality", "output_sample_rate", "clip_mode", "segment",
         "overlap", "selected_stems", "stems": [{"name", "instrument", "confidence",
         "position", "points", "path", "gain", "peak"}], "in_residual": [...],
-        "residual": {"name", "path"} | None, "ignored": [...], "microphones", "manifest",
+        "residual": {"name", "path"} | None, "ignored": [...], "microphones", "notes", "manifest",
         "sum_max_error", "clipped_samples"}``; paths relative to the manifest's folder
         (:func:`manifest_path`), ``manifest`` its own absolute path. ``frames``,
         ``duration_s``: the part separated (every stem's length at ``sample_rate``, the
@@ -110,8 +110,13 @@ def run_job(
         ``in_residual``: performers separated but not written (``--stems``);
         ``sum_max_error``: None for lossy formats and without a residual;
         ``microphones``: None without ``--mics``, else ``{"file", "positions", "directions",
-        "patterns", "used", "note"}`` (metres after ``--units``; ``used`` False and ``note``
-        saying so when the model ignores geometry).
+        "patterns", "used", "note", "sources", "channel_check"}`` (metres after ``--units``;
+        ``used`` False and ``note`` saying why when the stems owe nothing to the geometry;
+        ``sources``: where each stem's sound was taken to come from; ``channel_check``:
+        ``{"score", "best_order", "best_score"}``, channels counted from 1, see
+        :func:`~pcsep_cli.separate.geometry.channel_order_warning`);
+        ``notes``: lines for the user (a spatial model run on the mono path, channels that
+        look swapped).
 
     Raises:
         OutputExistsError: an output exists and ``overwrite`` is off (nothing is written).
@@ -163,10 +168,11 @@ def _condition(separator: Separator, job: SeparationJob, progress: ProgressFn | 
     """
     performers = job.performers
     try:
+        mics = job.microphones
         if progress is None or job.options.instruments is not None or not performers:
-            return separator.condition(performers, job.options.instruments)
+            return separator.condition(performers, job.options.instruments, microphones=mics)
         progress(Progress("classify", 0, len(performers), "performer"))
-        cond = separator.condition(performers, None)
+        cond = separator.condition(performers, None, microphones=mics)
     except SceneError as err:
         if err.path is not None or len(job.clouds) != 1:
             raise
@@ -361,22 +367,44 @@ def _manifest(
             else {"name": "residual", "path": manifest_path(res_path, here)}
         ),
         "ignored": [d.to_json() for d in cond.detections if not d.separated],
-        "microphones": _microphones(separator, job, here),
+        "microphones": _microphones(separator, job, cond, here),
+        "notes": _notes(job, cond),
         "manifest": os.path.abspath(man_path),
     }
 
 
-def _microphones(separator: Separator, job: SeparationJob, here: Path) -> dict[str, Any] | None:
+def _notes(job: SeparationJob, cond: Conditions) -> list[str]:
+    """Lines the user should read about how the stems were made (the CLI prints them)."""
+    from pcsep_cli.separate.geometry import channel_order_warning
+
+    notes = [cond.spatial_note] if cond.spatial_note else []
+    word = channel_order_warning(cond.channel_check, job.microphones)
+    return notes + ([word] if word else [])
+
+
+def _microphones(
+    separator: Separator, job: SeparationJob, cond: Conditions, here: Path
+) -> dict[str, Any] | None:
     """The manifest's record of the geometry used (``--mics``), None without one."""
     mics = job.microphones
     if mics is None:
         return None
-    used = separator.uses_microphones
+    used = cond.steer is not None
+    note = cond.spatial_note if separator.uses_microphones else None
+    check = cond.channel_check
     return {
         "file": None if mics.source is None else manifest_path(mics.source, here),
         **mics.to_json(),
         "used": used,
-        "note": None if used else ignored_note(separator.model_info()),
+        "note": note if used or note else ignored_note(separator.model_info()),
+        "sources": None if cond.sources is None else np.round(cond.sources, 4).tolist(),
+        "channel_check": None
+        if check is None
+        else {
+            "score": round(float(check["score"]), 4),
+            "best_order": [i + 1 for i in check["best_order"]],
+            "best_score": round(float(check["best_score"]), 4),
+        },
     }
 
 

@@ -16,6 +16,16 @@ masks → stems + residual (:mod:`pcsep_cli.separate` shows the whole API).
 - :meth:`Separator.separate` does both for a signal held in memory; files go through
   :func:`pcsep_cli.separate.output.run_job`, which drives a Separator from above.
 
+Spatial models (``config.spatial.enabled``, pcsep-spatial) also hear where each performer
+stands: given the microphones (``microphones=``, ``--mics``) and each performer's place (the
+footprint's centre lifted by :func:`sound_point`, or ``sources=``), :meth:`condition` computes
+steering vectors once; per block every channel (not the downmix) goes to the model's rate,
+the mono network runs on their mean, and the spatial head
+(:class:`~pcsep_cli.nets.spatial.SpatialFusion`) fuses its masks with each performer's beam
+score. The first block also checks the channel order
+(:func:`~pcsep_cli.nets.spatial.channel_order_check`). Without microphones (or positions) a
+spatial model runs exactly the mono path and ``Conditions.spatial_note`` says so.
+
 Label mode (``instruments=``, ``--instruments``; the paper's reference, needs a model built
 with ``conditioning`` ``labels`` or ``both``): the net is conditioned on the labels alone. With a
 cloud, the performers found in it (left to right) must match the labels one to one and only
@@ -41,6 +51,7 @@ from torch import Tensor
 from pcsep_cli.errors import ModelError, SceneError
 from pcsep_cli.io.resample import resample
 from pcsep_cli.nets.model import DEFAULT_VIEWS
+from pcsep_cli.nets.spatial import channel_order_check, spatial_scores, steering
 from pcsep_cli.nets.stft import istft, stft
 from pcsep_cli.progress import Progress, ProgressFn
 from pcsep_cli.scene import canonical, find_scene_performers
@@ -54,6 +65,7 @@ from pcsep_cli.separate.types import (
 )
 
 if TYPE_CHECKING:  # pragma: no cover
+    from pcsep_cli.io.mics import Microphones
     from pcsep_cli.io.pointcloud import PointCloud
     from pcsep_cli.nets.model import SeparationNet
     from pcsep_cli.scene import Performer
@@ -63,6 +75,7 @@ __all__ = [
     "DEFAULT_SEGMENT",
     "Separator",
     "resolve_device",
+    "sound_point",
 ]
 
 DEFAULT_SEGMENT = 20.0  # s: long enough for context, short enough for flat memory
@@ -102,6 +115,19 @@ def resolve_device(device: str | torch.device = "auto") -> torch.device:
 
 
 _GROUP_FACTOR = 3  # spectra alive per channel in the iSTFT: masked spectrum, frames, window
+
+
+def sound_point(performer: Performer, share: float) -> np.ndarray:
+    """Where a performer's sound is taken to come from: above the footprint's centre by
+    ``share`` of the cluster's height (its 95th height percentile above the floor).
+
+    Returns:
+        float64 ``[3]`` in the cloud's coordinates.
+    """
+    local = performer.local_points()
+    top = float(np.percentile(local[:, 2], 95)) if len(local) else 1.7
+    up = np.asarray(performer.frame, dtype=np.float64)[2, :3]  # the floor frame's z, in cloud axes
+    return np.asarray(performer.position, dtype=np.float64) + up * (share * max(top, 0.0))
 
 
 def _frame_bytes(channels: int, stems: int) -> int:
@@ -219,6 +245,9 @@ class Separator:
         self,
         performers: Sequence[Performer] | None = None,
         instruments: Sequence[str] | None = None,
+        *,
+        microphones: Microphones | None = None,
+        sources: np.ndarray | None = None,
     ) -> Conditions:
         """Classify and encode the performers once.
 
@@ -227,6 +256,11 @@ class Separator:
                 mode (no positions then).
             instruments: label mode: one class per performer, left to right; the model must
                 accept labels. None: classify each performer's cloud.
+            microphones: the recording's geometry, one per channel (``--mics``); read by a
+                model with a spatial head (:attr:`uses_microphones`), ignored otherwise.
+            sources: float ``[P, 3]``, where each performer's sound comes from, one per
+                performer (``none`` ones included), cloud frame in metres; None: taken from
+                the performers' clusters (:func:`sound_point`).
 
         Raises:
             ModelError: the model cannot take this kind of condition, or an unknown class.
@@ -267,7 +301,51 @@ class Separator:
                 )
             )
         film = net.cond_trunk(emb[torch.tensor(keep, device=emb.device)])
-        return Conditions(detections, film)
+        groups = torch.tensor([self.classes.index(labels[i]) for i in keep], device=self.device)
+        cond = Conditions(detections, film, groups)
+        if net.spatial is not None:
+            self._spatial_condition(cond, keep, performers, microphones, sources)
+        return cond
+
+    def _spatial_condition(
+        self,
+        cond: Conditions,
+        keep: list[int],
+        performers: Sequence[Performer] | None,
+        microphones: Microphones | None,
+        sources: np.ndarray | None,
+    ) -> None:
+        """Steering vectors of the kept performers, or the note that says why there are none."""
+        spatial = self.net.config.spatial
+        if microphones is None or len(microphones) < 2:
+            cond.spatial_note = (
+                "no microphone geometry (--mics): this spatial model ran on the mono path, "
+                "as pcsep-base does"
+                if microphones is None
+                else "one microphone: this spatial model ran on the mono path"
+            )
+            return
+        if sources is None and performers is None:
+            cond.spatial_note = (
+                "no performer positions (no cloud): this spatial model ran on the mono path"
+            )
+            return
+        if sources is None:
+            assert performers is not None
+            sources = np.stack([sound_point(performers[i], spatial.source_height) for i in keep])
+        else:
+            sources = np.asarray(sources, dtype=np.float64)[keep]
+        cfg = self.net.config
+        freqs = np.arange(cfg.stft.bins) * (cfg.sample_rate / cfg.stft.n_fft)
+        cond.sources = sources
+        cond.steer = steering(
+            sources,
+            microphones.positions,
+            microphones.directions,
+            microphones.coefficients,
+            freqs,
+            spatial.speed_of_sound,
+        ).to(self.device)
 
     @torch.inference_mode()
     def classify(self, performers: Sequence[Performer]) -> list[tuple[str, float]]:
@@ -344,18 +422,48 @@ class Separator:
         mix_index = torch.zeros(film.shape[0], dtype=torch.long, device=film.device)
         return torch.sigmoid(self.net.mask_logits(mag, film, mix_index))[:, 0]
 
-    @torch.inference_mode()
-    def _chunk(self, x: np.ndarray, rmap: RateMap, film: Tensor) -> np.ndarray:
-        """One block ``(C, n)`` → ``(P + 1, C, n)``: stems, then the residual."""
+    def spatial_masks(self, spec: Tensor, cond: Conditions) -> Tensor:
+        """Masks of a model with a spatial head from the channels' spectra.
+
+        Args:
+            spec: complex ``(M, F, T)``, every channel on the model's linear grid.
+            cond: from :meth:`condition`, with ``steer`` set.
+
+        Returns:
+            ``(P, F, T)`` in [0, 1].
+        """
+        assert self.net.spatial is not None and cond.steer is not None
+        assert cond.groups is not None
+        mono = spec.mean(dim=0).abs()
+        mix_index = torch.zeros(cond.film.shape[0], dtype=torch.long, device=cond.film.device)
+        logits = self.net.mask_logits(mono[None, None], cond.film, mix_index)[:, 0]
+        scores = spatial_scores(spec, cond.steer)
+        logmag = torch.log(mono / (mono.mean() + 1e-8) + 1e-3)
+        return self.net.spatial(logits, scores, cond.groups, logmag)
+
+    def _model_masks(self, x: np.ndarray, rmap: RateMap, cond: Conditions) -> Tensor:
+        """Masks on the model's grid for one block ``(C, n)`` at the input's rate."""
         cfg = self.net.config
-        n = x.shape[1]
-        mono = x.mean(axis=0, keepdims=True)
+        spatial = cond.steer is not None
+        chans = x if spatial else x.mean(axis=0, keepdims=True)
         if rmap.sr_in != cfg.sample_rate:
-            mono = resample(mono, rmap.sr_in, cfg.sample_rate)
-        if mono.shape[1] < 2:
-            mono = np.pad(mono, ((0, 0), (0, 2 - mono.shape[1])))
-        spec = stft(torch.from_numpy(mono[0]).to(self.device), cfg.stft)
-        m = normalise(rmap.carry(self.masks(spec.abs()[None, None], film), max(n, 2)))
+            chans = resample(chans, rmap.sr_in, cfg.sample_rate)
+        if chans.shape[1] < 2:
+            chans = np.pad(chans, ((0, 0), (0, 2 - chans.shape[1])))
+        spec = stft(torch.from_numpy(np.ascontiguousarray(chans)).to(self.device), cfg.stft)
+        if not spatial:
+            return self.masks(spec.abs()[None], cond.film)
+        if cond.channel_check is None:
+            freqs = np.arange(cfg.stft.bins) * (cfg.sample_rate / cfg.stft.n_fft)
+            cond.channel_check = channel_order_check(spec, cond.steer, freqs)
+        return self.spatial_masks(spec, cond)
+
+    @torch.inference_mode()
+    def _chunk(self, x: np.ndarray, rmap: RateMap, cond: Conditions) -> np.ndarray:
+        """One block ``(C, n)`` → ``(P + 1, C, n)``: stems, then the residual."""
+        film = cond.film
+        n = x.shape[1]
+        m = normalise(rmap.carry(self._model_masks(x, rmap, cond), max(n, 2)))
         xin = x if n >= 2 else np.pad(x, ((0, 0), (0, 2 - n)))
         p, channels = film.shape[0], x.shape[0]
         out = np.empty((p + 1, channels, n), dtype=np.float32)
@@ -409,7 +517,7 @@ class Separator:
         rmap = RateMap(self.net.config.stft, self.sample_rate, int(sample_rate))
 
         def process(block: np.ndarray) -> np.ndarray:
-            return self._chunk(block, rmap, conditions.film)
+            return self._chunk(block, rmap, conditions)
 
         total = None if total_frames is None else total_frames / sample_rate
         if progress is not None:
@@ -429,6 +537,8 @@ class Separator:
         *,
         performers: Sequence[Performer] | None = None,
         instruments: Sequence[str] | None = None,
+        microphones: Microphones | None = None,
+        sources: np.ndarray | None = None,
         progress: ProgressFn | None = None,
     ) -> Result:
         """Separate a signal held in memory.
@@ -439,6 +549,8 @@ class Separator:
             clouds: a whole scene, or one cloud per performer; optional in label mode.
             performers: already found (:func:`find_scene_performers`), instead of ``clouds``.
             instruments: label mode (see :meth:`condition`).
+            microphones, sources: the recording's geometry and where the performers' sounds
+                come from (see :meth:`condition`).
             progress: called after each chunk.
 
         Returns:
@@ -456,7 +568,7 @@ class Separator:
         if clouds is not None:
             seq = [clouds] if hasattr(clouds, "xyz") else list(clouds)  # type: ignore[arg-type]
             performers = find_scene_performers(seq)  # type: ignore[arg-type]
-        cond = self.condition(performers, instruments)
+        cond = self.condition(performers, instruments, microphones=microphones, sources=sources)
         x = audio.astype(np.float32, copy=False)
         block, overlap = self.block_sizes(sample_rate, x.shape[0], cond.film.shape[0])
         parts = list(
@@ -469,4 +581,4 @@ class Separator:
             )
         )
         full = np.concatenate(parts, axis=-1)
-        return Result(full[:-1], full[-1], int(sample_rate), cond.detections)
+        return Result(full[:-1], full[-1], int(sample_rate), cond.detections, cond)

@@ -60,10 +60,25 @@ class Conditions:
     Attributes:
         detections: every performer left to right, ``none`` included.
         film: ``(P, cond_dim)`` FiLM inputs of the P separated performers, in that order.
+        groups: ``(P,)`` long, the class of each separated performer.
+        steer: complex ``(P, M, F)`` steering vectors of the separated performers at the
+            microphones on the model's grid (:func:`pcsep_cli.nets.spatial.steering`); None
+            when the masks come from the mono path.
+        sources: float ``[P, 3]`` where each separated performer's sound is taken to come
+            from (cloud frame, metres), or None.
+        spatial_note: why a model that reads microphone geometry ran on the mono path
+            (no ``--mics``, one channel, no positions); None otherwise.
+        channel_check: filled on the first block when ``steer`` is set:
+            :func:`pcsep_cli.nets.spatial.channel_order_check`'s result.
     """
 
     detections: list[Detection]
     film: Tensor
+    groups: Tensor | None = None
+    steer: Tensor | None = None
+    sources: np.ndarray | None = None
+    spatial_note: str | None = None
+    channel_check: dict[str, Any] | None = None
 
     @property
     def stems(self) -> list[Detection]:
@@ -81,12 +96,14 @@ class Result:
         sample_rate: the input's rate (Hz).
         detections: every performer left to right; ``stems[i]`` belongs to
             ``[d for d in detections if d.separated][i]``.
+        conditions: what the stems were separated with (spatial note, channel check).
     """
 
     stems: np.ndarray
     residual: np.ndarray
     sample_rate: int
     detections: list[Detection]
+    conditions: Conditions | None = None
 
     @property
     def names(self) -> list[str]:

@@ -40,8 +40,10 @@ if TYPE_CHECKING:  # pragma: no cover
 
 __all__ = [
     "AUDIO_EXTS",
+    "FOOTPRINT_HEIGHT",
     "CAPTURE_LAYOUT",
     "CLOUD_EXTS",
+    "assumed_sources",
     "example_microphones",
     "find_file",
     "performer_clouds",
@@ -211,3 +213,15 @@ def _cut_by_scene_step(
             "check the position (the scan's frame and units) or give performers/<name>.ply",
         )
     return [found[pairs[i]].points if i in pairs else None for i in range(len(names))]
+
+
+FOOTPRINT_HEIGHT = 1.0
+"""Metres above a performer's ``position`` (the footprint's centre, ``meta.json``) where its
+sound is assumed to come from when only the footprint is known (label mode with positions)."""
+
+
+def assumed_sources(performers: list[dict]) -> np.ndarray:
+    """``[P, 3]``: each performer's ``position`` lifted by :data:`FOOTPRINT_HEIGHT` (z up),
+    where pcsep assumes the sound comes from when scoring or training a spatial model."""
+    pos = np.array([p["position"] for p in performers], dtype=np.float64).reshape(-1, 3)
+    return pos + np.array([0.0, 0.0, FOOTPRINT_HEIGHT])

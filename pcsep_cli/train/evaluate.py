@@ -52,6 +52,7 @@ when the model cannot take labels.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -66,6 +67,7 @@ from pcsep_cli.progress import Progress, ProgressFn
 from pcsep_cli.train.capture import (
     AUDIO_EXTS,
     CLOUD_EXTS,
+    assumed_sources,
     example_microphones,
     find_file,
     performer_clouds,
@@ -270,7 +272,12 @@ def _cloud_estimates(
     est = _without_stems(ex, len(keep))
     predicted: dict[int, str] = {}
     try:
-        result = sep.separate(ex.mixture, ex.sample_rate, performers=[clouds[i] for i in seen])
+        result = sep.separate(
+            ex.mixture,
+            ex.sample_rate,
+            performers=[clouds[i] for i in seen],
+            microphones=ex.microphones,
+        )
     except SceneError:  # no cloud at all, or every one called none: no stem
         result = None
     if result is not None:
@@ -300,7 +307,7 @@ def _scene_estimates(
 
     cloud = read_cloud(_find(ex.folder, "scene", CLOUD_EXTS))
     try:
-        result = sep.separate(ex.mixture, ex.sample_rate, cloud)
+        result = sep.separate(ex.mixture, ex.sample_rate, cloud, microphones=ex.microphones)
         stems, dets = result.stems, [d for d in result.detections if d.separated]
     except SceneError:  # no performer found, or all called none: no stem
         stems, dets = np.zeros((0, *ex.mixture.shape), np.float32), []
@@ -352,6 +359,21 @@ def _score(refs: np.ndarray, est: np.ndarray, base: dict[str, np.ndarray]) -> di
     return scores
 
 
+def _has_cloud(folder: Path) -> bool:
+    return (folder / "performers").is_dir() or any(
+        (folder / f"scene{ext}").is_file() for ext in CLOUD_EXTS
+    )
+
+
+def _moved(mics: Microphones | None, metres: float, rng: np.random.Generator) -> Any:
+    """``mics`` with each microphone moved ``metres`` in a random direction (robustness)."""
+    if mics is None or metres == 0:
+        return mics
+    step = rng.normal(size=mics.positions.shape)
+    step *= metres / np.linalg.norm(step, axis=1, keepdims=True)
+    return dataclasses.replace(mics, positions=mics.positions + step)
+
+
 def _score_example(
     sep: Separator, ex: Example, *, scene: bool, crop_radius: float
 ) -> ExampleScores:
@@ -367,8 +389,18 @@ def _score_example(
     out.scores["mixture"] = _score(refs, _without_stems(ex, len(keep)), base)
     out.scores["oracle_irm"] = _score(refs, _oracle_irm(sep, ex, keep), base)
     if sep.net.accepts_labels:
-        labelled = sep.separate(ex.mixture, ex.sample_rate, instruments=instruments).stems
+        kept = [performers[i] for i in keep]
+        where = assumed_sources(kept) if all("position" in p for p in kept) else None
+        labelled = sep.separate(
+            ex.mixture,
+            ex.sample_rate,
+            instruments=instruments,
+            microphones=ex.microphones,
+            sources=where,
+        ).stems
         out.scores["labels"] = _score(refs, labelled, base)
+    if not _has_cloud(ex.folder):  # audio and geometry only (synth.arrays): labels alone
+        return out
     if scene:
         est, out.scene = _scene_estimates(sep, ex, keep)
         out.scores["model"] = _score(refs, est, base)
@@ -497,6 +529,7 @@ def evaluate(
     device: str = "auto",
     resamples: int = BOOTSTRAP_RESAMPLES,
     seed: int = BOOTSTRAP_SEED,
+    mic_error: float = 0.0,
     progress: ProgressFn | None = None,
 ) -> dict[str, Any]:
     """Score a model on a dataset next to the label, oracle and mixture baselines.
@@ -514,7 +547,9 @@ def evaluate(
             them out with the known labels.
         device: where the model runs (``auto``, ``cpu``, ``cuda``, ``mps``).
         resamples: bootstrap resamples of the intervals.
-        seed: seed of the bootstrap.
+        seed: seed of the bootstrap (and of the ``mic_error`` directions).
+        mic_error: move every microphone of ``meta.json`` this many metres in a random
+            direction before separating (what a tape measure's error costs a spatial model).
         progress: called after each example.
 
     Returns:
@@ -538,8 +573,11 @@ def evaluate(
             "drop --scene",
         )
     records = []
+    shake = np.random.default_rng(seed)
     for done, folder in enumerate(examples, 1):
         ex = read_example(folder, None, max_seconds)
+        if mic_error:
+            ex = dataclasses.replace(ex, microphones=_moved(ex.microphones, mic_error, shake))
         records.append(_score_example(sep, ex, scene=scene, crop_radius=crop_radius))
         if progress:
             progress(Progress("evaluate", done, len(examples), "example", folder.name))
@@ -551,6 +589,7 @@ def evaluate(
         _Boot(resamples, seed),
         scene=scene,
         max_seconds=max_seconds,
+        mic_error=mic_error,
     )
 
 
@@ -563,8 +602,9 @@ def _report(
     *,
     scene: bool,
     max_seconds: float,
+    mic_error: float = 0.0,
 ) -> dict[str, Any]:
-    main = "model" if sep.net.accepts_clouds else "labels"
+    main = "model" if any("model" in r.scores for r in records) else "labels"
     return {
         "model": None if model is None else str(model),
         "dataset": str(dataset_dir),
@@ -574,6 +614,8 @@ def _report(
         "views": sep.views,
         "conditioning": "cloud" if sep.net.accepts_clouds else "labels",
         "scene_step": scene,
+        "reads_microphones": sep.uses_microphones,
+        "mic_error": mic_error,
         "bootstrap": {"resamples": boot.resamples, "seed": boot.seed},
         **_summary(records, main, boot),
         "classification": _classification(records, boot),

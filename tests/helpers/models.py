@@ -29,3 +29,17 @@ def tiny_net(seed: int = 0, sample_rate: int | None = None, conditioning: str = 
 
 def save_tiny(path: Path, **kwargs) -> Path:  # noqa: ANN003
     return tiny_net(**kwargs).save_pretrained(path)
+
+
+def spatial_tiny(seed: int = 0, head: bool = True, hidden: int = 4):
+    """:func:`tiny_net` with a spatial head (issue 15); ``head``: random weights on all of the
+    head, so that it matters (else the fresh head, whose last layer is zero)."""
+    from pcsep_cli.train.spatial import spatial_model
+
+    net = spatial_model(tiny_net(seed), hidden=hidden)
+    if head:
+        torch.manual_seed(seed + 100)
+        with torch.no_grad():
+            for p in net.spatial.head.parameters():
+                p.copy_(0.5 * torch.randn_like(p))
+    return net.eval()

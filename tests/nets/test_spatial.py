@@ -1,0 +1,160 @@
+"""The spatial cue: steering vectors, beam scores, the channel-order check, the fusion head."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from pcsep_cli.errors import ModelError
+from pcsep_cli.io.mics import PATTERNS
+from pcsep_cli.nets.model import SeparatorConfig, load_config
+from pcsep_cli.nets.spatial import (
+    SpatialConfig,
+    SpatialFusion,
+    channel_order_check,
+    spatial_scores,
+    steering,
+)
+from pcsep_cli.nets.stft import StftConfig, stft
+from tests.helpers.models import tiny_net
+
+SR = 11025
+CFG = StftConfig()
+FREQS = np.arange(CFG.bins) * SR / CFG.n_fft
+
+
+def _delayed(signal: np.ndarray, seconds: float, gain: float = 1.0) -> np.ndarray:
+    """``signal`` delayed by a fraction of a sample (in the frequency domain)."""
+    n = len(signal)
+    spec = np.fft.rfft(signal, 2 * n)
+    f = np.fft.rfftfreq(2 * n, 1 / SR)
+    return gain * np.fft.irfft(spec * np.exp(-2j * np.pi * f * seconds), 2 * n)[:n]
+
+
+def _record(signals, sources, mics, directions=None, patterns=None) -> np.ndarray:
+    """Free-field recording: each source reaches each microphone delayed and attenuated."""
+    mics = np.asarray(mics, dtype=np.float64)
+    out = np.zeros((len(mics), len(signals[0])))
+    for sig, src in zip(signals, sources, strict=True):
+        for m, pos in enumerate(mics):
+            d = float(np.linalg.norm(np.asarray(src) - pos))
+            gain = 1.0 / d
+            if patterns is not None:
+                a = PATTERNS[patterns[m]]
+                gain *= a + (1 - a) * float(np.dot(directions[m], (np.asarray(src) - pos) / d))
+            out[m] += _delayed(sig, d / 343.0, gain)
+    return out.astype(np.float32)
+
+
+def _noise(seed: int, seconds: float = 1.0) -> np.ndarray:
+    return np.random.default_rng(seed).normal(size=int(SR * seconds))
+
+
+PAIR = [[-0.3, 0.0, 1.5], [0.3, 0.0, 1.5]]
+LEFT, RIGHT = [-1.5, 3.0, 1.2], [1.5, 3.0, 1.2]
+
+
+def test_steering_is_unit_length_and_delays_as_the_geometry_says():
+    a = steering(np.array([LEFT]), np.array(PAIR), None, np.ones(2), FREQS).numpy()
+    assert a.shape == (1, 2, CFG.bins)
+    np.testing.assert_allclose(np.linalg.norm(a, axis=1), 1.0, atol=1e-5)
+    d = np.linalg.norm(np.array(LEFT) - np.array(PAIR), axis=1)
+    k = 40
+    measured = np.angle(a[0, 1, k] / a[0, 0, k])
+    expected = np.angle(np.exp(-2j * np.pi * FREQS[k] * (d[1] - d[0]) / 343.0))
+    assert measured == pytest.approx(expected, abs=1e-4)
+
+
+def test_a_source_scores_highest_at_its_own_place():
+    x = _record([_noise(1)], [LEFT], PAIR)
+    spec = stft(torch.from_numpy(x), CFG)
+    a = steering(np.array([LEFT, RIGHT]), np.array(PAIR), None, np.ones(2), FREQS)
+    s = spatial_scores(spec, a)
+    band = (FREQS > 200) & (FREQS < 4000)
+    own, other = s[0, band].mean().item(), s[1, band].mean().item()
+    assert own > 0.95
+    assert own - other > 0.3
+
+
+def test_coincident_cardioids_tell_sides_by_level_alone():
+    """XY: both capsules at one point, so only the pattern tells left from right."""
+    c = np.sqrt(0.5)
+    directions = np.array([[-c, c, 0.0], [c, c, 0.0]])  # left capsule first
+    mics = [[0.0, 0.0, 1.5], [0.0, 0.0, 1.5]]
+    x = _record([_noise(2)], [LEFT], mics, directions, ["cardioid", "cardioid"])
+    assert np.abs(x[0]).mean() > 1.3 * np.abs(x[1]).mean()  # 0.97 against 0.66
+    spec = stft(torch.from_numpy(x), CFG)
+    a = steering(np.array([LEFT, RIGHT]), np.array(mics), directions, np.array([0.5, 0.5]), FREQS)
+    s = spatial_scores(spec, a)
+    assert s[0].mean().item() > 0.99
+    assert s[0].mean().item() > s[1].mean().item() + 0.1  # weaker than time differences
+
+
+def test_channel_order_check_finds_a_swapped_pair():
+    x = _record([_noise(3), _noise(4)], [LEFT, RIGHT], PAIR)
+    spec = stft(torch.from_numpy(x), CFG)
+    one = stft(torch.from_numpy(_record([_noise(3)], [LEFT], PAIR)), CFG).abs().mean(0)
+    two = stft(torch.from_numpy(_record([_noise(4)], [RIGHT], PAIR)), CFG).abs().mean(0)
+    weights = torch.stack([one, two]) / (one + two + 1e-9)
+    # Uneven weights, as two instruments' masks are: the left one owns the low band.
+    weights[0, : CFG.bins // 4] = 1.0
+    weights[1, : CFG.bins // 4] = 0.0
+    a = steering(np.array([LEFT, RIGHT]), np.array(PAIR), None, np.ones(2), FREQS)
+    right = channel_order_check(spec, a, FREQS, weights)
+    assert right["best_order"] == [0, 1]
+    assert right["best_score"] == pytest.approx(right["score"])
+    swapped = channel_order_check(spec.flip(0), a, FREQS, weights)
+    assert swapped["best_order"] == [1, 0]
+    assert swapped["best_score"] - swapped["score"] > 0.05
+
+
+def test_fusion_starts_as_the_mono_mask_split_by_place_within_a_class():
+    fusion = SpatialFusion(SpatialConfig(enabled=True, hidden=4), bins=8)
+    g = torch.Generator().manual_seed(0)
+    z = torch.randn(3, 8, 5, generator=g)
+    s = torch.rand(3, 8, 5, generator=g)
+    groups = torch.tensor([2, 2, 5])  # two violins and a cello
+    masks = fusion(z, s, groups, torch.zeros(8, 5))
+    kappa = fusion.log_kappa.exp()
+    share = torch.softmax(kappa * s[:2], dim=0)
+    torch.testing.assert_close(masks[:2], torch.sigmoid(z[:2]) * share)
+    torch.testing.assert_close(masks[2], torch.sigmoid(z[2]))  # alone in its class
+
+
+def test_fusion_head_gets_gradients_and_changes_the_masks():
+    fusion = SpatialFusion(SpatialConfig(enabled=True, hidden=4), bins=8)
+    z, s = torch.zeros(2, 8, 6), torch.rand(2, 8, 6)
+    groups = torch.tensor([1, 1])
+    before = fusion(z, s, groups, torch.zeros(8, 6)).detach()
+    fusion(z, s, groups, torch.zeros(8, 6)).sum().backward()
+    assert fusion.head[-1].weight.grad is not None
+    assert fusion.head[-1].weight.grad.abs().sum() > 0
+    with torch.no_grad():
+        fusion.head[-1].bias.fill_(1.0)
+    assert not torch.allclose(before, fusion(z, s, groups, torch.zeros(8, 6)))
+
+
+def test_mono_config_has_no_spatial_key_and_a_spatial_one_round_trips(tmp_path):
+    net = tiny_net()
+    assert "spatial" not in net.config.to_dict()
+    assert not net.accepts_microphones
+    cfg = SeparatorConfig.from_dict(
+        {**net.config.to_dict(), "spatial": {**SpatialConfig().__dict__, "enabled": True}}
+    )
+    assert cfg.spatial.enabled
+    out = tmp_path / "m"
+    out.mkdir()
+    (out / "config.json").write_text(json.dumps(cfg.to_dict()))
+    assert load_config(out).spatial == cfg.spatial
+
+
+def test_unknown_or_bad_spatial_fields_are_refused():
+    base = tiny_net().config.to_dict()
+    with pytest.raises(ModelError, match="spatial.beams"):
+        SeparatorConfig.from_dict({**base, "spatial": {"enabled": True, "beams": 3}})
+    bad = {**SpatialConfig().__dict__, "enabled": True, "speed_of_sound": 34300.0}
+    with pytest.raises((ModelError, ValueError), match="speed_of_sound"):
+        SeparatorConfig.from_dict({**base, "spatial": bad})
