@@ -53,6 +53,7 @@ def read_las(path: Path, size: int) -> RawCloud:
         if compressed:
             # Compressed size is unknown up front; chunked reading bounds memory instead.
             check_promise(path, "points", count, 0, 0)
+            _check_chunk_size(path, header, point_size)
             _check_chunk_table(path, start, size)
             _check_chunk_bytes(path, header, start, size)
             _check_layers(path, header, start, size)
@@ -203,6 +204,36 @@ def _check_chunk_table(path: Path, start: int, size: int) -> None:
 def _laszip_record(header: Any) -> bytes | None:
     vlr = next((v for v in header.vlrs if getattr(v, "record_id", None) == 22204), None)
     return None if vlr is None else bytes(vlr.record_data)
+
+
+_MAX_CHUNK_BYTES = 512 << 20
+"""Largest chunk (points per chunk x point size) read: LASzip's default, 50,000 points, takes
+a few MB; lazrs reserves a whole chunk before decoding it."""
+_VARIABLE_CHUNKS = 0xFFFFFFFF
+
+
+def _check_chunk_size(path: Path, header: Any, point_size: int) -> None:
+    """Refuse a LASzip record whose fixed chunk size would need more than
+    :data:`_MAX_CHUNK_BYTES` per chunk.
+
+    lazrs's decompressor allocates ``chunk_size x point_size`` bytes when it is made, and a
+    failed allocation aborts the process (a fuzzed chunk size of 2**28 points asked for
+    9.7 GB: "Fatal Python error: Aborted", nothing to catch).
+    """
+    record = _laszip_record(header)
+    if record is None or len(record) < 16:
+        return  # laspy reports a missing or short record itself
+    (chunk_size,) = struct.unpack_from("<I", record, 12)
+    if chunk_size == _VARIABLE_CHUNKS:
+        return
+    need = chunk_size * max(point_size, 1)
+    if need > _MAX_CHUNK_BYTES:
+        raise PointCloudError(
+            f"LAZ chunks of {chunk_size:,} points ({need / 1e9:.1f} GB each) are past what pcsep "
+            f"reads ({_MAX_CHUNK_BYTES >> 20} MB): the LASzip record is corrupt",
+            path,
+            _HINT,
+        )
 
 
 def _check_chunk_bytes(path: Path, header: Any, start: int, size: int) -> None:

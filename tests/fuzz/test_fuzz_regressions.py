@@ -48,6 +48,7 @@ EXPECTED = {
     "laz-vlr-count-4e9.laz": "PointCloudError",
     "laz-layer-size-4e9.laz": "PointCloudError",
     "laz-chunk-bytes-2e64.laz": "PointCloudError",
+    "laz-chunk-size-2e28.laz": "PointCloudError",
     "las-point-offset-3e9.las": "PointCloudError",
     "flac-damaged-frame-reads-short.flac": "AudioError",
     "flac-streaminfo-frames-4e9.flac": "AudioError",
