@@ -259,7 +259,16 @@ def evaluate(
             min=0.0,
             max=1.0,
             metavar="METRES",
-            help="Move each microphone this far in a random direction first (robustness).",
+            help="Move the microphones together this far, in a random direction (robustness).",
+        ),
+    ] = 0.0,
+    mic_jitter: Annotated[
+        float,
+        typer.Option(
+            min=0.0,
+            max=1.0,
+            metavar="METRES",
+            help="Then move each microphone this far in its own random direction.",
         ),
     ] = 0.0,
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
@@ -278,6 +287,7 @@ def evaluate(
             views=views or DEFAULT_VIEWS,
             scene=scene,
             mic_error=mic_error,
+            mic_jitter=mic_jitter,
             progress=bar,
         )
     if as_json:

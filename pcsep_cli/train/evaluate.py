@@ -365,13 +365,16 @@ def _has_cloud(folder: Path) -> bool:
     )
 
 
-def _moved(mics: Microphones | None, metres: float, rng: np.random.Generator) -> Any:
-    """``mics`` with each microphone moved ``metres`` in a random direction (robustness)."""
-    if mics is None or metres == 0:
+def _moved(mics: Microphones | None, rig: float, jitter: float, rng: np.random.Generator) -> Any:
+    """``mics`` with the whole rig moved ``rig`` metres in a random direction, then each
+    microphone ``jitter`` metres in its own (robustness)."""
+    if mics is None or (rig == 0 and jitter == 0):
         return mics
+    shift = rng.normal(size=(1, 3))
     step = rng.normal(size=mics.positions.shape)
-    step *= metres / np.linalg.norm(step, axis=1, keepdims=True)
-    return dataclasses.replace(mics, positions=mics.positions + step)
+    moved = mics.positions + shift * (rig / np.linalg.norm(shift))
+    moved = moved + step * (jitter / np.linalg.norm(step, axis=1, keepdims=True))
+    return dataclasses.replace(mics, positions=moved)
 
 
 def _score_example(
@@ -530,6 +533,7 @@ def evaluate(
     resamples: int = BOOTSTRAP_RESAMPLES,
     seed: int = BOOTSTRAP_SEED,
     mic_error: float = 0.0,
+    mic_jitter: float = 0.0,
     progress: ProgressFn | None = None,
 ) -> dict[str, Any]:
     """Score a model on a dataset next to the label, oracle and mixture baselines.
@@ -548,8 +552,10 @@ def evaluate(
         device: where the model runs (``auto``, ``cpu``, ``cuda``, ``mps``).
         resamples: bootstrap resamples of the intervals.
         seed: seed of the bootstrap (and of the ``mic_error`` directions).
-        mic_error: move every microphone of ``meta.json`` this many metres in a random
-            direction before separating (what a tape measure's error costs a spatial model).
+        mic_error: move the microphones of ``meta.json`` together (the rig) this many metres
+            in a random direction before separating (a rig measured with a tape: its own
+            geometry is known, where it stands less so).
+        mic_jitter: then move each microphone this many metres in its own random direction.
         progress: called after each example.
 
     Returns:
@@ -576,8 +582,9 @@ def evaluate(
     shake = np.random.default_rng(seed)
     for done, folder in enumerate(examples, 1):
         ex = read_example(folder, None, max_seconds)
-        if mic_error:
-            ex = dataclasses.replace(ex, microphones=_moved(ex.microphones, mic_error, shake))
+        if mic_error or mic_jitter:
+            moved = _moved(ex.microphones, mic_error, mic_jitter, shake)
+            ex = dataclasses.replace(ex, microphones=moved)
         records.append(_score_example(sep, ex, scene=scene, crop_radius=crop_radius))
         if progress:
             progress(Progress("evaluate", done, len(examples), "example", folder.name))
@@ -590,6 +597,7 @@ def evaluate(
         scene=scene,
         max_seconds=max_seconds,
         mic_error=mic_error,
+        mic_jitter=mic_jitter,
     )
 
 
@@ -603,6 +611,7 @@ def _report(
     scene: bool,
     max_seconds: float,
     mic_error: float = 0.0,
+    mic_jitter: float = 0.0,
 ) -> dict[str, Any]:
     main = "model" if any("model" in r.scores for r in records) else "labels"
     return {
@@ -616,6 +625,7 @@ def _report(
         "scene_step": scene,
         "reads_microphones": sep.uses_microphones,
         "mic_error": mic_error,
+        "mic_jitter": mic_jitter,
         "bootstrap": {"resamples": boot.resamples, "seed": boot.seed},
         **_summary(records, main, boot),
         "classification": _classification(records, boot),

@@ -66,6 +66,12 @@ def test_mic_error_moves_the_figures_and_is_seeded(data: Path, spatial_dir: Path
     moved = _run(spatial_dir, data, mic_error=0.1)
     assert moved["mic_error"] == 0.1
     assert moved["overall"]["sdri"]["mean"] != exact["overall"]["sdri"]["mean"]
+    jittered = _run(spatial_dir, data, mic_jitter=0.1)
+    assert jittered["mic_jitter"] == 0.1
+    assert jittered["overall"]["sdri"]["mean"] not in (
+        exact["overall"]["sdri"]["mean"],
+        moved["overall"]["sdri"]["mean"],
+    )
     # The baselines owe nothing to the microphones.
     assert moved["baselines"]["mixture"] == exact["baselines"]["mixture"]
     assert moved["baselines"]["oracle_irm"] == exact["baselines"]["oracle_irm"]
