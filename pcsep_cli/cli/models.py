@@ -126,6 +126,8 @@ def models_info(
     table.add_row("classes", safe_text(", ".join(info["classes"])))
     table.add_row("sample rate", f"{info['sample_rate']} Hz")
     table.add_row("conditioning", safe_text(info["conditioning"]))
+    mics = "read (spatial head)" if info["microphones"] else "ignored (mono downmix)"
+    table.add_row("microphones", mics)
     table.add_row("parameters", f"{info['parameters']:,} in {info['tensors']} tensors")
     table.add_row(
         "files", safe_text(", ".join(f"{n} {_size(s)}" for n, s in info["files"].items()))

@@ -124,7 +124,8 @@ def model_info(ref: str | None = None, *, offline: bool | None = None) -> dict[s
 
     Returns:
         :meth:`ResolvedModel.describe` plus ``"files"`` (name → bytes), ``"classes"``,
-        ``"sample_rate"``, ``"conditioning"``, ``"parameters"`` (learned), ``"tensors"``
+        ``"sample_rate"``, ``"conditioning"``, ``"microphones"`` (whether it reads ``--mics``),
+        ``"parameters"`` (learned), ``"tensors"``
         (entries of the weights file), ``"config"``
         and ``"evaluation"`` (``{"columns", "rows"}`` from the card, or ``None``).
 
@@ -142,6 +143,7 @@ def model_info(ref: str | None = None, *, offline: bool | None = None) -> dict[s
         classes=list(config.classes),
         sample_rate=config.sample_rate,
         conditioning=getattr(config, "conditioning", None),
+        microphones=bool(config.spatial.enabled),
         parameters=sum(p.numel() for p in meta_model(config).parameters()),
         tensors=len(header),
         config=config.to_dict(),

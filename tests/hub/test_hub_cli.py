@@ -109,6 +109,15 @@ def test_info_reports_config_classes_rate_and_card_table(hub, make_model, as_fil
     assert info["tensors"] == len(net.state_dict())
     human = _ok(["models", "info", str(directory)])
     assert "evaluation" in human and "violin" in human and "Hz" in human
+    assert info["microphones"] is False and "ignored (mono downmix)" in human
+
+
+def test_info_says_whether_a_model_reads_microphones(tmp_path: Path) -> None:
+    from helpers.models import spatial_tiny
+
+    directory = spatial_tiny().save_pretrained(tmp_path / "spatial")
+    assert json.loads(_ok(["models", "info", str(directory), "--json"]))["microphones"] is True
+    assert "read (spatial head)" in _ok(["models", "info", str(directory)])
 
 
 def test_use_checks_the_model_and_pcsep_model_overrides(

@@ -19,7 +19,7 @@ from pcsep_cli.nets.spatial import (
     steering,
 )
 from pcsep_cli.nets.stft import StftConfig, stft
-from tests.helpers.models import tiny_net
+from helpers.models import tiny_net
 
 SR = 11025
 CFG = StftConfig()
