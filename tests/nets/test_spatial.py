@@ -7,6 +7,7 @@ import json
 import numpy as np
 import pytest
 import torch
+from helpers.models import tiny_net
 
 from pcsep_cli.errors import ModelError
 from pcsep_cli.io.mics import PATTERNS
@@ -19,7 +20,6 @@ from pcsep_cli.nets.spatial import (
     steering,
 )
 from pcsep_cli.nets.stft import StftConfig, stft
-from helpers.models import tiny_net
 
 SR = 11025
 CFG = StftConfig()
