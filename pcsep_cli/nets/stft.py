@@ -12,6 +12,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
+import numpy as np
 import torch
 from torch import Tensor, nn
 
@@ -55,6 +56,10 @@ class StftConfig:
     def net_bins(self) -> int:
         """Rows of the grid the network sees."""
         return self.warp_bins if self.warp_bins else self.n_fft // 2
+
+    def frequencies(self, sample_rate: int) -> np.ndarray:
+        """float64 ``[bins]``: the linear grid's frequencies (Hz) at ``sample_rate``."""
+        return np.arange(self.bins) * (sample_rate / self.n_fft)
 
     def frames(self, samples: int) -> int:
         """Frames ``torch.stft(center=True)`` returns for ``samples`` samples."""

@@ -134,9 +134,11 @@ def ignored_note(model: dict[str, Any]) -> str:
 
 SWAP_MARGIN = 0.03
 """How much better (mean spatial score, 0 to 1) another channel order must explain the
-performers' bins before the run says the channels look swapped. On pcsep's training arrays the
-right order is beaten by more than 0.02 in under 1 recording in 10 (pairs of spaced omnis,
-the noisiest), while a reversed pair of mixed instruments is beaten by 0.06-0.09 (median)."""
+performers' bins before the run says the channels look swapped. Chosen on pcsep's training
+arrays with the score weighted by each performer's mono mask: the right order was beaten by
+more than 0.02 in under 1 recording in 10 (spaced omni pairs, the noisiest), a reversed pair of
+mixed instruments by 0.06-0.09 (median). The Separator weights all louder bins alike; so run,
+on 200 test recordings: 1 false alarm, 82 reversals found (the model card has the breakdown)."""
 
 
 def channel_order_warning(check: dict[str, Any] | None, mics: Microphones | None) -> str | None:

@@ -66,7 +66,7 @@ class RateMap:
         hop = min(n_fft // 2, max(1, round(model_stft.hop * ratio)))
         self.stft_in = StftConfig(n_fft=n_fft, hop=hop, window=model_stft.window, warp_bins=0)
         f_model = model_stft.bins
-        freqs = np.arange(self.stft_in.bins) * (sr_in / n_fft)
+        freqs = self.stft_in.frequencies(sr_in)
         pos = freqs * model_stft.n_fft / sr_model  # fractional model bin of each input bin
         above = pos > f_model - 1 + 1e-9
         pos = np.clip(pos, 0, f_model - 1)

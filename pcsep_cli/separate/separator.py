@@ -336,7 +336,7 @@ class Separator:
         else:
             sources = np.asarray(sources, dtype=np.float64)[keep]
         cfg = self.net.config
-        freqs = np.arange(cfg.stft.bins) * (cfg.sample_rate / cfg.stft.n_fft)
+        freqs = cfg.stft.frequencies(cfg.sample_rate)
         cond.sources = sources
         cond.steer = steering(
             sources,
@@ -454,7 +454,7 @@ class Separator:
         if not spatial:
             return self.masks(spec.abs()[None], cond.film)
         if cond.channel_check is None:
-            freqs = np.arange(cfg.stft.bins) * (cfg.sample_rate / cfg.stft.n_fft)
+            freqs = cfg.stft.frequencies(cfg.sample_rate)
             cond.channel_check = channel_order_check(spec, cond.steer, freqs)
         return self.spatial_masks(spec, cond)
 

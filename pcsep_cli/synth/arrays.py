@@ -29,6 +29,7 @@ import numpy as np
 
 from pcsep_cli.classes import INSTRUMENTS
 from pcsep_cli.progress import Progress, ProgressFn
+from pcsep_cli.separate.types import stem_names
 from pcsep_cli.synth import example, music, room
 from pcsep_cli.synth import sources as sound_sources
 from pcsep_cli.synth.settings import FORMAT_VERSION, PREROLL_S, Settings
@@ -43,15 +44,6 @@ _PAIRS = {"ortf": (0.17, 55.0), "nos": (0.30, 45.0), "xy": (0.0, 45.0)}  # spaci
 _CIRCLES = {"square": 4, "circle8": 8}
 _GAP = (0.8, 2.0)  # metres between neighbouring performers
 _MIC_CLEARANCE = 0.5  # metres between any microphone and any source
-
-
-def _frame(centre: np.ndarray, target: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Horizontal unit vectors ``(forward, left)`` of an array at ``centre`` facing ``target``."""
-    forward = target - centre
-    forward[2] = 0.0
-    norm = float(np.linalg.norm(forward))
-    forward = forward / norm if norm > 1e-6 else np.array([1.0, 0.0, 0.0])
-    return forward, np.array([-forward[1], forward[0], 0.0])
 
 
 def draw_array(
@@ -82,7 +74,7 @@ def draw_array(
     if kind not in ARRAYS:
         raise ValueError(f"unknown array kind {kind!r}; use one of {', '.join(ARRAYS)}")
     centre = room._vec3(centre, "centre")
-    forward, left = _frame(centre, room._vec3(target, "target"))
+    forward, left = room.facing(centre, room._vec3(target, "target"))
     if kind in _CIRCLES:
         n = _CIRCLES[kind]
         radius, phase = rng.uniform(0.05, 0.10), rng.uniform(0.0, 2 * math.pi)
@@ -160,20 +152,10 @@ def _place(
 
 def _left_to_right(sounding: np.ndarray, centre: np.ndarray, target: np.ndarray) -> list[int]:
     """Performer indices ordered by azimuth seen from the array, leftmost first."""
-    forward, left = _frame(centre, target)
+    forward, left = room.facing(centre, target)
     rel = sounding - centre
     azimuth = np.arctan2(rel @ left, rel @ forward)
     return [int(k) for k in np.argsort(-azimuth, kind="stable")]
-
-
-def _names(instruments: Sequence[str]) -> list[str]:
-    """Class names, repeats numbered in order: ``violin, violin_2, violin_3``."""
-    seen: dict[str, int] = {}
-    out = []
-    for name in instruments:
-        seen[name] = seen.get(name, 0) + 1
-        out.append(name if seen[name] == 1 else f"{name}_{seen[name]}")
-    return out
 
 
 def _mic_meta(positions: np.ndarray, directions: np.ndarray, patterns: list[str]) -> list[dict]:
@@ -271,7 +253,7 @@ def write_array_example(
     order = _left_to_right(sounding, centre, target)
     floor, sounding = floor[order], sounding[order]
     plays, used = [plays[k] for k in order], [used[k] for k in order]
-    names = _names([p.instrument for p in plays])
+    names = stem_names([p.instrument for p in plays])
     dry = sound_sources.render(plays, used, sample_rate=sr, num_samples=pre + n)
     dry, gains = example._level(dry, music_rng)
 

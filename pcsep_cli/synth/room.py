@@ -85,6 +85,16 @@ def channels_of(layout: str | int) -> int:
     return n
 
 
+def facing(centre: np.ndarray, target: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Horizontal unit vectors ``(forward, left)`` of an array at ``centre`` facing ``target``
+    (``+x`` when the target is straight above or below)."""
+    forward = np.asarray(target, dtype=np.float64) - centre
+    forward[2] = 0.0
+    norm = float(np.linalg.norm(forward))
+    forward = forward / norm if norm > 1e-6 else np.array([1.0, 0.0, 0.0])
+    return forward, np.array([-forward[1], forward[0], 0.0])
+
+
 def microphone_array(
     rng: np.random.Generator, layout: str | int, centre: np.ndarray, target: np.ndarray
 ) -> np.ndarray:
@@ -105,11 +115,7 @@ def microphone_array(
     """
     n = channels_of(layout)
     centre = _vec3(centre, "centre")
-    forward = _vec3(target, "target") - centre
-    forward[2] = 0.0
-    norm = float(np.linalg.norm(forward))
-    forward = forward / norm if norm > 1e-6 else np.array([1.0, 0.0, 0.0])
-    left = np.array([-forward[1], forward[0], 0.0])
+    forward, left = facing(centre, _vec3(target, "target"))
     if n == 1:
         return centre[None, :].copy()
     if n == 2:

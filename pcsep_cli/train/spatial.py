@@ -134,7 +134,7 @@ def _loss(net: Any, item: _Item, rng: np.random.Generator, tc: SpatialTrainConfi
     mono = spec.mean(0).abs()
     src = item.sources + rng.normal(0.0, tc.source_noise, item.sources.shape)
     mic = item.mics.positions + rng.normal(0.0, tc.mic_noise, item.mics.positions.shape)
-    freqs = np.arange(cfg.stft.bins) * (cfg.sample_rate / cfg.stft.n_fft)
+    freqs = cfg.stft.frequencies(cfg.sample_rate)
     steer = steering(
         src, mic, item.mics.directions, item.mics.coefficients, freqs, cfg.spatial.speed_of_sound
     )

@@ -20,33 +20,18 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import statistics
-import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 import numpy as np
 import soundfile as sf
+from bench_separate import run_once  # beside this script: timing and rusage, one process
 
 ROOT = Path(__file__).resolve().parents[2]
 EXAMPLE = ROOT / "pcsep_cli" / "examples" / "quartet"
 TARGET_RTF, TARGET_RSS_MB = 0.15, 1500.0
-
-
-def run_once(cmd: list[str]) -> tuple[float, float]:
-    """Wall seconds and peak RSS (MB) of one process."""
-    print(f"running {' '.join(cmd)[:120]} ...", file=sys.stderr, flush=True)
-    start = time.perf_counter()
-    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    _, status, usage = os.wait4(proc.pid, 0)
-    wall = time.perf_counter() - start
-    if os.waitstatus_to_exitcode(status) != 0:
-        err = proc.stderr.read().decode()[-3000:] if proc.stderr else ""
-        sys.exit(f"{' '.join(cmd)} failed:\n{err}")
-    return wall, usage.ru_maxrss / 1024
 
 
 def write_inputs(work: Path, seconds: float) -> None:
@@ -85,7 +70,7 @@ def main() -> int:
             cmd += ["-o", str(work / name), "--overwrite", "--quiet"]
             runs = [run_once(cmd) for _ in range(args.runs)]
             wall = statistics.median(r[0] for r in runs)
-            rss = max(r[1] for r in runs)
+            rss = max(r[1] for r in runs)  # run_once: (wall s, peak RSS MB, CPU s)
             rows.append((name, wall, wall / args.seconds, rss))
     print(
         f"{args.seconds:g} s of 4-channel 44.1 kHz, quartet scene, 4-mic circle; "

@@ -9,28 +9,18 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from helpers.arrays import write_arrays
 from helpers.models import save_tiny, spatial_tiny
 
-from pcsep_cli.synth import arrays, corpus
 from pcsep_cli.train.evaluate import evaluate
 
-FAST = dict(
-    sample_rate=8000,
-    duration_s=1.0,
-    sources=("fluidr3",),
-    pieces=[p for p in corpus.corpus_pieces() if p.startswith("bach/bwv")],
-    instruments=("violin", "cello", "flute"),  # the tiny model's classes
-)
 SCORES = ("sdr", "sir", "sar", "si_sdr", "sdri", "si_sdri")
 
 
 @pytest.fixture(scope="module")
 def data(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """Two array examples: two flutes before a NOS pair, three cellos before an ORTF pair."""
-    root = tmp_path_factory.mktemp("arrays")
-    for i in range(2):
-        arrays.write_array_example(root / f"{i:05d}", seed=7, index=i, **FAST)
-    return root
+    return write_arrays(tmp_path_factory.mktemp("arrays"), 2)
 
 
 @pytest.fixture(scope="module")

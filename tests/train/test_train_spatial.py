@@ -10,30 +10,19 @@ from pathlib import Path
 
 import pytest
 import torch
+from helpers.arrays import write_arrays
 from helpers.models import save_tiny
 from safetensors.torch import load_file
 
 from pcsep_cli.errors import DatasetError
 from pcsep_cli.hub import load_model
-from pcsep_cli.synth import arrays, corpus
 from pcsep_cli.train.spatial import SpatialTrainConfig, train_spatial
-
-FAST = dict(
-    sample_rate=8000,
-    duration_s=1.0,
-    sources=("fluidr3",),
-    pieces=[p for p in corpus.corpus_pieces() if p.startswith("bach/bwv")],
-    instruments=("violin", "cello", "flute"),  # the tiny model's classes
-)
 
 
 @pytest.fixture(scope="module")
 def data(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """Three array examples: a NOS pair, an ORTF pair (three cellos), a square of four."""
-    root = tmp_path_factory.mktemp("arrays")
-    for i in range(3):
-        arrays.write_array_example(root / f"{i:05d}", seed=7, index=i, **FAST)
-    return root
+    return write_arrays(tmp_path_factory.mktemp("arrays"), 3)
 
 
 @pytest.fixture(scope="module")
