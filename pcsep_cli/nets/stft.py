@@ -17,6 +17,7 @@ import torch
 from torch import Tensor, nn
 
 WINDOWS = ("hann", "hamming")
+WARPS = ("point", "band")
 
 
 @dataclass(frozen=True)
@@ -30,12 +31,18 @@ class StftConfig:
         warp_bins: rows of the log-frequency grid the network sees (0 disables the warp:
             the network then sees the ``n_fft // 2`` lowest linear bins and the top bin's
             mask repeats the one below it).
+        warp: how a log-grid row reads the linear grid: ``"point"`` interpolates the two bins
+            at its place (models before full band), ``"band"`` averages the bins between its
+            neighbours with a triangle (the same as ``"point"`` where rows are closer than a
+            bin; where a row spans many bins, as in the top octaves of a 22.05 kHz model, it
+            reads all of them instead of two).
     """
 
     n_fft: int = 1022
     hop: int = 256
     window: str = "hann"
     warp_bins: int = 256
+    warp: str = "point"
 
     def __post_init__(self) -> None:
         if self.n_fft < 16 or self.n_fft % 2:
@@ -46,6 +53,8 @@ class StftConfig:
             raise ValueError(f"stft.window must be one of {WINDOWS}, got {self.window!r}")
         if self.warp_bins < 0:
             raise ValueError(f"stft.warp_bins must be >= 0, got {self.warp_bins}")
+        if self.warp not in WARPS:
+            raise ValueError(f"stft.warp must be one of {WARPS}, got {self.warp!r}")
 
     @property
     def bins(self) -> int:
@@ -141,6 +150,21 @@ def _interp_matrix(positions: Tensor, n_src: int) -> Tensor:
     return mat.float()
 
 
+def _band_matrix(positions: Tensor, n_src: int) -> Tensor:
+    """Rows that average a length-``n_src`` axis with a triangle around each of the increasing
+    ``positions``, its half-width the mean gap to the two neighbouring positions (so it
+    reaches them), but never less than one bin: exactly :func:`_interp_matrix` where
+    positions are closer than a bin."""
+    pos = positions.clamp(0, n_src - 1)
+    gaps = torch.diff(pos)
+    left = torch.cat([gaps[:1], gaps])
+    right = torch.cat([gaps, gaps[-1:]])
+    half = torch.maximum((left + right) / 2, torch.ones_like(pos))
+    grid = torch.arange(n_src, dtype=torch.float64, device=_CPU)
+    mat = (1 - (grid[None, :] - pos[:, None]).abs() / half[:, None]).clamp(min=0)
+    return (mat / mat.sum(1, keepdim=True)).float()
+
+
 def log_positions(n_lin: int, n_log: int) -> Tensor:
     """Linear-bin position (fractional) of each log-grid row: ``n_lin**(j/(n_log-1)) - 1``."""
     j = torch.arange(n_log, dtype=torch.float64, device=_CPU)
@@ -159,7 +183,8 @@ class LogFrequencyWarp(nn.Module):
         self.cfg = cfg
         n_lin, n_net = cfg.bins, cfg.net_bins
         if cfg.warp_bins:
-            fwd = _interp_matrix(log_positions(n_lin, n_net), n_lin)
+            pos = log_positions(n_lin, n_net)
+            fwd = _band_matrix(pos, n_lin) if cfg.warp == "band" else _interp_matrix(pos, n_lin)
             # Each linear bin reads the mask at its own place on the log axis.
             lin = torch.arange(n_lin, dtype=torch.float64, device=_CPU)
             inv_pos = torch.log(lin + 1) / math.log(n_lin) * (n_net - 1)
