@@ -1,4 +1,5 @@
-"""``pcsep models``: list, download, describe, choose, remove, blend and publish models."""
+"""``pcsep models``: list, download, describe, choose, remove, blend, calibrate and publish
+models."""
 
 from __future__ import annotations
 
@@ -21,7 +22,7 @@ from pcsep_cli.cli.app import (
 
 models_app = typer.Typer(
     cls=Group,
-    help="List, download, describe, choose, remove, blend and publish models.",
+    help="List, download, describe, choose, remove, blend, calibrate and publish models.",
     no_args_is_help=True,
     rich_markup_mode="rich",
 )
@@ -227,6 +228,62 @@ def models_blend(
     stdout_console().print(
         f"{safe_text(str(result.out))}: {1 - result.weight:g} × {safe_text(base)} + "
         f"{result.weight:g} × {safe_text(tuned)} ({result.tensors} tensors blended)",
+        soft_wrap=True,
+    )
+
+
+@models_app.command("calibrate", cls=Command)
+def models_calibrate(
+    model: Annotated[str, typer.Argument(metavar="MODEL", help=MODEL_REF_HELP)],
+    datasets: Annotated[
+        list[Path],
+        typer.Argument(
+            metavar="DATASET...",
+            help="Datasets (pcsep synth) whose validation scenes and cloud scenes to use; "
+            "whole-room scans (--clutter) are what the threshold is for.",
+        ),
+    ],
+    out: Annotated[Path, typer.Option("--out", "-o", metavar="DIR", help="Model folder to write.")],
+    split: Annotated[
+        str, typer.Option(metavar="SPLIT", help="Split to calibrate on (never test).")
+    ] = "val",
+    max_spurious: Annotated[
+        float,
+        typer.Option(
+            metavar="R", help="Stems on no performer allowed per performer (0.01: one in 100)."
+        ),
+    ] = 0.01,
+    overwrite: Annotated[
+        bool, typer.Option("--overwrite", help="Replace a model already in DIR.")
+    ] = False,
+) -> None:
+    """Choose the confidence below which a cluster is none, and write MODEL with it.
+
+    Runs the scene step and the classifier on the validation scenes as pcsep separate does,
+    matches clusters to performers, and keeps the lowest threshold at which clusters of no
+    performer (seats, stands, tables, walls) give at most R stems per performer."""
+    from pcsep_cli.hub.blend import check_out
+    from pcsep_cli.train.calibrate import calibrate, write_calibrated
+
+    check_out(out, overwrite)
+    try:
+        result = calibrate(model, datasets, split=split, max_spurious=max_spurious)
+    except ValueError as err:
+        raise typer.BadParameter(str(err)) from None
+    write_calibrated(model, result.threshold, out, overwrite=overwrite)
+    con = stdout_console()
+    con.print(
+        f"{result.scenes} scenes, {result.performers} performers, {result.clusters} clusters",
+        soft_wrap=True,
+    )
+    con.print("threshold  spurious/performer  named right")
+    for t, spurious, detected in result.curve:
+        mark = "  <- chosen" if t == result.threshold else ""
+        con.print(f"{t:9.4f}  {spurious:18.3f}  {detected:11.3f}{mark}")
+    con.print(
+        f"{safe_text(str(out))}: none below {result.threshold:.4f} "
+        f"(spurious {result.spurious[1]:.3f} -> {result.spurious[0]:.3f} per performer, "
+        f"named right {result.detected[1]:.3f} -> {result.detected[0]:.3f})",
         soft_wrap=True,
     )
 

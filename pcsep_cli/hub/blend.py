@@ -67,12 +67,7 @@ def blend(base: str, tuned: str, weight: float, out: str | Path, *, overwrite: b
     if not isinstance(weight, int | float) or not math.isfinite(weight) or not 0 <= weight <= 1:
         raise ValueError(f"--weight must be a number from 0 to 1, got {weight!r}")
     out = Path(out)
-    if out.exists() and not out.is_dir():
-        raise ModelError("is a file, not a model folder", out, "choose a folder for -o")
-    if (out / WEIGHTS_FILE).exists() and not overwrite:
-        raise ModelError(
-            "already holds a model", out, "choose another -o, or pass --overwrite to replace it"
-        )
+    check_out(out, overwrite)
     first, second = load_model(base), load_model(tuned)
     if first.config.to_dict() != second.config.to_dict():
         raise ModelError(
@@ -92,10 +87,26 @@ def blend(base: str, tuned: str, weight: float, out: str | Path, *, overwrite: b
                 mixed[name] = tensor.clone()
                 kept += 1
     second.load_state_dict(mixed, strict=True)
+    write_model_folder(second, out)
+    return BlendResult(out, float(weight), blended, kept)
+
+
+def check_out(out: Path, overwrite: bool) -> None:
+    """Refuse an ``out`` that is a file, or holds a model while ``overwrite`` is off."""
+    if out.exists() and not out.is_dir():
+        raise ModelError("is a file, not a model folder", out, "choose a folder for -o")
+    if (out / WEIGHTS_FILE).exists() and not overwrite:
+        raise ModelError(
+            "already holds a model", out, "choose another -o, or pass --overwrite to replace it"
+        )
+
+
+def write_model_folder(net, out: Path) -> None:  # noqa: ANN001 (a SeparationNet)
+    """Save ``net`` into ``out`` (config and weights) through a staging folder beside it."""
     out.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{out.name}.blend-", dir=out.parent))
+    staging = Path(tempfile.mkdtemp(prefix=f".{out.name}.write-", dir=out.parent))
     try:
-        second.save_pretrained(staging)
+        net.save_pretrained(staging)
         out.mkdir(exist_ok=True)
         # Weights, then config: a crash between the two leaves a folder whose config and
         # tensors disagree, which verification refuses, never one that loads other weights.
@@ -103,4 +114,3 @@ def blend(base: str, tuned: str, weight: float, out: str | Path, *, overwrite: b
             (staging / name).replace(out / name)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
-    return BlendResult(out, float(weight), blended, kept)

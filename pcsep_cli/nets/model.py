@@ -62,6 +62,9 @@ class SeparatorConfig:
             the label-conditioned reference and ``--instruments`` share the U-Net).
         spatial: the spatial head (:mod:`pcsep_cli.nets.spatial`); disabled in mono models,
             whose ``config.json`` leaves it out.
+        none_below: a cluster whose most likely class has a lower probability is called
+            ``none`` (never a stem): calibrated on whole-room validation scans by
+            :mod:`pcsep_cli.train.calibrate`. 0 (left out of ``config.json``): off.
 
     The voxel size clouds are cut into is ``visual.voxel_size``.
     """
@@ -75,10 +78,13 @@ class SeparatorConfig:
     film: FiLMConfig = field(default_factory=FiLMConfig)
     conditioning: str = "both"
     spatial: SpatialConfig = field(default_factory=SpatialConfig)
+    none_below: float = 0.0
 
     def __post_init__(self) -> None:
         if self.version != CONFIG_VERSION:
             raise ValueError(f"version {self.version} is not supported (this pcsep reads 1)")
+        if not 0.0 <= self.none_below < 1.0:
+            raise ValueError(f"none_below must be in [0, 1), got {self.none_below}")
         self._check_classes()
         if self.sample_rate < 1000:
             raise ValueError(f"sample_rate must be >= 1000 Hz, got {self.sample_rate}")
@@ -153,10 +159,16 @@ class SeparatorConfig:
         return len(self.classes)
 
     def to_dict(self) -> dict[str, Any]:
-        """JSON-ready dict (tuples become lists); a mono model's has no ``spatial``."""
+        """JSON-ready dict (tuples become lists); a mono model's has no ``spatial``, and one
+        whose warp reads points (every model before full band) no ``stft.warp``: their files
+        stay as they were."""
         data = _jsonable(dataclasses.asdict(self))
         if not self.spatial.enabled:
             del data["spatial"]
+        if self.stft.warp == "point":
+            del data["stft"]["warp"]
+        if not self.none_below:
+            del data["none_below"]
         return data
 
     @classmethod
@@ -172,6 +184,11 @@ class SeparatorConfig:
         """
         if isinstance(data, dict) and "spatial" not in data:  # a mono model's config
             data = {**data, "spatial": _jsonable(dataclasses.asdict(SpatialConfig()))}
+        stft = data.get("stft") if isinstance(data, dict) else None
+        if isinstance(stft, dict) and "warp" not in stft:  # a point-warp model's config
+            data = {**data, "stft": {**stft, "warp": "point"}}
+        if isinstance(data, dict) and "none_below" not in data:  # an uncalibrated model's
+            data = {**data, "none_below": 0.0}
         return build_dataclass(cls, data, "", source)
 
 

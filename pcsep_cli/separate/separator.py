@@ -368,7 +368,12 @@ class Separator:
     def _classify(self, performers: Sequence[Performer]) -> tuple[Tensor, list[str], list[float]]:
         emb, logp = self.net.encode_clouds(self._clouds(performers), self.views)
         conf, idx = logp.exp().max(dim=1)
-        return emb, [self.classes[int(i)] for i in idx], [float(c) for c in conf]
+        # Below the model's calibrated confidence a cluster is `none` (seats, stands, walls).
+        floor = self.net.config.none_below
+        labels = [
+            self.classes[int(i)] if c >= floor else NONE for i, c in zip(idx, conf, strict=True)
+        ]
+        return emb, labels, [float(c) for c in conf]
 
     def _label_condition(
         self, instruments: list[str], performers: Sequence[Performer] | None
