@@ -17,6 +17,17 @@ from pcsep_cli.cli.app import (
 from pcsep_cli.progress import Progress
 
 
+def _shares(option: str, text: str) -> tuple[float, float, float]:
+    bad = f"{option} takes three numbers, e.g. 0.7,0.1,0.2; got {text!r}"
+    try:
+        shares = tuple(float(x) for x in text.split(","))
+    except ValueError:
+        raise typer.BadParameter(bad) from None
+    if len(shares) != 3:
+        raise typer.BadParameter(bad)
+    return shares  # type: ignore[return-value]
+
+
 def synth(
     out: Annotated[
         Path, typer.Option("--out", "-o", metavar="DIR", help="Dataset folder (created).")
@@ -85,6 +96,25 @@ def synth(
             "seen ones.",
         ),
     ] = "seen",
+    clutter: Annotated[
+        float,
+        typer.Option(
+            min=0.0,
+            max=1.0,
+            metavar="P",
+            help="Share of scenes scanned as whole rooms: walls, audience seats, tables, "
+            "loudspeakers, stands, cases, panels, 1-3 registered views.",
+        ),
+    ] = 0.0,
+    music_splits: Annotated[
+        str,
+        typer.Option(
+            metavar="TRAIN,VAL,TEST",
+            help="Shares by which the music's pieces are split (default: --splits); a test-only "
+            "set (--splits 0,0,1) given its training set's shares draws only that set's test "
+            "pieces.",
+        ),
+    ] = "",
 ) -> None:
     """Write a synthetic dataset (scenes, mixtures, stems, solo pool) in the dataset layout."""
     from pcsep_cli.synth.dataset import write_dataset
@@ -92,13 +122,8 @@ def synth(
 
     if min_performers > max_performers:
         raise typer.BadParameter("--min-performers is above --max-performers")
-    bad_splits = f"--splits takes three numbers, e.g. 0.7,0.1,0.2; got {splits!r}"
-    try:
-        fractions = tuple(float(x) for x in splits.split(","))
-    except ValueError:
-        raise typer.BadParameter(bad_splits) from None
-    if len(fractions) != 3:
-        raise typer.BadParameter(bad_splits)
+    fractions = _shares("--splits", splits)
+    music = _shares("--music-splits", music_splits) if music_splits else None
     mic_arg: str | int = int(mics) if mics.isdigit() else mics
     source_list = tuple(s.strip() for s in sources.split(",") if s.strip()) or DEFAULT_SOURCES
     with ProgressBar("synth") as bar:
@@ -120,6 +145,8 @@ def synth(
                 split_fractions=fractions,
                 sources=source_list,
                 styles=tuple(s.strip() for s in styles.split(",") if s.strip()),
+                clutter=clutter,
+                music_splits=music,
                 progress=bar,
             )
         except ValueError as err:

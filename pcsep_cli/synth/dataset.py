@@ -70,6 +70,8 @@ _SETTINGS = (
     "pieces",
     "sources",
     "styles",
+    "clutter",
+    "music_splits",
 )
 
 
@@ -123,6 +125,8 @@ def write_dataset(
     pieces: Sequence[str] | None = None,
     sources: Sequence[str] = DEFAULT_SOURCES,
     styles: Sequence[str] = ("seen",),
+    clutter: float = 0.0,
+    music_splits: Sequence[float] | None = None,
     progress: ProgressFn | None = None,
 ) -> DatasetSummary:
     """Write (or complete) a synthetic dataset in ``out`` (layout in the module docstring).
@@ -152,6 +156,11 @@ def write_dataset(
             (:func:`~pcsep_cli.synth.sources.for_split`); one is drawn per performer.
         styles: instrument styles allowed: ``seen``, ``new``, ``all`` or ``CLASS:STYLE``,
             each maybe ``"split:..."`` (:func:`~pcsep_cli.synth.styles.for_split`).
+        clutter: share of scenes and cloud scenes scanned as whole rooms: walls, 3-14 pieces
+            of :mod:`~pcsep_cli.synth.clutter` (``none`` objects) and 1-3 registered views.
+        music_splits: shares of train, val, test by which pieces are split (default:
+            ``split_fractions``). A test-only dataset (``split_fractions`` 0,0,1) given the
+            shares of the dataset it is tested against draws only that dataset's test music.
         progress: called with a :class:`~pcsep_cli.progress.Progress` (stage ``synth``, unit
             ``task``: an example or a pool batch) after each.
 
@@ -166,6 +175,12 @@ def write_dataset(
     _check_arguments(
         examples, solo_pool, cloud_scenes, jobs, performers, split_fractions, bits, mics
     )
+    if not 0 <= clutter <= 1:
+        raise ValueError(f"clutter must be a share in [0, 1], got {clutter}")
+    if music_splits is not None and (
+        len(music_splits) != 3 or min(music_splits) < 0 or sum(music_splits) <= 0
+    ):
+        raise ValueError(f"music_splits must be 3 shares >= 0, got {music_splits}")
     settings = Settings(
         seed=int(seed),
         sample_rate=int(sample_rate),
@@ -179,6 +194,8 @@ def write_dataset(
         pieces=None if pieces is None else tuple(sorted(pieces)),
         sources=tuple(sources),
         styles=tuple(styles),
+        clutter=float(clutter),
+        music_splits=None if music_splits is None else tuple(float(f) for f in music_splits),
     )
     for split in SPLITS:
         for_split(settings.sources, split)  # unknown names fail before any work
@@ -302,7 +319,13 @@ def _claim(out: Path, settings: Settings, examples: int, solo_pool: int, clouds:
                 hint="delete the folder or choose another --out",
             ) from None
         # written before sources / styles were settings
-        have_settings = {"sources": ["fluidr3"], "styles": ["seen"], **have.get("settings", {})}
+        have_settings = {
+            "sources": ["fluidr3"],
+            "styles": ["seen"],
+            "clutter": 0.0,
+            "music_splits": None,
+            **have.get("settings", {}),
+        }
         diff = [k for k in _SETTINGS if have_settings.get(k) != wanted[k]]
         if diff:
             raise DatasetError(

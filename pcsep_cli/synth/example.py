@@ -135,11 +135,13 @@ def _instruments(rng: np.random.Generator, settings: Settings, index: int) -> li
 
 def _draw_scene(
     geo_rng: np.random.Generator, settings: Settings, split: str, index: int, distract: float
-) -> tuple[bool, SceneCloud, list[tuple[int, SceneObject]], list[tuple[int, SceneObject]]]:
+) -> tuple[bool, SceneCloud, list[tuple[int, SceneObject]], list[tuple[int, SceneObject]], int]:
     """Instruments, distractors (with chance ``distract``), bodies, room: the scanned scene.
+    With chance ``settings.clutter`` a whole-room scan: walls, 3-14 clutter pieces, 1-3 views.
 
     Returns:
-        ``(walls, scene, players, others)``: players and others as ``(object index, object)``.
+        ``(walls, scene, players, others, views)``: players and others as ``(object index,
+        object)``; ``views`` 0 unless a whole-room scan (then the scans merged, 1-3).
     """
     from pcsep_cli.synth.scene import DISTRACTORS, build_scene
 
@@ -148,17 +150,27 @@ def _draw_scene(
     if geo_rng.random() < distract:
         distractors = [str(d) for d in geo_rng.choice(DISTRACTORS, int(geo_rng.integers(1, 3)))]
     bodies = _body_ids(geo_rng, split, len(instruments) + len(distractors))
-    walls = bool(geo_rng.random() < 0.5)
+    whole_room = settings.clutter > 0 and bool(geo_rng.random() < settings.clutter)
+    walls = bool(geo_rng.random() < 0.5) or whole_room
+    clutter, views = 0, 1
+    if whole_room:
+        clutter, views = int(geo_rng.integers(3, 15)), int(geo_rng.integers(1, 4))
     with styles.allowed(styles.for_split(settings.styles, split)):
         scene = build_scene(
-            geo_rng, instruments, distractors=tuple(distractors), body_ids=bodies, walls=walls
+            geo_rng,
+            instruments,
+            distractors=tuple(distractors),
+            body_ids=bodies,
+            walls=walls,
+            clutter=clutter,
+            views=views,
         )
     players = [(k, o) for k, o in enumerate(scene.objects) if o.kind == "performer"]
     others = [(k, o) for k, o in enumerate(scene.objects) if o.kind != "performer"]
     order = [o.label for _, o in players]
     if sorted(order) != sorted(instruments):
         raise RuntimeError(f"build_scene returned performers {order} for {instruments}")
-    return walls, scene, players, others
+    return walls, scene, players, others, views if whole_room else 0
 
 
 def _write_geometry(folder: Path, scene: SceneCloud) -> np.ndarray:
@@ -192,7 +204,7 @@ def write_cloud_scene(settings: Settings, folder: Path, split: str, index: int) 
     distractors: it adds labelled performers and ``none`` objects that cost no rendering.
     """
     geo_rng = _rngs(settings.seed, _CLOUDS, index)[0]
-    walls, scene, players, others = _draw_scene(geo_rng, settings, split, index, 1.0)
+    walls, scene, players, others, views = _draw_scene(geo_rng, settings, split, index, 1.0)
     counts = _write_geometry(folder, scene)
     meta = {
         "version": FORMAT_VERSION,
@@ -217,6 +229,7 @@ def write_cloud_scene(settings: Settings, folder: Path, split: str, index: int) 
         "points": int(len(scene.xyz)),
         "labels": "labels.npy",
         "walls": walls,
+        **({"whole_room": {"views": views}} if views else {}),
     }
     _write_json(folder / "meta.json", meta)
 
@@ -224,7 +237,7 @@ def write_cloud_scene(settings: Settings, folder: Path, split: str, index: int) 
 def write_scene(settings: Settings, folder: Path, split: str, index: int) -> None:
     """Write example ``index`` (a whole scene and its recording) into ``folder``."""
     geo_rng, music_rng, room_rng = _rngs(settings.seed, _SCENE, index)
-    walls, scene, players, others = _draw_scene(
+    walls, scene, players, others, views = _draw_scene(
         geo_rng, settings, split, index, settings.distractor_prob
     )
     instruments = [o.label for _, o in players]
@@ -310,6 +323,7 @@ def write_scene(settings: Settings, folder: Path, split: str, index: int) -> Non
         "points": int(len(scene.xyz)),
         "labels": "labels.npy",
         "walls": walls,
+        **({"whole_room": {"views": views}} if views else {}),
         "rms_db": _db(mixture),
     }
     _write_json(folder / "meta.json", meta)

@@ -19,7 +19,7 @@ import numpy as np
 from pcsep_cli.synth import furniture
 from pcsep_cli.synth.instruments import CLASSES
 from pcsep_cli.synth.meshes import Mesh
-from pcsep_cli.synth.sensor import Room, SensorSpec, sample_surface, scan
+from pcsep_cli.synth.sensor import Returns, Room, SensorSpec, sample_surface, scan
 
 __all__ = [
     "CLASSES",
@@ -213,6 +213,8 @@ def build_scene(
     walls: bool = True,
     sensor: SensorSpec | None = None,
     surface_density: float = 4000.0,
+    clutter: int = 0,
+    views: int = 1,
 ) -> SceneCloud:
     """Build and scan one scene.
 
@@ -228,9 +230,16 @@ def build_scene(
         walls: a box room with walls and ceiling around the scene (else floor only).
         sensor: the sensor; drawn per scene (noise, dropout) at 0.15° when None.
         surface_density: points per m² for ``full_surface``.
+        clutter: pieces of :mod:`~pcsep_cli.synth.clutter` (audience seat rows in front,
+            tables, loudspeakers, stands, cases, panels elsewhere in the room), placed after
+            the sensor, away from players and the sensor; a piece with no room is left out.
+        views: scans merged into the cloud (registered views, as a terrestrial LiDAR survey
+            gives): the first from the sensor, each other one from a new place, registered
+            to within 5 mm.
 
     Returns:
-        The scanned scene; ``objects`` holds the performers first, then the distractors.
+        The scanned scene; ``objects`` holds the performers first, then the distractors, then
+        the clutter (label ``none``, ``distractor`` its kind).
 
     Raises:
         ValueError: unknown instrument or distractor, wrong number of body ids.
@@ -296,27 +305,53 @@ def build_scene(
         yaws.append(yaw)
         order.append(n + i)
     placed = [everything[k] for k in order]
-    return _finish(rng, placed, centres, yaws, order, full_surface, walls, sensor, surface_density)
+    return _finish(
+        rng,
+        placed,
+        centres,
+        yaws,
+        order,
+        full_surface,
+        walls,
+        sensor,
+        surface_density,
+        clutter,
+        views,
+    )
 
 
-def _finish(rng, placed, centres, yaws, order, full_surface, walls, sensor, density):
+def _put(p: _Placed, xy: np.ndarray, yaw: float, k: int, meshes: list, face_obj: list) -> None:
+    """Move ``p`` to ``xy`` facing ``yaw``; its world mesh and face labels (``k``) appended."""
+    local = _yaw_matrix(yaw, np.zeros(3))[:3, :3]
+    offset = np.array([*xy, 0.0]) - local @ np.array([*p.centre, 0.0])
+    m = _yaw_matrix(yaw, offset)
+    mesh = p.mesh.transformed(m)
+    meshes.append(mesh)
+    face_obj.append(np.full(len(mesh.faces), k, np.int32))
+    p.obj.position = np.array([*xy, 0.0])
+    p.obj.source_position = m[:3, :3] @ p.sound + m[:3, 3]
+    p.obj.yaw = yaw
+
+
+def _finish(
+    rng, placed, centres, yaws, order, full_surface, walls, sensor, density, clutter=0, views=1
+):
     meshes, face_obj, objects = [], [], [None] * len(placed)
     for p, xy, yaw, k in zip(placed, centres, yaws, order, strict=True):
-        local = _yaw_matrix(yaw, np.zeros(3))[:3, :3]
-        offset = np.array([*xy, 0.0]) - local @ np.array([*p.centre, 0.0])
-        m = _yaw_matrix(yaw, offset)
-        mesh = p.mesh.transformed(m)
-        meshes.append(mesh)
-        face_obj.append(np.full(len(mesh.faces), k, np.int32))
-        p.obj.position = np.array([*xy, 0.0])
-        p.obj.source_position = m[:3, :3] @ p.sound + m[:3, 3]
-        p.obj.yaw = yaw
+        _put(p, xy, yaw, k, meshes, face_obj)
         objects[k] = p.obj
     mesh = Mesh.concat(meshes)
-    face_object = np.concatenate(face_obj)
     lo, hi = mesh.vertices.min(0), mesh.vertices.max(0)
     centre = (lo + hi) / 2
-    origin, target = _draw_sensor(rng, centres, np.array([p.radius for p in placed]), centre)
+    radii = np.array([p.radius for p in placed])
+    origin, target = _draw_sensor(rng, centres, radii, centre)
+    if clutter:
+        for p, xy, yaw in _place_clutter(rng, clutter, np.asarray(centres), radii, origin, lo):
+            _put(p, xy, yaw, len(objects), meshes, face_obj)
+            objects.append(p.obj)
+        mesh = Mesh.concat(meshes)
+        lo, hi = mesh.vertices.min(0), mesh.vertices.max(0)
+    face_object = np.concatenate(face_obj)
     room_box = None
     if walls:
         pad = rng.uniform(0.5, 3.0, 4)
@@ -342,7 +377,121 @@ def _finish(rng, placed, centres, yaws, order, full_surface, walls, sensor, dens
     else:
         spec = sensor or SensorSpec.draw(rng)
         ret = scan(rng, mesh, face_object, room, origin, target, spec, crop)
+        if views > 1:
+            ret = _more_views(rng, ret, views - 1, mesh, face_object, room, crop, spec, room_box)
     return SceneCloud(ret.xyz, ret.rgb, ret.object_index, objects, origin, target, room_box)
+
+
+def _footprints(mesh: Mesh, face_object: np.ndarray) -> list[tuple[np.ndarray, float]]:
+    """``(centre [2], radius)`` of each object's footprint circle in the world mesh."""
+    out = []
+    for k in np.unique(face_object):
+        v = mesh.vertices[np.unique(mesh.faces[face_object == k])][:, :2]
+        c = (v.min(0) + v.max(0)) / 2
+        out.append((c, float(np.linalg.norm(v - c, axis=1).max())))
+    return out
+
+
+def _more_views(rng, first, extra, mesh, face_object, room, crop, spec, room_box):
+    """``first`` and up to ``extra`` more scans of the scene merged: each from a place 1 m
+    clear of every object's footprint circle (inside the room; a view that finds none is
+    left out), aimed at the room's middle, registered to the first with an error of a few
+    millimetres; coarser (0.15-0.3 degrees) since they cover the room."""
+    parts = [first]
+    verts = mesh.vertices
+    box = room_box if room_box is not None else np.stack([verts.min(0) - 1, verts.max(0) + 1])
+    middle = (box[0] + box[1]) / 2
+    feet = _footprints(mesh, face_object)
+    for _ in range(extra):
+        for _attempt in range(100):
+            xy = rng.uniform(box[0][:2] + 0.5, box[1][:2] - 0.5)
+            if all(np.linalg.norm(xy - c) > r + 1.0 for c, r in feet):
+                break
+        else:
+            continue  # no clear spot: one view fewer
+        origin = np.array([*xy, rng.uniform(1.2, 2.0)])
+        target = np.array([*(middle[:2] + rng.normal(0, 0.5, 2)), rng.uniform(0.6, 1.2)])
+        view = SensorSpec.draw(rng, resolution_deg=float(rng.uniform(0.15, 0.3)))
+        ret = scan(rng, mesh, face_object, room, origin, target, view, crop)
+        ret.xyz = ret.xyz + rng.normal(0, 0.003, 3)
+        parts.append(ret)
+    return Returns(
+        np.concatenate([r.xyz for r in parts]),
+        np.concatenate([r.rgb for r in parts]),
+        np.concatenate([r.object_index for r in parts]),
+        np.concatenate([r.distance for r in parts]),
+    )
+
+
+def _place_clutter(rng, count, centres, radii, sensor, lo):
+    """Up to ``count`` clutter pieces as ``(placed, xy, yaw)``: seat rows in a block in front
+    of the ensemble (towards -y, facing it), placed first; the rest 1.2-7 m from the
+    ensemble's centre. Every footprint stays 0.4 m clear of the others (a row's is its
+    rectangle, another piece's its circle) and 1 m clear of the sensor; a piece with no room
+    is left out."""
+    from pcsep_cli.synth import clutter as kinds
+
+    pieces, counts = [], {}
+    for _ in range(count):
+        kind = kinds.draw(rng)
+        piece = kinds.BUILDERS[kind](rng)
+        counts[kind] = counts.get(kind, 0) + 1
+        obj = SceneObject(
+            f"{kind}_{counts[kind] - 1}",
+            "distractor",
+            "none",
+            kind,
+            np.zeros(3),
+            np.zeros(3),
+            None,
+            0.0,
+            dict(piece.params),
+        )
+        centre, radius = _footprint(piece.mesh)
+        pieces.append(_Placed(piece.mesh, obj, piece.mesh.vertices.mean(0), centre, radius))
+    middle = centres.mean(0)
+    front = float(lo[1]) - rng.uniform(1.5, 3.0)
+    pitch = rng.uniform(0.85, 1.0)
+    row_x = middle[0] + rng.uniform(-1.0, 1.0)
+    out, boxes = [], []  # boxes: (xy, half extents) of the rows placed
+    rows = [p for p in pieces if p.obj.distractor == "seat_row"]
+    for k, p in enumerate(rows):
+        xy = np.array([row_x + rng.normal(0, 0.15), front - k * pitch])
+        yaw = float(np.pi + rng.normal(0, 0.03))
+        v = p.mesh.vertices[:, :2] - p.centre
+        half = np.abs(v).max(axis=0)
+        if _box_distance(sensor[:2], xy, half) < 1.0:
+            continue  # the sensor stands in or beside this row
+        if any(_box_distance(c, xy, half) < r + 0.5 for c, r in zip(centres, radii, strict=True)):
+            continue
+        boxes.append((xy, half))
+        out.append((p, xy, yaw))
+    taken_c, taken_r = [*centres], [*radii]
+    for p in pieces:
+        if p.obj.distractor == "seat_row":
+            continue
+        for _attempt in range(60):
+            angle = rng.uniform(-np.pi, np.pi)
+            xy = middle + rng.uniform(1.2, 7.0) * np.array([np.cos(angle), np.sin(angle)])
+            if (
+                _free(taken_c, taken_r, xy, p.radius + 0.4)
+                and np.linalg.norm(sensor[:2] - xy) > p.radius + 1.0
+                and all(_box_distance(xy, c, h) > p.radius + 0.4 for c, h in boxes)
+            ):
+                break
+        else:
+            continue
+        taken_c.append(xy)
+        taken_r.append(p.radius)
+        out.append((p, xy, float(rng.uniform(-np.pi, np.pi))))
+    return out
+
+
+def _box_distance(point: np.ndarray, centre: np.ndarray, half: np.ndarray) -> float:
+    """Distance from ``point`` [2] to an axis-aligned rectangle (``centre`` [2], ``half``
+    extents [2]); 0 inside. Rows turn by a few degrees at most: axis-aligned is close."""
+    gap = np.maximum(np.abs(np.asarray(point) - centre) - half, 0.0)
+    return float(np.linalg.norm(gap))
 
 
 def _pick(rng: np.random.Generator, options: list) -> tuple[int, int, int]:

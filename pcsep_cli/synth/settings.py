@@ -44,6 +44,8 @@ class Settings:
     pieces: tuple[str, ...] | None = None
     sources: tuple[str, ...] = DEFAULT_SOURCES  # see synth.sources.for_split
     styles: tuple[str, ...] = ("seen",)  # see synth.styles.for_split
+    clutter: float = 0.0  # share of (cloud) scenes scanned as whole rooms with clutter
+    music_splits: tuple[float, float, float] | None = None  # pieces' shares, else the splits
 
     def to_json(self) -> dict:
         data = asdict(self)
@@ -52,6 +54,8 @@ class Settings:
         data["pieces"] = None if self.pieces is None else list(self.pieces)
         data["sources"] = list(self.sources)
         data["styles"] = list(self.styles)
+        if self.music_splits is not None:
+            data["music_splits"] = list(self.music_splits)
         return data
 
 
@@ -68,7 +72,8 @@ def candidate_pieces(settings: Settings, split: str) -> list[list[str]]:
     Raises:
         DatasetError: no piece falls in ``split``.
     """
-    chosen = _candidates(settings.pieces, settings.split_fractions, split)
+    shares = settings.music_splits or settings.split_fractions
+    chosen = _candidates(settings.pieces, shares, split)
     if not chosen:
         raise DatasetError(
             f"no piece of the music21 corpus falls in the {split} split",
