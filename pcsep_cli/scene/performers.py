@@ -24,6 +24,7 @@ from pcsep_cli.scene.clusters import (
     _merge_stacked,
     _split_wide,
 )
+from pcsep_cli.scene.planes import _planar
 
 if TYPE_CHECKING:  # pragma: no cover
     from pcsep_cli.io.pointcloud import PointCloud
@@ -143,6 +144,7 @@ def find_performers(
             len(members) < min_points
             or np.ptp(pts, axis=0).max() < min_extent
             or pts[:, 2].max() < min_height
+            or _background(pts)
         ):
             continue
         index = kept[members].astype(np.int64)
@@ -166,6 +168,37 @@ def find_performers(
     if viewer is not None:
         return _left_to_right([p for _, p in performers], viewer, frame)
     return [p for _, p in sorted(performers, key=lambda item: item[0])]
+
+
+TALLEST = 2.9
+"""m: no performer's cluster reaches higher above the floor (the tallest in pcsep's synthetic
+scenes: 2.56 m, a trombone's slide raised); a cluster that does is wall, curtain or stand."""
+LONGEST = 3.8
+"""m: no performer's footprint is longer (a grand piano with its bench and player: 3.1 m)."""
+
+
+def _background(pts: np.ndarray) -> bool:
+    """Whether a cluster (floor frame) cannot be a performer: it rises above :data:`TALLEST`,
+    its footprint is longer than :data:`LONGEST` (a piece of wall another view left behind,
+    a row of seats), or it is a flat upright panel: at least 1.2 m wide and 1.5 m tall (an
+    upright piano seen from behind, 1.1-1.35 m, is as flat), 90 % of it
+    within 6 cm of one plane, every 40 cm tile of it on that plane
+    (:func:`~pcsep_cli.scene.planes._planar`; a seated player seen from one side can pass
+    the tile test alone, not the thickness)."""
+    if len(pts) < 50:
+        return False
+    if np.quantile(pts[:, 2], 0.995) > TALLEST:
+        return True
+    xy = pts[:, :2] - pts[:, :2].mean(axis=0)
+    _, vecs = np.linalg.eigh(xy.T @ xy)
+    along = xy @ vecs[:, 1]
+    lo, hi = np.quantile(along, [0.02, 0.98])
+    if hi - lo > LONGEST:
+        return True
+    if np.ptp(pts[:, 2]) < 1.5 or hi - lo < 1.2:
+        return False
+    thin_lo, thin_hi = np.quantile(xy @ vecs[:, 0], [0.05, 0.95])
+    return bool(thin_hi - thin_lo < 0.12 and _planar(pts, along, pts[:, 2]))
 
 
 def performer_from_cloud(cloud: PointCloud, *, eps: float = 0.08) -> Performer:
