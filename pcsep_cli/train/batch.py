@@ -73,6 +73,32 @@ def _excerpt(audio: np.ndarray, active: np.ndarray, length: int, rng: np.random.
     return out
 
 
+def random_eq(x: np.ndarray, rng: np.random.Generator, db: float, sample_rate: int) -> np.ndarray:
+    """``x`` through a random smooth equaliser: another instrument maker, microphone or room.
+
+    The gain curve, on a log-frequency axis from 20 Hz to Nyquist scaled to [0, 1], is a tilt
+    of up to ±``db`` from end to end plus three bell-shaped bumps of up to ±``db``/2, each
+    0.03-0.15 of the axis wide (a third of an octave to two octaves at 22.05 kHz).
+
+    Args:
+        x: mono excerpt ``(S,)``.
+        rng: draws the curve.
+        db: the largest tilt (dB).
+        sample_rate: Hz.
+
+    Returns:
+        float32 ``(S,)``.
+    """
+    spec = np.fft.rfft(x)
+    freqs = np.fft.rfftfreq(len(x), 1 / sample_rate)
+    axis = np.log(np.maximum(freqs, 20.0) / 20.0) / np.log(sample_rate / 2 / 20.0)
+    curve = rng.uniform(-db, db) * (axis - 0.5)
+    for _ in range(3):
+        centre, width = rng.uniform(0, 1), rng.uniform(0.03, 0.15)
+        curve += rng.uniform(-db, db) / 2 * np.exp(-0.5 * ((axis - centre) / width) ** 2)
+    return np.fft.irfft(spec * 10 ** (curve / 20), n=len(x)).astype(np.float32)
+
+
 def make_batch(
     pools: Pool | PoolMix,
     cfg: TrainConfig,
@@ -112,6 +138,8 @@ def make_batch(
             candidates = pool.by_label[int(lab)]
             solo = pool.solos[candidates[own.integers(len(candidates))]]
             x = _excerpt(solo.audio, solo.active, length, own).mean(0)
+            if cfg.eq_db > 0:
+                x = random_eq(x, own, cfg.eq_db, cfg.model.sample_rate)
             x = x / (np.sqrt(np.mean(x**2)) + 1e-8) * 0.1
             x = (x * 10 ** (own.uniform(-cfg.gain_db, cfg.gain_db) / 20)).astype(np.float32)
             mix += x

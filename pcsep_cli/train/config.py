@@ -82,6 +82,9 @@ class TrainConfig:
         min_sources: fewest performers per mixture.
         max_sources: most performers per mixture.
         gain_db: each source's gain is drawn uniformly from ``[-gain_db, +gain_db]`` dB.
+        eq_db: each source passes a random smooth equaliser first, a tilt of up to
+            ±``eq_db`` dB plus three bumps (:func:`pcsep_cli.train.batch.random_eq`): timbres
+            of other instruments, microphones and rooms. 0: none (no random draw either).
         distractor_prob: chance that a mixture also gets a silent ``none`` performer (its
             target mask is zero; it trains the classifier to spot non-performers).
         lr: peak learning rate (Adam); cosine decay to ``lr_min`` after ``warmup_steps``.
@@ -100,8 +103,12 @@ class TrainConfig:
             drawn as one class among the others, 1 in 11).
         cloud_scenes: also load the pool's cloud scenes (``pcsep synth --cloud-scenes``):
             visual-only performers and distractors for those clouds.
+        cloud_pool: with ``cloud_scenes``, another dataset whose cloud scenes are loaded too
+            (e.g. whole-room scans from ``pcsep synth --clutter``); a path like ``pool``.
         init_from: a model directory whose weights start the run (fine-tuning); its model
-            config must equal ``model``. Empty: random weights. A resumed run ignores it.
+            config must equal ``model`` but for the rate, the STFT's size, hop, window and warp
+            (the network sees ``warp_bins`` rows at any rate; not for a spatial head or
+            ``warp_bins`` 0) and ``none_below``. Empty: random weights. A resumed run ignores it.
         align_weight: with ``"both"``, weight of the mean squared distance between a cloud's
             embedding and its class's (detached) label embedding: it teaches the visual encoder
             to speak the language the U-Net learned from labels, at a fraction of the cost of
@@ -131,6 +138,7 @@ class TrainConfig:
     min_sources: int = 2
     max_sources: int = 4
     gain_db: float = 6.0
+    eq_db: float = 0.0
     distractor_prob: float = 0.3
     lr: float = 1e-3
     lr_min: float = 1e-5
@@ -143,6 +151,7 @@ class TrainConfig:
     visual_batch: int = 0
     none_share: float = 0.0
     cloud_scenes: bool = False
+    cloud_pool: str = ""
     init_from: str = ""
     align_weight: float = 0.0
     val_every: int = 200
@@ -169,6 +178,8 @@ class TrainConfig:
             raise ValueError(f"segment_seconds must be > 0, got {self.segment_seconds}")
         if self.loss not in LOSSES:
             raise ValueError(f"loss must be one of {LOSSES}, got {self.loss!r}")
+        if not 0 <= self.eq_db <= 40:
+            raise ValueError(f"eq_db must be in [0, 40], got {self.eq_db}")
         if self.visual_batch < 0 or self.align_weight < 0:
             raise ValueError("visual_batch and align_weight must be >= 0")
         if not 0 <= self.label_fraction <= 1:

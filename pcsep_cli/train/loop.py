@@ -29,7 +29,7 @@ from torch import nn
 
 from pcsep_cli.errors import DatasetError
 from pcsep_cli.nets.files import CONFIG_FILE, WEIGHTS_FILE
-from pcsep_cli.nets.model import SeparationNet
+from pcsep_cli.nets.model import SeparationNet, SeparatorConfig
 from pcsep_cli.progress import Progress, ProgressFn
 from pcsep_cli.train.batch import Batch, make_batch, make_cloud_batch, step_rng
 from pcsep_cli.train.checkpoint import list_checkpoints, load_checkpoint, save_checkpoint
@@ -93,11 +93,20 @@ def _load_pools(
     args = (m.classes, m.sample_rate, m.visual.voxel_size, cfg.segment_samples)
 
     def both(root: str, clouds: bool) -> tuple[Pool, Pool | None]:
-        train_pool = load_pool(root, "train", *args, clouds=clouds)
+        more = cfg.cloud_pool if clouds else ""
+        # Checked here: a missing split of cloud_pool must not pass for a missing val split.
+        for split in ("train", "val") if more and validation else ("train",) if more else ():
+            if not (Path(more) / "clouds" / split).is_dir():
+                raise DatasetError(
+                    f"no cloud scenes of split {split!r}",
+                    Path(more),
+                    "cloud_pool needs clouds/train and clouds/val: `pcsep synth --cloud-scenes N`",
+                )
+        train_pool = load_pool(root, "train", *args, clouds=clouds, more_clouds=more)
         if not validation:
             return train_pool, None
         try:
-            val_pool = load_pool(root, "val", *args, clouds=clouds)
+            val_pool = load_pool(root, "val", *args, clouds=clouds, more_clouds=more)
         except DatasetError:  # a dataset without a val split validates on train
             val_pool = train_pool
         return train_pool, val_pool
@@ -131,6 +140,15 @@ def _check_same_run(saved: dict | None, cfg: TrainConfig, where: Path) -> None:
     now = cfg.to_dict()
     if saved is None:
         raise ModelError("checkpoint has no training config", where, "use a new out_dir")
+    # A field newer than the checkpoint counts as its default (the run had no such setting).
+    import dataclasses
+
+    defaults = {
+        f.name: f.default
+        for f in dataclasses.fields(TrainConfig)
+        if f.default is not dataclasses.MISSING
+    }
+    saved = {**{k: v for k, v in defaults.items() if k not in saved}, **saved}
     diff = sorted(k for k in now.keys() | saved.keys() if now.get(k) != saved.get(k))
     diff = [k for k in diff if k not in _RESUMABLE_CHANGES]
     if diff:
@@ -142,18 +160,33 @@ def _check_same_run(saved: dict | None, cfg: TrainConfig, where: Path) -> None:
 
 
 def _init_weights(model: SeparationNet, cfg: TrainConfig) -> None:
-    """Copy ``cfg.init_from``'s weights into ``model`` (same model config, strict)."""
+    """Copy ``cfg.init_from``'s weights into ``model`` (strict). The configs must be equal but
+    for the rate and the STFT's size, hop, window and warp: the network sees ``warp_bins``
+    log-frequency rows whatever the rate, so a model can start one at another rate."""
     from pcsep_cli.hub.models import load_model
     from pcsep_cli.train.config import TrainConfigError
 
     source = load_model(cfg.init_from)
-    if source.config.to_dict() != cfg.model.to_dict():
+    if _weights_config(source.config) != _weights_config(cfg.model):
         raise TrainConfigError(
             "init_from holds a model of another config",
             Path(cfg.init_from) / CONFIG_FILE,
-            "fine-tune from a model with the same `model` section, or drop init_from",
+            "fine-tune from a model with the same `model` section (the rate and the STFT but"
+            " its warp_bins may differ), or drop init_from",
         )
     model.load_state_dict(source.state_dict(), strict=True)
+
+
+def _weights_config(config: SeparatorConfig) -> dict:
+    """What of a model config shapes and means its weights: all but the rate, the STFT's
+    linear grid and the calibrated ``none_below``. Not the grid where the weights depend on
+    it: a network on linear bins (``warp_bins`` 0) or a spatial head (per-bin weights)."""
+    data = config.to_dict()
+    data.pop("none_below", None)
+    if config.stft.warp_bins and not config.spatial.enabled:
+        data.pop("sample_rate")
+        data["stft"] = {"warp_bins": data["stft"]["warp_bins"]}
+    return data
 
 
 def train(

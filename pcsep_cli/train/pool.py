@@ -234,6 +234,7 @@ def load_pool(
     *,
     scenes: bool = True,
     clouds: bool = False,
+    more_clouds: str | Path = "",
 ) -> Pool:
     """Read one split of a synthetic dataset's solo pool (and scenes) into memory.
 
@@ -247,6 +248,8 @@ def load_pool(
         scenes: also take performers and distractors from ``DIR/<split>/`` scenes.
         clouds: also take the cloud scenes ``DIR/clouds/<split>/`` (visual-only performers
             and distractors).
+        more_clouds: with ``clouds``, another dataset whose cloud scenes are taken too (one
+            written with other settings, e.g. ``pcsep synth --clutter``).
 
     Raises:
         DatasetError: missing folder, unreadable files, or no performer with audio.
@@ -265,6 +268,16 @@ def load_pool(
     if clouds:
         for folder in _folders(base / "clouds" / split):
             loader.add_scene(folder, f"clouds/{split}/{folder.name}", soundless=True)
+    if clouds and more_clouds:
+        extra = Path(more_clouds)
+        if not (extra / "clouds" / split).is_dir():
+            raise DatasetError(
+                f"no cloud scenes of split {split!r}",
+                extra,
+                "generate them with `pcsep synth --cloud-scenes N`",
+            )
+        for folder in _folders(extra / "clouds" / split):
+            loader.add_scene(folder, f"{extra.name}/clouds/{split}/{folder.name}", soundless=True)
     if not loader.solos:
         raise DatasetError(
             f"no performer with audio in split {split!r}",

@@ -236,3 +236,24 @@ def test_init_from_starts_a_new_run_from_a_model(pool: Path, tmp_path: Path):
     other = cfg.replace(out_dir=str(tmp_path / "d"), model=model)
     with pytest.raises(TrainConfigError, match="init_from holds a model of another config"):
         train(other)
+
+
+def test_a_checkpoint_older_than_a_setting_resumes_as_its_default(pool: Path, tmp_path: Path):
+    """A checkpoint written before a training setting existed holds no entry for it: the run
+    had that setting's default, so it resumes under the default and is refused otherwise."""
+    out = tmp_path / "run"
+    cfg = _cfg(pool, out, steps=4, checkpoint_every=2, val_every=2)
+    with pytest.raises(_Stop):
+        train(cfg, progress=_stop_at(3))
+    state_file = list_checkpoints(out)[-1] / "state.json"
+    state = json.loads(state_file.read_text())
+    for newer in ("eq_db", "cloud_pool"):  # settings added after the first checkpoints
+        assert newer in state["config"]
+        del state["config"][newer]
+    state_file.write_text(json.dumps(state))
+    with pytest.raises(ModelError, match="differs in eq_db"):
+        train(cfg.replace(eq_db=3.0))
+    seen: list[Progress] = []
+    train(cfg, progress=seen.append)
+    assert seen[0].detail == "resumed from step 2"
+    assert seen[-1].done == 4
