@@ -96,7 +96,11 @@ def test_install_completion_detects_bash(tmp_path: Path) -> None:
     [
         ("pcsep mo", 1, {"models"}),
         ("pcsep ba", 1, {"batch"}),
-        ("pcsep models ", 2, {"list", "download", "info", "use", "remove", "blend", "push"}),
+        (
+            "pcsep models ",
+            2,
+            {"list", "download", "info", "use", "remove", "blend", "calibrate", "push"},
+        ),
         ("pcsep batch --sh", 2, {"--shard"}),
     ],
 )

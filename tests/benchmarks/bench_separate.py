@@ -24,7 +24,8 @@ Targets (issue 6): real-time factor <= 0.1 and >= 6x faster than htdemucs in the
 peak RSS <= 1.5 GB; peak RSS on a 30-minute input within 10% of the 60 s figure.
 Prints a table; exits 1 if a target is missed.
 
-Usage: ``.venv/bin/python tests/benchmarks/bench_separate.py [--runs K] [--long-minutes M]``
+Usage: ``.venv/bin/python tests/benchmarks/bench_separate.py [--runs K] [--long-minutes M]
+[--model REF]``
 """
 
 from __future__ import annotations
@@ -125,7 +126,9 @@ def write_scene(path: Path, points: int = 150_000) -> int:
     return len(xyz)
 
 
-def model_dir(work: Path) -> tuple[str, str]:
+def model_dir(work: Path, ref: str | None = None) -> tuple[str, str]:
+    if ref:
+        return ref, ref
     bundled = ROOT / "models" / "pcsep-base"
     if (bundled / "model.safetensors").is_file():
         return str(bundled), "pcsep-base (bundled)"
@@ -145,6 +148,7 @@ def main() -> int:
     parser.add_argument("--long-minutes", type=float, default=30.0)
     parser.add_argument("--seconds", type=float, default=60.0)
     parser.add_argument("--skip-baselines", action="store_true")
+    parser.add_argument("--model", help="model reference to time (default: the bundled pcsep-base)")
     args = parser.parse_args()
     bench_py = BENCH_VENV / "bin" / "python"
     if not args.skip_baselines and not bench_py.is_file():
@@ -155,7 +159,7 @@ def main() -> int:
         mix = work / "mix.wav"
         write_mixture(mix, args.seconds)
         npts = write_scene(work / "scene.ply")
-        model, model_name = model_dir(work)
+        model, model_name = model_dir(work, args.model)
 
         def pcsep(audio: Path) -> list[str]:
             return [
