@@ -330,14 +330,19 @@ def _footprint_centre(p: np.ndarray) -> np.ndarray:
     return np.array([*(p[:, :2].min(axis=0) + p[:, :2].max(axis=0)) / 2, 0.0])
 
 
+def _main_axes(p: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The points' horizontal coordinates ``(along, across)`` ``[M]`` on the main and minor
+    axes of their footprint (centred on its mean)."""
+    xy = p[:, :2] - p[:, :2].mean(axis=0)
+    _, vecs = np.linalg.eigh(xy.T @ xy)
+    return xy @ vecs[:, -1], xy @ vecs[:, 0]
+
+
 def _footprint(p: np.ndarray) -> float:
     """Robust width (m) of the points' footprint along its main horizontal axis."""
     if len(p) < 3:
         return 0.0
-    xy = p[:, :2] - p[:, :2].mean(axis=0)
-    _, vecs = np.linalg.eigh(xy.T @ xy)
-    along = xy @ vecs[:, -1]
-    lo, hi = np.quantile(along, [0.01, 0.99])
+    lo, hi = np.quantile(_main_axes(p)[0], [0.01, 0.99])
     return float(hi - lo)
 
 

@@ -19,6 +19,7 @@ from pcsep_cli.scene.clusters import (
     _dense,
     _footprint_centre,
     _groups,
+    _main_axes,
     _merge_close,
     _merge_dependent,
     _merge_stacked,
@@ -189,15 +190,13 @@ def _background(pts: np.ndarray) -> bool:
         return False
     if np.quantile(pts[:, 2], 0.995) > TALLEST:
         return True
-    xy = pts[:, :2] - pts[:, :2].mean(axis=0)
-    _, vecs = np.linalg.eigh(xy.T @ xy)
-    along = xy @ vecs[:, 1]
+    along, across = _main_axes(pts)
     lo, hi = np.quantile(along, [0.02, 0.98])
     if hi - lo > LONGEST:
         return True
     if np.ptp(pts[:, 2]) < 1.5 or hi - lo < 1.2:
         return False
-    thin_lo, thin_hi = np.quantile(xy @ vecs[:, 0], [0.05, 0.95])
+    thin_lo, thin_hi = np.quantile(across, [0.05, 0.95])
     return bool(thin_hi - thin_lo < 0.12 and _planar(pts, along, pts[:, 2]))
 
 

@@ -105,9 +105,13 @@ def _yaw_matrix(yaw: float, offset: np.ndarray) -> np.ndarray:
 
 
 def _footprint(mesh: Mesh) -> tuple[np.ndarray, float]:
-    lo, hi = mesh.vertices[:, :2].min(0), mesh.vertices[:, :2].max(0)
-    centre = (lo + hi) / 2
-    return centre, float(np.linalg.norm(mesh.vertices[:, :2] - centre, axis=1).max())
+    return _circle(mesh.vertices[:, :2])
+
+
+def _circle(xy: np.ndarray) -> tuple[np.ndarray, float]:
+    """``(centre [2], radius)``: the middle of the points' extents and the farthest point."""
+    centre = (xy.min(0) + xy.max(0)) / 2
+    return centre, float(np.linalg.norm(xy - centre, axis=1).max())
 
 
 def _make_object(
@@ -384,12 +388,10 @@ def _finish(
 
 def _footprints(mesh: Mesh, face_object: np.ndarray) -> list[tuple[np.ndarray, float]]:
     """``(centre [2], radius)`` of each object's footprint circle in the world mesh."""
-    out = []
-    for k in np.unique(face_object):
-        v = mesh.vertices[np.unique(mesh.faces[face_object == k])][:, :2]
-        c = (v.min(0) + v.max(0)) / 2
-        out.append((c, float(np.linalg.norm(v - c, axis=1).max())))
-    return out
+    return [
+        _circle(mesh.vertices[np.unique(mesh.faces[face_object == k])][:, :2])
+        for k in np.unique(face_object)
+    ]
 
 
 def _more_views(rng, first, extra, mesh, face_object, room, crop, spec, room_box):

@@ -108,7 +108,7 @@ def collect(
 
     from pcsep_cli.io.pointcloud import read_cloud
     from pcsep_cli.scene import find_scene_performers
-    from pcsep_cli.train.scene_match import match_scene
+    from pcsep_cli.train.scene_match import match_meta
 
     records: list[ClusterRecord] = []
     total = 0
@@ -124,12 +124,7 @@ def collect(
         except SceneError:
             clusters = []
         named = separator.classify(clusters) if clusters else []
-        distractors = [d for d in meta.get("distractors", []) if d.get("points", 1) > 0]
-        match = match_scene(
-            np.array([c.position for c in clusters], dtype=np.float64).reshape(-1, 3),
-            np.array([p["position"] for p in people], dtype=np.float64).reshape(-1, 3),
-            np.array([d["position"] for d in distractors], dtype=np.float64).reshape(-1, 3),
-        )
+        match = match_meta(np.array([c.position for c in clusters], dtype=np.float64), meta)
         owner = {s: i for i, s in enumerate(match.performer_stem) if s is not None}
         for k, (label, conf) in enumerate(named):
             i = owner.get(k)

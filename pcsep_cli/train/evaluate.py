@@ -74,7 +74,7 @@ from pcsep_cli.train.capture import (
     stem_file,
 )
 from pcsep_cli.train.metrics import BOOTSTRAP_RESAMPLES, BOOTSTRAP_SEED, bootstrap, bss_eval
-from pcsep_cli.train.scene_match import match_scene
+from pcsep_cli.train.scene_match import match_meta, visible_distractors
 
 if TYPE_CHECKING:  # pragma: no cover
     from pcsep_cli.io.mics import Microphones
@@ -115,7 +115,7 @@ class Example:
 
     def visible_distractors(self) -> list[dict]:
         """Distractors the sensor saw (one it never saw is not in the cloud)."""
-        return [d for d in self.meta.get("distractors", []) if d.get("points", 1) > 0]
+        return visible_distractors(self.meta)
 
 
 @dataclass
@@ -313,11 +313,7 @@ def _scene_estimates(
         stems, dets = np.zeros((0, *ex.mixture.shape), np.float32), []
     performers = ex.meta["performers"]
     distractors = ex.visible_distractors()
-    match = match_scene(
-        np.array([d.position for d in dets], dtype=np.float64),
-        np.array([p["position"] for p in performers], dtype=np.float64),
-        np.array([d["position"] for d in distractors], dtype=np.float64),
-    )
+    match = match_meta(np.array([d.position for d in dets], dtype=np.float64), ex.meta)
     est = _without_stems(ex, len(keep))
     classified = 0
     for k, i in enumerate(keep):

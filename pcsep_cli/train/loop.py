@@ -17,6 +17,7 @@ process 0 alone validates and writes. Dropout masks are drawn from a generator s
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import json
 import math
 import time
@@ -35,7 +36,7 @@ from pcsep_cli.train.batch import Batch, make_batch, make_cloud_batch, step_rng
 from pcsep_cli.train.checkpoint import list_checkpoints, load_checkpoint, save_checkpoint
 from pcsep_cli.train.config import TrainConfig, load_train_config
 from pcsep_cli.train.losses import TERMS, StepLosses, Totals, loss_terms, total_loss
-from pcsep_cli.train.pool import Pool, PoolMix, load_pool
+from pcsep_cli.train.pool import Pool, PoolMix, load_pool, require_clouds
 from pcsep_cli.train.runtime import Runtime, started
 
 MODEL_SUBDIR = "model"
@@ -94,14 +95,9 @@ def _load_pools(
 
     def both(root: str, clouds: bool) -> tuple[Pool, Pool | None]:
         more = cfg.cloud_pool if clouds else ""
-        # Checked here: a missing split of cloud_pool must not pass for a missing val split.
-        for split in ("train", "val") if more and validation else ("train",) if more else ():
-            if not (Path(more) / "clouds" / split).is_dir():
-                raise DatasetError(
-                    f"no cloud scenes of split {split!r}",
-                    Path(more),
-                    "cloud_pool needs clouds/train and clouds/val: `pcsep synth --cloud-scenes N`",
-                )
+        # Both splits first: the fallback below would take a missing one for a missing val split.
+        for split in ("train", "val") if more and validation else ():
+            require_clouds(more, split)
         train_pool = load_pool(root, "train", *args, clouds=clouds, more_clouds=more)
         if not validation:
             return train_pool, None
@@ -141,8 +137,6 @@ def _check_same_run(saved: dict | None, cfg: TrainConfig, where: Path) -> None:
     if saved is None:
         raise ModelError("checkpoint has no training config", where, "use a new out_dir")
     # A field newer than the checkpoint counts as its default (the run had no such setting).
-    import dataclasses
-
     defaults = {
         f.name: f.default
         for f in dataclasses.fields(TrainConfig)

@@ -269,13 +269,7 @@ def load_pool(
         for folder in _folders(base / "clouds" / split):
             loader.add_scene(folder, f"clouds/{split}/{folder.name}", soundless=True)
     if clouds and more_clouds:
-        extra = Path(more_clouds)
-        if not (extra / "clouds" / split).is_dir():
-            raise DatasetError(
-                f"no cloud scenes of split {split!r}",
-                extra,
-                "generate them with `pcsep synth --cloud-scenes N`",
-            )
+        extra = require_clouds(more_clouds, split)
         for folder in _folders(extra / "clouds" / split):
             loader.add_scene(folder, f"{extra.name}/clouds/{split}/{folder.name}", soundless=True)
     if not loader.solos:
@@ -293,6 +287,22 @@ def load_pool(
         _by_label(loader.soundless),
         loader.skipped,
     )
+
+
+def require_clouds(root: str | Path, split: str) -> Path:
+    """``root`` as a Path, if it holds cloud scenes of ``split`` (``clouds/<split>/``).
+
+    Raises:
+        DatasetError: it does not.
+    """
+    base = Path(root)
+    if not (base / "clouds" / split).is_dir():
+        raise DatasetError(
+            f"no cloud scenes of split {split!r}",
+            base,
+            "generate them with `pcsep synth --cloud-scenes N`",
+        )
+    return base
 
 
 def _by_label(items: list[Solo]) -> dict[int, list[int]]:

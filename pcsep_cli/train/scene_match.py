@@ -15,7 +15,14 @@ from dataclasses import dataclass
 
 import numpy as np
 
-__all__ = ["MATCH_RADIUS", "SceneMatch", "match_nearest", "match_scene"]
+__all__ = [
+    "MATCH_RADIUS",
+    "SceneMatch",
+    "match_meta",
+    "match_nearest",
+    "match_scene",
+    "visible_distractors",
+]
 
 MATCH_RADIUS = 1.0  # m: meta positions may be an instrument's centre, not the floor point
 _FAR = 1e9  # cost of a pair farther apart than the radius: never chosen over a real pair
@@ -106,4 +113,20 @@ def match_scene(
         performer_stem=[to_performer.get(j) for j in range(len(performers))],
         distractor_stem=[to_distractor.get(j) for j in range(len(distractors))],
         spurious=spurious,
+    )
+
+
+def visible_distractors(meta: dict) -> list[dict]:
+    """A ``meta.json``'s distractors the sensor saw (one it never saw is not in the cloud)."""
+    return [d for d in meta.get("distractors", []) if d.get("points", 1) > 0]
+
+
+def match_meta(stems: np.ndarray, meta: dict, radius: float = MATCH_RADIUS) -> SceneMatch:
+    """:func:`match_scene` of stem positions ``(S, 2+)`` against a ``meta.json``'s performers
+    and :func:`visible_distractors`."""
+    return match_scene(
+        stems,
+        np.array([p["position"] for p in meta.get("performers", [])], dtype=np.float64),
+        np.array([d["position"] for d in visible_distractors(meta)], dtype=np.float64),
+        radius,
     )
