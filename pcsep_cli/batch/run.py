@@ -37,7 +37,7 @@ from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from os import PathLike
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, NamedTuple
 
 from pcsep_cli.batch.lock import ItemLock, remove_stale_locks
 from pcsep_cli.batch.plan import (
@@ -57,6 +57,7 @@ __all__ = [
     "BatchObserver",
     "BatchPlan",
     "BatchSummary",
+    "ItemOutput",
     "ItemResult",
     "ItemRunner",
     "plan_batch",
@@ -64,8 +65,23 @@ __all__ = [
     "track_template",
 ]
 
-ItemRunner = Callable[[BatchItem, Path, ProgressFn], Sequence[str]]
-"""``run_item(item, out_dir, progress) -> names of the stems written`` for one item."""
+
+class ItemOutput(NamedTuple):
+    """What a ``run_item`` may return instead of the bare stem names.
+
+    Attributes:
+        stems: names of the stems written.
+        notes: what the user should know about this item's result (the manifest's
+            ``notes``: e.g. a spatial model that ran on its mono path).
+    """
+
+    stems: tuple[str, ...]
+    notes: tuple[str, ...] = ()
+
+
+ItemRunner = Callable[[BatchItem, Path, ProgressFn], "Sequence[str] | ItemOutput"]
+"""``run_item(item, out_dir, progress) -> names of the stems written`` (or an
+:class:`ItemOutput`, with notes) for one item."""
 
 Status = Literal["done", "skipped", "failed", "cancelled"]
 FINISHED_BEFORE = "finished before (resume)"
@@ -91,6 +107,7 @@ class ItemResult:
             ``--debug``.
         note: why a ``skipped`` item was skipped: :data:`FINISHED_BEFORE`,
             :data:`RUNNING_ELSEWHERE` or :data:`FINISHED_ELSEWHERE`.
+        notes: what the separation said of a ``done`` item (:class:`ItemOutput`).
     """
 
     item: BatchItem
@@ -101,10 +118,11 @@ class ItemResult:
     error: str | None = None
     traceback: str | None = None
     note: str | None = None
+    notes: tuple[str, ...] = ()
 
     def to_json(self) -> dict[str, Any]:
         """JSON-ready dict: name, audio, cloud, mics, out_dir, status, seconds, stems, error,
-        note."""
+        note, notes."""
         return {
             "name": self.item.name,
             "audio": str(self.item.audio),
@@ -116,6 +134,7 @@ class ItemResult:
             "stems": list(self.stems),
             "error": self.error,
             "note": self.note,
+            "notes": list(self.notes),
         }
 
 
@@ -398,9 +417,11 @@ class _Worker:
                 return self._finish(ItemResult(item, out_dir, "skipped", note=FINISHED_ELSEWHERE))
             began = time.perf_counter()
             self.watcher.item_started(item)
-            status, stems, error, trace = self._run(item, out_dir)
+            status, output, error, trace = self._run(item, out_dir)
             seconds = time.perf_counter() - began
-        result = ItemResult(item, out_dir, status, seconds, stems, error, trace)
+        result = ItemResult(
+            item, out_dir, status, seconds, output.stems, error, trace, notes=output.notes
+        )
         if result.status == "failed" and self.fail_fast:
             self.stop.set()
         return self._finish(result)
@@ -423,26 +444,30 @@ class _Worker:
 
     def _run(
         self, item: BatchItem, out_dir: Path
-    ) -> tuple[Status, tuple[str, ...], str | None, str | None]:
-        """``(status, stems, error, traceback)`` of running ``item``; never raises."""
+    ) -> tuple[Status, ItemOutput, str | None, str | None]:
+        """``(status, output, error, traceback)`` of running ``item``; never raises."""
 
         def progress(event: Progress) -> None:
             if self.stop.is_set():
                 raise _Stop
             self.watcher.item_progress(item, event)
 
+        nothing = ItemOutput(())
         try:
-            return "done", tuple(self.run_item(item, out_dir, progress)), None, None
+            out = self.run_item(item, out_dir, progress)
+            if not isinstance(out, ItemOutput):
+                out = ItemOutput(tuple(out))
+            return "done", ItemOutput(tuple(out.stems), tuple(out.notes)), None, None
         except _Stop:
-            return "cancelled", (), _stop_reason(self.interrupted, started=True), None
+            return "cancelled", nothing, _stop_reason(self.interrupted, started=True), None
         except KeyboardInterrupt as err:
             self.interrupt(err)
-            return "cancelled", (), "interrupted", None
+            return "cancelled", nothing, "interrupted", None
         except PcsepError as err:
-            return "failed", (), str(err), None
+            return "failed", nothing, str(err), None
         except Exception as err:  # noqa: BLE001 - one broken item must not end the batch
             error = f"internal error: {type(err).__name__}: {' '.join(str(err).split())}"
-            return "failed", (), error, traceback.format_exc()
+            return "failed", nothing, error, traceback.format_exc()
 
 
 def _remove_if_empty(folder: Path) -> None:

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from pcsep_cli.batch.plan import BatchItem
-from pcsep_cli.batch.run import BatchPlan, track_template
+from pcsep_cli.batch.run import BatchPlan, ItemOutput, track_template
 from pcsep_cli.errors import PcsepError
 from pcsep_cli.progress import ProgressFn
 from pcsep_cli.separate.job import SeparateOptions
@@ -67,8 +67,8 @@ class SeparatorRunner:
                     raise
             return self._separator
 
-    def __call__(self, item: BatchItem, out_dir: Path, progress: ProgressFn) -> list[str]:
-        """Separate ``item``; return the names of its stems.
+    def __call__(self, item: BatchItem, out_dir: Path, progress: ProgressFn) -> ItemOutput:
+        """Separate ``item``; return the names of its stems and the manifest's notes.
 
         Raises:
             PcsepError: unreadable input, no performer, an output exists, a write failed.
@@ -89,4 +89,6 @@ class SeparatorRunner:
             progress=progress,
         )
         manifest = run_job(self.separator, job, progress=progress)
-        return [stem["name"] for stem in manifest["stems"]]
+        return ItemOutput(
+            tuple(stem["name"] for stem in manifest["stems"]), tuple(manifest["notes"])
+        )

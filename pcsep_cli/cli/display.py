@@ -8,6 +8,7 @@ that file stays a list of commands.
 
 from __future__ import annotations
 
+import threading
 from typing import TYPE_CHECKING
 
 from rich.console import Console
@@ -52,6 +53,8 @@ class BatchDisplay(BatchObserver):
         self.view = ProgressView.for_console(console, quiet=quiet)
         shard = f" (shard {plan.shard})" if plan.shard else ""
         self.view.start_batch(f"batch{shard}", len(plan.todo) + len(plan.finished), len(plan.todo))
+        self._notes: dict[str, int] = {}  # each note's text: items with it after the first
+        self._lock = threading.Lock()
 
     def __enter__(self) -> BatchDisplay:
         self.view.__enter__()
@@ -61,7 +64,10 @@ class BatchDisplay(BatchObserver):
         self.view.__exit__(*exc)
 
     def finish(self) -> None:
-        """The closing line when stderr is not a terminal."""
+        """How often the notes repeated, then the closing line when stderr is not a terminal."""
+        for text, more in self._notes.items():
+            if more:
+                self.view.note(f"[yellow]note[/]: {more} more item(s): {safe_text(text)}")
         self.view.finish()
 
     def item_started(self, item: BatchItem) -> None:
@@ -73,6 +79,12 @@ class BatchDisplay(BatchObserver):
     def item_finished(self, result: ItemResult) -> None:
         failed = result.status == "failed"
         self.view.item_ended(result.item.name, ran=result.note != FINISHED_BEFORE, failed=failed)
+        with self._lock:  # a note once, with its first item; repeats counted (finish)
+            fresh = [n for n in result.notes if n not in self._notes]
+            for n in result.notes:
+                self._notes[n] = self._notes.get(n, -1) + 1
+        for text in fresh:
+            self.view.note(f"[yellow]note[/]: {safe_text(result.item.name)}: {safe_text(text)}")
         if failed:
             # Printed above the bars as it happens, so a long batch shows trouble early.
             self.view.note(
