@@ -15,6 +15,8 @@ from pcsep_cli.nets.model import SeparatorConfig, load_config
 from pcsep_cli.nets.spatial import (
     SpatialConfig,
     SpatialFusion,
+    SpatialGridFusion,
+    beam_power,
     channel_order_check,
     spatial_scores,
     steering,
@@ -111,6 +113,18 @@ def test_channel_order_check_finds_a_swapped_pair():
     assert swapped["best_score"] - swapped["score"] > 0.05
 
 
+def test_channel_order_check_reads_a_long_block_at_a_few_hundred_frames_and_still_finds_a_swap():
+    centre = [0.0, 3.0, 1.2]  # on the pair's axis: a swap moves only the left one (to RIGHT)
+    x = _record([_noise(7, 12.0), _noise(8, 12.0)], [LEFT, centre], PAIR)
+    spec = stft(torch.from_numpy(x), CFG)
+    assert spec.shape[-1] > 2 * 256
+    a = steering(np.array([LEFT, centre]), np.array(PAIR), None, np.ones(2), FREQS)
+    right = channel_order_check(spec, a, FREQS)
+    swapped = channel_order_check(spec.flip(0), a, FREQS)
+    assert right["best_order"] == [0, 1] and swapped["best_order"] == [1, 0]
+    assert swapped["best_score"] - swapped["score"] > 0.05
+
+
 def test_fusion_starts_as_the_mono_mask_split_by_place_within_a_class():
     fusion = SpatialFusion(SpatialConfig(enabled=True, hidden=4), bins=8)
     g = torch.Generator().manual_seed(0)
@@ -157,4 +171,90 @@ def test_unknown_or_bad_spatial_fields_are_refused():
         SeparatorConfig.from_dict({**base, "spatial": {"enabled": True, "beams": 3}})
     bad = {**SpatialConfig().__dict__, "enabled": True, "speed_of_sound": 34300.0}
     with pytest.raises((ModelError, ValueError), match="speed_of_sound"):
+        SeparatorConfig.from_dict({**base, "spatial": bad})
+
+
+# -- the grid head (spatial.head = "grid") ----------------------------------------------------
+
+
+def _grid_net(seed: int = 0):
+    from pcsep_cli.train.spatial import spatial_model
+
+    return spatial_model(tiny_net(seed), hidden=4, head="grid", levels=3)
+
+
+def test_an_untrained_grid_head_splits_each_class_by_place_on_the_grid():
+    """Last layer zero: the mono logits on the grid, each class's mask shared by a softmax of
+    the band-averaged beam scores; carried to the linear grid as the mono net's masks are."""
+    net = _grid_net()
+    x = _record([_noise(5)], [LEFT], PAIR)  # only the left violin plays
+    cfg = net.config.stft
+    spec = stft(torch.from_numpy(x), cfg)
+    freqs = cfg.frequencies(SR)
+    a = steering(np.array([LEFT, RIGHT, LEFT]), np.array(PAIR), None, np.ones(2), freqs)
+    g = torch.Generator().manual_seed(1)
+    z = torch.randn(3, cfg.net_bins, spec.shape[-1], generator=g)
+    groups = torch.tensor([0, 0, 3])  # two violins, and a guitar alone in its class
+    masks = net.spatial_masks(spec, z, a, groups)
+    assert masks.shape == (3, cfg.bins, spec.shape[-1])
+    head = net.spatial
+    beam, power = beam_power(spec, a)
+    num = torch.einsum("gf,pft->pgt", head.band, beam)
+    scores = (num / (head.band @ power)[None]).clamp(0, 1)
+    share = torch.softmax(head.log_kappa.exp() * scores[:2], dim=0)
+    warp = net.warp
+    torch.testing.assert_close(
+        masks[:2], torch.sigmoid(warp.to_linear(z[:2])) * warp.to_linear(share)
+    )
+    torch.testing.assert_close(masks[2], torch.sigmoid(warp.to_linear(z[2])), atol=1e-5, rtol=0)
+    # All of the sound comes from the left: the left violin's share is the larger nearly
+    # everywhere above the lowest rows (where a 0.6 m pair hears no time difference).
+    rows = net.warp.fwd @ torch.from_numpy(freqs).float()
+    above = rows > 200
+    assert (share[0, above] > 0.5).float().mean() > 0.9
+    band = (freqs > 200) & (freqs < 3000)
+    assert (masks[0, band] > masks[1, band]).float().mean() > 0.9
+
+
+def test_the_grid_head_learns_from_its_gradients_at_any_size():
+    net = _grid_net()
+    head = net.spatial
+    rows = net.config.stft.net_bins
+    for frames in (37, 8, 1):  # not multiples of 4: padded inside
+        z = torch.zeros(2, rows, frames)
+        s = torch.rand(2, rows, frames)
+        logits, share = head(z, s, torch.tensor([1, 1]), torch.zeros(rows, frames))
+        assert logits.shape == share.shape == (2, rows, frames)
+        torch.testing.assert_close(share.sum(0), torch.ones(rows, frames))
+        (logits.sum() + share[0].sum()).backward()
+        assert head.out.weight.grad is not None and head.out.weight.grad.abs().sum() > 0
+        head.zero_grad()
+
+
+def test_a_grid_config_round_trips_and_older_spatial_configs_are_written_unchanged(tmp_path):
+    from pcsep_cli.nets.model import SeparationNet
+
+    net = _grid_net()
+    data = net.config.to_dict()
+    assert data["spatial"]["head"] == "grid" and data["spatial"]["levels"] == 3
+    out = net.save_pretrained(tmp_path / "grid")
+    loaded = load_config(out)
+    assert loaded.spatial == net.config.spatial
+    again = SeparationNet(loaded)
+    assert isinstance(again.spatial, SpatialGridFusion)
+    # pcsep-spatial's file (a bins head, before head and levels existed) reads and writes
+    # back to the same keys.
+    from pcsep_cli.hub.models import bundled_models
+
+    shipped = json.loads((bundled_models()["pcsep-spatial"] / "config.json").read_text())
+    cfg = SeparatorConfig.from_dict(shipped)
+    assert cfg.spatial.head == "bins" and cfg.spatial.levels == 4
+    assert cfg.to_dict() == shipped
+
+
+@pytest.mark.parametrize(("field", "value"), [("head", "unet"), ("levels", 0), ("levels", 7)])
+def test_bad_grid_fields_are_refused(field, value):
+    base = tiny_net().config.to_dict()
+    bad = {**SpatialConfig().__dict__, "enabled": True, field: value}
+    with pytest.raises((ModelError, ValueError), match=field):
         SeparatorConfig.from_dict({**base, "spatial": bad})
