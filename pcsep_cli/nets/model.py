@@ -35,6 +35,7 @@ from pcsep_cli.nets.spatial import (
     SpatialFusion,
     SpatialGridFusion,
     beam_power,
+    beam_scores,
     spatial_scores,
 )
 from pcsep_cli.nets.stft import LogFrequencyWarp, StftConfig, _band_matrix, log_positions
@@ -415,9 +416,11 @@ class SeparationNet(nn.Module):
         mono = spec.mean(dim=0).abs()
         if isinstance(self.spatial, SpatialGridFusion):
             beam, power = beam_power(spec, steer)
-            scores, logmag = self.spatial.to_grid(beam, power, mono)
-            z, share = self.spatial(logits, scores, groups, logmag)
-            return torch.sigmoid(self.warp.to_linear(z)) * self.warp.to_linear(share)
+            grid_scores, logmag = self.spatial.to_grid(beam, power, mono)
+            u, v = self.spatial(logits, grid_scores, groups, logmag)
+            lin = self.warp.to_linear
+            scores = beam_scores(beam, power)  # each bin's own
+            return self.spatial.combine(lin(logits), scores, lin(u), lin(v), groups)
         scores = spatial_scores(spec, steer)
         logmag = torch.log(mono / (mono.mean() + 1e-8) + 1e-3)
         return self.spatial(logits, scores, groups, logmag)

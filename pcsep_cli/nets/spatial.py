@@ -34,6 +34,7 @@ __all__ = [
     "SpatialFusion",
     "SpatialGridFusion",
     "beam_power",
+    "beam_scores",
     "channel_order_check",
     "spatial_scores",
     "steering",
@@ -138,9 +139,12 @@ def spatial_scores(spec: Tensor, steer: Tensor) -> Tensor:
         spec: complex ``(M, F, T)``, the channels' STFT.
         steer: complex ``(P, M, F)`` from :func:`steering` (unit vectors).
     """
-    beam = torch.einsum("pmf,mft->pft", steer.conj(), spec)
-    power = (spec.real**2 + spec.imag**2).sum(dim=0)  # (F, T)
-    return ((beam.real**2 + beam.imag**2) / (power[None] + _EPS)).clamp(0.0, 1.0)
+    return beam_scores(*beam_power(spec, steer))
+
+
+def beam_scores(beam: Tensor, power: Tensor) -> Tensor:
+    """:func:`spatial_scores` from its parts (:func:`beam_power`)."""
+    return (beam / (power[None] + _EPS)).clamp(0.0, 1.0)
 
 
 def _orders(m: int) -> list[tuple[int, ...]]:
@@ -308,18 +312,20 @@ def _block(cin: int, cout: int) -> nn.Sequential:
 
 
 class SpatialGridFusion(nn.Module):
-    """The ``grid`` head: :class:`SpatialFusion`'s rule on the network's log-frequency grid,
-    its corrections from a small U-Net.
+    """The ``grid`` head: :class:`SpatialFusion`'s rule, its corrections from a small U-Net on
+    the network's log-frequency grid.
 
     Where one bin's beam score is noisy (reverberation turns the phase between spaced
     microphones at random), the notes are not: a violin's harmonics sit at fixed offsets on a
     log-frequency axis and start together. The U-Net (``levels`` resolutions, ``hidden``
-    channels doubling to 4×) sees about two octaves and 0.7 s around each bin, so it can give
-    a whole note to the performer whose place most of its bins point to. Scores come to the
-    grid as beam power and channel power averaged over the linear bins of each row (a band
-    average; high rows span tens of bins), then divided. The mask, on the grid, is
-    ``σ(z + u) · softmax_class(κ_g·s + v)``, carried to the linear grid as the mono network's
-    masks are (interpolating logits and shares). 4x fewer rows than the linear head.
+    channels doubling to 4×) sees about two octaves and 0.7 s around each row, so it can give
+    a whole note to the performer whose place most of its bins point to. Its inputs come to
+    the grid as beam power and channel power averaged over the linear bins of each row (a band
+    average; high rows span tens of bins), then divided. Its corrections ``u, v`` go back to
+    the linear grid (as the mono network's logits do) and the mask is, per linear bin,
+    ``σ(z + u) · softmax_class(κ_f·s + v)`` with the bin's own score ``s``: two violins'
+    harmonics that share a high row still get their own bins. Untrained (last layer zero) it
+    is exactly an untrained ``bins`` head.
 
     Args:
         cfg: the spatial config (``head = "grid"``).
@@ -334,7 +340,8 @@ class SpatialGridFusion(nn.Module):
         super().__init__()
         h, n = cfg.hidden, cfg.levels
         widths = [h * min(2**k, 4) for k in range(n)]
-        self.log_kappa = nn.Parameter(torch.full((net_bins, 1), math.log(30.0)))
+        self.log_kappa = nn.Parameter(torch.full((bins, 1), math.log(30.0)))
+        self.log_kappa_grid = nn.Parameter(torch.full((net_bins, 1), math.log(30.0)))
         self.downs = nn.ModuleList(
             _block(self.FEATURES if k == 0 else widths[k - 1], widths[k]) for k in range(n)
         )
@@ -358,7 +365,7 @@ class SpatialGridFusion(nn.Module):
     def forward(
         self, logits: Tensor, scores: Tensor, groups: Tensor, logmag: Tensor
     ) -> tuple[Tensor, Tensor]:
-        """Fuse on the grid.
+        """The corrections, on the grid.
 
         Args:
             logits: ``(P, G, T)`` the mono network's mask logits on its own grid.
@@ -367,12 +374,11 @@ class SpatialGridFusion(nn.Module):
             logmag: ``(G, T)`` from :meth:`to_grid`.
 
         Returns:
-            ``(logits, shares)``, both ``(P, G, T)``: the corrected mask logits and each
-            performer's share of its class's mask; the mask is ``σ(logits) · shares`` once both
-            are on the linear grid.
+            ``(u, v)``, both ``(P, G, T)``: the correction of the mask logit and of the spatial
+            logit (:meth:`combine`).
         """
         z = logits.clamp(-12.0, 12.0)
-        a = scores * self.log_kappa.exp()
+        a = scores * self.log_kappa_grid.exp()
         same = (groups[:, None] == groups[None, :]).to(a.dtype)
         x = _features(z, scores, a, same, logmag, self.freq)
         t = x.shape[-1]
@@ -390,4 +396,11 @@ class SpatialGridFusion(nn.Module):
             x = nn.functional.interpolate(x, scale_factor=2.0, mode="nearest")
             x = self.ups[k](torch.cat([x, skips[k]], dim=1))
         u, v = self.out(x)[:, :, : z.shape[1], :t].unbind(dim=1)
-        return z + u, _share_within(a + v, same)
+        return u, v
+
+    def combine(self, z: Tensor, scores: Tensor, u: Tensor, v: Tensor, groups: Tensor) -> Tensor:
+        """Masks ``(P, F, T)`` on the linear grid from the mono logits ``z``, each bin's beam
+        score, and the corrections carried to the linear grid (all ``(P, F, T)``)."""
+        a = scores * self.log_kappa.exp()
+        same = (groups[:, None] == groups[None, :]).to(a.dtype)
+        return torch.sigmoid(z.clamp(-12.0, 12.0) + u) * _share_within(a + v, same)

@@ -16,7 +16,6 @@ from pcsep_cli.nets.spatial import (
     SpatialConfig,
     SpatialFusion,
     SpatialGridFusion,
-    beam_power,
     channel_order_check,
     spatial_scores,
     steering,
@@ -183,37 +182,51 @@ def _grid_net(seed: int = 0):
     return spatial_model(tiny_net(seed), hidden=4, head="grid", levels=3)
 
 
-def test_an_untrained_grid_head_splits_each_class_by_place_on_the_grid():
-    """Last layer zero: the mono logits on the grid, each class's mask shared by a softmax of
-    the band-averaged beam scores; carried to the linear grid as the mono net's masks are."""
-    net = _grid_net()
+def test_an_untrained_grid_head_is_an_untrained_bins_head():
+    """Last layer zero: each class's mono mask shared by a softmax of each bin's beam score,
+    exactly what a fresh ``bins`` head gives; alone in its class, the mono mask."""
+    from pcsep_cli.train.spatial import spatial_model
+
+    base = tiny_net()
+    grid = spatial_model(base, hidden=4, head="grid", levels=3)
+    bins = spatial_model(base, hidden=4)
     x = _record([_noise(5)], [LEFT], PAIR)  # only the left violin plays
-    cfg = net.config.stft
+    cfg = grid.config.stft
     spec = stft(torch.from_numpy(x), cfg)
     freqs = cfg.frequencies(SR)
     a = steering(np.array([LEFT, RIGHT, LEFT]), np.array(PAIR), None, np.ones(2), freqs)
     g = torch.Generator().manual_seed(1)
     z = torch.randn(3, cfg.net_bins, spec.shape[-1], generator=g)
     groups = torch.tensor([0, 0, 3])  # two violins, and a guitar alone in its class
-    masks = net.spatial_masks(spec, z, a, groups)
+    masks = grid.spatial_masks(spec, z, a, groups)
     assert masks.shape == (3, cfg.bins, spec.shape[-1])
-    head = net.spatial
-    beam, power = beam_power(spec, a)
-    num = torch.einsum("gf,pft->pgt", head.band, beam)
-    scores = (num / (head.band @ power)[None]).clamp(0, 1)
-    share = torch.softmax(head.log_kappa.exp() * scores[:2], dim=0)
-    warp = net.warp
-    torch.testing.assert_close(
-        masks[:2], torch.sigmoid(warp.to_linear(z[:2])) * warp.to_linear(share)
-    )
-    torch.testing.assert_close(masks[2], torch.sigmoid(warp.to_linear(z[2])), atol=1e-5, rtol=0)
-    # All of the sound comes from the left: the left violin's share is the larger nearly
-    # everywhere above the lowest rows (where a 0.6 m pair hears no time difference).
-    rows = net.warp.fwd @ torch.from_numpy(freqs).float()
-    above = rows > 200
-    assert (share[0, above] > 0.5).float().mean() > 0.9
+    z_lin = grid.warp.to_linear(z)
+    torch.testing.assert_close(masks, bins.spatial_masks(spec, z_lin, a, groups))
+    torch.testing.assert_close(masks[2], torch.sigmoid(z_lin[2]))
+    # All of the sound comes from the left: the left violin gets the larger share nearly
+    # everywhere.
     band = (freqs > 200) & (freqs < 3000)
     assert (masks[0, band] > masks[1, band]).float().mean() > 0.9
+
+
+def test_a_trained_grid_head_moves_the_masks_by_its_grid_corrections():
+    net = _grid_net()
+    with torch.no_grad():
+        net.spatial.out.bias.copy_(torch.tensor([0.0, 3.0]))  # v = +3 for everyone: no change
+    x = _record([_noise(5), _noise(6)], [LEFT, RIGHT], PAIR)
+    cfg = net.config.stft
+    spec = stft(torch.from_numpy(x), cfg)
+    a = steering(np.array([LEFT, RIGHT]), np.array(PAIR), None, np.ones(2), cfg.frequencies(SR))
+    z = torch.zeros(2, cfg.net_bins, spec.shape[-1])
+    groups = torch.tensor([0, 0])
+    before = net.spatial_masks(spec, z, a, groups)
+    with torch.no_grad():
+        net.spatial.out.bias.copy_(torch.tensor([2.0, 0.0]))  # u = +2: every mask opens
+    after = net.spatial_masks(spec, z, a, groups)
+    torch.testing.assert_close(
+        after.sum(0), torch.full_like(after[0], float(torch.sigmoid(torch.tensor(2.0))))
+    )
+    assert (after > before).all()
 
 
 def test_the_grid_head_learns_from_its_gradients_at_any_size():
@@ -223,10 +236,9 @@ def test_the_grid_head_learns_from_its_gradients_at_any_size():
     for frames in (37, 8, 1):  # not multiples of 4: padded inside
         z = torch.zeros(2, rows, frames)
         s = torch.rand(2, rows, frames)
-        logits, share = head(z, s, torch.tensor([1, 1]), torch.zeros(rows, frames))
-        assert logits.shape == share.shape == (2, rows, frames)
-        torch.testing.assert_close(share.sum(0), torch.ones(rows, frames))
-        (logits.sum() + share[0].sum()).backward()
+        u, v = head(z, s, torch.tensor([1, 1]), torch.zeros(rows, frames))
+        assert u.shape == v.shape == (2, rows, frames)
+        (u.sum() + v[0].sum()).backward()
         assert head.out.weight.grad is not None and head.out.weight.grad.abs().sum() > 0
         head.zero_grad()
 
