@@ -69,8 +69,10 @@ _BOWED = {
 }
 
 
-def bowed(name: str, rng: np.random.Generator) -> Instrument:
-    """Violin, cello or double bass: body, neck, fingerboard, scroll, endpin and bow.
+def bowed(name: str, rng: np.random.Generator, style: str | None = None) -> Instrument:
+    """Violin, cello or double bass: body, neck, fingerboard, scroll, endpin and bow; or
+    (``style="electric"``) an electric one: a narrow solid spine where the body was, with a
+    thin frame tracing one side's bouts (as silent violins and stick basses have).
 
     Anchors: ``chin`` (chin rest), ``back_top`` (back plate at the top of the body, where a
     cello rests against the chest), ``endpin`` (tip), ``bridge`` (bowing point on the
@@ -88,8 +90,13 @@ def bowed(name: str, rng: np.random.Generator) -> Instrument:
     top = rib + arch
     bridge_h = length * spec.bridge
     nut = np.array([0.0, length + length * spec.neck, top + bridge_h * 0.55])
+    body = (
+        _electric_bowed_body(spec, length, lower, upper, waist, rib, rng)
+        if style == "electric"
+        else _bowed_body(spec, length, lower, upper, waist, rib, wood)
+    )
     parts = [
-        _bowed_body(spec, length, lower, upper, waist, rib, wood),
+        body,
         *_bowed_neck(spec, length, top, arch, bridge_h, nut, wood),
         *_bowed_fittings(length, top, arch, bridge_h),
     ]
@@ -110,6 +117,8 @@ def bowed(name: str, rng: np.random.Generator) -> Instrument:
         "rib": rib,
         "endpin": 0.0,  # a cello's or bass's: the player sets it, performers.py extends it
     }
+    if style == "electric":
+        params["variant"] = "electric"
     bow, bow_len = _bow(spec, name, rng)
     return Instrument(name, Mesh.concat(parts), anchors, params | {"bow_length": bow_len}, bow=bow)
 
@@ -147,6 +156,42 @@ def _bowed_body(
         wood,
         centre=np.array([0.0, 0.5 * length]),
     )
+
+
+def _electric_bowed_body(
+    spec: _BowedSpec,
+    length: float,
+    lower: float,
+    upper: float,
+    waist: float,
+    rib: float,
+    rng: np.random.Generator,
+) -> Mesh:
+    """An electric bowed instrument's body: a spine 22-30 % of the lower bout wide, as deep as
+    the ribs, and a tube tracing the bouts on the bow side (the left, -x) or both sides."""
+    spine_w = lower * uniform(rng, 0.22, 0.30)
+    colour = pick(rng, [BLACK, (150, 20, 25), (35, 60, 140), (235, 235, 230), (120, 70, 35)])
+    spine = loft(
+        profile_outline(length, [(0.0, spine_w * 0.3), (0.1, spine_w / 2), (0.9, spine_w / 2),
+                                 (1.0, spine_w * 0.3)]),
+        np.array([0.0, rib]),
+        np.array([1.0, 1.0]),
+        colour,
+        centre=np.array([0.0, 0.5 * length]),
+    )  # fmt: skip
+    stations = [(0.06, lower * 0.4), (0.24, lower / 2), (0.5, waist / 2), (0.76, upper / 2),
+                (0.94, upper * 0.35)]  # fmt: skip
+    u = np.linspace(0.06, 0.94, 14)
+    half = np.interp(u, [a for a, _ in stations], [w for _, w in stations])
+    radius = length * 0.012
+    sides = (-1.0, 1.0) if rng.random() < 0.5 else (-1.0,)
+    frames = []
+    for side in sides:
+        path = np.column_stack([side * half, u * length, np.full_like(u, rib * 0.6)])
+        path = np.vstack([[side * spine_w * 0.4, 0.06 * length, rib * 0.6], path,
+                          [side * spine_w * 0.4, 0.94 * length, rib * 0.6]])  # fmt: skip
+        frames.append(tube(path, radius, colour, sides=6))
+    return Mesh.concat([spine, *frames])
 
 
 def _bowed_neck(
@@ -852,9 +897,9 @@ def _stage_keyboard(rng: np.random.Generator) -> Instrument:
 
 
 BUILDERS = {
-    "violin": lambda rng, style=None: bowed("violin", rng),
-    "cello": lambda rng, style=None: bowed("cello", rng),
-    "double_bass": lambda rng, style=None: bowed("double_bass", rng),
+    "violin": lambda rng, style=None: bowed("violin", rng, style),
+    "cello": lambda rng, style=None: bowed("cello", rng, style),
+    "double_bass": lambda rng, style=None: bowed("double_bass", rng, style),
     "guitar": guitar,
     "saxophone": saxophone,
     "flute": flute,

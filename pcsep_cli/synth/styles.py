@@ -39,6 +39,9 @@ SEEN: dict[str, tuple[str, ...]] = {
 """Styles of the generator pcsep-base was trained on (drawn exactly as before: same bytes)."""
 
 NEW: dict[str, tuple[str, ...]] = {
+    "violin": ("electric",),
+    "cello": ("electric",),
+    "double_bass": ("electric",),
     "guitar": ("electric",),
     "saxophone": ("soprano", "baritone"),
     "flute": ("piccolo", "alto"),
@@ -47,7 +50,8 @@ NEW: dict[str, tuple[str, ...]] = {
     "trombone": ("bass",),
     "piano": ("keyboard",),
 }
-"""Styles added later: straight soprano and looped baritone saxophones, piccolo and alto
+"""Styles added later: electric violin, cello and double bass (a narrow spine and a frame
+tracing the bouts), straight soprano and looped baritone saxophones, piccolo and alto
 flutes, the bass clarinet, flugelhorn and cornet, the bass trombone with its F attachment,
 a solid-body electric guitar, a stage keyboard on an X stand."""
 

@@ -254,14 +254,15 @@ def test_a_grid_config_round_trips_and_older_spatial_configs_are_written_unchang
     assert loaded.spatial == net.config.spatial
     again = SeparationNet(loaded)
     assert isinstance(again.spatial, SpatialGridFusion)
-    # pcsep-spatial's file (a bins head, before head and levels existed) reads and writes
-    # back to the same keys.
-    from pcsep_cli.hub.models import bundled_models
-
-    shipped = json.loads((bundled_models()["pcsep-spatial"] / "config.json").read_text())
-    cfg = SeparatorConfig.from_dict(shipped)
+    # A spatial config as pcsep-spatial 1 wrote it (before head and levels existed) reads
+    # as a bins head and writes back to the same keys.
+    older = {
+        **tiny_net().config.to_dict(),
+        "spatial": {"enabled": True, "hidden": 16, "source_height": 0.55, "speed_of_sound": 343.0},
+    }
+    cfg = SeparatorConfig.from_dict(older)
     assert cfg.spatial.head == "bins" and cfg.spatial.levels == 4
-    assert cfg.to_dict() == shipped
+    assert cfg.to_dict() == older
 
 
 @pytest.mark.parametrize(("field", "value"), [("head", "unet"), ("levels", 0), ("levels", 7)])

@@ -69,6 +69,34 @@ def test_new_styles_differ_in_shape_not_only_in_scale() -> None:
     assert keyboard[:, 2].max() < upright[:, 2].min()
 
 
+def _covered(mesh, x: float, y: float) -> bool:
+    """Whether any face, seen from above, covers the point (x, y)."""
+    tri = mesh.vertices[mesh.faces][:, :, :2]
+    a, b, c = tri[:, 0], tri[:, 1], tri[:, 2]
+
+    def cross(o, p, q):  # noqa: ANN001, ANN202
+        return (p[:, 0] - o[:, 0]) * (q[1] - o[:, 1]) - (p[:, 1] - o[:, 1]) * (q[0] - o[:, 0])
+
+    pt = np.array([x, y])
+    d1, d2, d3 = cross(a, b, pt), cross(b, c, pt), cross(c, a, pt)
+    inside = ((d1 >= 0) & (d2 >= 0) & (d3 >= 0)) | ((d1 <= 0) & (d2 <= 0) & (d3 <= 0))
+    return bool(inside.any())
+
+
+@pytest.mark.parametrize("cls", ["violin", "cello", "double_bass"])
+def test_an_electric_bowed_instrument_is_open_where_the_body_was(cls: str) -> None:
+    """Seen from above, the acoustic body covers its lower bout beside the centre line; the
+    electric one's spine is too narrow to, and its frame only traces the edge."""
+    for seed in range(6):
+        acoustic, electric = _build(cls, cls, seed), _build(cls, "electric", seed)
+        length, lower = acoustic.params["body_length"], acoustic.params["lower_bout"]
+        for side in (-1.0, 1.0):
+            spot = (side * lower * 0.3, length * 0.24)
+            assert _covered(acoustic.mesh, *spot)
+            assert not _covered(electric.mesh, *spot), (seed, side)
+        assert electric.anchors.keys() == acoustic.anchors.keys()
+
+
 def test_for_split_reads_groups_single_styles_and_split_prefixes() -> None:
     assert styles.for_split(["seen"], "train") is None  # builders draw as they always did
     assert styles.for_split(["saxophone:alto", "saxophone:tenor"], "train") is None
@@ -76,7 +104,9 @@ def test_for_split_reads_groups_single_styles_and_split_prefixes() -> None:
     assert everything["saxophone"] == ("alto", "tenor", "soprano", "baritone")
     new = styles.for_split(["new"], "train")
     assert new["saxophone"] == ("soprano", "baritone")
-    assert new["violin"] == ("violin",)  # a class with no new style keeps its seen ones
+    assert new["violin"] == ("electric",)
+    only_sax = styles.for_split(["saxophone:soprano"], "train")
+    assert only_sax["violin"] == ("violin",)  # a class the spec allows nothing of keeps its seen
     spec = ["seen", "test:new"]
     assert styles.for_split(spec, "train") is None and styles.for_split(spec, "val") is None
     assert styles.for_split(spec, "test") == new
