@@ -135,3 +135,18 @@ def test_no_usable_example_is_a_dataset_error(data, base, tmp_path, change) -> N
     with pytest.raises(DatasetError, match="no example with microphones"):
         train_spatial(folder, tmp_path / "run", config(base))
     assert not (tmp_path / "run" / "model").exists()
+
+
+def test_an_unknown_head_is_a_usage_error_before_anything_is_written(
+    data: Path, tmp_path: Path
+) -> None:
+    from typer.testing import CliRunner
+
+    from pcsep_cli.cli import app
+
+    result = CliRunner().invoke(
+        app, ["train-spatial", str(data), "-o", str(tmp_path / "run"), "--head", "unet"]
+    )
+    assert result.exit_code == 2
+    assert "'unet': use bins or grid" in " ".join(result.output.split())
+    assert not (tmp_path / "run").exists()
