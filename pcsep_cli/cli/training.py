@@ -400,14 +400,6 @@ def train_spatial(
     ] = "pcsep-base",
     steps: Annotated[int, typer.Option(min=1, help="Optimiser steps.")] = 1000,
     seed: Annotated[int, typer.Option(help="Seeds the draws.")] = 0,
-    head: Annotated[
-        str,
-        typer.Option(
-            metavar="bins|grid",
-            help="bins: two convolutions per STFT bin; grid: a U-Net on the log-frequency grid.",
-        ),
-    ] = "bins",
-    lr: Annotated[float, typer.Option(min=1e-6, max=1.0, help="Adam's learning rate.")] = 3e-3,
 ) -> None:
     """Train a spatial head on a mono model: pcsep-spatial from pcsep-base.
 
@@ -427,8 +419,5 @@ def train_spatial(
             loss = p.metrics["loss"]
             console.print(f"{time.strftime('%H:%M:%S')} step {p.done}/{p.total} loss {loss:.4f}")
 
-    if head not in ("bins", "grid"):
-        raise typer.BadParameter(f"{head!r}: use bins or grid", param_hint="--head")
-    tc = SpatialTrainConfig(base=base, steps=steps, seed=seed, head=head, lr=lr)
-    model = run(data, out, tc, progress=show)
+    model = run(data, out, SpatialTrainConfig(base=base, steps=steps, seed=seed), progress=show)
     stdout_console().print(f"model: {safe_text(model)}", soft_wrap=True)

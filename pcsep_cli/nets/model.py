@@ -30,15 +30,8 @@ from pcsep_cli.errors import ModelError
 from pcsep_cli.nets.audio import AudioDecoder, AudioEncoder, AudioNetConfig
 from pcsep_cli.nets.files import CONFIG_FILE, WEIGHTS_FILE
 from pcsep_cli.nets.film import CondTrunk, FiLMConfig
-from pcsep_cli.nets.spatial import (
-    SpatialConfig,
-    SpatialFusion,
-    SpatialGridFusion,
-    beam_power,
-    beam_scores,
-    spatial_scores,
-)
-from pcsep_cli.nets.stft import LogFrequencyWarp, StftConfig, _band_matrix, log_positions
+from pcsep_cli.nets.spatial import SpatialConfig, SpatialFusion
+from pcsep_cli.nets.stft import LogFrequencyWarp, StftConfig
 from pcsep_cli.nets.visual import VisualConfig, VisualEncoder
 
 CONFIG_VERSION = 1
@@ -172,10 +165,6 @@ class SeparatorConfig:
         data = _jsonable(dataclasses.asdict(self))
         if not self.spatial.enabled:
             del data["spatial"]
-        else:  # keys at their first value are left out: older spatial models' files stay
-            for key, first in (("head", "bins"), ("levels", 4)):
-                if data["spatial"][key] == first:
-                    del data["spatial"][key]
         if self.stft.warp == "point":
             del data["stft"]["warp"]
         if not self.none_below:
@@ -195,9 +184,6 @@ class SeparatorConfig:
         """
         if isinstance(data, dict) and "spatial" not in data:  # a mono model's config
             data = {**data, "spatial": _jsonable(dataclasses.asdict(SpatialConfig()))}
-        spatial = data.get("spatial") if isinstance(data, dict) else None
-        if isinstance(spatial, dict):  # keys a spatial model before them left out
-            data = {**data, "spatial": {"head": "bins", "levels": 4, **spatial}}
         stft = data.get("stft") if isinstance(data, dict) else None
         if isinstance(stft, dict) and "warp" not in stft:  # a point-warp model's config
             data = {**data, "stft": {**stft, "warp": "point"}}
@@ -259,16 +245,8 @@ class SeparationNet(nn.Module):
                 nn.init.normal_(weight)
             self.label_embedding = nn.Embedding(config.num_classes, dim, _weight=weight)
         self.cond_trunk = CondTrunk(dim, config.film)
-        self.spatial: SpatialFusion | SpatialGridFusion | None = None
-        if config.spatial.enabled and config.spatial.head == "grid":
-            st = config.stft
-            band = (
-                _band_matrix(log_positions(st.bins, st.net_bins), st.bins)
-                if st.warp_bins
-                else self.warp.fwd
-            )
-            self.spatial = SpatialGridFusion(config.spatial, st.bins, st.net_bins, band)
-        elif config.spatial.enabled:
+        self.spatial: SpatialFusion | None = None
+        if config.spatial.enabled:
             self.spatial = SpatialFusion(config.spatial, config.stft.bins)
 
     @property
@@ -390,51 +368,6 @@ class SeparationNet(nn.Module):
         mask_logits = self.mask_logits(mag, self.cond_trunk(emb), mix_index)
         return SeparatorOutput(torch.sigmoid(mask_logits), mask_logits, logits, emb)
 
-    def spatial_logits(self, mag: Tensor, film: Tensor) -> Tensor:
-        """The mono logits a spatial head reads, for one mixture ``mag`` ``(1, 1, F, T)``:
-        ``(P, F, T)`` on the linear grid (``bins`` head) or ``(P, G, T)`` on the network's
-        grid (``grid`` head)."""
-        mix_index = torch.zeros(film.shape[0], dtype=torch.long, device=film.device)
-        if self.config.spatial.head == "grid":
-            return self.net_logits(mag, film, mix_index)[:, 0]
-        return self.mask_logits(mag, film, mix_index)[:, 0]
-
-    def spatial_masks(self, spec: Tensor, logits: Tensor, steer: Tensor, groups: Tensor) -> Tensor:
-        """Masks of a spatial model from every channel's spectrum.
-
-        Args:
-            spec: complex ``(M, F, T)``, the channels on the model's linear grid.
-            logits: from :meth:`spatial_logits` of the channels' mean magnitude.
-            steer: complex ``(P, M, F)``, :func:`~pcsep_cli.nets.spatial.steering`.
-            groups: ``(P,)`` long, each performer's class.
-
-        Returns:
-            ``(P, F, T)`` masks in [0, 1] on the linear grid.
-        """
-        if self.spatial is None:
-            raise ValueError("this model has no spatial head")
-        mono = spec.mean(dim=0).abs()
-        if isinstance(self.spatial, SpatialGridFusion):
-            beam, power = beam_power(spec, steer)
-            grid_scores, logmag = self.spatial.to_grid(beam, power, mono)
-            u, v = self.spatial(logits, grid_scores, groups, logmag)
-            lin = self.warp.to_linear
-            scores = beam_scores(beam, power)  # each bin's own
-            return self.spatial.combine(lin(logits), scores, lin(u), lin(v), groups)
-        scores = spatial_scores(spec, steer)
-        logmag = torch.log(mono / (mono.mean() + 1e-8) + 1e-3)
-        return self.spatial(logits, scores, groups, logmag)
-
-    def net_logits(self, mag: Tensor, film: Tensor, mix_index: Tensor) -> Tensor:
-        """:meth:`mask_logits` on the network's own grid ``(P, 1, G, T)``."""
-        frames = mag.shape[-1]
-        x = self.net_input(mag)
-        pad = (-frames) % 2**self.config.audio.levels
-        if pad:
-            x = F.pad(x, (0, pad), value=float(torch.log(torch.tensor(1e-3))))
-        feats = self.audio_encoder(x)
-        return self.audio_decoder(feats, film, mix_index)[..., :frames]
-
     def mask_logits(self, mag: Tensor, film: Tensor, mix_index: Tensor) -> Tensor:
         """The audio path of :meth:`forward`, for conditions already through the trunk.
 
@@ -446,7 +379,14 @@ class SeparationNet(nn.Module):
         Returns:
             Mask logits ``(P, 1, F, T)`` on the linear grid.
         """
-        return self.warp.to_linear(self.net_logits(mag, film, mix_index))
+        frames = mag.shape[-1]
+        x = self.net_input(mag)
+        pad = (-frames) % 2**self.config.audio.levels
+        if pad:
+            x = F.pad(x, (0, pad), value=float(torch.log(torch.tensor(1e-3))))
+        feats = self.audio_encoder(x)
+        net_logits = self.audio_decoder(feats, film, mix_index)[..., :frames]
+        return self.warp.to_linear(net_logits)
 
     def num_parameters(self) -> int:
         """Learned parameters."""

@@ -32,9 +32,6 @@ from torch import Tensor, nn
 __all__ = [
     "SpatialConfig",
     "SpatialFusion",
-    "SpatialGridFusion",
-    "beam_power",
-    "beam_scores",
     "channel_order_check",
     "spatial_scores",
     "steering",
@@ -58,18 +55,12 @@ class SpatialConfig:
             from, as a share of the performer's height (0.55: a standing player's instrument
             near chest height, a seated cellist's lower).
         speed_of_sound: metres per second.
-        head: ``bins``: :class:`SpatialFusion`, two small convolutions on the linear STFT grid
-            (pcsep-spatial 1); ``grid``: :class:`SpatialGridFusion`, a small U-Net on the
-            network's log-frequency grid that sees about two octaves and 0.7 s around a bin.
-        levels: resolutions of the ``grid`` head's U-Net.
     """
 
     enabled: bool = False
     hidden: int = 16
     source_height: float = 0.55
     speed_of_sound: float = SPEED_OF_SOUND
-    head: str = "bins"
-    levels: int = 4
 
     def __post_init__(self) -> None:
         if not 1 <= self.hidden <= 256:
@@ -80,10 +71,6 @@ class SpatialConfig:
             raise ValueError(
                 f"spatial.speed_of_sound must be in [200, 400] m/s, got {self.speed_of_sound}"
             )
-        if self.head not in ("bins", "grid"):
-            raise ValueError(f"spatial.head must be 'bins' or 'grid', got {self.head!r}")
-        if not 1 <= self.levels <= 6:
-            raise ValueError(f"spatial.levels must be in [1, 6], got {self.levels}")
 
 
 def steering(
@@ -125,13 +112,6 @@ def steering(
     return torch.from_numpy(vec.astype(np.complex64))
 
 
-def beam_power(spec: Tensor, steer: Tensor) -> tuple[Tensor, Tensor]:
-    """The parts of :func:`spatial_scores`: each performer's beam power ``|a_pᴴ X|²``
-    ``(P, F, T)`` and the channels' power ``‖X‖²`` ``(F, T)``."""
-    beam = torch.einsum("pmf,mft->pft", steer.conj(), spec)
-    return beam.real**2 + beam.imag**2, (spec.real**2 + spec.imag**2).sum(dim=0)
-
-
 def spatial_scores(spec: Tensor, steer: Tensor) -> Tensor:
     """How well each bin's channels match each performer's steering: ``(P, F, T)`` in [0, 1].
 
@@ -139,12 +119,9 @@ def spatial_scores(spec: Tensor, steer: Tensor) -> Tensor:
         spec: complex ``(M, F, T)``, the channels' STFT.
         steer: complex ``(P, M, F)`` from :func:`steering` (unit vectors).
     """
-    return beam_scores(*beam_power(spec, steer))
-
-
-def beam_scores(beam: Tensor, power: Tensor) -> Tensor:
-    """:func:`spatial_scores` from its parts (:func:`beam_power`)."""
-    return (beam / (power[None] + _EPS)).clamp(0.0, 1.0)
+    beam = torch.einsum("pmf,mft->pft", steer.conj(), spec)
+    power = (spec.real**2 + spec.imag**2).sum(dim=0)  # (F, T)
+    return ((beam.real**2 + beam.imag**2) / (power[None] + _EPS)).clamp(0.0, 1.0)
 
 
 def _orders(m: int) -> list[tuple[int, ...]]:
@@ -184,7 +161,7 @@ def channel_order_check(
         weights: ``(P, F, T)`` in [0, 1], each performer's mono mask; None: equal.
 
     A long block is read at :data:`_CHECK_FRAMES` frames spread evenly over it (6 s at
-    11,025 Hz): the answer is the same, in a quarter of the time for a 20 s block.
+    11,025 Hz): the answer is the same, in a fraction of the time for a 20 s block.
 
     Returns:
         ``{"score": float, "best_order": [channel indices], "best_score": float}``.
@@ -261,12 +238,30 @@ class SpatialFusion(nn.Module):
         Returns:
             ``(P, F, T)`` masks in [0, 1].
         """
+        p = logits.shape[0]
         z = logits.clamp(-12.0, 12.0)
         a = scores * self.log_kappa.exp()
         same = (groups[:, None] == groups[None, :]).to(a.dtype)  # (P, P)
-        feats = _features(z, scores, a, same, logmag, self.freq).contiguous(
-            memory_format=torch.channels_last
-        )  # (P, 8, F, T); 40 % faster convs
+        if p > 1:  # the loudest other performer's logit: the top one, or the second for it
+            top, idx = z.topk(2, dim=0)
+            mine = idx[0][None] == torch.arange(p, device=z.device)[:, None, None]
+            rival = torch.where(mine, top[1][None], top[0][None])
+        else:
+            rival = torch.full_like(z, -12.0)
+        f, t = z.shape[1:]
+        feats = torch.stack(
+            [
+                z / 4.0,
+                torch.log_softmax(a, dim=0),
+                _share_within(a, same).clamp_min(1e-6).log(),
+                scores,
+                rival / 4.0,
+                scores.amax(0, keepdim=True).expand(p, -1, -1),
+                (logmag / 4.0)[None].expand(p, -1, -1),
+                self.freq.expand(f, t)[None].expand(p, -1, -1),
+            ],
+            dim=1,
+        ).contiguous(memory_format=torch.channels_last)  # (P, 8, F, T); 40 % faster convs
         u, v = self.head(feats).unbind(dim=1)
         return torch.sigmoid(z + u) * _share_within(a + v, same)
 
@@ -275,132 +270,3 @@ def _share_within(a: Tensor, same: Tensor) -> Tensor:
     """Softmax of ``a`` ``(P, F, T)`` over each performer's group (``same`` ``(P, P)``)."""
     e = (a - a.amax(dim=0, keepdim=True)).exp()
     return e / torch.einsum("pq,qft->pft", same, e).clamp_min(1e-30)
-
-
-def _features(z: Tensor, scores: Tensor, a: Tensor, same: Tensor, logmag: Tensor, freq: Tensor):
-    """The per-performer features both heads read: ``(P, 8, F, T)`` (see :class:`SpatialFusion`)."""
-    p = z.shape[0]
-    if p > 1:  # the loudest other performer's logit: the top one, or the second for it
-        top, idx = z.topk(2, dim=0)
-        mine = idx[0][None] == torch.arange(p, device=z.device)[:, None, None]
-        rival = torch.where(mine, top[1][None], top[0][None])
-    else:
-        rival = torch.full_like(z, -12.0)
-    f, t = z.shape[1:]
-    return torch.stack(
-        [
-            z / 4.0,
-            torch.log_softmax(a, dim=0),
-            _share_within(a, same).clamp_min(1e-6).log(),
-            scores,
-            rival / 4.0,
-            scores.amax(0, keepdim=True).expand(p, -1, -1),
-            (logmag / 4.0)[None].expand(p, -1, -1),
-            freq.expand(f, t)[None].expand(p, -1, -1),
-        ],
-        dim=1,
-    )
-
-
-def _block(cin: int, cout: int) -> nn.Sequential:
-    return nn.Sequential(
-        nn.Conv2d(cin, cout, 3, padding=1),
-        nn.GELU(),
-        nn.Conv2d(cout, cout, 3, padding=1),
-        nn.GELU(),
-    )
-
-
-class SpatialGridFusion(nn.Module):
-    """The ``grid`` head: :class:`SpatialFusion`'s rule, its corrections from a small U-Net on
-    the network's log-frequency grid.
-
-    Where one bin's beam score is noisy (reverberation turns the phase between spaced
-    microphones at random), the notes are not: a violin's harmonics sit at fixed offsets on a
-    log-frequency axis and start together. The U-Net (``levels`` resolutions, ``hidden``
-    channels doubling to 4×) sees about two octaves and 0.7 s around each row, so it can give
-    a whole note to the performer whose place most of its bins point to. Its inputs come to
-    the grid as beam power and channel power averaged over the linear bins of each row (a band
-    average; high rows span tens of bins), then divided. Its corrections ``u, v`` go back to
-    the linear grid (as the mono network's logits do) and the mask is, per linear bin,
-    ``σ(z + u) · softmax_class(κ_f·s + v)`` with the bin's own score ``s``: two violins'
-    harmonics that share a high row still get their own bins. Untrained (last layer zero) it
-    is exactly an untrained ``bins`` head.
-
-    Args:
-        cfg: the spatial config (``head = "grid"``).
-        bins: rows of the model's linear STFT grid.
-        net_bins: rows of the network's grid.
-        band: ``(net_bins, bins)`` averaging matrix, linear bins → rows.
-    """
-
-    FEATURES = 8
-
-    def __init__(self, cfg: SpatialConfig, bins: int, net_bins: int, band: Tensor) -> None:
-        super().__init__()
-        h, n = cfg.hidden, cfg.levels
-        widths = [h * min(2**k, 4) for k in range(n)]
-        self.log_kappa = nn.Parameter(torch.full((bins, 1), math.log(30.0)))
-        self.log_kappa_grid = nn.Parameter(torch.full((net_bins, 1), math.log(30.0)))
-        self.downs = nn.ModuleList(
-            _block(self.FEATURES if k == 0 else widths[k - 1], widths[k]) for k in range(n)
-        )
-        self.ups = nn.ModuleList(_block(widths[k + 1] + widths[k], widths[k]) for k in range(n - 1))
-        self.out = nn.Conv2d(widths[0], 2, 1)
-        nn.init.zeros_(self.out.weight)
-        nn.init.zeros_(self.out.bias)
-        self.to(memory_format=torch.channels_last)
-        self.register_buffer("band", band, persistent=False)
-        self.register_buffer("freq", torch.linspace(0.0, 1.0, net_bins)[:, None], persistent=False)
-
-    def to_grid(self, beam: Tensor, power: Tensor, mono: Tensor) -> tuple[Tensor, Tensor]:
-        """Linear-grid beam powers ``(P, F, T)``, channel power and mono magnitude ``(F, T)``
-        → scores ``(P, G, T)`` in [0, 1] and the normalised log-magnitude ``(G, T)``."""
-        num = torch.einsum("gf,pft->pgt", self.band, beam)
-        den = self.band @ power
-        mag = self.band @ mono
-        logmag = torch.log(mag / (mag.mean() + 1e-8) + 1e-3)
-        return (num / (den[None] + _EPS)).clamp(0.0, 1.0), logmag
-
-    def forward(
-        self, logits: Tensor, scores: Tensor, groups: Tensor, logmag: Tensor
-    ) -> tuple[Tensor, Tensor]:
-        """The corrections, on the grid.
-
-        Args:
-            logits: ``(P, G, T)`` the mono network's mask logits on its own grid.
-            scores: ``(P, G, T)`` from :meth:`to_grid`.
-            groups: ``(P,)`` long, each performer's class.
-            logmag: ``(G, T)`` from :meth:`to_grid`.
-
-        Returns:
-            ``(u, v)``, both ``(P, G, T)``: the correction of the mask logit and of the spatial
-            logit (:meth:`combine`).
-        """
-        z = logits.clamp(-12.0, 12.0)
-        a = scores * self.log_kappa_grid.exp()
-        same = (groups[:, None] == groups[None, :]).to(a.dtype)
-        x = _features(z, scores, a, same, logmag, self.freq)
-        t = x.shape[-1]
-        n = len(self.downs)
-        pad = (-t) % 2 ** (n - 1)
-        g_pad = (-x.shape[-2]) % 2 ** (n - 1)
-        x = nn.functional.pad(x, (0, pad, 0, g_pad)).contiguous(memory_format=torch.channels_last)
-        skips = []
-        for k, down in enumerate(self.downs):
-            if k:
-                x = nn.functional.avg_pool2d(x, 2)
-            x = down(x)
-            skips.append(x)
-        for k in reversed(range(n - 1)):
-            x = nn.functional.interpolate(x, scale_factor=2.0, mode="nearest")
-            x = self.ups[k](torch.cat([x, skips[k]], dim=1))
-        u, v = self.out(x)[:, :, : z.shape[1], :t].unbind(dim=1)
-        return u, v
-
-    def combine(self, z: Tensor, scores: Tensor, u: Tensor, v: Tensor, groups: Tensor) -> Tensor:
-        """Masks ``(P, F, T)`` on the linear grid from the mono logits ``z``, each bin's beam
-        score, and the corrections carried to the linear grid (all ``(P, F, T)``)."""
-        a = scores * self.log_kappa.exp()
-        same = (groups[:, None] == groups[None, :]).to(a.dtype)
-        return torch.sigmoid(z.clamp(-12.0, 12.0) + u) * _share_within(a + v, same)

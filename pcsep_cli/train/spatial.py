@@ -54,9 +54,6 @@ class SpatialTrainConfig:
         mic_noise: standard deviation (m) of the noise on each microphone.
         seconds: seconds of each example used.
         hidden: the head's width.
-        head: ``bins`` (two convolutions on the linear grid) or ``grid`` (a U-Net on the
-            network's log-frequency grid); :class:`~pcsep_cli.nets.spatial.SpatialConfig`.
-        levels: the ``grid`` head's resolutions.
         checkpoint_every: steps between checkpoints.
         seed: seeds the draws.
     """
@@ -69,21 +66,16 @@ class SpatialTrainConfig:
     mic_noise: float = 0.03
     seconds: float = 4.0
     hidden: int = 16
-    head: str = "bins"
-    levels: int = 4
     checkpoint_every: int = 100
     seed: int = 0
 
 
-def spatial_model(
-    base: torch.nn.Module, hidden: int = 16, head: str = "bins", levels: int = 4
-) -> Any:
+def spatial_model(base: torch.nn.Module, hidden: int = 16) -> Any:
     """A copy of ``base`` with a fresh spatial head (the mono weights shared, frozen)."""
     from pcsep_cli.nets.model import SeparationNet
     from pcsep_cli.nets.spatial import SpatialConfig
 
-    spatial = SpatialConfig(enabled=True, hidden=hidden, head=head, levels=levels)
-    cfg = dataclasses.replace(base.config, spatial=spatial)
+    cfg = dataclasses.replace(base.config, spatial=SpatialConfig(enabled=True, hidden=hidden))
     net = SeparationNet(cfg)
     missing, unexpected = net.load_state_dict(base.state_dict(), strict=False)
     assert not unexpected and all(k.startswith("spatial.") for k in missing)
@@ -96,7 +88,7 @@ def spatial_model(
 class _Item:
     mixture: np.ndarray  # (C, S) at the model's rate
     target: torch.Tensor  # (P, F, T) |mean-channel stem|
-    logits: torch.Tensor  # (P, F or G, T) float16, the frozen mono net's (spatial_logits)
+    logits: torch.Tensor  # (P, F, T) float16, the frozen mono net's
     groups: torch.Tensor  # (P,)
     sources: np.ndarray  # (P, 3)
     mics: Any  # Microphones
@@ -121,11 +113,11 @@ def _prepare(net: Any, folder: Path, seconds: float) -> _Item | None:
     with torch.inference_mode():
         emb, _ = net.encode_condition(labels)
         film = net.cond_trunk(emb)
-        logits = net.spatial_logits(mag[None, None], film)
+        logits = net.mask_logits(mag[None, None], film, torch.zeros(len(perfs), dtype=torch.long))
     return _Item(
         ex.mixture.astype(np.float32),
         target.half(),
-        logits.half(),
+        logits[:, 0].half(),
         labels,
         assumed_sources(perfs),
         ex.microphones,
@@ -133,7 +125,7 @@ def _prepare(net: Any, folder: Path, seconds: float) -> _Item | None:
 
 
 def _loss(net: Any, item: _Item, rng: np.random.Generator, tc: SpatialTrainConfig) -> torch.Tensor:
-    from pcsep_cli.nets.spatial import steering
+    from pcsep_cli.nets.spatial import spatial_scores, steering
     from pcsep_cli.nets.stft import stft
     from pcsep_cli.separate.masks import normalise
 
@@ -146,7 +138,9 @@ def _loss(net: Any, item: _Item, rng: np.random.Generator, tc: SpatialTrainConfi
     steer = steering(
         src, mic, item.mics.directions, item.mics.coefficients, freqs, cfg.spatial.speed_of_sound
     )
-    masks = normalise(net.spatial_masks(spec, item.logits.float(), steer, item.groups))
+    scores = spatial_scores(spec, steer)
+    logmag = torch.log(mono / (mono.mean() + 1e-8) + 1e-3)
+    masks = normalise(net.spatial(item.logits.float(), scores, item.groups, logmag))
     target = item.target.float()
     return (masks * mono[None] - target).abs().mean() / (target.mean() + 1e-8)
 
@@ -182,7 +176,7 @@ def train_spatial(
     out.mkdir(parents=True, exist_ok=True)
     torch.manual_seed(tc.seed)
     base = load_model(tc.base, device="cpu")
-    net = spatial_model(base, tc.hidden, tc.head, tc.levels)
+    net = spatial_model(base, tc.hidden)
     root = Path(data)
     folders = sorted(p.parent for pat in ("*/meta.json", "*/*/meta.json") for p in root.glob(pat))
     items = [it for it in (_prepare(net, f, tc.seconds) for f in folders) if it is not None]

@@ -15,7 +15,6 @@ from pcsep_cli.nets.model import SeparatorConfig, load_config
 from pcsep_cli.nets.spatial import (
     SpatialConfig,
     SpatialFusion,
-    SpatialGridFusion,
     channel_order_check,
     spatial_scores,
     steering,
@@ -170,104 +169,4 @@ def test_unknown_or_bad_spatial_fields_are_refused():
         SeparatorConfig.from_dict({**base, "spatial": {"enabled": True, "beams": 3}})
     bad = {**SpatialConfig().__dict__, "enabled": True, "speed_of_sound": 34300.0}
     with pytest.raises((ModelError, ValueError), match="speed_of_sound"):
-        SeparatorConfig.from_dict({**base, "spatial": bad})
-
-
-# -- the grid head (spatial.head = "grid") ----------------------------------------------------
-
-
-def _grid_net(seed: int = 0):
-    from pcsep_cli.train.spatial import spatial_model
-
-    return spatial_model(tiny_net(seed), hidden=4, head="grid", levels=3)
-
-
-def test_an_untrained_grid_head_is_an_untrained_bins_head():
-    """Last layer zero: each class's mono mask shared by a softmax of each bin's beam score,
-    exactly what a fresh ``bins`` head gives; alone in its class, the mono mask."""
-    from pcsep_cli.train.spatial import spatial_model
-
-    base = tiny_net()
-    grid = spatial_model(base, hidden=4, head="grid", levels=3)
-    bins = spatial_model(base, hidden=4)
-    x = _record([_noise(5)], [LEFT], PAIR)  # only the left violin plays
-    cfg = grid.config.stft
-    spec = stft(torch.from_numpy(x), cfg)
-    freqs = cfg.frequencies(SR)
-    a = steering(np.array([LEFT, RIGHT, LEFT]), np.array(PAIR), None, np.ones(2), freqs)
-    g = torch.Generator().manual_seed(1)
-    z = torch.randn(3, cfg.net_bins, spec.shape[-1], generator=g)
-    groups = torch.tensor([0, 0, 3])  # two violins, and a guitar alone in its class
-    masks = grid.spatial_masks(spec, z, a, groups)
-    assert masks.shape == (3, cfg.bins, spec.shape[-1])
-    z_lin = grid.warp.to_linear(z)
-    torch.testing.assert_close(masks, bins.spatial_masks(spec, z_lin, a, groups))
-    torch.testing.assert_close(masks[2], torch.sigmoid(z_lin[2]))
-    # All of the sound comes from the left: the left violin gets the larger share nearly
-    # everywhere.
-    band = (freqs > 200) & (freqs < 3000)
-    assert (masks[0, band] > masks[1, band]).float().mean() > 0.9
-
-
-def test_a_trained_grid_head_moves_the_masks_by_its_grid_corrections():
-    net = _grid_net()
-    with torch.no_grad():
-        net.spatial.out.bias.copy_(torch.tensor([0.0, 3.0]))  # v = +3 for everyone: no change
-    x = _record([_noise(5), _noise(6)], [LEFT, RIGHT], PAIR)
-    cfg = net.config.stft
-    spec = stft(torch.from_numpy(x), cfg)
-    a = steering(np.array([LEFT, RIGHT]), np.array(PAIR), None, np.ones(2), cfg.frequencies(SR))
-    z = torch.zeros(2, cfg.net_bins, spec.shape[-1])
-    groups = torch.tensor([0, 0])
-    before = net.spatial_masks(spec, z, a, groups)
-    with torch.no_grad():
-        net.spatial.out.bias.copy_(torch.tensor([2.0, 0.0]))  # u = +2: every mask opens
-    after = net.spatial_masks(spec, z, a, groups)
-    torch.testing.assert_close(
-        after.sum(0), torch.full_like(after[0], float(torch.sigmoid(torch.tensor(2.0))))
-    )
-    assert (after > before).all()
-
-
-def test_the_grid_head_learns_from_its_gradients_at_any_size():
-    net = _grid_net()
-    head = net.spatial
-    rows = net.config.stft.net_bins
-    for frames in (37, 8, 1):  # not multiples of 4: padded inside
-        z = torch.zeros(2, rows, frames)
-        s = torch.rand(2, rows, frames)
-        u, v = head(z, s, torch.tensor([1, 1]), torch.zeros(rows, frames))
-        assert u.shape == v.shape == (2, rows, frames)
-        (u.sum() + v[0].sum()).backward()
-        assert head.out.weight.grad is not None and head.out.weight.grad.abs().sum() > 0
-        head.zero_grad()
-
-
-def test_a_grid_config_round_trips_and_older_spatial_configs_are_written_unchanged(tmp_path):
-    from pcsep_cli.nets.model import SeparationNet
-
-    net = _grid_net()
-    data = net.config.to_dict()
-    assert data["spatial"]["head"] == "grid" and data["spatial"]["levels"] == 3
-    out = net.save_pretrained(tmp_path / "grid")
-    loaded = load_config(out)
-    assert loaded.spatial == net.config.spatial
-    again = SeparationNet(loaded)
-    assert isinstance(again.spatial, SpatialGridFusion)
-    # A spatial config as pcsep-spatial 1 wrote it (before head and levels existed) reads
-    # as a bins head and writes back to the same keys.
-    older = {
-        **tiny_net().config.to_dict(),
-        "spatial": {"enabled": True, "hidden": 16, "source_height": 0.55, "speed_of_sound": 343.0},
-    }
-    cfg = SeparatorConfig.from_dict(older)
-    assert cfg.spatial.head == "bins" and cfg.spatial.levels == 4
-    assert cfg.to_dict() == older
-
-
-@pytest.mark.parametrize(("field", "value"), [("head", "unet"), ("levels", 0), ("levels", 7)])
-def test_bad_grid_fields_are_refused(field, value):
-    base = tiny_net().config.to_dict()
-    bad = {**SpatialConfig().__dict__, "enabled": True, field: value}
-    with pytest.raises((ModelError, ValueError), match=field):
         SeparatorConfig.from_dict({**base, "spatial": bad})

@@ -30,17 +30,10 @@ def base(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return save_tiny(tmp_path_factory.mktemp("base") / "tiny")
 
 
-def config(base: Path, head: str = "bins") -> SpatialTrainConfig:
+def config(base: Path) -> SpatialTrainConfig:
     # Half a second of each example keeps a step near 0.1 s on a busy CPU.
     return SpatialTrainConfig(
-        base=str(base),
-        steps=4,
-        examples_per_step=1,
-        checkpoint_every=2,
-        seconds=0.5,
-        hidden=4,
-        head=head,
-        levels=2,
+        base=str(base), steps=4, examples_per_step=1, checkpoint_every=2, seconds=0.5, hidden=4
     )
 
 
@@ -72,11 +65,8 @@ def test_the_trained_model_reads_microphones(data: Path, base: Path, tmp_path: P
     assert last and any(trained[k].abs().max() > 0 for k in last)
 
 
-@pytest.mark.parametrize("kind", ["bins", "grid"])
-def test_a_killed_run_resumes_to_the_same_weights(
-    data: Path, base: Path, tmp_path: Path, kind: str
-) -> None:
-    straight = train_spatial(data, tmp_path / "a", config(base, kind))
+def test_a_killed_run_resumes_to_the_same_weights(data: Path, base: Path, tmp_path: Path) -> None:
+    straight = train_spatial(data, tmp_path / "a", config(base))
 
     class Killed(Exception):
         pass
@@ -86,15 +76,14 @@ def test_a_killed_run_resumes_to_the_same_weights(
             raise Killed
 
     with pytest.raises(Killed):
-        train_spatial(data, tmp_path / "b", config(base, kind), progress=kill_at_3)
+        train_spatial(data, tmp_path / "b", config(base), progress=kill_at_3)
     assert not (tmp_path / "b" / "model").exists()
     at_2 = torch.load(tmp_path / "b" / "spatial_ckpt.pt", weights_only=False)
     assert at_2["step"] == 2
     seen = []
     resumed = train_spatial(
-        data, tmp_path / "b", config(base, kind), progress=lambda e: seen.append(e.done)
+        data, tmp_path / "b", config(base), progress=lambda e: seen.append(e.done)
     )
-    assert load_model(str(resumed)).config.spatial.head == kind
     assert seen == [3, 4]  # steps 1 and 2 came from the checkpoint
     a, b = head(straight), head(resumed)
     assert a.keys() == b.keys() and len(a) > 2
@@ -135,18 +124,3 @@ def test_no_usable_example_is_a_dataset_error(data, base, tmp_path, change) -> N
     with pytest.raises(DatasetError, match="no example with microphones"):
         train_spatial(folder, tmp_path / "run", config(base))
     assert not (tmp_path / "run" / "model").exists()
-
-
-def test_an_unknown_head_is_a_usage_error_before_anything_is_written(
-    data: Path, tmp_path: Path
-) -> None:
-    from typer.testing import CliRunner
-
-    from pcsep_cli.cli import app
-
-    result = CliRunner().invoke(
-        app, ["train-spatial", str(data), "-o", str(tmp_path / "run"), "--head", "unet"]
-    )
-    assert result.exit_code == 2
-    assert "'unet': use bins or grid" in " ".join(result.output.split())
-    assert not (tmp_path / "run").exists()
