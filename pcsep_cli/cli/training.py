@@ -400,12 +400,6 @@ def train_spatial(
     ] = "pcsep-base",
     steps: Annotated[int, typer.Option(min=1, help="Optimiser steps.")] = 1000,
     seed: Annotated[int, typer.Option(help="Seeds the draws.")] = 0,
-    smooth: Annotated[
-        int,
-        typer.Option(
-            min=1, max=31, help="Frames the spatial scores average over (odd; 1: each bin)."
-        ),
-    ] = 1,
 ) -> None:
     """Train a spatial head on a mono model: pcsep-spatial from pcsep-base.
 
@@ -425,8 +419,5 @@ def train_spatial(
             loss = p.metrics["loss"]
             console.print(f"{time.strftime('%H:%M:%S')} step {p.done}/{p.total} loss {loss:.4f}")
 
-    if smooth % 2 == 0:
-        raise typer.BadParameter(f"{smooth} is even: use an odd number", param_hint="--smooth")
-    tc = SpatialTrainConfig(base=base, steps=steps, seed=seed, smooth=smooth)
-    model = run(data, out, tc, progress=show)
+    model = run(data, out, SpatialTrainConfig(base=base, steps=steps, seed=seed), progress=show)
     stdout_console().print(f"model: {safe_text(model)}", soft_wrap=True)

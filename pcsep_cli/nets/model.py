@@ -165,8 +165,6 @@ class SeparatorConfig:
         data = _jsonable(dataclasses.asdict(self))
         if not self.spatial.enabled:
             del data["spatial"]
-        elif self.spatial.smooth == 1:  # spatial models from before smoothing: file unchanged
-            del data["spatial"]["smooth"]
         if self.stft.warp == "point":
             del data["stft"]["warp"]
         if not self.none_below:
@@ -186,9 +184,6 @@ class SeparatorConfig:
         """
         if isinstance(data, dict) and "spatial" not in data:  # a mono model's config
             data = {**data, "spatial": _jsonable(dataclasses.asdict(SpatialConfig()))}
-        spatial = data.get("spatial") if isinstance(data, dict) else None
-        if isinstance(spatial, dict) and "smooth" not in spatial:  # each bin alone
-            data = {**data, "spatial": {**spatial, "smooth": 1}}
         stft = data.get("stft") if isinstance(data, dict) else None
         if isinstance(stft, dict) and "warp" not in stft:  # a point-warp model's config
             data = {**data, "stft": {**stft, "warp": "point"}}

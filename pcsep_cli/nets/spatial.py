@@ -55,15 +55,12 @@ class SpatialConfig:
             from, as a share of the performer's height (0.55: a standing player's instrument
             near chest height, a seated cellist's lower).
         speed_of_sound: metres per second.
-        smooth: frames the beam and channel powers are averaged over before they are divided
-            (:func:`spatial_scores`); 1: each bin alone.
     """
 
     enabled: bool = False
     hidden: int = 16
     source_height: float = 0.55
     speed_of_sound: float = SPEED_OF_SOUND
-    smooth: int = 1
 
     def __post_init__(self) -> None:
         if not 1 <= self.hidden <= 256:
@@ -73,10 +70,6 @@ class SpatialConfig:
         if not 200.0 <= self.speed_of_sound <= 400.0:
             raise ValueError(
                 f"spatial.speed_of_sound must be in [200, 400] m/s, got {self.speed_of_sound}"
-            )
-        if not (1 <= self.smooth <= 31 and self.smooth % 2):
-            raise ValueError(
-                f"spatial.smooth must be an odd number of frames 1-31, got {self.smooth}"
             )
 
 
@@ -119,29 +112,16 @@ def steering(
     return torch.from_numpy(vec.astype(np.complex64))
 
 
-def spatial_scores(spec: Tensor, steer: Tensor, smooth: int = 1) -> Tensor:
+def spatial_scores(spec: Tensor, steer: Tensor) -> Tensor:
     """How well each bin's channels match each performer's steering: ``(P, F, T)`` in [0, 1].
 
     Args:
         spec: complex ``(M, F, T)``, the channels' STFT.
         steer: complex ``(P, M, F)`` from :func:`steering` (unit vectors).
-        smooth: odd number of frames over which the beam power and the channels' power are
-            averaged (edges repeated) before they are divided: the beam power of the local
-            spatial covariance, steadier in a room than one frame's.
     """
     beam = torch.einsum("pmf,mft->pft", steer.conj(), spec)
-    num = beam.real**2 + beam.imag**2
     power = (spec.real**2 + spec.imag**2).sum(dim=0)  # (F, T)
-    if smooth > 1:
-        num, power = _frames_mean(num, smooth), _frames_mean(power[None], smooth)[0]
-    return (num / (power[None] + _EPS)).clamp(0.0, 1.0)
-
-
-def _frames_mean(x: Tensor, width: int) -> Tensor:
-    """Mean of ``x`` ``(P, F, T)`` over ``width`` frames centred on each (edges repeated)."""
-    half = width // 2
-    padded = torch.nn.functional.pad(x, (half, half), mode="replicate")
-    return torch.nn.functional.avg_pool1d(padded, width, stride=1)
+    return ((beam.real**2 + beam.imag**2) / (power[None] + _EPS)).clamp(0.0, 1.0)
 
 
 def _orders(m: int) -> list[tuple[int, ...]]:

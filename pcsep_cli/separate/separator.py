@@ -442,7 +442,7 @@ class Separator:
         mono = spec.mean(dim=0).abs()
         mix_index = torch.zeros(cond.film.shape[0], dtype=torch.long, device=cond.film.device)
         logits = self.net.mask_logits(mono[None, None], cond.film, mix_index)[:, 0]
-        scores = spatial_scores(spec, cond.steer, self.net.config.spatial.smooth)
+        scores = spatial_scores(spec, cond.steer)
         logmag = torch.log(mono / (mono.mean() + 1e-8) + 1e-3)
         return self.net.spatial(logits, scores, cond.groups, logmag)
 

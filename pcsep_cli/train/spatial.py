@@ -54,7 +54,6 @@ class SpatialTrainConfig:
         mic_noise: standard deviation (m) of the noise on each microphone.
         seconds: seconds of each example used.
         hidden: the head's width.
-        smooth: frames the spatial scores average over (``SpatialConfig.smooth``).
         checkpoint_every: steps between checkpoints.
         seed: seeds the draws.
     """
@@ -67,18 +66,16 @@ class SpatialTrainConfig:
     mic_noise: float = 0.03
     seconds: float = 4.0
     hidden: int = 16
-    smooth: int = 1
     checkpoint_every: int = 100
     seed: int = 0
 
 
-def spatial_model(base: torch.nn.Module, hidden: int = 16, smooth: int = 1) -> Any:
+def spatial_model(base: torch.nn.Module, hidden: int = 16) -> Any:
     """A copy of ``base`` with a fresh spatial head (the mono weights shared, frozen)."""
     from pcsep_cli.nets.model import SeparationNet
     from pcsep_cli.nets.spatial import SpatialConfig
 
-    spatial = SpatialConfig(enabled=True, hidden=hidden, smooth=smooth)
-    cfg = dataclasses.replace(base.config, spatial=spatial)
+    cfg = dataclasses.replace(base.config, spatial=SpatialConfig(enabled=True, hidden=hidden))
     net = SeparationNet(cfg)
     missing, unexpected = net.load_state_dict(base.state_dict(), strict=False)
     assert not unexpected and all(k.startswith("spatial.") for k in missing)
@@ -141,7 +138,7 @@ def _loss(net: Any, item: _Item, rng: np.random.Generator, tc: SpatialTrainConfi
     steer = steering(
         src, mic, item.mics.directions, item.mics.coefficients, freqs, cfg.spatial.speed_of_sound
     )
-    scores = spatial_scores(spec, steer, cfg.spatial.smooth)
+    scores = spatial_scores(spec, steer)
     logmag = torch.log(mono / (mono.mean() + 1e-8) + 1e-3)
     masks = normalise(net.spatial(item.logits.float(), scores, item.groups, logmag))
     target = item.target.float()
@@ -179,7 +176,7 @@ def train_spatial(
     out.mkdir(parents=True, exist_ok=True)
     torch.manual_seed(tc.seed)
     base = load_model(tc.base, device="cpu")
-    net = spatial_model(base, tc.hidden, tc.smooth)
+    net = spatial_model(base, tc.hidden)
     root = Path(data)
     folders = sorted(p.parent for pat in ("*/meta.json", "*/*/meta.json") for p in root.glob(pat))
     items = [it for it in (_prepare(net, f, tc.seconds) for f in folders) if it is not None]

@@ -170,38 +170,3 @@ def test_unknown_or_bad_spatial_fields_are_refused():
     bad = {**SpatialConfig().__dict__, "enabled": True, "speed_of_sound": 34300.0}
     with pytest.raises((ModelError, ValueError), match="speed_of_sound"):
         SeparatorConfig.from_dict({**base, "spatial": bad})
-
-
-def test_smoothed_scores_divide_frame_means_and_steady_a_noisy_room():
-    """``smooth`` averages beam and channel power over frames, then divides: with uncorrelated
-    noise in each microphone (a room's diffuse sound) a source's score drifts less from frame
-    to frame, and still points to its place."""
-    rng = np.random.default_rng(11)
-    x = _record([_noise(12, 3.0)], [LEFT], PAIR)
-    x = x + rng.normal(0.0, 1.2 * float(x.std()), x.shape).astype(np.float32)
-    spec = stft(torch.from_numpy(x), CFG)
-    a = steering(np.array([LEFT, RIGHT]), np.array(PAIR), None, np.ones(2), FREQS)
-    raw, smooth = spatial_scores(spec, a), spatial_scores(spec, a, smooth=9)
-    assert smooth.shape == raw.shape and 0 <= smooth.min() and smooth.max() <= 1
-    # By hand, at one bin and frame away from the edges.
-    beam = torch.einsum("pmf,mft->pft", a.conj(), spec).abs() ** 2
-    power = (spec.abs() ** 2).sum(0)
-    f, t = 50, 40
-    by_hand = beam[:, f, t - 4 : t + 5].mean(-1) / power[f, t - 4 : t + 5].mean()
-    torch.testing.assert_close(smooth[:, f, t], by_hand.float(), rtol=1e-4, atol=1e-6)
-    band = (FREQS > 300) & (FREQS < 3000)
-    assert smooth[0, band].std(dim=-1).mean() < 0.6 * raw[0, band].std(dim=-1).mean()
-    assert smooth[0, band].mean() > smooth[1, band].mean() + 0.1
-    torch.testing.assert_close(spatial_scores(spec, a, smooth=1), raw)
-
-
-def test_smooth_is_left_out_of_older_configs_and_refused_when_even():
-    base = tiny_net().config.to_dict()
-    older = {"enabled": True, "hidden": 16, "source_height": 0.55, "speed_of_sound": 343.0}
-    cfg = SeparatorConfig.from_dict({**base, "spatial": older})
-    assert cfg.spatial.smooth == 1 and cfg.to_dict()["spatial"] == older
-    nine = SeparatorConfig.from_dict({**base, "spatial": {**older, "smooth": 9}})
-    assert nine.spatial.smooth == 9 and nine.to_dict()["spatial"]["smooth"] == 9
-    for bad in (0, 4, 33):
-        with pytest.raises((ModelError, ValueError), match="smooth"):
-            SeparatorConfig.from_dict({**base, "spatial": {**older, "smooth": bad}})

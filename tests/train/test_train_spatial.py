@@ -124,26 +124,3 @@ def test_no_usable_example_is_a_dataset_error(data, base, tmp_path, change) -> N
     with pytest.raises(DatasetError, match="no example with microphones"):
         train_spatial(folder, tmp_path / "run", config(base))
     assert not (tmp_path / "run" / "model").exists()
-
-
-def test_smoothed_scores_train_and_are_kept_in_the_model(data: Path, base: Path, tmp_path: Path):
-    import dataclasses
-
-    tc = dataclasses.replace(config(base), steps=2, smooth=5)
-    net = load_model(str(train_spatial(data, tmp_path / "run", tc)))
-    assert net.config.spatial.smooth == 5
-
-
-def test_an_even_smooth_is_a_usage_error_before_anything_is_written(
-    data: Path, tmp_path: Path
-) -> None:
-    from typer.testing import CliRunner
-
-    from pcsep_cli.cli import app
-
-    result = CliRunner().invoke(
-        app, ["train-spatial", str(data), "-o", str(tmp_path / "run"), "--smooth", "4"]
-    )
-    assert result.exit_code == 2
-    assert "4 is even" in " ".join(result.output.split())
-    assert not (tmp_path / "run").exists()
