@@ -126,23 +126,26 @@ def test_without_mics_the_spatial_model_says_it_ran_mono(
     assert np.abs(ours - theirs).max() > 1e-3
 
 
-def test_batch_says_each_note_once_and_counts_the_items_it_also_applies_to(
+def test_batch_says_each_warning_once_and_counts_the_items_it_also_applies_to(
     files: dict, scene_ply: Path, tmp_path: Path
 ) -> None:
-    """Two items without geometry and one with its own ``<name>.mics.json``: the mono-path note
-    is printed once, with the first item, then counted; the JSON has it on both items."""
+    """Two items without geometry and one with its own ``<name>.mics.json``: the mono-path
+    warning is printed once, with the first item, then counted; the JSON has it on both items;
+    ``--quiet`` still says it (at the end), as ``separate --quiet`` does."""
     folder = tmp_path / "takes"
     folder.mkdir()
     for name in ("a", "b", "c"):
         (folder / f"{name}.wav").write_bytes(files["mix"].read_bytes())
         (folder / f"{name}.ply").write_bytes(scene_ply.read_bytes())
     (folder / "c.mics.json").write_text(files["mics"].read_text())
-    result = run("batch", folder, "-o", tmp_path / "out", "--model", files["model"], "--json")
-    assert result.exit_code == 0, result.output
-    items = {i["name"]: i for i in json.loads(result.stdout)["items"]}
-    assert items["a"]["notes"] == items["b"]["notes"] == [MONO_NOTE]
-    assert items["c"]["notes"] == []
-    err = " ".join(result.stderr.split())
-    assert err.count(MONO_NOTE) == 2  # once with its item, once with the count
-    assert f"note: a: {MONO_NOTE}" in err or f"note: b: {MONO_NOTE}" in err
-    assert f"note: 1 more item(s): {MONO_NOTE}" in err
+    for quiet in ([], ["--quiet"]):
+        out = tmp_path / f"out{len(quiet)}"
+        result = run("batch", folder, "-o", out, "--model", files["model"], "--json", *quiet)
+        assert result.exit_code == 0, result.output
+        items = {i["name"]: i for i in json.loads(result.stdout)["items"]}
+        assert items["a"]["notes"] == items["b"]["notes"] == [MONO_NOTE]
+        assert items["c"]["notes"] == []
+        err = " ".join(result.stderr.split())
+        assert err.count(MONO_NOTE) == 2, err  # once with its item, once with the count
+        assert f"warning: a: {MONO_NOTE}" in err or f"warning: b: {MONO_NOTE}" in err
+        assert f"warning: 1 more item(s): {MONO_NOTE}" in err

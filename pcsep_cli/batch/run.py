@@ -107,7 +107,8 @@ class ItemResult:
             ``--debug``.
         note: why a ``skipped`` item was skipped: :data:`FINISHED_BEFORE`,
             :data:`RUNNING_ELSEWHERE` or :data:`FINISHED_ELSEWHERE`.
-        notes: what the separation said of a ``done`` item (:class:`ItemOutput`).
+        notes: what the separation said of an item done in this run (:class:`ItemOutput`;
+            an item finished before keeps its notes in its own ``manifest.json``).
     """
 
     item: BatchItem

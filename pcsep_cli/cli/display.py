@@ -46,14 +46,20 @@ class BatchDisplay(BatchObserver):
     Args:
         console: where to draw (stderr).
         plan: the plan about to run.
-        quiet: draw nothing but failures at the end (``--quiet``).
+        quiet: draw nothing but failures and warnings at the end (``--quiet``).
+
+    Warnings of the separation (the manifest's ``notes``: a spatial model on its mono path,
+    channels that fit another order) are said once, with the first item that has each, as
+    ``pcsep separate`` says them; at the end, how many more items had the same. Under
+    ``--quiet`` all of it comes at the end.
     """
 
     def __init__(self, console: Console, plan: BatchPlan, *, quiet: bool = False) -> None:
         self.view = ProgressView.for_console(console, quiet=quiet)
+        self._console, self._quiet = console, quiet
         shard = f" (shard {plan.shard})" if plan.shard else ""
         self.view.start_batch(f"batch{shard}", len(plan.todo) + len(plan.finished), len(plan.todo))
-        self._notes: dict[str, int] = {}  # each note's text: items with it after the first
+        self._notes: dict[str, list[str]] = {}  # each warning's text: the items that had it
         self._lock = threading.Lock()
 
     def __enter__(self) -> BatchDisplay:
@@ -64,10 +70,17 @@ class BatchDisplay(BatchObserver):
         self.view.__exit__(*exc)
 
     def finish(self) -> None:
-        """How often the notes repeated, then the closing line when stderr is not a terminal."""
-        for text, more in self._notes.items():
-            if more:
-                self.view.note(f"[yellow]note[/]: {more} more item(s): {safe_text(text)}")
+        """How often each warning repeated (and, under ``--quiet``, the warnings themselves),
+        then the closing line when stderr is not a terminal."""
+        for text, items in self._notes.items():
+            if self._quiet:
+                self._console.print(_warning(items[0], text), soft_wrap=True)
+            if len(items) > 1:
+                line = f"[yellow]warning:[/] {len(items) - 1} more item(s): {safe_text(text)}"
+                if self._quiet:
+                    self._console.print(line, soft_wrap=True)
+                else:
+                    self.view.note(line)
         self.view.finish()
 
     def item_started(self, item: BatchItem) -> None:
@@ -79,18 +92,22 @@ class BatchDisplay(BatchObserver):
     def item_finished(self, result: ItemResult) -> None:
         failed = result.status == "failed"
         self.view.item_ended(result.item.name, ran=result.note != FINISHED_BEFORE, failed=failed)
-        with self._lock:  # a note once, with its first item; repeats counted (finish)
+        with self._lock:  # a warning once, with its first item; repeats counted (finish)
             fresh = [n for n in result.notes if n not in self._notes]
             for n in result.notes:
-                self._notes[n] = self._notes.get(n, -1) + 1
+                self._notes.setdefault(n, []).append(result.item.name)
         for text in fresh:
-            self.view.note(f"[yellow]note[/]: {safe_text(result.item.name)}: {safe_text(text)}")
+            self.view.note(_warning(result.item.name, text))
         if failed:
             # Printed above the bars as it happens, so a long batch shows trouble early.
             self.view.note(
                 f"[bold red]failed[/]: {safe_text(result.item.name)}: "
                 f"{safe_text(result.error or '')}"
             )
+
+
+def _warning(item: str, text: str) -> str:
+    return f"[yellow]warning:[/] {safe_text(item)}: {safe_text(text)}"
 
 
 def print_plan_notes(err: Console, plan: BatchPlan) -> None:

@@ -72,7 +72,8 @@ _BOWED = {
 def bowed(name: str, rng: np.random.Generator, style: str | None = None) -> Instrument:
     """Violin, cello or double bass: body, neck, fingerboard, scroll, endpin and bow; or
     (``style="electric"``) an electric one: a narrow solid spine where the body was, with a
-    thin frame tracing one side's bouts (as silent violins and stick basses have).
+    thin frame tracing the bouts on the chin side (-x) or on both sides (as silent violins and
+    stick basses have).
 
     Anchors: ``chin`` (chin rest), ``back_top`` (back plate at the top of the body, where a
     cello rests against the chest), ``endpin`` (tip), ``bridge`` (bowing point on the
@@ -91,7 +92,7 @@ def bowed(name: str, rng: np.random.Generator, style: str | None = None) -> Inst
     bridge_h = length * spec.bridge
     nut = np.array([0.0, length + length * spec.neck, top + bridge_h * 0.55])
     body = (
-        _electric_bowed_body(spec, length, lower, upper, waist, rib, rng)
+        _electric_bowed_body(length, lower, upper, waist, top, rng)
         if style == "electric"
         else _bowed_body(spec, length, lower, upper, waist, rib, wood)
     )
@@ -159,22 +160,22 @@ def _bowed_body(
 
 
 def _electric_bowed_body(
-    spec: _BowedSpec,
     length: float,
     lower: float,
     upper: float,
     waist: float,
-    rib: float,
+    top: float,
     rng: np.random.Generator,
 ) -> Mesh:
-    """An electric bowed instrument's body: a spine 22-30 % of the lower bout wide, as deep as
-    the ribs, and a tube tracing the bouts on the bow side (the left, -x) or both sides."""
+    """An electric bowed instrument's body: a spine 22-30 % of the lower bout wide, up to where
+    the top plate would be (the bridge and a violin's chin rest sit on it), and a tube tracing
+    the bouts on the chin side (-x) or on both sides."""
     spine_w = lower * uniform(rng, 0.22, 0.30)
     colour = pick(rng, [BLACK, (150, 20, 25), (35, 60, 140), (235, 235, 230), (120, 70, 35)])
     spine = loft(
         profile_outline(length, [(0.0, spine_w * 0.3), (0.1, spine_w / 2), (0.9, spine_w / 2),
                                  (1.0, spine_w * 0.3)]),
-        np.array([0.0, rib]),
+        np.array([0.0, top]),
         np.array([1.0, 1.0]),
         colour,
         centre=np.array([0.0, 0.5 * length]),
@@ -184,12 +185,13 @@ def _electric_bowed_body(
     u = np.linspace(0.06, 0.94, 14)
     half = np.interp(u, [a for a, _ in stations], [w for _, w in stations])
     radius = length * 0.012
+    height = top * 0.5
     sides = (-1.0, 1.0) if rng.random() < 0.5 else (-1.0,)
     frames = []
     for side in sides:
-        path = np.column_stack([side * half, u * length, np.full_like(u, rib * 0.6)])
-        path = np.vstack([[side * spine_w * 0.4, 0.06 * length, rib * 0.6], path,
-                          [side * spine_w * 0.4, 0.94 * length, rib * 0.6]])  # fmt: skip
+        path = np.column_stack([side * half, u * length, np.full_like(u, height)])
+        path = np.vstack([[side * spine_w * 0.4, 0.06 * length, height], path,
+                          [side * spine_w * 0.4, 0.94 * length, height]])  # fmt: skip
         frames.append(tube(path, radius, colour, sides=6))
     return Mesh.concat([spine, *frames])
 
