@@ -456,9 +456,8 @@ class _Worker:
         nothing = ItemOutput(())
         try:
             out = self.run_item(item, out_dir, progress)
-            if not isinstance(out, ItemOutput):
-                out = ItemOutput(tuple(out))
-            return "done", ItemOutput(tuple(out.stems), tuple(out.notes)), None, None
+            stems, notes = (out.stems, out.notes) if isinstance(out, ItemOutput) else (out, ())
+            return "done", ItemOutput(tuple(stems), tuple(notes)), None, None
         except _Stop:
             return "cancelled", nothing, _stop_reason(self.interrupted, started=True), None
         except KeyboardInterrupt as err:

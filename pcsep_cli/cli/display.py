@@ -72,15 +72,18 @@ class BatchDisplay(BatchObserver):
     def finish(self) -> None:
         """How often each warning repeated (and, under ``--quiet``, the warnings themselves),
         then the closing line when stderr is not a terminal."""
-        for text, items in self._notes.items():
+
+        def say(line: str) -> None:  # a quiet view draws nothing: straight to the console
             if self._quiet:
-                self._console.print(_warning(items[0], text), soft_wrap=True)
+                self._console.print(line, soft_wrap=True)
+            else:
+                self.view.note(line)
+
+        for text, items in self._notes.items():
+            if self._quiet:  # not said as it happened
+                say(_warning(items[0], text))
             if len(items) > 1:
-                line = f"[yellow]warning:[/] {len(items) - 1} more item(s): {safe_text(text)}"
-                if self._quiet:
-                    self._console.print(line, soft_wrap=True)
-                else:
-                    self.view.note(line)
+                say(_warning(f"{len(items) - 1} more item(s)", text))
         self.view.finish()
 
     def item_started(self, item: BatchItem) -> None:
