@@ -28,6 +28,7 @@ from pathlib import Path
 import numpy as np
 
 from pcsep_cli.classes import INSTRUMENTS
+from pcsep_cli.errors import DatasetError
 from pcsep_cli.progress import Progress, ProgressFn
 from pcsep_cli.separate.types import stem_names
 from pcsep_cli.synth import example, music, room
@@ -243,18 +244,26 @@ def write_array_example(
 
     sr = sample_rate
     n, pre = round(duration_s * sr), round(PREROLL_S * sr)
-    piece = example._draw_piece(music_rng, settings, split)
-    plays = music.plan_ensemble(
-        music_rng, piece, ensemble, duration_s=duration_s, preroll_s=PREROLL_S
-    )
     allowed = sound_sources.for_split(settings.sources, split)
-    used = sound_sources.choose(sound_sources.source_rng(seed, _KIND, index), plays, allowed)
-
+    source_rng = sound_sources.source_rng(seed, _KIND, index)
     order = _left_to_right(sounding, centre, target)
     floor, sounding = floor[order], sounding[order]
-    plays, used = [plays[k] for k in order], [used[k] for k in order]
+    for _ in range(example._MUSIC_TRIES):  # the first draw sounds almost always (kept as it was)
+        piece = example._draw_piece(music_rng, settings, split)
+        plays = music.plan_ensemble(
+            music_rng, piece, ensemble, duration_s=duration_s, preroll_s=PREROLL_S
+        )
+        used = sound_sources.choose(source_rng, plays, allowed)
+        plays, used = [plays[k] for k in order], [used[k] for k in order]
+        dry = sound_sources.render(plays, used, sample_rate=sr, num_samples=pre + n)
+        if not example.silent_parts(dry, pre):
+            break
+    else:
+        raise DatasetError(
+            f"recording {index}: a part stayed silent in {example._MUSIC_TRIES} draws of music "
+            "and sounds"
+        )
     names = stem_names([p.instrument for p in plays])
-    dry = sound_sources.render(plays, used, sample_rate=sr, num_samples=pre + n)
     dry, gains = example._level(dry, music_rng)
 
     lifted = floor + np.array([0.0, 0.0, 1.0])  # keep the players' bodies inside too

@@ -26,6 +26,7 @@ from pcsep_cli.synth.settings import (
     Settings,
     candidate_pieces,
 )
+from pcsep_cli.train.metrics import silent_rows
 
 if TYPE_CHECKING:
     from pcsep_cli.synth.scene import SceneCloud, SceneObject
@@ -37,6 +38,8 @@ _FILES = {
     "clouds": ("scene.ply", "labels.npy"),
 }
 _PEAK_RANGE = (0.3, 0.9)
+_SILENT_DB = 50.0  # a part this far below the loudest in the clip is taken as not playing
+_MUSIC_TRIES = 8  # draws of piece, parts and sources before an ensemble is given up
 
 
 def _rngs(seed: int, kind: int, index: int) -> tuple[np.random.Generator, ...]:
@@ -55,6 +58,13 @@ def is_finished(folder: Path, kind: str) -> bool:
         )
     except (OSError, ValueError, KeyError, TypeError):
         return False
+
+
+def silent_parts(dry: np.ndarray, start: int) -> list[int]:
+    """Parts of ``dry`` ``(P, S)`` that do not sound in the clip (``start:``): every part
+    scored needs its own sound (a rest through the whole clip, or a sound source with no
+    sample for the pitch, leaves a stem that no separation can be judged on)."""
+    return silent_rows(dry[:, start:], _SILENT_DB)
 
 
 def _draw_piece(rng: np.random.Generator, settings: Settings, split: str) -> corpus.Piece:
@@ -244,15 +254,21 @@ def write_scene(settings: Settings, folder: Path, split: str, index: int) -> Non
 
     sr = settings.sample_rate
     n, pre = round(settings.duration_s * sr), round(PREROLL_S * sr)
-    piece = _draw_piece(music_rng, settings, split)
-    plays = music.plan_ensemble(
-        music_rng, piece, instruments, duration_s=settings.duration_s, preroll_s=PREROLL_S
-    )
     allowed = sound_sources.for_split(settings.sources, split)
-    used = sound_sources.choose(
-        sound_sources.source_rng(settings.seed, _SCENE, index), plays, allowed
-    )
-    dry = sound_sources.render(plays, used, sample_rate=sr, num_samples=pre + n)
+    source_rng = sound_sources.source_rng(settings.seed, _SCENE, index)
+    for _ in range(_MUSIC_TRIES):  # the first draw sounds almost always (and is kept as it was)
+        piece = _draw_piece(music_rng, settings, split)
+        plays = music.plan_ensemble(
+            music_rng, piece, instruments, duration_s=settings.duration_s, preroll_s=PREROLL_S
+        )
+        used = sound_sources.choose(source_rng, plays, allowed)
+        dry = sound_sources.render(plays, used, sample_rate=sr, num_samples=pre + n)
+        if not silent_parts(dry, pre):
+            break
+    else:
+        raise DatasetError(
+            f"scene {index}: a part stayed silent in {_MUSIC_TRIES} draws of music and sounds"
+        )
     dry, gains = _level(dry, music_rng)
 
     sources = np.array([o.source_position for _, o in players], dtype=np.float64)

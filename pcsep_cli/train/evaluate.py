@@ -31,7 +31,12 @@ or the whole scene called ``none``) is scored with the mixture as its estimate: 
 improvement. Performers whose instrument is not among the model's classes are left out of the
 scores (in ``--scene`` they still take the stems found on them).
 
-Report (a JSON object): ``{"model", "dataset", "examples", "stems", "max_seconds", "views",
+A performer whose reference stem is silent in the scored seconds (every sample zero, or 50 dB
+under the loudest performer's) is separated but not scored: SDR against silence is the floor
+of the arithmetic. ``silent_references`` counts them; ``stems`` counts the stems scored.
+
+Report (a JSON object): ``{"model", "dataset", "examples", "stems", "silent_references",
+"max_seconds", "views",
 "conditioning", "scene_step", "bootstrap": {"resamples", "seed"}, "overall", "by_performers",
 "per_instrument", "classification", "scene", "baselines": {"labels", "oracle_irm",
 "mixture"}}``. A metric block (``overall``, each entry of ``by_performers`` — ``"2"``,
@@ -73,7 +78,13 @@ from pcsep_cli.train.capture import (
     performer_clouds,
     stem_file,
 )
-from pcsep_cli.train.metrics import BOOTSTRAP_RESAMPLES, BOOTSTRAP_SEED, bootstrap, bss_eval
+from pcsep_cli.train.metrics import (
+    BOOTSTRAP_RESAMPLES,
+    BOOTSTRAP_SEED,
+    bootstrap,
+    bss_eval,
+    silent_rows,
+)
 from pcsep_cli.train.scene_match import match_meta, visible_distractors
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -128,6 +139,8 @@ class ExampleScores:
         scores: method → score (``SCORES``) → ``(K,)`` dB.
         classification: counts ``performers``, ``right``, ``distractors``, ``none``; or None.
         scene: counts of the scene step (``--scene``); or None.
+        silent: performers left out of the scores because their reference is silent
+            (:func:`~pcsep_cli.train.metrics.silent_rows`).
     """
 
     group: str
@@ -135,6 +148,7 @@ class ExampleScores:
     scores: dict[str, dict[str, np.ndarray]]
     classification: dict[str, int] | None = None
     scene: dict[str, int] | None = None
+    silent: int = 0
 
 
 def group_name(n: int) -> str:
@@ -399,14 +413,28 @@ def _score_example(
         ).stems
         out.scores["labels"] = _score(refs, labelled, base)
     if not _has_cloud(ex.folder):  # audio and geometry only (synth.arrays): labels alone
-        return out
+        return _without_silent(out, refs)
     if scene:
         est, out.scene = _scene_estimates(sep, ex, keep)
         out.scores["model"] = _score(refs, est, base)
     elif sep.net.accepts_clouds:
         est, out.classification = _cloud_estimates(sep, ex, keep, crop_radius)
         out.scores["model"] = _score(refs, est, base)
-    return out
+    return _without_silent(out, refs)
+
+
+def _without_silent(out: ExampleScores, refs: np.ndarray) -> ExampleScores:
+    """Leave performers with a silent reference out of every score (counted in ``silent``):
+    a separation cannot be judged against silence. They are still separated (the model is told
+    of them) and still count in classification and the scene step's rates."""
+    silent = silent_rows(refs)
+    if not silent:
+        return out
+    scored = np.ones(len(refs), dtype=bool)
+    scored[silent] = False
+    scores = {m: {k: v[scored] for k, v in block.items()} for m, block in out.scores.items()}
+    kept = [i for i, s in zip(out.instruments, scored, strict=True) if s]
+    return dataclasses.replace(out, instruments=kept, scores=scores, silent=len(silent))
 
 
 # -- averages with intervals ------------------------------------------------------------------
@@ -615,6 +643,7 @@ def _report(
         "dataset": str(dataset_dir),
         "examples": len(records),
         "stems": sum(len(r.instruments) for r in records),
+        "silent_references": sum(r.silent for r in records),
         "max_seconds": max_seconds,
         "views": sep.views,
         "conditioning": "cloud" if sep.net.accepts_clouds else "labels",
@@ -658,9 +687,11 @@ def markdown_tables(report: dict[str, Any]) -> str:
     methods = [(n, b) for n, b in methods if b is not None]
     o = report["overall"]
     boot = report["bootstrap"]
+    silent = report.get("silent_references", 0)
     lines = [
         f"{o['count']} stems in {o['scenes']} scenes, first {report['max_seconds']:g} s of each; "
-        f"mean [95 % interval, {boot['resamples']} bootstrap resamples of scenes], dB.",
+        f"mean [95 % interval, {boot['resamples']} bootstrap resamples of scenes], dB."
+        + (f" {silent} performer(s) silent in these seconds: not scored." if silent else ""),
         "",
         "| method | SDR | SIR | SAR | SI-SDR | SDRi |",
         "|---|---|---|---|---|---|",

@@ -34,6 +34,10 @@ def _read(path: Path) -> np.ndarray:
     return data.T  # (channels, samples)
 
 
+def _read_any(path: Path) -> np.ndarray:
+    return sf.read(path, dtype="float32", always_2d=True)[0].T
+
+
 def _assert_left_to_right(meta: dict) -> None:
     """Performers are listed leftmost first as seen from the array (azimuth from its axis)."""
     centre, target = np.array(meta["array"]["centre"]), np.array(meta["array"]["target"])
@@ -262,3 +266,31 @@ def test_examples_are_deterministic_and_the_dataset_resumes(dataset, tmp_path) -
     assert [f.name for f in folders] == ["00000", "00001", "00002"]
     assert (done / "mixture.wav").stat().st_mtime_ns == stamp
     assert (dataset / "val" / "00002" / "meta.json").is_file()
+
+
+def test_silent_parts_are_the_ones_below_the_loudest_by_50_db() -> None:
+    from pcsep_cli.synth.example import silent_parts
+
+    rng = np.random.default_rng(0)
+    dry = rng.normal(0.0, 0.1, (4, 1000)).astype(np.float32)
+    dry[1, 200:] = 0.0  # plays only before the clip (the pre-roll)
+    dry[2, 200:] *= 10 ** (-60 / 20)  # a sound source with nothing for the pitch: a whisper
+    dry[3, 200:] *= 10 ** (-40 / 20)  # quiet, but playing
+    assert silent_parts(dry, 200) == [1, 2]
+    assert silent_parts(dry, 0) == []  # from the start, the pre-roll counts
+    assert silent_parts(dry[[0, 3]], 200) == []
+
+
+def test_every_performer_sounds_in_the_clip(tmp_path) -> None:
+    """This draw's first music left a flute silent (freepats has no sample two octaves up):
+    the stem was 90 dB below the other one, and scoring it gave -60 dB SDRi."""
+    folder = tmp_path / "ex"
+    meta = arrays.write_array_example(
+        folder, seed=10002, index=1, split="val", kinds=("spaced", "square"), same_class_prob=1.0
+    )
+    levels = [p["rms_db"] for p in meta["performers"]]
+    assert all(level is not None for level in levels)
+    assert max(levels) - min(levels) < 30.0
+    for p in meta["performers"]:
+        stem = _read_any(folder / p["stem"])
+        assert np.sqrt(np.mean(stem**2)) > 1e-3

@@ -72,3 +72,29 @@ def test_a_mono_model_ignores_the_microphones(data: Path, tmp_path: Path) -> Non
     exact = _run(mono, data)
     assert exact["reads_microphones"] is False
     assert _run(mono, data, mic_error=0.1)["overall"] == exact["overall"]
+
+
+def test_a_performer_silent_in_the_scored_seconds_is_separated_but_not_scored(
+    data: Path, spatial_dir: Path, tmp_path: Path
+) -> None:
+    import shutil
+
+    import soundfile as sf
+
+    copy = tmp_path / "data"
+    shutil.copytree(data, copy)
+    example = sorted(copy.iterdir())[1]  # three cellos
+    meta = json.loads((example / "meta.json").read_text())
+    stem_path = example / meta["performers"][0]["stem"]
+    stem, rate = sf.read(stem_path, dtype="float32", always_2d=True)
+    mixture, _ = sf.read(example / "mixture.wav", dtype="float32", always_2d=True)
+    # The cello rests through the scored second: its share of the mixture goes too.
+    sf.write(example / "mixture.wav", mixture - stem, rate, subtype="FLOAT")
+    sf.write(stem_path, np.zeros_like(stem), rate, subtype="FLOAT")
+
+    report = _run(spatial_dir, copy)
+    assert report["silent_references"] == 1
+    assert report["stems"] == report["overall"]["count"] == 4
+    for m in SCORES:
+        assert report["overall"][m]["n"] == 4 and np.isfinite(report["overall"][m]["mean"])
+    assert _run(spatial_dir, data)["silent_references"] == 0
