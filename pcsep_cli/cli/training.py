@@ -400,6 +400,15 @@ def train_spatial(
     ] = "pcsep-base",
     steps: Annotated[int, typer.Option(min=1, help="Optimiser steps.")] = 1000,
     seed: Annotated[int, typer.Option(help="Seeds the draws.")] = 0,
+    notes: Annotated[
+        int,
+        typer.Option(
+            min=0,
+            max=256,
+            metavar="K",
+            help="Pool the scores over a K-component note model of each block (0: off).",
+        ),
+    ] = 0,
 ) -> None:
     """Train a spatial head on a mono model: pcsep-spatial from pcsep-base.
 
@@ -419,5 +428,6 @@ def train_spatial(
             loss = p.metrics["loss"]
             console.print(f"{time.strftime('%H:%M:%S')} step {p.done}/{p.total} loss {loss:.4f}")
 
-    model = run(data, out, SpatialTrainConfig(base=base, steps=steps, seed=seed), progress=show)
+    tc = SpatialTrainConfig(base=base, steps=steps, seed=seed, notes=notes)
+    model = run(data, out, tc, progress=show)
     stdout_console().print(f"model: {safe_text(model)}", soft_wrap=True)

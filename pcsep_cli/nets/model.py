@@ -165,6 +165,8 @@ class SeparatorConfig:
         data = _jsonable(dataclasses.asdict(self))
         if not self.spatial.enabled:
             del data["spatial"]
+        elif not self.spatial.notes:  # a head of the bins' own scores writes what it always did
+            del data["spatial"]["notes"]
         if self.stft.warp == "point":
             del data["stft"]["warp"]
         if not self.none_below:
@@ -184,6 +186,9 @@ class SeparatorConfig:
         """
         if isinstance(data, dict) and "spatial" not in data:  # a mono model's config
             data = {**data, "spatial": _jsonable(dataclasses.asdict(SpatialConfig()))}
+        spatial = data.get("spatial") if isinstance(data, dict) else None
+        if isinstance(spatial, dict) and "notes" not in spatial:  # a bins'-own-scores head's
+            data = {**data, "spatial": {**spatial, "notes": 0}}
         stft = data.get("stft") if isinstance(data, dict) else None
         if isinstance(stft, dict) and "warp" not in stft:  # a point-warp model's config
             data = {**data, "stft": {**stft, "warp": "point"}}

@@ -54,6 +54,7 @@ class SpatialTrainConfig:
         mic_noise: standard deviation (m) of the noise on each microphone.
         seconds: seconds of each example used.
         hidden: the head's width.
+        notes: components of the head's note model (``SpatialConfig.notes``; 0: none).
         checkpoint_every: steps between checkpoints.
         seed: seeds the draws.
     """
@@ -66,16 +67,18 @@ class SpatialTrainConfig:
     mic_noise: float = 0.03
     seconds: float = 4.0
     hidden: int = 16
+    notes: int = 0
     checkpoint_every: int = 100
     seed: int = 0
 
 
-def spatial_model(base: torch.nn.Module, hidden: int = 16) -> Any:
+def spatial_model(base: torch.nn.Module, hidden: int = 16, notes: int = 0) -> Any:
     """A copy of ``base`` with a fresh spatial head (the mono weights shared, frozen)."""
     from pcsep_cli.nets.model import SeparationNet
     from pcsep_cli.nets.spatial import SpatialConfig
 
-    cfg = dataclasses.replace(base.config, spatial=SpatialConfig(enabled=True, hidden=hidden))
+    head = SpatialConfig(enabled=True, hidden=hidden, notes=notes)
+    cfg = dataclasses.replace(base.config, spatial=head)
     net = SeparationNet(cfg)
     missing, unexpected = net.load_state_dict(base.state_dict(), strict=False)
     assert not unexpected and all(k.startswith("spatial.") for k in missing)
@@ -92,9 +95,11 @@ class _Item:
     groups: torch.Tensor  # (P,)
     sources: np.ndarray  # (P, 3)
     mics: Any  # Microphones
+    factors: tuple[torch.Tensor, torch.Tensor] | None  # the note model of the mixture
 
 
 def _prepare(net: Any, folder: Path, seconds: float) -> _Item | None:
+    from pcsep_cli.nets.spatial import note_factors
     from pcsep_cli.nets.stft import stft
     from pcsep_cli.train.evaluate import read_example
 
@@ -114,6 +119,8 @@ def _prepare(net: Any, folder: Path, seconds: float) -> _Item | None:
         emb, _ = net.encode_condition(labels)
         film = net.cond_trunk(emb)
         logits = net.mask_logits(mag[None, None], film, torch.zeros(len(perfs), dtype=torch.long))
+        # The mixture is the same at every draw (only the assumed places move): factor it once.
+        factors = note_factors(mag, cfg.spatial.notes) if cfg.spatial.notes else None
     return _Item(
         ex.mixture.astype(np.float32),
         target.half(),
@@ -121,11 +128,12 @@ def _prepare(net: Any, folder: Path, seconds: float) -> _Item | None:
         labels,
         assumed_sources(perfs),
         ex.microphones,
+        factors,
     )
 
 
 def _loss(net: Any, item: _Item, rng: np.random.Generator, tc: SpatialTrainConfig) -> torch.Tensor:
-    from pcsep_cli.nets.spatial import spatial_scores, steering
+    from pcsep_cli.nets.spatial import spatial_inputs, steering
     from pcsep_cli.nets.stft import stft
     from pcsep_cli.separate.masks import normalise
 
@@ -138,9 +146,9 @@ def _loss(net: Any, item: _Item, rng: np.random.Generator, tc: SpatialTrainConfi
     steer = steering(
         src, mic, item.mics.directions, item.mics.coefficients, freqs, cfg.spatial.speed_of_sound
     )
-    scores = spatial_scores(spec, steer)
+    scores, notes = spatial_inputs(spec, steer, cfg.spatial, item.factors)
     logmag = torch.log(mono / (mono.mean() + 1e-8) + 1e-3)
-    masks = normalise(net.spatial(item.logits.float(), scores, item.groups, logmag))
+    masks = normalise(net.spatial(item.logits.float(), scores, item.groups, logmag, notes))
     target = item.target.float()
     return (masks * mono[None] - target).abs().mean() / (target.mean() + 1e-8)
 
@@ -176,7 +184,7 @@ def train_spatial(
     out.mkdir(parents=True, exist_ok=True)
     torch.manual_seed(tc.seed)
     base = load_model(tc.base, device="cpu")
-    net = spatial_model(base, tc.hidden)
+    net = spatial_model(base, tc.hidden, tc.notes)
     root = Path(data)
     folders = sorted(p.parent for pat in ("*/meta.json", "*/*/meta.json") for p in root.glob(pat))
     items = [it for it in (_prepare(net, f, tc.seconds) for f in folders) if it is not None]

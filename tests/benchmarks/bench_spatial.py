@@ -13,7 +13,11 @@ the median of ``--runs`` runs.
 Targets (issue 15): real-time factor <= 0.15 and peak RSS <= 1.5 GB for pcsep-spatial.
 Prints a table; exits 1 if a target is missed.
 
-Usage: ``.venv/bin/python tests/benchmarks/bench_spatial.py [--runs K] [--seconds S]``
+``--models A,B,...`` times other models (names or folders) in the same run; the first is the one
+held to the targets.
+
+Usage: ``.venv/bin/python tests/benchmarks/bench_spatial.py [--runs K] [--seconds S]
+[--models A,B]``
 """
 
 from __future__ import annotations
@@ -58,16 +62,17 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--seconds", type=float, default=60.0)
+    parser.add_argument("--models", default="pcsep-spatial,pcsep-base")
     args = parser.parse_args()
     pcsep = str(Path(sys.executable).parent / "pcsep")
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
         write_inputs(work, args.seconds)
-        for name in ("pcsep-spatial", "pcsep-base"):
+        for k, name in enumerate(args.models.split(",")):
             cmd = [pcsep, "separate", str(work / "mix.wav"), str(EXAMPLE / "scene.ply")]
             cmd += ["--mics", str(work / "mics.json"), "--model", name]
-            cmd += ["-o", str(work / name), "--overwrite", "--quiet"]
+            cmd += ["-o", str(work / f"out{k}"), "--overwrite", "--quiet"]
             runs = [run_once(cmd) for _ in range(args.runs)]
             wall = statistics.median(r[0] for r in runs)
             rss = max(r[1] for r in runs)  # run_once: (wall s, peak RSS MB, CPU s)
@@ -81,8 +86,8 @@ def main() -> int:
     for name, wall, rtf, rss in rows:
         print(f"| {name} | {wall:.2f} | {rtf:.3f} | {rss:.0f} |")
     spatial = rows[0]
-    ratio = spatial[1] / rows[1][1]
-    print(f"\npcsep-spatial / pcsep-base wall time: {ratio:.2f}x")
+    for other in rows[1:]:
+        print(f"\n{spatial[0]} / {other[0]} wall time: {spatial[1] / other[1]:.2f}x")
     ok = spatial[2] <= TARGET_RTF and spatial[3] <= TARGET_RSS_MB
     print(
         f"targets (RTF <= {TARGET_RTF}, RSS <= {TARGET_RSS_MB:.0f} MB): {'met' if ok else 'MISSED'}"

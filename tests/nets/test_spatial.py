@@ -16,6 +16,9 @@ from pcsep_cli.nets.spatial import (
     SpatialConfig,
     SpatialFusion,
     channel_order_check,
+    note_factors,
+    note_scores,
+    spatial_inputs,
     spatial_scores,
     steering,
 )
@@ -170,3 +173,72 @@ def test_unknown_or_bad_spatial_fields_are_refused():
     bad = {**SpatialConfig().__dict__, "enabled": True, "speed_of_sound": 34300.0}
     with pytest.raises((ModelError, ValueError), match="speed_of_sound"):
         SeparatorConfig.from_dict({**base, "spatial": bad})
+
+
+def _two_notes(frames: int = 60) -> tuple[torch.Tensor, np.ndarray]:
+    """A magnitude of two harmonic notes (A: 4 harmonics from bin 10, B: from bin 13) that
+    overlap in time, and which note holds most of each bin ``(F, T)`` (0 A, 1 B, -1 none)."""
+    mag = torch.full((80, frames), 1e-3)
+    owner = -np.ones((80, frames), dtype=np.int64)
+    for note, (f0, on) in enumerate(((10, slice(0, 40)), (13, slice(20, 60)))):
+        for h in range(1, 5):
+            mag[f0 * h, on] += 1.0 / h
+            owner[f0 * h, on] = note
+    return mag, owner
+
+
+def test_note_factors_fit_the_mixture_and_are_the_same_every_time():
+    mag, _ = _two_notes()
+    w, h = note_factors(mag, 4)
+    assert w.shape == (80, 4) and h.shape == (4, 60) and (w >= 0).all() and (h >= 0).all()
+    fit = ((w @ h) - mag).abs().sum() / mag.sum()
+    start = (note_factors(mag, 4, iterations=0)[0] @ note_factors(mag, 4, iterations=0)[1]) - mag
+    assert fit < 0.1 < start.abs().sum() / mag.sum()
+    w2, h2 = note_factors(mag, 4)
+    assert torch.equal(w, w2) and torch.equal(h, h2)
+
+
+def test_note_scores_give_the_bins_of_a_note_the_place_most_of_its_bins_say():
+    """Player 0 plays note A, player 1 note B; a third of each note's bins (the room's doing)
+    point to the wrong player. Pooled over the note model, nine in ten or more point right."""
+    mag, owner = _two_notes()
+    g = torch.Generator().manual_seed(0)
+    right = torch.from_numpy(owner)
+    lie = torch.rand(mag.shape, generator=g) < 0.33
+    says = torch.where(lie, 1 - right, right)  # the player each bin's channels point to
+    scores = torch.stack([(says == 0).float(), (says == 1).float()]) * 0.6 + 0.2
+    sounding = owner >= 0
+    raw_right = (scores.argmax(0).numpy() == owner)[sounding].mean()
+    pooled = note_scores(scores, note_factors(mag, 4))
+    assert pooled.shape == scores.shape and (pooled >= 0).all() and (pooled <= 1).all()
+    pooled_right = (pooled.argmax(0).numpy() == owner)[sounding].mean()
+    assert raw_right < 0.75 and pooled_right > 0.9
+
+
+def test_a_head_without_notes_reads_no_note_scores_and_one_with_them_needs_them():
+    spec = torch.randn(2, 8, 30, dtype=torch.complex64)
+    a = steering(np.array([LEFT, RIGHT]), np.array(PAIR), None, np.ones(2), FREQS[:8])
+    scores, notes = spatial_inputs(spec, a, SpatialConfig(enabled=True))
+    assert notes is None and torch.equal(scores, spatial_scores(spec, a))
+    cfg = SpatialConfig(enabled=True, hidden=4, notes=3)
+    scores, notes = spatial_inputs(spec, a, cfg)
+    assert notes is not None and notes.shape == scores.shape
+    fusion = SpatialFusion(cfg, bins=8)
+    groups = torch.tensor([1, 1])
+    masks = fusion(torch.zeros(2, 8, 30), scores, groups, torch.zeros(8, 30), notes)
+    # The notes alone split a class (the bins' own scores only inform the mask); the head's
+    # correction starts at zero.
+    torch.testing.assert_close(masks, 0.5 * torch.softmax(fusion.log_note_kappa.exp() * notes, 0))
+    with pytest.raises(ValueError, match="note"):
+        fusion(torch.zeros(2, 8, 30), scores, groups, torch.zeros(8, 30))
+
+
+def test_notes_are_written_only_when_used_and_an_older_spatial_config_reads_as_none(tmp_path):
+    base = tiny_net().config.to_dict()
+    older = {k: v for k, v in {**SpatialConfig().__dict__, "enabled": True}.items() if k != "notes"}
+    cfg = SeparatorConfig.from_dict({**base, "spatial": older})
+    assert cfg.spatial.notes == 0 and "notes" not in cfg.to_dict()["spatial"]
+    cfg = SeparatorConfig.from_dict({**base, "spatial": {**older, "notes": 32}})
+    assert cfg.to_dict()["spatial"]["notes"] == 32
+    with pytest.raises((ModelError, ValueError), match="notes"):
+        SeparatorConfig.from_dict({**base, "spatial": {**older, "notes": 1000}})

@@ -30,10 +30,16 @@ def base(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return save_tiny(tmp_path_factory.mktemp("base") / "tiny")
 
 
-def config(base: Path) -> SpatialTrainConfig:
+def config(base: Path, notes: int = 0) -> SpatialTrainConfig:
     # Half a second of each example keeps a step near 0.1 s on a busy CPU.
     return SpatialTrainConfig(
-        base=str(base), steps=4, examples_per_step=1, checkpoint_every=2, seconds=0.5, hidden=4
+        base=str(base),
+        steps=4,
+        examples_per_step=1,
+        checkpoint_every=2,
+        seconds=0.5,
+        hidden=4,
+        notes=notes,
     )
 
 
@@ -65,8 +71,22 @@ def test_the_trained_model_reads_microphones(data: Path, base: Path, tmp_path: P
     assert last and any(trained[k].abs().max() > 0 for k in last)
 
 
-def test_a_killed_run_resumes_to_the_same_weights(data: Path, base: Path, tmp_path: Path) -> None:
-    straight = train_spatial(data, tmp_path / "a", config(base))
+def test_a_head_with_a_note_model_trains_its_sharpness(
+    data: Path, base: Path, tmp_path: Path
+) -> None:
+    model_dir = train_spatial(data, tmp_path / "run", config(base, notes=4))
+    net = load_model(str(model_dir))
+    assert net.config.spatial.notes == 4
+    kappa = head(model_dir)["spatial.log_note_kappa"]
+    assert kappa.shape == (net.config.stft.bins, 1)
+    assert not torch.allclose(kappa, torch.full_like(kappa, kappa.flatten()[0].item()))
+
+
+@pytest.mark.parametrize("notes", [0, 4])
+def test_a_killed_run_resumes_to_the_same_weights(
+    data: Path, base: Path, tmp_path: Path, notes: int
+) -> None:
+    straight = train_spatial(data, tmp_path / "a", config(base, notes))
 
     class Killed(Exception):
         pass
@@ -76,13 +96,13 @@ def test_a_killed_run_resumes_to_the_same_weights(data: Path, base: Path, tmp_pa
             raise Killed
 
     with pytest.raises(Killed):
-        train_spatial(data, tmp_path / "b", config(base), progress=kill_at_3)
+        train_spatial(data, tmp_path / "b", config(base, notes), progress=kill_at_3)
     assert not (tmp_path / "b" / "model").exists()
     at_2 = torch.load(tmp_path / "b" / "spatial_ckpt.pt", weights_only=False)
     assert at_2["step"] == 2
     seen = []
     resumed = train_spatial(
-        data, tmp_path / "b", config(base), progress=lambda e: seen.append(e.done)
+        data, tmp_path / "b", config(base, notes), progress=lambda e: seen.append(e.done)
     )
     assert seen == [3, 4]  # steps 1 and 2 came from the checkpoint
     a, b = head(straight), head(resumed)
