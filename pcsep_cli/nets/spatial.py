@@ -375,7 +375,7 @@ class SpatialFusion(nn.Module):
                 *extra,
             ],
             dim=1,
-        ).contiguous(memory_format=torch.channels_last)  # (P, 8, F, T); 40 % faster convs
+        ).contiguous(memory_format=torch.channels_last)  # (P, 8 or 10, F, T); 40 % faster convs
         out = self.head(feats)
         if self.reads_notes:  # the notes alone split a class: adding the bins' own scores and
             # a learnt correction made the shares worse (6.1 against 7.5 dB on validation)

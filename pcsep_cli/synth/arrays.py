@@ -213,7 +213,9 @@ def write_array_example(
     Raises:
         ValueError: an unknown kind or an empty ``kinds``, an unknown instrument, only
             piano, or a distance range outside 1 to 5 m.
-        DatasetError: no music or no sound source for ``split`` (a missing soundfont...).
+        DatasetError: no music or no sound source for ``split`` (a missing soundfont...), or a
+            part silent in every draw of music and sounds (e.g. a source with no sample for an
+            instrument's range).
     """
     if not kinds or any(k not in ARRAYS for k in kinds):
         raise ValueError(f"kinds must be some of {', '.join(ARRAYS)}, got {list(kinds)}")

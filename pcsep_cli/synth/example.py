@@ -26,7 +26,7 @@ from pcsep_cli.synth.settings import (
     Settings,
     candidate_pieces,
 )
-from pcsep_cli.train.metrics import silent_rows
+from pcsep_cli.train.metrics import SILENT_DB, silent_rows
 
 if TYPE_CHECKING:
     from pcsep_cli.synth.scene import SceneCloud, SceneObject
@@ -38,7 +38,6 @@ _FILES = {
     "clouds": ("scene.ply", "labels.npy"),
 }
 _PEAK_RANGE = (0.3, 0.9)
-_SILENT_DB = 50.0  # a part this far below the loudest in the clip is taken as not playing
 _MUSIC_TRIES = 8  # draws of piece, parts and sources before an ensemble is given up
 
 
@@ -64,7 +63,7 @@ def silent_parts(dry: np.ndarray, start: int) -> list[int]:
     """Parts of ``dry`` ``(P, S)`` that do not sound in the clip (``start:``): every part
     scored needs its own sound (a rest through the whole clip, or a sound source with no
     sample for the pitch, leaves a stem that no separation can be judged on)."""
-    return silent_rows(dry[:, start:], _SILENT_DB)
+    return silent_rows(dry[:, start:], SILENT_DB)
 
 
 def _draw_piece(rng: np.random.Generator, settings: Settings, split: str) -> corpus.Piece:
@@ -245,7 +244,11 @@ def write_cloud_scene(settings: Settings, folder: Path, split: str, index: int) 
 
 
 def write_scene(settings: Settings, folder: Path, split: str, index: int) -> None:
-    """Write example ``index`` (a whole scene and its recording) into ``folder``."""
+    """Write example ``index`` (a whole scene and its recording) into ``folder``.
+
+    Raises:
+        DatasetError: a part stayed silent in every draw of music and sounds (:data:`_MUSIC_TRIES`).
+    """
     geo_rng, music_rng, room_rng = _rngs(settings.seed, _SCENE, index)
     walls, scene, players, others, views = _draw_scene(
         geo_rng, settings, split, index, settings.distractor_prob

@@ -294,3 +294,31 @@ def test_every_performer_sounds_in_the_clip(tmp_path) -> None:
     for p in meta["performers"]:
         stem = _read_any(folder / p["stem"])
         assert np.sqrt(np.mean(stem**2)) > 1e-3
+
+
+def test_a_silent_part_draws_the_music_again_and_never_sounding_is_an_error(
+    tmp_path, monkeypatch
+) -> None:
+    """The retry itself, whatever the corpus draws: a first rendering with a silent part is
+    drawn again (a second piece), and a part silent in every draw stops with one line."""
+    from pcsep_cli.errors import DatasetError
+    from pcsep_cli.synth import sources
+
+    real = sources.render
+    calls = []
+
+    def first_silent(plays, used, **kw):  # noqa: ANN001, ANN003
+        dry = real(plays, used, **kw)
+        calls.append(len(plays))
+        if len(calls) == 1:
+            dry[0] = 0.0
+        return dry
+
+    monkeypatch.setattr(sources, "render", first_silent)
+    meta = arrays.write_array_example(tmp_path / "a", seed=3, index=0, **FAST)
+    assert len(calls) == 2
+    assert all(p["rms_db"] is not None for p in meta["performers"])
+
+    monkeypatch.setattr(sources, "render", lambda plays, used, **kw: np.zeros((len(plays), 8)))
+    with pytest.raises(DatasetError, match="silent in 8 draws"):
+        arrays.write_array_example(tmp_path / "b", seed=3, index=0, **FAST)

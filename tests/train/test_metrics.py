@@ -76,3 +76,17 @@ def test_shapes_are_checked():
         bss_eval(np.zeros((2, 100)), np.zeros((2, 99)))
     with pytest.raises(ValueError, match=r"same shape"):
         si_sdr(np.zeros(10), np.zeros(11))
+
+
+def test_silent_rows_need_sound_within_50_db_of_the_loudest() -> None:
+    from pcsep_cli.train.metrics import silent_rows
+
+    x = np.ones((4, 2, 100))
+    x[1] = 0.0
+    x[2] *= 10 ** (-55 / 20)
+    x[3] *= 10 ** (-45 / 20)
+    assert silent_rows(x) == [1, 2]
+    assert silent_rows(x[:0]) == []
+    assert silent_rows(np.zeros((2, 10))) == [0, 1]
+    x[3, 0, 0] = np.nan  # one broken row does not make every row silent
+    assert silent_rows(x) == [1, 2, 3]
