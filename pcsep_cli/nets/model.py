@@ -30,7 +30,7 @@ from pcsep_cli.errors import ModelError
 from pcsep_cli.nets.audio import AudioDecoder, AudioEncoder, AudioNetConfig
 from pcsep_cli.nets.files import CONFIG_FILE, WEIGHTS_FILE
 from pcsep_cli.nets.film import CondTrunk, FiLMConfig
-from pcsep_cli.nets.spatial import SpatialConfig, SpatialFusion
+from pcsep_cli.nets.spatial import SpatialConfig, SpatialFusion, spatial_inputs
 from pcsep_cli.nets.stft import LogFrequencyWarp, StftConfig
 from pcsep_cli.nets.visual import VisualConfig, VisualEncoder
 
@@ -372,6 +372,34 @@ class SeparationNet(nn.Module):
             )
         mask_logits = self.mask_logits(mag, self.cond_trunk(emb), mix_index)
         return SeparatorOutput(torch.sigmoid(mask_logits), mask_logits, logits, emb)
+
+    def spatial_masks(
+        self,
+        spec: Tensor,
+        logits: Tensor,
+        steer: Tensor,
+        groups: Tensor,
+        factors: tuple[Tensor, Tensor] | None = None,
+    ) -> Tensor:
+        """Masks of a spatial model from every channel's spectrum (separation and training).
+
+        Args:
+            spec: complex ``(M, F, T)``, the channels on the model's linear grid.
+            logits: ``(P, F, T)`` the mono network's mask logits of the channels' mean.
+            steer: complex ``(P, M, F)``, :func:`~pcsep_cli.nets.spatial.steering`.
+            groups: ``(P,)`` long, each performer's class.
+            factors: the block's note model (:func:`~pcsep_cli.nets.spatial.note_factors`),
+                when already computed; a head with notes computes it otherwise.
+
+        Returns:
+            ``(P, F, T)`` masks in [0, 1].
+        """
+        if self.spatial is None:
+            raise ValueError("this model has no spatial head")
+        mono = spec.mean(dim=0).abs()
+        scores, notes = spatial_inputs(spec, steer, self.config.spatial, factors)
+        logmag = torch.log(mono / (mono.mean() + 1e-8) + 1e-3)
+        return self.spatial(logits, scores, groups, logmag, notes)
 
     def mask_logits(self, mag: Tensor, film: Tensor, mix_index: Tensor) -> Tensor:
         """The audio path of :meth:`forward`, for conditions already through the trunk.

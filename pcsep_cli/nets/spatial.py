@@ -353,8 +353,8 @@ class SpatialFusion(nn.Module):
         if self.reads_notes:
             if notes is None:
                 raise ValueError("this spatial head reads note scores (note_scores)")
-            pooled = notes * self.log_note_kappa.exp()
-            extra = [notes, _share_within(pooled, same).clamp_min(1e-6).log()]
+            note_share = _share_within(notes * self.log_note_kappa.exp(), same)
+            extra = [notes, note_share.clamp_min(1e-6).log()]
         if p > 1:  # the loudest other performer's logit: the top one, or the second for it
             top, idx = z.topk(2, dim=0)
             mine = idx[0][None] == torch.arange(p, device=z.device)[:, None, None]
@@ -379,8 +379,7 @@ class SpatialFusion(nn.Module):
         out = self.head(feats)
         if self.reads_notes:  # the notes alone split a class: adding the bins' own scores and
             # a learnt correction made the shares worse (6.1 against 7.5 dB on validation)
-            share = _share_within(pooled, same)
-            return torch.sigmoid(z + out[:, 0]) * share
+            return torch.sigmoid(z + out[:, 0]) * note_share
         u, v = out.unbind(dim=1)
         return torch.sigmoid(z + u) * _share_within(a + v, same)
 

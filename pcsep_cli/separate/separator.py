@@ -51,7 +51,7 @@ from torch import Tensor
 from pcsep_cli.errors import ModelError, SceneError
 from pcsep_cli.io.resample import resample
 from pcsep_cli.nets.model import DEFAULT_VIEWS
-from pcsep_cli.nets.spatial import channel_order_check, spatial_inputs, steering
+from pcsep_cli.nets.spatial import channel_order_check, steering
 from pcsep_cli.nets.stft import istft, stft
 from pcsep_cli.progress import Progress, ProgressFn
 from pcsep_cli.scene import canonical, find_scene_performers
@@ -442,9 +442,7 @@ class Separator:
         mono = spec.mean(dim=0).abs()
         mix_index = torch.zeros(cond.film.shape[0], dtype=torch.long, device=cond.film.device)
         logits = self.net.mask_logits(mono[None, None], cond.film, mix_index)[:, 0]
-        scores, notes = spatial_inputs(spec, cond.steer, self.net.config.spatial)
-        logmag = torch.log(mono / (mono.mean() + 1e-8) + 1e-3)
-        return self.net.spatial(logits, scores, cond.groups, logmag, notes)
+        return self.net.spatial_masks(spec, logits, cond.steer, cond.groups)
 
     def _model_masks(self, x: np.ndarray, rmap: RateMap, cond: Conditions) -> Tensor:
         """Masks on the model's grid for one block ``(C, n)`` at the input's rate."""

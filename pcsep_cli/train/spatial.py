@@ -133,7 +133,7 @@ def _prepare(net: Any, folder: Path, seconds: float) -> _Item | None:
 
 
 def _loss(net: Any, item: _Item, rng: np.random.Generator, tc: SpatialTrainConfig) -> torch.Tensor:
-    from pcsep_cli.nets.spatial import spatial_inputs, steering
+    from pcsep_cli.nets.spatial import steering
     from pcsep_cli.nets.stft import stft
     from pcsep_cli.separate.masks import normalise
 
@@ -146,9 +146,9 @@ def _loss(net: Any, item: _Item, rng: np.random.Generator, tc: SpatialTrainConfi
     steer = steering(
         src, mic, item.mics.directions, item.mics.coefficients, freqs, cfg.spatial.speed_of_sound
     )
-    scores, notes = spatial_inputs(spec, steer, cfg.spatial, item.factors)
-    logmag = torch.log(mono / (mono.mean() + 1e-8) + 1e-3)
-    masks = normalise(net.spatial(item.logits.float(), scores, item.groups, logmag, notes))
+    masks = normalise(
+        net.spatial_masks(spec, item.logits.float(), steer, item.groups, item.factors)
+    )
     target = item.target.float()
     return (masks * mono[None] - target).abs().mean() / (target.mean() + 1e-8)
 
