@@ -246,25 +246,15 @@ def write_array_example(
 
     sr = sample_rate
     n, pre = round(duration_s * sr), round(PREROLL_S * sr)
-    allowed = sound_sources.for_split(settings.sources, split)
     source_rng = sound_sources.source_rng(seed, _KIND, index)
     order = _left_to_right(sounding, centre, target)
     floor, sounding = floor[order], sounding[order]
-    for _ in range(example._MUSIC_TRIES):  # the first draw sounds almost always (kept as it was)
-        piece = example._draw_piece(music_rng, settings, split)
-        plays = music.plan_ensemble(
-            music_rng, piece, ensemble, duration_s=duration_s, preroll_s=PREROLL_S
+    try:
+        piece, plays, used, dry = example.sounding_music(
+            music_rng, source_rng, settings, split, ensemble, order
         )
-        used = sound_sources.choose(source_rng, plays, allowed)
-        plays, used = [plays[k] for k in order], [used[k] for k in order]
-        dry = sound_sources.render(plays, used, sample_rate=sr, num_samples=pre + n)
-        if not example.silent_parts(dry, pre):
-            break
-    else:
-        raise DatasetError(
-            f"recording {index}: a part stayed silent in {example._MUSIC_TRIES} draws of music "
-            "and sounds"
-        )
+    except DatasetError as err:
+        raise DatasetError(f"recording {index}: {err.message}") from None
     names = stem_names([p.instrument for p in plays])
     dry, gains = example._level(dry, music_rng)
 

@@ -66,6 +66,40 @@ def silent_parts(dry: np.ndarray, start: int) -> list[int]:
     return silent_rows(dry[:, start:], SILENT_DB)
 
 
+def sounding_music(
+    music_rng: np.random.Generator,
+    source_rng: np.random.Generator,
+    settings: Settings,
+    split: str,
+    instruments: Sequence[str],
+    order: Sequence[int] | None = None,
+) -> tuple[corpus.Piece, list, list[str], np.ndarray]:
+    """Piece, performances, sound sources and dry parts ``(P, pre-roll + clip)`` of an
+    ensemble, drawn again until every part sounds in the clip (:func:`silent_parts`).
+
+    The first draw takes the streams as a single draw always did, so an example whose music
+    sounded is what it was. ``order`` puts the performers in another order before rendering.
+
+    Raises:
+        DatasetError: a part stayed silent in every one of :data:`_MUSIC_TRIES` draws.
+    """
+    sr = settings.sample_rate
+    n, pre = round(settings.duration_s * sr), round(PREROLL_S * sr)
+    allowed = sound_sources.for_split(settings.sources, split)
+    for _ in range(_MUSIC_TRIES):
+        piece = _draw_piece(music_rng, settings, split)
+        plays = music.plan_ensemble(
+            music_rng, piece, instruments, duration_s=settings.duration_s, preroll_s=PREROLL_S
+        )
+        used = sound_sources.choose(source_rng, plays, allowed)
+        if order is not None:
+            plays, used = [plays[k] for k in order], [used[k] for k in order]
+        dry = sound_sources.render(plays, used, sample_rate=sr, num_samples=pre + n)
+        if not silent_parts(dry, pre):
+            return piece, plays, used, dry
+    raise DatasetError(f"a part stayed silent in {_MUSIC_TRIES} draws of music and sounds")
+
+
 def _draw_piece(rng: np.random.Generator, settings: Settings, split: str) -> corpus.Piece:
     """A random piece of ``split`` with parts, work first (pieces without parts: drawn again)."""
     works = candidate_pieces(settings, split)
@@ -257,21 +291,13 @@ def write_scene(settings: Settings, folder: Path, split: str, index: int) -> Non
 
     sr = settings.sample_rate
     n, pre = round(settings.duration_s * sr), round(PREROLL_S * sr)
-    allowed = sound_sources.for_split(settings.sources, split)
     source_rng = sound_sources.source_rng(settings.seed, _SCENE, index)
-    for _ in range(_MUSIC_TRIES):  # the first draw sounds almost always (and is kept as it was)
-        piece = _draw_piece(music_rng, settings, split)
-        plays = music.plan_ensemble(
-            music_rng, piece, instruments, duration_s=settings.duration_s, preroll_s=PREROLL_S
+    try:
+        piece, plays, used, dry = sounding_music(
+            music_rng, source_rng, settings, split, instruments
         )
-        used = sound_sources.choose(source_rng, plays, allowed)
-        dry = sound_sources.render(plays, used, sample_rate=sr, num_samples=pre + n)
-        if not silent_parts(dry, pre):
-            break
-    else:
-        raise DatasetError(
-            f"scene {index}: a part stayed silent in {_MUSIC_TRIES} draws of music and sounds"
-        )
+    except DatasetError as err:
+        raise DatasetError(f"scene {index}: {err.message}") from None
     dry, gains = _level(dry, music_rng)
 
     sources = np.array([o.source_position for _, o in players], dtype=np.float64)
