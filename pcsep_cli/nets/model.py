@@ -376,6 +376,7 @@ class SeparationNet(nn.Module):
     def spatial_masks(
         self,
         spec: Tensor,
+        mono: Tensor,
         logits: Tensor,
         steer: Tensor,
         groups: Tensor,
@@ -385,6 +386,7 @@ class SeparationNet(nn.Module):
 
         Args:
             spec: complex ``(M, F, T)``, the channels on the model's linear grid.
+            mono: ``(F, T)``, ``spec.mean(dim=0).abs()`` (the caller's mono network read it).
             logits: ``(P, F, T)`` the mono network's mask logits of the channels' mean.
             steer: complex ``(P, M, F)``, :func:`~pcsep_cli.nets.spatial.steering`.
             groups: ``(P,)`` long, each performer's class.
@@ -396,8 +398,7 @@ class SeparationNet(nn.Module):
         """
         if self.spatial is None:
             raise ValueError("this model has no spatial head")
-        mono = spec.mean(dim=0).abs()
-        scores, notes = spatial_inputs(spec, steer, self.config.spatial, factors)
+        scores, notes = spatial_inputs(spec, mono, steer, self.config.spatial, factors)
         logmag = torch.log(mono / (mono.mean() + 1e-8) + 1e-3)
         return self.spatial(logits, scores, groups, logmag, notes)
 

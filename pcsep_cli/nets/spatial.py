@@ -201,17 +201,19 @@ def note_scores(scores: Tensor, factors: tuple[Tensor, Tensor]) -> Tensor:
 
 def spatial_inputs(
     spec: Tensor,
+    mono: Tensor,
     steer: Tensor,
     cfg: SpatialConfig,
     factors: tuple[Tensor, Tensor] | None = None,
 ) -> tuple[Tensor, Tensor | None]:
     """What a spatial head reads of a block: the beam scores, and (``cfg.notes``) the scores
-    pooled over notes (``factors`` of the block's mono magnitude; computed when None)."""
+    pooled over notes (``factors`` of ``mono``, the block's mono magnitude ``(F, T)``;
+    computed when None)."""
     scores = spatial_scores(spec, steer)
     if not cfg.notes:
         return scores, None
     if factors is None:
-        factors = note_factors(spec.mean(dim=0).abs(), cfg.notes)
+        factors = note_factors(mono, cfg.notes)
     return scores, note_scores(scores, factors)
 
 

@@ -442,7 +442,7 @@ class Separator:
         mono = spec.mean(dim=0).abs()
         mix_index = torch.zeros(cond.film.shape[0], dtype=torch.long, device=cond.film.device)
         logits = self.net.mask_logits(mono[None, None], cond.film, mix_index)[:, 0]
-        return self.net.spatial_masks(spec, logits, cond.steer, cond.groups)
+        return self.net.spatial_masks(spec, mono, logits, cond.steer, cond.groups)
 
     def _model_masks(self, x: np.ndarray, rmap: RateMap, cond: Conditions) -> Tensor:
         """Masks on the model's grid for one block ``(C, n)`` at the input's rate."""

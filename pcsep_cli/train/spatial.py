@@ -147,7 +147,7 @@ def _loss(net: Any, item: _Item, rng: np.random.Generator, tc: SpatialTrainConfi
         src, mic, item.mics.directions, item.mics.coefficients, freqs, cfg.spatial.speed_of_sound
     )
     masks = normalise(
-        net.spatial_masks(spec, item.logits.float(), steer, item.groups, item.factors)
+        net.spatial_masks(spec, mono, item.logits.float(), steer, item.groups, item.factors)
     )
     target = item.target.float()
     return (masks * mono[None] - target).abs().mean() / (target.mean() + 1e-8)

@@ -218,10 +218,11 @@ def test_note_scores_give_the_bins_of_a_note_the_place_most_of_its_bins_say():
 def test_a_head_without_notes_reads_no_note_scores_and_one_with_them_needs_them():
     spec = torch.randn(2, 8, 30, dtype=torch.complex64)
     a = steering(np.array([LEFT, RIGHT]), np.array(PAIR), None, np.ones(2), FREQS[:8])
-    scores, notes = spatial_inputs(spec, a, SpatialConfig(enabled=True))
+    mono = spec.mean(dim=0).abs()
+    scores, notes = spatial_inputs(spec, mono, a, SpatialConfig(enabled=True))
     assert notes is None and torch.equal(scores, spatial_scores(spec, a))
     cfg = SpatialConfig(enabled=True, hidden=4, notes=3)
-    scores, notes = spatial_inputs(spec, a, cfg)
+    scores, notes = spatial_inputs(spec, mono, a, cfg)
     assert notes is not None and notes.shape == scores.shape
     fusion = SpatialFusion(cfg, bins=8)
     groups = torch.tensor([1, 1])
