@@ -2,7 +2,8 @@
 
 Each mixture takes 2-4 performers of *different* instruments (a centred cloud cannot tell two
 violins apart, so a same-instrument pair would have no right answer), one random excerpt of
-each at a random gain, and optionally one ``none`` distractor whose target is silence. The
+each at a random gain, or (``coherent_prob``) 2-4 performers of one scene playing together,
+and optionally one ``none`` distractor whose target is silence. The
 model sees the mono sum; the targets are each source's mono excerpt at its gain.
 
 Every mixture (and every cloud of a visual-only batch) draws from its own child of the step's
@@ -13,7 +14,7 @@ does in the whole batch: the processes of a distributed run each build their sha
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -24,7 +25,7 @@ from torch import Tensor
 from pcsep_cli.nets.stft import StftConfig, stft
 from pcsep_cli.train.augment import augment
 from pcsep_cli.train.config import TrainConfig
-from pcsep_cli.train.pool import Pool, PoolMix, pick
+from pcsep_cli.train.pool import Pool, PoolMix, Solo, pick
 
 
 @dataclass
@@ -99,6 +100,40 @@ def random_eq(x: np.ndarray, rng: np.random.Generator, db: float, sample_rate: i
     return np.fft.irfft(spec * 10 ** (curve / 20), n=len(x)).astype(np.float32)
 
 
+def _sources(
+    pool: Pool, cfg: TrainConfig, rng: np.random.Generator, length: int
+) -> Iterator[tuple[Solo, np.ndarray, float | None]]:
+    """The performers of one mixture: ``(solo, mono excerpt, level)``, drawn lazily from ``rng``.
+
+    Usually 2-4 instruments, each a random excerpt of a random performer (``level`` None: each
+    excerpt is brought to the same loudness). With chance ``cfg.coherent_prob``, the performers
+    of one scene at the same moment instead (an ensemble: one piece, shared onsets and
+    harmonies, as at separation time); ``level`` is then each performer's loudness over the
+    whole recording, so one resting in the excerpt stays quiet.
+    """
+    if cfg.coherent_prob > 0 and pool.ensembles and rng.random() < cfg.coherent_prob:
+        group = pool.ensembles[rng.integers(len(pool.ensembles))]
+        high = min(cfg.max_sources, len(group))
+        n = int(rng.integers(min(cfg.min_sources, high), high + 1))
+        solos = [pool.solos[i] for i in rng.choice(group, size=n, replace=False)]
+        lead = solos[0]
+        start = int(lead.active[rng.integers(len(lead.active))])
+        for solo in solos:
+            mono = solo.audio.mean(0)
+            x = mono[start : start + length]
+            x = np.pad(x, (0, length - len(x))) if len(x) < length else x
+            yield solo, x, float(np.sqrt(np.mean(mono**2)))
+        return
+    labels_avail = sorted(pool.by_label)
+    max_src = min(cfg.max_sources, len(labels_avail))
+    min_src = min(cfg.min_sources, max_src)
+    n = int(rng.integers(min_src, max_src + 1))
+    for lab in rng.choice(labels_avail, size=n, replace=False):
+        candidates = pool.by_label[int(lab)]
+        solo = pool.solos[candidates[rng.integers(len(candidates))]]
+        yield solo, _excerpt(solo.audio, solo.active, length, rng).mean(0), None
+
+
 def make_batch(
     pools: Pool | PoolMix,
     cfg: TrainConfig,
@@ -128,19 +163,11 @@ def make_batch(
     for b, item in enumerate(range(cfg.batch_size) if items is None else items):
         own = children[item]
         pool = pick(pools, own)
-        labels_avail = sorted(pool.by_label)
-        max_src = min(cfg.max_sources, len(labels_avail))
-        min_src = min(cfg.min_sources, max_src)
-        n = int(own.integers(min_src, max_src + 1))
-        chosen = own.choice(labels_avail, size=n, replace=False)
         mix = np.zeros(length, np.float32)
-        for lab in chosen:
-            candidates = pool.by_label[int(lab)]
-            solo = pool.solos[candidates[own.integers(len(candidates))]]
-            x = _excerpt(solo.audio, solo.active, length, own).mean(0)
+        for solo, x, level in _sources(pool, cfg, own, length):
             if cfg.eq_db > 0:
                 x = random_eq(x, own, cfg.eq_db, cfg.model.sample_rate)
-            x = x / (np.sqrt(np.mean(x**2)) + 1e-8) * 0.1
+            x = x / ((np.sqrt(np.mean(x**2)) if level is None else level) + 1e-8) * 0.1
             x = (x * 10 ** (own.uniform(-cfg.gain_db, cfg.gain_db) / 20)).astype(np.float32)
             mix += x
             sources.append(x)

@@ -85,6 +85,10 @@ class TrainConfig:
         eq_db: each source passes a random smooth equaliser first, a tilt of up to
             ±``eq_db`` dB plus three bumps (:func:`pcsep_cli.train.batch.random_eq`): timbres
             of other instruments, microphones and rooms. 0: none (no random draw either).
+        coherent_prob: the share of mixtures made of one scene's performers at one moment (one
+            piece: shared onsets and harmonies, as in the recordings pcsep separates) instead of
+            unrelated excerpts; scenes of the pool and of ``data`` with two or more instruments
+            serve. 0: never (no random draw either).
         distractor_prob: chance that a mixture also gets a silent ``none`` performer (its
             target mask is zero; it trains the classifier to spot non-performers).
         lr: peak learning rate (Adam); cosine decay to ``lr_min`` after ``warmup_steps``.
@@ -139,6 +143,7 @@ class TrainConfig:
     max_sources: int = 4
     gain_db: float = 6.0
     eq_db: float = 0.0
+    coherent_prob: float = 0.0
     distractor_prob: float = 0.3
     lr: float = 1e-3
     lr_min: float = 1e-5
@@ -190,6 +195,8 @@ class TrainConfig:
             raise ValueError(f"data_share must be in [0, 1], got {self.data_share}")
         if not self.pool and not self.data:
             raise ValueError("give a pool (synthetic) or data (your recordings), or both")
+        if not 0 <= self.coherent_prob <= 1:
+            raise ValueError(f"coherent_prob must be in [0, 1], got {self.coherent_prob}")
         if not 0 <= self.distractor_prob <= 1:
             raise ValueError(f"distractor_prob must be in [0, 1], got {self.distractor_prob}")
         if self.device not in DEVICES and not re.fullmatch(r"cuda:\d+", self.device):

@@ -55,6 +55,8 @@ class Solo:
         points: ``(N, 3)`` float32 canonical cloud.
         audio: ``(C, S)`` float32 at the model's rate; ``None`` for distractors.
         active: start samples of excerpts that are not silent; ``None`` for distractors.
+        scene: the scene it was cut from (``train/000003``), whose other performers play the
+            same piece on the same timeline; empty for the solo pool's clips.
     """
 
     name: str
@@ -63,6 +65,7 @@ class Solo:
     points: np.ndarray
     audio: np.ndarray | None
     active: np.ndarray | None
+    scene: str = ""
 
 
 @dataclass
@@ -77,6 +80,9 @@ class Pool:
         soundless_by_label: label → indices into ``soundless``.
         skipped: captured performers left out: the scene step found no cluster at their
             ``position`` (hidden, or merged with a neighbour).
+        ensembles: indices into ``solos`` of the performers of one scene, for each scene with
+            at least two instruments (one performer per instrument: the first listed), for
+            coherent mixtures (:func:`pcsep_cli.train.batch.make_batch`).
     """
 
     solos: list[Solo]
@@ -85,6 +91,7 @@ class Pool:
     soundless: list[Solo] = field(default_factory=list)
     soundless_by_label: dict[int, list[int]] = field(default_factory=dict)
     skipped: list[str] = field(default_factory=list)
+    ensembles: list[list[int]] = field(default_factory=list)
 
 
 @dataclass
@@ -161,6 +168,7 @@ class _Loader:
         xyz: np.ndarray,
         audio: Path | None,
         soundless: bool = False,
+        scene: str = "",
     ) -> None:
         if instrument not in self.classes or len(xyz) < 10:
             return
@@ -172,7 +180,7 @@ class _Loader:
             return
         got = self._audio(audio) if audio is not None else None
         if got is not None:
-            self.solos.append(Solo(name, instrument, label, points, *got))
+            self.solos.append(Solo(name, instrument, label, points, *got, scene=scene))
 
     def add_solo(self, folder: Path, name: str) -> None:
         from pcsep_cli.io.pointcloud import read_cloud
@@ -205,7 +213,7 @@ class _Loader:
         for perf in meta.get("performers", []):
             pts = xyz[labels == perf.get("object", -2)]
             stem = None if soundless else folder / perf["stem"]
-            self.add(f"{name}:{perf['name']}", perf["instrument"], pts, stem, soundless)
+            self.add(f"{name}:{perf['name']}", perf["instrument"], pts, stem, soundless, name)
         for k, dis in enumerate(meta.get("distractors", [])):
             pts = xyz[labels == dis.get("object", -2)]
             self.add(f"{name}:d{k}", "none", pts, None)
@@ -221,7 +229,7 @@ class _Loader:
                 self.skipped.append(f"{name}:{perf['name']}")
                 continue
             stem = None if soundless else stem_file(folder, perf)
-            self.add(f"{name}:{perf['name']}", perf["instrument"], xyz, stem, soundless)
+            self.add(f"{name}:{perf['name']}", perf["instrument"], xyz, stem, soundless, name)
 
 
 def load_pool(
@@ -286,6 +294,7 @@ def load_pool(
         loader.soundless,
         _by_label(loader.soundless),
         loader.skipped,
+        _ensembles(loader.solos),
     )
 
 
@@ -303,6 +312,14 @@ def require_clouds(root: str | Path, split: str) -> Path:
             "generate them with `pcsep synth --cloud-scenes N`",
         )
     return base
+
+
+def _ensembles(solos: list[Solo]) -> list[list[int]]:
+    groups: dict[str, dict[int, int]] = {}
+    for i, solo in enumerate(solos):
+        if solo.scene:
+            groups.setdefault(solo.scene, {}).setdefault(solo.label, i)
+    return [sorted(g.values()) for g in groups.values() if len(g) >= 2]
 
 
 def _by_label(items: list[Solo]) -> dict[int, list[int]]:

@@ -257,3 +257,48 @@ def test_a_checkpoint_older_than_a_setting_resumes_as_its_default(pool: Path, tm
     train(cfg, progress=seen.append)
     assert seen[0].detail == "resumed from step 2"
     assert seen[-1].done == 4
+
+
+def test_coherent_mixtures_take_one_scenes_performers_at_one_moment(tmp_path: Path):
+    from pcsep_cli.io.audio import read_audio
+    from pcsep_cli.io.resample import resample
+    from pcsep_cli.train.batch import _sources, make_batch, step_rng
+    from pcsep_cli.train.pool import load_pool
+
+    root = make_pool(tmp_path / "data", per_instrument=1, seconds=3.0)
+    # A second scene: two violins (one serves: a cloud cannot tell them apart) and a cello.
+    make_dataset(root / "train" / "more", [["violin", "violin", "cello"]], seconds=3.0, seed=5)
+    for folder in (root / "train" / "more").iterdir():
+        folder.rename(root / "train" / "000001")
+    classes = ("violin", "cello", "flute", "none")
+    p = load_pool(root, "train", classes, 8000, 0.05, 4000)
+    scenes = sorted({p.solos[i].scene for g in p.ensembles for i in g})
+    assert scenes == ["train/000000", "train/000001"]
+    groups = {p.solos[g[0]].scene: sorted(p.solos[i].name for i in g) for g in p.ensembles}
+    assert groups["train/000001"] == ["train/000001:p0", "train/000001:p2"]
+    assert all(s.scene == "" for s in p.solos if s.name.startswith("pool/"))
+
+    cfg = _cfg(root, tmp_path / "run", coherent_prob=1.0, min_sources=2, max_sources=3)
+    length = 4000
+    for seed in range(6):
+        drawn = list(_sources(p, cfg, step_rng(seed, 0), length))
+        assert len({solo.scene for solo, _, _ in drawn}) == 1 and len(drawn) == 2
+        folder = root / drawn[0][0].scene
+        monos = []
+        for solo, _, _ in drawn:
+            audio, rate = read_audio(folder / "stems" / f"{solo.name.split(':')[1]}.wav")
+            monos.append(resample(audio, rate, 8000).mean(0))
+        lead = drawn[0][1]
+        starts = range(len(monos[0]) - length + 1)
+        start = int(np.argmin([np.abs(monos[0][s : s + length] - lead).max() for s in starts]))
+        for (solo, x, level), mono in zip(drawn, monos, strict=True):
+            # Every performer at the lead's moment, and its whole recording's loudness.
+            np.testing.assert_allclose(x, mono[start : start + length], atol=1e-6)
+            assert level == pytest.approx(float(np.sqrt(np.mean(solo.audio.mean(0) ** 2))))
+
+    batch = make_batch(p, cfg.replace(distractor_prob=0.0), step_rng(0, 1))
+    for b in range(cfg.batch_size):
+        names = {classes[int(k)] for k in batch.labels[batch.mix_index == b]}
+        assert names in ({"cello", "flute"}, {"violin", "cello"})
+    with pytest.raises(ValueError, match="coherent_prob"):
+        cfg.replace(coherent_prob=1.5)
