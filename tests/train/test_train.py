@@ -302,3 +302,38 @@ def test_coherent_mixtures_take_one_scenes_performers_at_one_moment(tmp_path: Pa
         assert names in ({"cello", "flute"}, {"violin", "cello"})
     with pytest.raises(ValueError, match="coherent_prob"):
         cfg.replace(coherent_prob=1.5)
+
+
+def test_fine_tuning_a_spatial_model_trains_its_mono_network_and_keeps_its_head(
+    pool: Path, tmp_path: Path
+):
+    """``--init-from pcsep-spatial``: the mono network learns exactly as from its mono twin
+    (the head takes no part in mono training) and the spatial head comes out unchanged."""
+    from helpers.models import spatial_tiny
+
+    base = train(_cfg(pool, tmp_path / "base", steps=2, checkpoint_every=2, val_every=2))
+    spatial = spatial_tiny(seed=3)
+    spatial.load_state_dict(_load(base).state_dict(), strict=False)
+    spatial.save_pretrained(tmp_path / "spatial")
+    run = {"steps": 3, "checkpoint_every": 3, "val_every": 3, "lr": 1e-2}
+    mono = _load(train(_cfg(pool, tmp_path / "a", init_from=str(base), **run)))
+    tuned = _load(
+        train(
+            _cfg(
+                pool,
+                tmp_path / "b",
+                init_from=str(tmp_path / "spatial"),
+                model=spatial.config,
+                **run,
+            )
+        )
+    )
+    assert tuned.config.spatial.enabled
+    got, start = tuned.state_dict(), spatial.state_dict()
+    moved = 0
+    for name, value in mono.state_dict().items():
+        torch.testing.assert_close(got[name], value, rtol=0, atol=0, msg=name)
+        moved += not torch.equal(value, start[name])
+    assert moved > 10  # the mono network did learn
+    head = [n for n in got if n.startswith("spatial.")]
+    assert head and all(torch.equal(got[n], start[n]) for n in head)
