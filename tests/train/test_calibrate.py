@@ -139,6 +139,22 @@ def test_collect_matches_clusters_to_performers(measured_calls):
     assert all(1 / 3 - 1e-6 <= r.confidence <= 1 for r in records)
 
 
+def test_collect_reads_the_real_capture_layout_alike(
+    measured_calls, tiny_model: Path, scenes: Path, tmp_path: Path
+):
+    """Captures (no labels.npy: the README's recipe calibrates a fine-tuned model on them) are
+    matched by their performers' positions, as the synthetic scenes are."""
+    import shutil
+
+    captured = tmp_path / "captured"
+    shutil.copytree(scenes, captured)
+    for labels in captured.rglob("labels.npy"):
+        labels.unlink()
+    sep = Separator.from_pretrained(str(tiny_model), device="cpu")
+    records, performers = collect(sep, scene_folders(captured, "val"), lambda done, total: None)
+    assert (records, performers) == measured_calls[:2]
+
+
 def test_calibrate_measures_and_chooses_with_the_threshold_off(
     measured_calls, tiny_model: Path, scenes: Path, tmp_path: Path
 ):
