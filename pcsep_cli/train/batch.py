@@ -66,8 +66,13 @@ def step_rng(seed: int, step: int, stream: int = 0) -> np.random.Generator:
     return np.random.default_rng([seed, stream, step])
 
 
-def _excerpt(audio: np.ndarray, active: np.ndarray, length: int, rng: np.random.Generator):
-    start = int(active[rng.integers(len(active))])
+def _start(solo: Solo, rng: np.random.Generator) -> int:
+    """A random start among the solo's non-silent excerpts."""
+    return int(solo.active[rng.integers(len(solo.active))])
+
+
+def _excerpt(audio: np.ndarray, start: int, length: int) -> np.ndarray:
+    """``audio[:, start : start + length]``, zero-padded at the end to ``length``."""
     out = audio[:, start : start + length]
     if out.shape[1] < length:
         out = np.pad(out, ((0, 0), (0, length - out.shape[1])))
@@ -116,13 +121,9 @@ def _sources(
         high = min(cfg.max_sources, len(group))
         n = int(rng.integers(min(cfg.min_sources, high), high + 1))
         solos = [pool.solos[i] for i in rng.choice(group, size=n, replace=False)]
-        lead = solos[0]
-        start = int(lead.active[rng.integers(len(lead.active))])
+        start = _start(solos[0], rng)
         for solo in solos:
-            mono = solo.audio.mean(0)
-            x = mono[start : start + length]
-            x = np.pad(x, (0, length - len(x))) if len(x) < length else x
-            yield solo, x, float(np.sqrt(np.mean(mono**2)))
+            yield solo, _excerpt(solo.audio, start, length).mean(0), solo.level
         return
     labels_avail = sorted(pool.by_label)
     max_src = min(cfg.max_sources, len(labels_avail))
@@ -131,7 +132,7 @@ def _sources(
     for lab in rng.choice(labels_avail, size=n, replace=False):
         candidates = pool.by_label[int(lab)]
         solo = pool.solos[candidates[rng.integers(len(candidates))]]
-        yield solo, _excerpt(solo.audio, solo.active, length, rng).mean(0), None
+        yield solo, _excerpt(solo.audio, _start(solo, rng), length).mean(0), None
 
 
 def make_batch(

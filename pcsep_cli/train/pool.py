@@ -26,6 +26,7 @@ from __future__ import annotations
 import json
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 
 import numpy as np
@@ -66,6 +67,12 @@ class Solo:
     audio: np.ndarray | None
     active: np.ndarray | None
     scene: str = ""
+
+    @cached_property
+    def level(self) -> float:
+        """RMS of the mono mix over the whole recording (coherent mixtures scale by it);
+        computed once, on first use."""
+        return float(np.sqrt(np.mean(self.audio.mean(0) ** 2)))
 
 
 @dataclass
