@@ -4,7 +4,10 @@ Each mixture takes 2-4 performers of *different* instruments (a centred cloud ca
 violins apart, so a same-instrument pair would have no right answer), one random excerpt of
 each at a random gain, or (``coherent_prob``) 2-4 performers of one scene playing together,
 and optionally one ``none`` distractor whose target is silence. The
-model sees the mono sum; the targets are each source's mono excerpt at its gain.
+model sees the mono sum; the targets are each source's mono excerpt at its gain. With
+``same_class_prob`` a mixture may hold two performers of one instrument; the one right answer
+for either is then the instrument's whole part (the sum of the two), which is each one's
+target (the spatial head, not the mono network, splits a class).
 
 Every mixture (and every cloud of a visual-only batch) draws from its own child of the step's
 random source (``rng.spawn``), so any part of a batch can be built alone and comes out as it
@@ -129,9 +132,17 @@ def _sources(
     max_src = min(cfg.max_sources, len(labels_avail))
     min_src = min(cfg.min_sources, max_src)
     n = int(rng.integers(min_src, max_src + 1))
-    for lab in rng.choice(labels_avail, size=n, replace=False):
-        candidates = pool.by_label[int(lab)]
-        solo = pool.solos[candidates[rng.integers(len(candidates))]]
+    labs = [int(lab) for lab in rng.choice(labels_avail, size=n, replace=False)]
+    if cfg.same_class_prob > 0 and n >= 2 and rng.random() < cfg.same_class_prob:
+        twins = [lab for lab in labs[:-1] if len(pool.by_label[lab]) > 1]
+        if twins:  # the last performer becomes a second player of an instrument already drawn
+            labs[-1] = twins[rng.integers(len(twins))]
+    taken: set[int] = set()
+    for lab in labs:
+        candidates = [i for i in pool.by_label[lab] if i not in taken]
+        idx = candidates[rng.integers(len(candidates))]
+        taken.add(idx)
+        solo = pool.solos[idx]
         yield solo, _excerpt(solo.audio, _start(solo, rng), length).mean(0), None
 
 
@@ -165,6 +176,7 @@ def make_batch(
         own = children[item]
         pool = pick(pools, own)
         mix = np.zeros(length, np.float32)
+        first = len(sources)
         for solo, x, level in _sources(pool, cfg, own, length):
             if cfg.eq_db > 0:
                 x = random_eq(x, own, cfg.eq_db, cfg.model.sample_rate)
@@ -177,6 +189,13 @@ def make_batch(
             mix_index.append(b)
             is_source.append(True)
             owners.append(own)
+        if cfg.same_class_prob > 0:  # each player of a class answers for the class's whole part
+            for lab in set(labels[first:]):
+                rows = [i for i in range(first, len(sources)) if labels[i] == lab]
+                if len(rows) > 1:
+                    part = np.sum([sources[i] for i in rows], axis=0, dtype=np.float32)
+                    for i in rows:
+                        sources[i] = part
         if pool.distractors and own.random() < cfg.distractor_prob:
             d = pool.distractors[own.integers(len(pool.distractors))]
             sources.append(np.zeros(length, np.float32))

@@ -89,6 +89,11 @@ class TrainConfig:
             piece: shared onsets and harmonies, as in the recordings pcsep separates) instead of
             unrelated excerpts; scenes of the pool and of ``data`` with two or more instruments
             serve. 0: never (no random draw either).
+        same_class_prob: the share of unrelated-excerpt mixtures whose last performer is a
+            second player of an instrument already in it (another recording of that class).
+            When > 0, both players of such a pair are trained towards the class's whole part: a
+            mono network cannot tell them apart, and a spatial head splits the part by where
+            each stands. 0: never (no random draw either; targets as before).
         distractor_prob: chance that a mixture also gets a silent ``none`` performer (its
             target mask is zero; it trains the classifier to spot non-performers).
         lr: peak learning rate (Adam); cosine decay to ``lr_min`` after ``warmup_steps``.
@@ -144,6 +149,7 @@ class TrainConfig:
     gain_db: float = 6.0
     eq_db: float = 0.0
     coherent_prob: float = 0.0
+    same_class_prob: float = 0.0
     distractor_prob: float = 0.3
     lr: float = 1e-3
     lr_min: float = 1e-5
@@ -197,6 +203,8 @@ class TrainConfig:
             raise ValueError("give a pool (synthetic) or data (your recordings), or both")
         if not 0 <= self.coherent_prob <= 1:
             raise ValueError(f"coherent_prob must be in [0, 1], got {self.coherent_prob}")
+        if not 0 <= self.same_class_prob <= 1:
+            raise ValueError(f"same_class_prob must be in [0, 1], got {self.same_class_prob}")
         if not 0 <= self.distractor_prob <= 1:
             raise ValueError(f"distractor_prob must be in [0, 1], got {self.distractor_prob}")
         if self.device not in DEVICES and not re.fullmatch(r"cuda:\d+", self.device):

@@ -304,6 +304,37 @@ def test_coherent_mixtures_take_one_scenes_performers_at_one_moment(tmp_path: Pa
         cfg.replace(coherent_prob=1.5)
 
 
+def test_same_class_mixtures_train_both_players_towards_the_whole_part(tmp_path: Path):
+    from pcsep_cli.train.batch import _sources, make_batch, step_rng
+    from pcsep_cli.train.pool import load_pool
+
+    root = make_pool(tmp_path / "data", per_instrument=2, seconds=2.0)
+    classes = ("violin", "cello", "flute", "none")
+    p = load_pool(root, "train", classes, 8000, 0.05, 4000)
+    cfg = _cfg(root, tmp_path / "run", min_sources=3, max_sources=3, eq_db=0.0)
+    for seed in range(8):  # off: three different instruments, as always
+        drawn = [solo for solo, _, _ in _sources(p, cfg, step_rng(seed, 0), 4000)]
+        assert len({solo.label for solo in drawn}) == 3
+        # On: the last is another recording of an instrument already drawn.
+        drawn = [
+            solo
+            for solo, _, _ in _sources(p, cfg.replace(same_class_prob=1.0), step_rng(seed, 0), 4000)
+        ]
+        assert len({solo.label for solo in drawn}) == 2 and len({solo.name for solo in drawn}) == 3
+        assert drawn[-1].label in {solo.label for solo in drawn[:-1]}
+
+    # A pair alone in its mixture: each one's target is the mixture itself.
+    pair = cfg.replace(same_class_prob=1.0, min_sources=2, max_sources=2, distractor_prob=0.0)
+    batch = make_batch(p, pair, step_rng(3, 1))
+    for b in range(pair.batch_size):
+        rows = torch.nonzero(batch.mix_index == b).flatten()
+        assert len(rows) == 2 and len(set(batch.labels[rows].tolist())) == 1
+        for r in rows:
+            torch.testing.assert_close(batch.src_mag[r], batch.mix_mag[b], atol=1e-5, rtol=1e-4)
+    with pytest.raises(ValueError, match="same_class_prob"):
+        cfg.replace(same_class_prob=-0.1)
+
+
 def test_fine_tuning_a_spatial_model_trains_its_mono_network_and_keeps_its_head(
     pool: Path, tmp_path: Path
 ):
