@@ -36,24 +36,22 @@ under the loudest performer's) is separated but not scored: SDR against silence 
 of the arithmetic. ``silent_references`` counts them; ``stems`` counts the stems scored.
 
 Report (a JSON object): ``{"model", "dataset", "examples", "stems", "silent_references",
-"max_seconds", "views",
-"conditioning", "scene_step", "bootstrap": {"resamples", "seed"}, "overall", "by_performers",
-"per_instrument", "classification", "scene", "baselines": {"labels", "oracle_irm",
-"mixture"}}``. A metric block (``overall``, each entry of ``by_performers`` — ``"2"``,
-``"3-4"``, ``"5+"`` performers, see :func:`group_name` — and of ``per_instrument``) maps
-``sdr, sir, sar, si_sdr, sdri, si_sdri`` to a figure and holds ``count`` (stems) and ``scenes``
-(examples). A figure is ``{"mean", "ci95": [lo, hi], "n"}``: the mean in dB over ``n`` values
-and its 95 % bootstrap interval, from resampling the examples with replacement (stems of one
-scene are correlated), seeded, so the same data give the same interval. ``classification``
-(cloud conditions, None with ``--scene``): ``{"accuracy", "none_accuracy"}`` figures (shares
-of performers given their instrument and of distractors given ``none`` or no stem) and
-``performers`` / ``distractors`` counts. ``scene`` (None without ``--scene``): ``detected``
-(share of performers with a stem), ``classified`` (share whose stem has the right
-instrument), ``spurious`` (stems matched to no performer, per performer, with their
-``count``), ``distractors_with_stem`` (share of visible distractors, with ``count``), and the
-``performers``, ``distractors``, ``stems``, ``scenes`` counts. ``baselines.labels`` is None
-when the model cannot take labels.
-"""
+"max_seconds", "views", "conditioning", "scene_step", "bootstrap": {"resamples", "seed"},
+"overall", "by_performers", "per_instrument", "classification", "scene", "baselines": {"labels",
+"oracle_irm", "mixture"}}``. A metric block (``overall``, each entry of ``by_performers`` —
+``"2"``, ``"3-4"``, ``"5+"`` performers and ``"1"`` for solos, see :func:`group_name` — and of
+``per_instrument``) maps ``sdr, sir, sar, si_sdr, sdri, si_sdri`` to a figure and holds
+``count`` (stems) and ``scenes`` (examples). A figure is ``{"mean", "ci95": [lo, hi], "n"}``:
+the mean in dB over ``n`` values and its 95 % bootstrap interval, from resampling the examples
+with replacement (stems of one scene are correlated), seeded, so the same data give the same
+interval. ``classification`` (cloud conditions, None with ``--scene``): ``{"accuracy",
+"none_accuracy"}`` figures (shares of performers given their instrument and of distractors given
+``none`` or no stem) and ``performers`` / ``distractors`` counts. ``scene`` (None without
+``--scene``): ``detected`` (share of performers with a stem), ``classified`` (share whose stem
+has the right instrument), ``spurious`` (stems matched to no performer, per performer, with
+their ``count``), ``distractors_with_stem`` (share of visible distractors, with ``count``), and
+the ``performers``, ``distractors``, ``stems``, ``scenes`` counts. ``baselines.labels`` is None
+when the model cannot take labels."""
 
 from __future__ import annotations
 
@@ -152,8 +150,10 @@ class ExampleScores:
 
 
 def group_name(n: int) -> str:
-    """The performer-count group a mixture of ``n`` performers is scored in."""
-    return "2" if n <= 2 else "3-4" if n <= 4 else "5+"
+    """The performer-count group a mixture of ``n`` performers is scored in. A solo is its own
+    group: its mixture is its reference, so its improvement says nothing about separating
+    (a solo scored -22 dB SDRi inside the 2-performer figure of a 1-5 performer split)."""
+    return "1" if n <= 1 else "2" if n == 2 else "3-4" if n <= 4 else "5+"
 
 
 # -- reading ----------------------------------------------------------------------------------

@@ -214,6 +214,14 @@ def test_report_gives_every_figure_an_interval_and_sample_sizes(model_dir: Path,
     assert "| 3-4 | 3 | 1 |" in table
 
 
+def test_a_solo_is_scored_in_its_own_group_not_with_the_duets(model_dir: Path, tmp_path: Path):
+    data = make_dataset(tmp_path / "data", [["violin"], ["violin", "cello"]])
+    report = evaluate(model_dir, data, device="cpu", max_seconds=0.5, resamples=50)
+    groups = report["by_performers"]
+    assert set(groups) == {"1", "2"}
+    assert (groups["1"]["count"], groups["2"]["count"]) == (1, 2)
+
+
 def test_an_incomplete_example_names_the_files_it_lacks(
     model_dir: Path, duet: Path, tmp_path: Path
 ):
