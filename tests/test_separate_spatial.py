@@ -139,15 +139,19 @@ def test_the_spatial_head_changes_the_stems(mix: np.ndarray) -> None:
     np.testing.assert_allclose(untrained.stems, plain, atol=1e-4)
 
 
-@pytest.mark.parametrize("which", ["fresh head", "pcsep-spatial"])
+@pytest.mark.parametrize("which", ["fresh head", "pcsep-spatial", "covariance shares"])
 def test_two_violins_are_told_apart_by_where_they_stand(which: str) -> None:
     """The same class twice: the mono path gives both the same stem; with microphones each
     gets its own, and each holds more of its own sound than of the other's (an untrained
-    head, which splits by place alone, and the bundled model)."""
+    head, which splits by place alone, the bundled model, and the bundled model splitting a
+    class by fitted spatial covariances, ``spatial.covariance``)."""
     from pcsep_cli.hub.models import load_model
 
     mix, images = recording(seed=1)
     net = spatial_tiny(head=False) if which == "fresh head" else load_model("pcsep-spatial")
+    if which == "covariance shares":
+        spatial = dataclasses.replace(net.config.spatial, covariance=30)
+        net.config = dataclasses.replace(net.config, spatial=spatial)
     sep = Separator(net, device="cpu")
     violins = ["violin", "violin"]
     blind = sep.separate(mix, SR, instruments=violins)
@@ -158,6 +162,11 @@ def test_two_violins_are_told_apart_by_where_they_stand(which: str) -> None:
     own = [float(np.sum(result.stems[i] * images[i])) for i in range(2)]
     other = [float(np.sum(result.stems[i] * images[1 - i])) for i in range(2)]
     assert own[0] > 5 * other[0] and own[1] > 5 * other[1]
+    if which == "covariance shares":  # the fitted shares, not the head's, split the pair
+        plain = Separator(load_model("pcsep-spatial"), device="cpu").separate(
+            mix, SR, instruments=violins, microphones=MICS, sources=SOURCES
+        )
+        assert np.abs(plain.stems - result.stems).max() > 1e-2 * np.abs(mix).max()
 
 
 @pytest.mark.parametrize("tilt", [0.0, 12.0])

@@ -30,7 +30,7 @@ from pcsep_cli.errors import ModelError
 from pcsep_cli.nets.audio import AudioDecoder, AudioEncoder, AudioNetConfig
 from pcsep_cli.nets.files import CONFIG_FILE, WEIGHTS_FILE
 from pcsep_cli.nets.film import CondTrunk, FiLMConfig
-from pcsep_cli.nets.spatial import SpatialConfig, SpatialFusion, spatial_inputs
+from pcsep_cli.nets.spatial import SpatialConfig, SpatialFusion, class_shares, spatial_inputs
 from pcsep_cli.nets.stft import LogFrequencyWarp, StftConfig
 from pcsep_cli.nets.visual import VisualConfig, VisualEncoder
 
@@ -165,8 +165,10 @@ class SeparatorConfig:
         data = _jsonable(dataclasses.asdict(self))
         if not self.spatial.enabled:
             del data["spatial"]
-        elif not self.spatial.notes:  # a head of the bins' own scores writes what it always did
-            del data["spatial"]["notes"]
+        else:  # a head of the bins' own scores, or without covariance shares, writes as before
+            for key in ("notes", "covariance"):
+                if not getattr(self.spatial, key):
+                    del data["spatial"][key]
         if self.stft.warp == "point":
             del data["stft"]["warp"]
         if not self.none_below:
@@ -187,8 +189,8 @@ class SeparatorConfig:
         if isinstance(data, dict) and "spatial" not in data:  # a mono model's config
             data = {**data, "spatial": _jsonable(dataclasses.asdict(SpatialConfig()))}
         spatial = data.get("spatial") if isinstance(data, dict) else None
-        if isinstance(spatial, dict) and "notes" not in spatial:  # a bins'-own-scores head's
-            data = {**data, "spatial": {**spatial, "notes": 0}}
+        if isinstance(spatial, dict):  # a bins'-own-scores head's, or one without covariance
+            data = {**data, "spatial": {"notes": 0, "covariance": 0, **spatial}}
         stft = data.get("stft") if isinstance(data, dict) else None
         if isinstance(stft, dict) and "warp" not in stft:  # a point-warp model's config
             data = {**data, "stft": {**stft, "warp": "point"}}
@@ -381,6 +383,7 @@ class SeparationNet(nn.Module):
         steer: Tensor,
         groups: Tensor,
         factors: tuple[Tensor, Tensor] | None = None,
+        coherence: Tensor | None = None,
     ) -> Tensor:
         """Masks of a spatial model from every channel's spectrum (separation and training).
 
@@ -392,6 +395,11 @@ class SeparationNet(nn.Module):
             groups: ``(P,)`` long, each performer's class.
             factors: the block's note model (:func:`~pcsep_cli.nets.spatial.note_factors`),
                 when already computed; a head with notes computes it otherwise.
+            coherence: ``(F, M, M)`` the microphones' diffuse-field coherence
+                (:func:`~pcsep_cli.nets.spatial.diffuse_coherence`): with ``spatial.covariance``
+                set, players of one class are split by
+                :func:`~pcsep_cli.nets.spatial.class_shares`; None (training the head): by the
+                head's shares.
 
         Returns:
             ``(P, F, T)`` masks in [0, 1].
@@ -400,7 +408,12 @@ class SeparationNet(nn.Module):
             raise ValueError("this model has no spatial head")
         scores, notes = spatial_inputs(spec, mono, steer, self.config.spatial, factors)
         logmag = torch.log(mono / (mono.mean() + 1e-8) + 1e-3)
-        return self.spatial(logits, scores, groups, logmag, notes)
+        shares = None
+        iterations = self.config.spatial.covariance
+        if iterations and coherence is not None and len(torch.unique(groups)) < len(groups):
+            masks = torch.sigmoid(logits.clamp(-12.0, 12.0))
+            shares = class_shares(spec, masks, steer, groups, coherence, iterations)
+        return self.spatial(logits, scores, groups, logmag, notes, shares)
 
     def mask_logits(self, mag: Tensor, film: Tensor, mix_index: Tensor) -> Tensor:
         """The audio path of :meth:`forward`, for conditions already through the trunk.

@@ -51,7 +51,7 @@ from torch import Tensor
 from pcsep_cli.errors import ModelError, SceneError
 from pcsep_cli.io.resample import resample
 from pcsep_cli.nets.model import DEFAULT_VIEWS
-from pcsep_cli.nets.spatial import channel_order_check, steering
+from pcsep_cli.nets.spatial import channel_order_check, diffuse_coherence, steering
 from pcsep_cli.nets.stft import istft, stft
 from pcsep_cli.progress import Progress, ProgressFn
 from pcsep_cli.scene import canonical, find_scene_performers
@@ -346,6 +346,9 @@ class Separator:
             freqs,
             spatial.speed_of_sound,
         ).to(self.device)
+        cond.coherence = diffuse_coherence(microphones.positions, freqs, spatial.speed_of_sound).to(
+            self.device
+        )
 
     @torch.inference_mode()
     def classify(self, performers: Sequence[Performer]) -> list[tuple[str, float]]:
@@ -442,7 +445,9 @@ class Separator:
         mono = spec.mean(dim=0).abs()
         mix_index = torch.zeros(cond.film.shape[0], dtype=torch.long, device=cond.film.device)
         logits = self.net.mask_logits(mono[None, None], cond.film, mix_index)[:, 0]
-        return self.net.spatial_masks(spec, mono, logits, cond.steer, cond.groups)
+        return self.net.spatial_masks(
+            spec, mono, logits, cond.steer, cond.groups, coherence=cond.coherence
+        )
 
     def _model_masks(self, x: np.ndarray, rmap: RateMap, cond: Conditions) -> Tensor:
         """Masks on the model's grid for one block ``(C, n)`` at the input's rate."""

@@ -70,6 +70,8 @@ class Conditions:
             (no ``--mics``, one channel, no positions); None otherwise.
         channel_check: filled on the first block when ``steer`` is set:
             :func:`pcsep_cli.nets.spatial.channel_order_check`'s result.
+        coherence: ``(F, M, M)`` the microphones' diffuse-field coherence on the model's grid
+            (:func:`pcsep_cli.nets.spatial.diffuse_coherence`), set with ``steer``.
     """
 
     detections: list[Detection]
@@ -79,6 +81,7 @@ class Conditions:
     sources: np.ndarray | None = None
     spatial_note: str | None = None
     channel_check: dict[str, Any] | None = None
+    coherence: Tensor | None = None
 
     @property
     def stems(self) -> list[Detection]:

@@ -14,10 +14,12 @@ Targets (issue 15): real-time factor <= 0.15 and peak RSS <= 1.5 GB for pcsep-sp
 Prints a table; exits 1 if a target is missed.
 
 ``--models A,B,...`` times other models (names or folders) in the same run; the first is the one
-held to the targets.
+held to the targets. ``--instruments violin,violin,violin,violin`` names the performers (label
+mode, positions still from the scene): four players of one class is the slowest case of a model
+that splits a class by fitted covariances (``spatial.covariance``).
 
 Usage: ``.venv/bin/python tests/benchmarks/bench_spatial.py [--runs K] [--seconds S]
-[--models A,B]``
+[--models A,B] [--instruments NAMES]``
 """
 
 from __future__ import annotations
@@ -63,6 +65,7 @@ def main() -> int:
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--seconds", type=float, default=60.0)
     parser.add_argument("--models", default="pcsep-spatial,pcsep-base")
+    parser.add_argument("--instruments", default="", help="label mode: one per performer")
     args = parser.parse_args()
     pcsep = str(Path(sys.executable).parent / "pcsep")
     rows = []
@@ -73,12 +76,14 @@ def main() -> int:
             cmd = [pcsep, "separate", str(work / "mix.wav"), str(EXAMPLE / "scene.ply")]
             cmd += ["--mics", str(work / "mics.json"), "--model", name]
             cmd += ["-o", str(work / f"out{k}"), "--overwrite", "--quiet"]
+            cmd += ["--instruments", args.instruments] if args.instruments else []
             runs = [run_once(cmd) for _ in range(args.runs)]
             wall = statistics.median(r[0] for r in runs)
             rss = max(r[1] for r in runs)  # run_once: (wall s, peak RSS MB, CPU s)
             rows.append((name, wall, wall / args.seconds, rss))
     print(
-        f"{args.seconds:g} s of 4-channel 44.1 kHz, quartet scene, 4-mic circle; "
+        f"{args.seconds:g} s of 4-channel 44.1 kHz, quartet scene, 4-mic circle"
+        f"{', instruments ' + args.instruments if args.instruments else ''}; "
         f"median of {args.runs} runs\n"
     )
     print("| model | wall (s) | RTF | peak RSS (MB) |")
