@@ -334,6 +334,8 @@ def covariance_shares(
     (:func:`note_scores`; medians 9.5 and 6.7); but through the whole path (pcsep-spatial's
     class masks, BSS Eval at the recordings' 22.05 kHz) the gain shrank to +0.34 dB [-0.14,
     +0.88] over the head's own shares, so no bundled model uses it yet (``spatial.covariance``).
+    It is also slow: four players of one class, four microphones, 60 s at 44.1 kHz took RTF
+    0.68 against pcsep-spatial's 0.14 (``tests/benchmarks/bench_spatial.py --instruments``).
 
     Args:
         spec: complex ``(M, F, T)``, the channels.
