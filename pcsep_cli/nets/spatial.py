@@ -330,10 +330,11 @@ def covariance_shares(
 
     On 40 validation recordings of 2-3 players of one instrument (91 stems, 11,025 Hz, shares
     times the mono mixture, plain SDR of the mono stems) 30 iterations on all frames scored
-    ~8.7 dB SDRi on the first 17 stems against ~4 for the pooled note scores
-    (:func:`note_scores`; medians 9.5 and 6.7); but through the whole path (pcsep-spatial's
-    class masks, BSS Eval at the recordings' 22.05 kHz) the gain shrank to +0.34 dB [-0.14,
-    +0.88] over the head's own shares, so no bundled model uses it yet (``spatial.covariance``).
+    8.7 dB SDRi (median 9.5) on the first 17 stems, against a 6.7 dB median for the pooled
+    note scores (:func:`note_scores`; their mean, 15.1, is one recording's); but through the
+    whole path (pcsep-spatial's class masks, BSS Eval at the recordings' 22.05 kHz) the gain
+    shrank to +0.34 dB [-0.14, +0.88] over the head's own shares, so no bundled model uses it
+    yet (``spatial.covariance``).
     It is also slow: four players of one class, four microphones, 60 s at 44.1 kHz took RTF
     0.68 against pcsep-spatial's 0.14 (``tests/benchmarks/bench_spatial.py --instruments``).
 
@@ -347,7 +348,7 @@ def covariance_shares(
         start: ``(P, F, T)`` each performer's share of a bin to start from (e.g. its mono
             mask's); None: even.
     """
-    p, m, f = steer.shape
+    p, m, _ = steer.shape
     t = spec.shape[-1]
     x = spec.to(torch.complex128)  # (M, F, T); in float32 the fit turned to NaN by 60 iterations
     a = steer.permute(1, 0, 2).to(x.dtype)  # (M, P, F)
@@ -360,11 +361,10 @@ def covariance_shares(
     floor = _EM_FLOOR * max(float(power.mean()), 1e-20)
     even = torch.full((p, 1, 1), 1.0 / p, dtype=power.dtype, device=power.device)
     v = power[None] * (even if start is None else start.to(power.dtype)) + floor
-    r = r0
+    r, vs = r0, v[..., pick]
     for _ in range(iterations):
-        r, vs = _em_step(xs, r, v[..., pick], floor, r0)
-        v = v.clone()
-        v[..., pick] = vs
+        r, vs = _em_step(xs, r, vs, floor, r0)
+    v[..., pick] = vs
     for _ in range(power_iterations):
         _, v = _em_step(x, r, v, floor, None)
     return (v / v.sum(0, keepdim=True)).float()

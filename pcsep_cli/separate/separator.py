@@ -346,9 +346,10 @@ class Separator:
             freqs,
             spatial.speed_of_sound,
         ).to(self.device)
-        cond.coherence = diffuse_coherence(microphones.positions, freqs, spatial.speed_of_sound).to(
-            self.device
-        )
+        if spatial.covariance:  # only a model that fits covariances reads it
+            cond.coherence = diffuse_coherence(
+                microphones.positions, freqs, spatial.speed_of_sound
+            ).to(self.device)
 
     @torch.inference_mode()
     def classify(self, performers: Sequence[Performer]) -> list[tuple[str, float]]:

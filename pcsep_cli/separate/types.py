@@ -71,7 +71,8 @@ class Conditions:
         channel_check: filled on the first block when ``steer`` is set:
             :func:`pcsep_cli.nets.spatial.channel_order_check`'s result.
         coherence: ``(F, M, M)`` the microphones' diffuse-field coherence on the model's grid
-            (:func:`pcsep_cli.nets.spatial.diffuse_coherence`), set with ``steer``.
+            (:func:`pcsep_cli.nets.spatial.diffuse_coherence`), set with ``steer`` for a model with
+            ``spatial.covariance``.
     """
 
     detections: list[Detection]
