@@ -23,6 +23,8 @@ CONFIG_DIR = Path(__file__).parent / "configs"
 LOSSES = ("l1_ratio", "bce_binary")
 DEVICES = ("auto", "cpu", "cuda")
 PRECISIONS = ("auto", "off", "bf16", "fp16")
+# The parts of a SeparationNet a run may train alone (``train_only``).
+PARTS = ("visual", "audio_encoder", "audio_decoder", "cond_trunk", "label_embedding", "spatial")
 
 
 class TrainConfigError(PcsepError):
@@ -122,6 +124,11 @@ class TrainConfig:
             embedding and its class's (detached) label embedding: it teaches the visual encoder
             to speak the language the U-Net learned from labels, at a fraction of the cost of
             cloud-conditioned separation steps.
+        train_only: the parts of the network that learn (of ``visual``, ``audio_encoder``,
+            ``audio_decoder``, ``cond_trunk``, ``label_embedding``, ``spatial``); the others
+            keep ``init_from``'s weights and run as at inference (batch norm on its running
+            statistics). Empty: all. ``["visual"]`` teaches the classifier new scenes without
+            moving the separation the U-Net learned.
         val_every: steps between validation passes (and best-model updates).
         val_batches: batches in the (fixed) validation set.
         checkpoint_every: steps between checkpoints.
@@ -165,6 +172,7 @@ class TrainConfig:
     cloud_pool: str = ""
     init_from: str = ""
     align_weight: float = 0.0
+    train_only: tuple[str, ...] = ()
     val_every: int = 200
     val_batches: int = 8
     checkpoint_every: int = 200
@@ -199,6 +207,9 @@ class TrainConfig:
             raise ValueError(f"none_share must be in [0, 1), got {self.none_share}")
         if not 0 <= self.data_share <= 1:
             raise ValueError(f"data_share must be in [0, 1], got {self.data_share}")
+        unknown = [part for part in self.train_only if part not in PARTS]
+        if unknown:
+            raise ValueError(f"train_only: unknown part {unknown[0]!r} (parts: {', '.join(PARTS)})")
         if not self.pool and not self.data:
             raise ValueError("give a pool (synthetic) or data (your recordings), or both")
         if not 0 <= self.coherent_prob <= 1:

@@ -34,7 +34,7 @@ from pcsep_cli.nets.model import SeparationNet, SeparatorConfig
 from pcsep_cli.progress import Progress, ProgressFn
 from pcsep_cli.train.batch import Batch, make_batch, make_cloud_batch, step_rng
 from pcsep_cli.train.checkpoint import list_checkpoints, load_checkpoint, save_checkpoint
-from pcsep_cli.train.config import TrainConfig, load_train_config
+from pcsep_cli.train.config import TrainConfig, TrainConfigError, load_train_config
 from pcsep_cli.train.losses import TERMS, StepLosses, Totals, loss_terms, total_loss
 from pcsep_cli.train.pool import Pool, PoolMix, load_pool, require_clouds
 from pcsep_cli.train.runtime import Runtime, started
@@ -73,8 +73,39 @@ def validate(
     for batch in batches:
         for key, value in loss_terms(model, batch, cfg).items():
             sums[key] = sums.get(key, 0.0) + float(value) / len(batches)
-    model.train()
+    set_training(model, cfg)
     return {f"val_{k}{suffix}": v for k, v in sums.items()}
+
+
+def set_training(model: SeparationNet, cfg: TrainConfig) -> None:
+    """Training mode, but for the parts ``cfg.train_only`` leaves out: they run as at inference,
+    so their batch norms neither move their running statistics nor normalise by the batch."""
+    model.train()
+    if cfg.train_only:
+        for name, part in model.named_children():
+            if name not in cfg.train_only:
+                part.eval()
+
+
+def _learning_parameters(model: SeparationNet, cfg: TrainConfig) -> list[torch.nn.Parameter]:
+    """The parameters the optimiser moves (all, or those of ``cfg.train_only``'s parts); the
+    others stop taking gradients.
+
+    Raises:
+        TrainConfigError: a part this model does not have (e.g. ``visual`` of a labels model).
+    """
+    if not cfg.train_only:
+        return list(model.parameters())
+    parts = dict(model.named_children())
+    missing = [name for name in cfg.train_only if name not in parts]
+    if missing:
+        raise TrainConfigError(
+            f"train_only: this model has no {missing[0]!r} part",
+            hint=f"its parts: {', '.join(n for n in parts if n != 'warp')}",
+        )
+    for name, part in parts.items():
+        part.requires_grad_(name in cfg.train_only)
+    return [p for p in model.parameters() if p.requires_grad]
 
 
 def uses_clouds(cfg: TrainConfig, step: int) -> bool:
@@ -158,7 +189,6 @@ def _init_weights(model: SeparationNet, cfg: TrainConfig) -> None:
     for the rate and the STFT's size, hop, window and warp: the network sees ``warp_bins``
     log-frequency rows whatever the rate, so a model can start one at another rate."""
     from pcsep_cli.hub.models import load_model
-    from pcsep_cli.train.config import TrainConfigError
 
     source = load_model(cfg.init_from)
     if _weights_config(source.config) != _weights_config(cfg.model):
@@ -222,7 +252,8 @@ def _run(cfg: TrainConfig, rt: Runtime, resume: bool, progress: ProgressFn | Non
         torch.set_num_threads(cfg.threads)
     torch.manual_seed(cfg.seed)
     model = SeparationNet(cfg.model).to(rt.device)
-    optimizer = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+    learning = _learning_parameters(model, cfg)
+    optimizer = torch.optim.AdamW(learning, lr=cfg.lr, weight_decay=cfg.weight_decay)
     scaler = rt.grad_scaler()
     report = progress if progress is not None and rt.is_main else (lambda _p: None)
     step, best_val = _start(cfg, model, optimizer, scaler, resume, report)
@@ -240,7 +271,7 @@ def _run(cfg: TrainConfig, rt: Runtime, resume: bool, progress: ProgressFn | Non
             f"their position (first: {skipped[0]}); give performers/<name>.ply to keep them"
         )
         report(train_progress(step, cfg.steps, math.nan, 0.0, None, note))
-    model.train()
+    set_training(model, cfg)
     start, start_step, val_loss = time.perf_counter(), step, None
     log_file = (out_dir / LOG_NAME).open("a") if rt.is_main else contextlib.nullcontext()
     with log_file as log:
@@ -383,16 +414,18 @@ def _train_step(
     # DDP averages the processes' gradients, and their losses are shares that add up to the
     # loss of the whole batch: scaled by the number of processes, the average is that sum.
     loss = total_loss(terms, cfg) * rt.world
-    (loss if scaler is None else scaler.scale(loss)).backward()
-    if scaler is not None:
-        scaler.unscale_(optimizer)
-    if cfg.grad_clip:
-        torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
-    if scaler is None:
-        optimizer.step()
-    else:
-        scaler.step(optimizer)
-        scaler.update()
+    # With train_only, a step may reach no learning part (labels, no extra clouds): no update.
+    if loss.requires_grad:
+        (loss if scaler is None else scaler.scale(loss)).backward()
+        if scaler is not None:
+            scaler.unscale_(optimizer)
+        if cfg.grad_clip:
+            torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
+        if scaler is None:
+            optimizer.step()
+        else:
+            scaler.step(optimizer)
+            scaler.update()
     summed = rt.all_sum(torch.stack([terms[k].detach().float() for k in TERMS])).tolist()
     values = dict(zip(TERMS, summed, strict=True))
     whole = values["sep"] + cfg.cls_weight * values["cls"] + cfg.align_weight * values["align"]
