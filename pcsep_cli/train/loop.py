@@ -34,7 +34,7 @@ from pcsep_cli.nets.model import SeparationNet, SeparatorConfig
 from pcsep_cli.progress import Progress, ProgressFn
 from pcsep_cli.train.batch import Batch, make_batch, make_cloud_batch, step_rng
 from pcsep_cli.train.checkpoint import list_checkpoints, load_checkpoint, save_checkpoint
-from pcsep_cli.train.config import TrainConfig, TrainConfigError, load_train_config
+from pcsep_cli.train.config import PARTS, TrainConfig, TrainConfigError, load_train_config
 from pcsep_cli.train.losses import TERMS, StepLosses, Totals, loss_terms, total_loss
 from pcsep_cli.train.pool import Pool, PoolMix, load_pool, require_clouds
 from pcsep_cli.train.runtime import Runtime, started
@@ -101,7 +101,7 @@ def _learning_parameters(model: SeparationNet, cfg: TrainConfig) -> list[torch.n
     if missing:
         raise TrainConfigError(
             f"train_only: this model has no {missing[0]!r} part",
-            hint=f"its parts: {', '.join(n for n in parts if n != 'warp')}",
+            hint=f"its parts: {', '.join(n for n in PARTS if n in parts)}",
         )
     for name, part in parts.items():
         part.requires_grad_(name in cfg.train_only)
