@@ -81,8 +81,8 @@ def synth(
         typer.Option(
             metavar="NAMES",
             help="Sound sources, comma-separated: fluidr3, musescore, csound, freepats, stk, "
-            "opl3; 'test:stk' allows a source in one split only (then that split uses only its "
-            "own). Default: all but opl3.",
+            "opl3, additive; 'test:stk' allows a source in one split only (then that split uses "
+            "only its own). Default: all but opl3 and additive.",
         ),
     ] = "",
     styles: Annotated[

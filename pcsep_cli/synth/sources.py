@@ -18,6 +18,8 @@ stk         Synthesis ToolKit physical models (``stk``, its         STK licence 
             ``stk-demo`` program; ``faketime``); no piano           Cook and Scavone)
 opl3        OPL-3_FM_128M.sf2 (``opl3-soundfont``, OPL3 FM chip     CC BY-SA 4.0 (Zandro
             timbres) by FluidSynth; not in the default list         Reveille)
+additive    pcsep's own parametric synthesiser (:mod:`.additive`):  pcsep's own code
+            a timbre drawn per performance; not in the default list
 ==========  =====================================================  ==========================
 
 MuseScore General is a fork of FluidR3Mono: its sample list
@@ -44,7 +46,7 @@ from pathlib import Path
 import numpy as np
 
 from pcsep_cli.errors import DatasetError
-from pcsep_cli.synth import fluid, freepats, stk
+from pcsep_cli.synth import additive, fluid, freepats, stk
 from pcsep_cli.synth.music import Performance
 
 Renderer = Callable[..., np.ndarray]
@@ -115,6 +117,9 @@ SOURCES: dict[str, Source] = {
     ),
     "stk": Source("stk", stk.render, stk.plays, stk.check, "STK licence (MIT-like)"),
     "opl3": Source("opl3", *_soundfont(_SF / "sf2/OPL-3_FM_128M.sf2"), "CC BY-SA 4.0"),
+    "additive": Source(
+        "additive", additive.render, additive.plays, additive.check, "pcsep's own code"
+    ),
 }
 """Every source pcsep can render with, by name."""
 
