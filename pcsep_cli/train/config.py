@@ -71,9 +71,11 @@ class TrainConfig:
         pool: solo pool directory (``pcsep synth`` output, see ``pcsep_cli.synth.dataset``);
             may be empty when ``data`` is given.
         data: a dataset of one's own recordings in the real-capture layout
-            (:mod:`pcsep_cli.train.capture`; ``train/``, optionally ``val/``): mixtures are
-            drawn from it with chance ``data_share``, from ``pool`` otherwise, so a fine-tuned
-            model keeps the classes the user has no recordings of. Empty: ``pool`` only.
+            (:mod:`pcsep_cli.train.capture`; ``train/``, optionally ``val/``), or a second
+            ``pcsep synth`` dataset (e.g. other sound sources): mixtures are drawn from it with
+            chance ``data_share``, from ``pool`` otherwise, so a fine-tuned model keeps the
+            classes the user has no recordings of (or the sound ``pool`` taught it). Empty:
+            ``pool`` only.
         data_share: the share of mixtures drawn from ``data`` (when both are given).
         out_dir: run directory: checkpoints, log, and the final model under ``model/``.
         seed: seeds the weights and every step's data (a step's batch depends only on

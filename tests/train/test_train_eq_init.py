@@ -483,3 +483,19 @@ def test_init_from_ignores_none_below(pool_dir: Path, tmp_path: Path):
     plain = _saved(SeparationNet(cfg.model), tmp_path / "plain")
     torch.manual_seed(0)
     _loaded(SeparationNet(calibrated), cfg.replace(model=calibrated, init_from=str(plain)))
+
+
+def test_data_may_be_a_second_synthetic_dataset(tmp_path: Path):
+    # `data` reads the synthetic layout as `pool` does: a run mixes two generators' datasets
+    # (e.g. other sound sources) at `data_share`, on both splits.
+    first = make_pool(tmp_path / "first", per_instrument=1)
+    second = make_pool(tmp_path / "second", per_instrument=2)
+    cfg = _cfg(first, tmp_path / "run", data=str(second), data_share=0.7)
+    train_pool, val_pool = _load_pools(cfg)
+    assert train_pool.share == 0.7 and val_pool.share == 0.7
+    # the second holds one more pool clip per class; the scenes are alike
+    extra = len(list((second / "pool" / "train").iterdir())) - len(
+        list((first / "pool" / "train").iterdir())
+    )
+    assert extra > 0 and len(train_pool.own.solos) == len(train_pool.base.solos) + extra
+    assert len(val_pool.own.solos) == len(val_pool.base.solos)
