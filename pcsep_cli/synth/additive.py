@@ -25,45 +25,42 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from pcsep_cli.synth.music import GM_PROGRAMS, Performance
+from pcsep_cli.synth.music import Performance
 
 _MAX_PARTIALS = 64
 _PEAK = 0.5  # each performance is scaled to this peak (other sources are below ±1 too)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class _Family:
-    """Ranges a voice of one family is drawn from (each pair: low, high)."""
+    """Ranges a voice of one family is drawn from (each pair: low, high; ``(0, 0)``: none)."""
 
     sustained: bool
     slope: tuple[float, float]  # partial amplitude ~ k^-slope
-    odd_only_below: tuple[float, float]  # Hz below which even partials are cut (0: none)
     resonances: tuple[tuple[float, float], ...]  # centre ranges (Hz), one resonance each
     attack: tuple[float, float]  # s
     release: tuple[float, float]  # s
-    decay: tuple[float, float]  # s, fundamental's 1/e time (decaying families)
     vibrato_cents: tuple[float, float]
     noise_db: tuple[float, float]  # breath / bow noise relative to the partials
-    inharmonic: tuple[float, float]  # B in f_k = k f0 sqrt(1 + B k^2)
-    scoop_cents: tuple[float, float]  # start below the pitch, glide up in ~40 ms
     bright_per_velocity: float  # slope reduction from pp to ff
+    odd_only_below: tuple[float, float] = (0, 0)  # Hz below which even partials are cut
+    decay: tuple[float, float] = (0, 0)  # s, fundamental's 1/e time (decaying families)
+    inharmonic: tuple[float, float] = (0, 0)  # B in f_k = k f0 sqrt(1 + B k^2)
+    scoop_cents: tuple[float, float] = (0, 0)  # start below the pitch, glide up in ~40 ms
 
 
 def _bowed(body: tuple[tuple[float, float], ...], slope: tuple[float, float]) -> _Family:
     """A bowed string whose body resonances sit where its size puts them."""
     return _Family(
-        True,
-        slope,
-        (0, 0),
-        body,
-        (0.04, 0.15),
-        (0.08, 0.25),
-        (0, 0),
-        (5, 25),
-        (-36, -24),
-        (0, 0),
-        (0, 10),
-        0.2,
+        sustained=True,
+        slope=slope,
+        resonances=body,
+        attack=(0.04, 0.15),
+        release=(0.08, 0.25),
+        vibrato_cents=(5, 25),
+        noise_db=(-36, -24),
+        scoop_cents=(0, 10),
+        bright_per_velocity=0.2,
     )
 
 
@@ -72,102 +69,84 @@ _FAMILIES: dict[str, _Family] = {
     "cello": _bowed(((90, 250), (350, 800), (1200, 2500)), (0.9, 1.5)),
     "double_bass": _bowed(((50, 140), (200, 500), (700, 1500)), (1.2, 1.9)),
     "guitar": _Family(
-        False,
-        (0.7, 1.4),
-        (0, 0),
-        ((90, 250), (400, 1200)),
-        (0.002, 0.006),
-        (0.05, 0.15),
-        (0.6, 2.5),
-        (0, 0),
-        (-60, -45),
-        (1e-5, 2e-4),
-        (0, 0),
-        0.3,
+        sustained=False,
+        resonances=((90, 250), (400, 1200)),
+        vibrato_cents=(0, 0),
+        noise_db=(-60, -45),
+        slope=(0.7, 1.4),
+        attack=(0.002, 0.006),
+        release=(0.05, 0.15),
+        decay=(0.6, 2.5),
+        inharmonic=(1e-5, 2e-4),
+        bright_per_velocity=0.3,
     ),
     "piano": _Family(
-        False,
-        (0.9, 1.6),
-        (0, 0),
-        ((300, 900), (1500, 3500)),
-        (0.002, 0.005),
-        (0.1, 0.3),
-        (0.8, 4.0),
-        (0, 0),
-        (-60, -45),
-        (1e-4, 6e-4),
-        (0, 0),
-        0.5,
+        sustained=False,
+        resonances=((300, 900), (1500, 3500)),
+        vibrato_cents=(0, 0),
+        noise_db=(-60, -45),
+        slope=(0.9, 1.6),
+        attack=(0.002, 0.005),
+        release=(0.1, 0.3),
+        decay=(0.8, 4.0),
+        inharmonic=(1e-4, 6e-4),
+        bright_per_velocity=0.5,
     ),
     "saxophone": _Family(
-        True,
-        (0.6, 1.1),
-        (0, 0),
-        ((400, 800), (1200, 2200), (2500, 4000)),
-        (0.02, 0.08),
-        (0.05, 0.15),
-        (0, 0),
-        (5, 30),
-        (-30, -18),
-        (0, 0),
-        (0, 30),
-        0.4,
+        sustained=True,
+        resonances=((400, 800), (1200, 2200), (2500, 4000)),
+        slope=(0.6, 1.1),
+        attack=(0.02, 0.08),
+        release=(0.05, 0.15),
+        vibrato_cents=(5, 30),
+        noise_db=(-30, -18),
+        scoop_cents=(0, 30),
+        bright_per_velocity=0.4,
     ),
     "clarinet": _Family(
-        True,
-        (0.9, 1.4),
-        (900, 1800),
-        ((1000, 1800), (2500, 3500)),
-        (0.02, 0.07),
-        (0.05, 0.15),
-        (0, 0),
-        (0, 8),
-        (-40, -28),
-        (0, 0),
-        (0, 10),
-        0.3,
+        sustained=True,
+        resonances=((1000, 1800), (2500, 3500)),
+        slope=(0.9, 1.4),
+        odd_only_below=(900, 1800),
+        attack=(0.02, 0.07),
+        release=(0.05, 0.15),
+        vibrato_cents=(0, 8),
+        noise_db=(-40, -28),
+        scoop_cents=(0, 10),
+        bright_per_velocity=0.3,
     ),
     "flute": _Family(
-        True,
-        (1.8, 2.8),
-        (0, 0),
-        ((700, 1500), (2500, 4500)),
-        (0.04, 0.12),
-        (0.05, 0.15),
-        (0, 0),
-        (8, 30),
-        (-22, -12),
-        (0, 0),
-        (0, 15),
-        0.3,
+        sustained=True,
+        resonances=((700, 1500), (2500, 4500)),
+        slope=(1.8, 2.8),
+        attack=(0.04, 0.12),
+        release=(0.05, 0.15),
+        vibrato_cents=(8, 30),
+        noise_db=(-22, -12),
+        scoop_cents=(0, 15),
+        bright_per_velocity=0.3,
     ),
     "trumpet": _Family(
-        True,
-        (0.7, 1.6),
-        (0, 0),
-        ((1000, 1600), (2200, 3500)),
-        (0.02, 0.06),
-        (0.04, 0.12),
-        (0, 0),
-        (0, 10),
-        (-45, -32),
-        (0, 0),
-        (20, 80),
-        0.8,
+        sustained=True,
+        resonances=((1000, 1600), (2200, 3500)),
+        slope=(0.7, 1.6),
+        attack=(0.02, 0.06),
+        release=(0.04, 0.12),
+        vibrato_cents=(0, 10),
+        noise_db=(-45, -32),
+        scoop_cents=(20, 80),
+        bright_per_velocity=0.8,
     ),
     "trombone": _Family(
-        True,
-        (0.8, 1.7),
-        (0, 0),
-        ((450, 800), (1200, 2000)),
-        (0.03, 0.08),
-        (0.05, 0.15),
-        (0, 0),
-        (0, 8),
-        (-45, -32),
-        (0, 0),
-        (20, 80),
-        0.8,
+        sustained=True,
+        resonances=((450, 800), (1200, 2000)),
+        slope=(0.8, 1.7),
+        attack=(0.03, 0.08),
+        release=(0.05, 0.15),
+        vibrato_cents=(0, 8),
+        noise_db=(-45, -32),
+        scoop_cents=(20, 80),
+        bright_per_velocity=0.8,
     ),
 }
 
@@ -334,7 +313,7 @@ def render(
     """
     out = np.zeros((len(performances), num_samples), dtype=np.float32)
     for row, perf in enumerate(performances):
-        if perf.instrument not in GM_PROGRAMS or not plays(perf):
+        if not plays(perf):
             raise ValueError(f"no synthesiser voice for {perf.instrument!r}")
         rng = np.random.default_rng(_seed(perf))
         voice = _draw(perf.instrument, rng)
