@@ -445,13 +445,11 @@ class SeparationNet(nn.Module):
         Returns:
             The directory.
         """
-        from safetensors.torch import save_file
-
         out = Path(directory)
         out.mkdir(parents=True, exist_ok=True)
         state = {k: v.detach().contiguous().cpu() for k, v in self.state_dict().items()}
         tmp = out / (WEIGHTS_FILE + ".tmp")
-        save_file(state, str(tmp), metadata={"format": "pt", "pcsep_config_version": "1"})
+        save_tensors(state, tmp, metadata={"format": "pt", "pcsep_config_version": "1"})
         tmp.replace(out / WEIGHTS_FILE)
         cfg_tmp = out / (CONFIG_FILE + ".tmp")
         cfg_tmp.write_text(json.dumps(self.config.to_dict(), indent=2) + "\n")
@@ -493,6 +491,19 @@ def load_config(directory: str | Path) -> SeparatorConfig:
             "model.safetensors; pass a directory written by save_pretrained",
         )
     return SeparatorConfig.from_dict(read_config_file(file, ModelError, MODEL_CONFIG_HINT), file)
+
+
+def save_tensors(
+    tensors: dict[str, Tensor], file: str | Path, metadata: dict[str, str] | None = None
+) -> None:
+    """Write ``tensors`` as a safetensors file whose mode follows the umask, as every other
+    file pcsep writes does (``safetensors.torch.save_file`` makes it 0600, so a model trained,
+    blended or calibrated on a shared machine could not be read by the rest of the group)."""
+    from safetensors.torch import save
+
+    data = save(tensors, metadata=metadata)
+    with open(file, "wb") as fh:
+        fh.write(data)
 
 
 def load_weights(file: str | Path, expected: dict[str, Tensor]) -> dict[str, Tensor]:

@@ -17,7 +17,7 @@ from typing import Any
 import torch
 
 from pcsep_cli.errors import ModelError
-from pcsep_cli.nets.model import SeparationNet
+from pcsep_cli.nets.model import SeparationNet, save_tensors
 
 OPTIM_NAME = "optimizer.safetensors"
 STATE_NAME = "state.json"
@@ -42,8 +42,6 @@ def save_checkpoint(
     Returns:
         The checkpoint folder.
     """
-    from safetensors.torch import save_file
-
     root = checkpoint_dir(out_dir)
     root.mkdir(parents=True, exist_ok=True)
     final = root / f"{PREFIX}{step:07d}"
@@ -55,7 +53,7 @@ def save_checkpoint(
     for idx, slots in opt_state["state"].items():
         for key, value in slots.items():
             tensors[f"{idx}.{key}"] = torch.as_tensor(value).detach().contiguous().cpu()
-    save_file(tensors, str(tmp / OPTIM_NAME))
+    save_tensors(tensors, tmp / OPTIM_NAME)
     meta = dict(state, step=step, param_groups=opt_state["param_groups"])
     (tmp / STATE_NAME).write_text(json.dumps(meta, indent=2) + "\n")
     shutil.rmtree(final, ignore_errors=True)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import os
 from pathlib import Path
 
 import numpy as np
@@ -161,6 +162,20 @@ def test_save_load_gives_identical_output(tmp_path: Path):
     torch.testing.assert_close(after.masks, before.masks)
     torch.testing.assert_close(after.class_logits, before.class_logits)
     assert load_config(tmp_path / "m") == cfg
+
+
+@pytest.mark.parametrize("umask", [0o022, 0o027])
+def test_saved_weights_follow_the_umask(tmp_path: Path, umask: int):
+    """A model written on a shared machine is readable by whom the umask says, like any file
+    (safetensors' own writer makes it 0600)."""
+    old = os.umask(umask)
+    try:
+        SeparationNet(tiny_config("both")).save_pretrained(tmp_path / "m")
+    finally:
+        os.umask(old)
+    for name in ("config.json", "model.safetensors"):
+        assert (tmp_path / "m" / name).stat().st_mode & 0o777 == 0o666 & ~umask, name
+    _read(tmp_path / "m")  # still a valid model
 
 
 def _read(directory: Path) -> SeparationNet:

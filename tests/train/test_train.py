@@ -55,6 +55,10 @@ def test_training_reduces_the_loss_and_writes_a_loadable_model(pool: Path, tmp_p
     assert model.config == cfg.model
     # keep_checkpoints = 2: the older ones are gone.
     assert [p.name for p in list_checkpoints(tmp_path / "run")] == ["step_0000030", "step_0000040"]
+    # Weights and optimiser state are readable as the umask allows, like config.json (not 0600).
+    last = list_checkpoints(tmp_path / "run")[-1]
+    modes = {f.name: f.stat().st_mode & 0o777 for f in [*model_dir.iterdir(), *last.iterdir()]}
+    assert set(modes.values()) == {(model_dir / "config.json").stat().st_mode & 0o777}, modes
 
 
 class _Stop(Exception):
