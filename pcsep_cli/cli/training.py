@@ -89,9 +89,11 @@ def synth(
         str,
         typer.Option(
             metavar="NAMES",
-            help="Instrument styles, comma-separated: seen (what pcsep-base trained on), new "
-            "(soprano and baritone saxophones, piccolo, alto flute, bass clarinet, flugelhorn, "
-            "cornet, bass trombone, electric guitar, stage keyboard), all, or CLASS:STYLE; "
+            help="Instrument styles, comma-separated: seen (pcsep-base's first shapes), new "
+            "(held out by the shift split: soprano and baritone saxophones, piccolo, alto flute, "
+            "bass clarinet, flugelhorn, cornet, bass trombone, electric strings and guitar, stage "
+            "keyboard), extra (for training: solid-body strings, semi-hollow guitar, bass flute, "
+            "alto clarinet, pocket trumpet, valve trombone), all, or CLASS:STYLE; "
             "'test:new' applies to one split only. A class with no style listed keeps its "
             "seen ones.",
         ),

@@ -78,7 +78,8 @@ def bowed(name: str, rng: np.random.Generator, style: str | None = None) -> Inst
     Anchors: ``chin`` (chin rest), ``back_top`` (back plate at the top of the body, where a
     cello rests against the chest), ``endpin`` (tip), ``bridge`` (bowing point on the
     strings), ``neck_body`` / ``nut`` (the neck's two ends, on the fingerboard), ``sound``
-    (between the f-holes).
+    (between the f-holes). ``style="solid"``: a solid-body electric one, a paddle 45-65 % of
+    the lower bout wide with no bouts and no frame.
     """
     spec = _BOWED[name]
     length = uniform(rng, *spec.body)
@@ -91,11 +92,12 @@ def bowed(name: str, rng: np.random.Generator, style: str | None = None) -> Inst
     top = rib + arch
     bridge_h = length * spec.bridge
     nut = np.array([0.0, length + length * spec.neck, top + bridge_h * 0.55])
-    body = (
-        _electric_bowed_body(length, lower, upper, waist, top, rng)
-        if style == "electric"
-        else _bowed_body(spec, length, lower, upper, waist, rib, wood)
-    )
+    if style == "electric":
+        body = _electric_bowed_body(length, lower, upper, waist, top, rng)
+    elif style == "solid":
+        body = _solid_bowed_body(length, lower, top, rng)
+    else:
+        body = _bowed_body(spec, length, lower, upper, waist, rib, wood)
     parts = [
         body,
         *_bowed_neck(spec, length, top, arch, bridge_h, nut, wood),
@@ -118,8 +120,8 @@ def bowed(name: str, rng: np.random.Generator, style: str | None = None) -> Inst
         "rib": rib,
         "endpin": 0.0,  # a cello's or bass's: the player sets it, performers.py extends it
     }
-    if style == "electric":
-        params["variant"] = "electric"
+    if style in ("electric", "solid"):
+        params["variant"] = style
     bow, bow_len = _bow(spec, name, rng)
     return Instrument(name, Mesh.concat(parts), anchors, params | {"bow_length": bow_len}, bow=bow)
 
@@ -194,6 +196,22 @@ def _electric_bowed_body(
                           [side * spine_w * 0.4, 0.94 * length, height]])  # fmt: skip
         frames.append(tube(path, radius, colour, sides=6))
     return Mesh.concat([spine, *frames])
+
+
+def _solid_bowed_body(length: float, lower: float, top: float, rng: np.random.Generator) -> Mesh:
+    """A solid-body electric bowed instrument: a paddle narrowing from its rounded foot to the
+    neck, as thick as the body's ribs and arch, in a lacquer colour."""
+    width = lower * uniform(rng, 0.45, 0.65)
+    colour = pick(rng, [BLACK, (150, 20, 25), (35, 60, 140), (235, 235, 230), (200, 140, 60)])
+    stations = [(0.0, width * 0.25), (0.08, width * 0.47), (0.3, width / 2), (0.7, width * 0.36),
+                (0.92, width * 0.25), (1.0, width * 0.12)]  # fmt: skip
+    return loft(
+        profile_outline(length, stations),
+        np.array([0.0, top]),
+        np.array([1.0, 1.0]),
+        colour,
+        centre=np.array([0.0, 0.5 * length]),
+    )
 
 
 def _bowed_neck(
@@ -300,6 +318,8 @@ def guitar(rng: np.random.Generator, style: str | None = None) -> Instrument:
     """
     if style == "electric":
         return _electric_guitar(rng)
+    if style == "semi":
+        return _semi_hollow_guitar(rng)
     length = uniform(rng, 0.47, 0.52)
     lower = uniform(rng, 0.36, 0.40)
     upper = lower * uniform(rng, 0.74, 0.8)
@@ -417,6 +437,66 @@ def _electric_guitar(rng: np.random.Generator) -> Instrument:
     )
 
 
+def _semi_hollow_guitar(rng: np.random.Generator) -> Instrument:
+    """Semi-hollow electric (body 0.48-0.51 m long and 0.39-0.42 m wide, 45-55 mm deep, two
+    rounded cutaway horns where the neck joins), f-holes, two pickups, a trapeze tailpiece.
+    Same anchors as the acoustic guitar."""
+    length = uniform(rng, 0.48, 0.51)
+    lower = uniform(rng, 0.39, 0.42)
+    depth = uniform(rng, 0.045, 0.055)
+    stations = [
+        (0.0, 0.0),
+        (0.03, lower * 0.33),
+        (0.2, lower / 2),
+        (0.45, lower * 0.43),
+        (0.56, lower * 0.38),
+        (0.74, lower * 0.45),
+        (0.84, lower * 0.4),
+        (0.9, lower * 0.16),  # the cutaways: the neck joins between two horns
+        (0.96, lower * 0.09),
+        (1.0, 0.0),
+    ]
+    colour = pick(rng, [(150, 30, 20), (200, 120, 40), (30, 20, 15), (230, 215, 180)])
+    body = loft(
+        profile_outline(length, stations),
+        np.array([0.0, depth]),
+        np.array([1.0, 1.0]),
+        colour,
+        centre=np.array([0.0, 0.5 * length]),
+    )
+    f_holes = [
+        box([x - 0.012, length * 0.35, depth], [x + 0.012, length * 0.6, depth + 0.002], BLACK)
+        for x in (-lower * 0.3, lower * 0.3)
+    ]
+    pickups = [
+        box([-0.045, length * f - 0.012, depth], [0.045, length * f + 0.012, depth + 0.012], BLACK)
+        for f in (0.4, 0.62)
+    ]
+    tail = box([-0.04, length * 0.02, depth], [0.04, length * 0.22, depth + 0.01], SILVER[0])
+    neck_len = uniform(rng, 0.33, 0.37)
+    nut = np.array([0.0, length + neck_len, depth + 0.012])
+    neck = tube(
+        [[0, length * 0.8, depth - 0.005], nut - [0, 0, 0.012]], [0.029, 0.025], (110, 60, 30)
+    )
+    head_end = nut + np.array([0.0, 0.18, -0.03])
+    headstock = tube([nut - [0, 0, 0.01], head_end], 0.036, colour, sides=4)
+    anchors = {
+        "waist_low": np.array([lower * 0.19, length * 0.56, depth / 2]),
+        "soundhole": np.array([0.0, length * 0.5, depth]),
+        "pluck": np.array([0.0, length * 0.42, depth + 0.05]),
+        "neck_body": np.array([0.0, length, nut[2]]),
+        "nut": nut,
+        "sound": np.array([0.0, length * 0.5, depth]),
+        "back": np.array([0.0, length * 0.35, 0.0]),
+    }
+    return Instrument(
+        "guitar",
+        Mesh.concat([body, *f_holes, *pickups, tail, neck, headstock]),
+        anchors,
+        {"variant": "semi", "body_length": length, "lower_bout": lower, "depth": depth},
+    )
+
+
 # --------------------------------------------------------------------------- woodwinds
 
 
@@ -527,6 +607,8 @@ def flute(rng: np.random.Generator, style: str | None = None) -> Instrument:
     Anchors: ``embouchure``, ``left_hand`` (under the head of the body joint), ``right_hand``,
     ``sound`` (embouchure: a flute radiates there and from its open holes).
     """
+    if style == "bass":
+        return _bass_flute(rng)
     variant = style or "concert"
     span, bore, hands = _FLUTES[variant]
     length = uniform(rng, *span)
@@ -548,15 +630,49 @@ def flute(rng: np.random.Generator, style: str | None = None) -> Instrument:
     return Instrument("flute", Mesh.concat([body, lip, keys]), anchors, params)
 
 
+def _bass_flute(rng: np.random.Generator) -> Instrument:
+    """Bass flute: a J-shaped head joint (from the crown past the embouchure to the player's
+    left, then a U-bend down and forward) and a 36 mm body back to the right, 0.82-0.88 m, so
+    the body runs below and in front of the head; the foot rests far out to the right."""
+    length = uniform(rng, 0.82, 0.88)
+    bend = uniform(rng, 0.045, 0.055)  # the U-bend's radius
+    colour = pick(rng, SILVER)
+    bore = 0.0175
+    turn = np.array([-0.12, 0.0, 0.0])  # where the head joint bends
+    down = np.array([0.0, 0.35, -0.94]) * bend  # from the bend's centre to the head's line
+    centre = turn - down
+    head = tube([[0.06, 0, 0], turn], bore, colour, sides=10)
+    u_bend = tube(arc(centre, down, [-bend, 0, 0], 0.0, np.pi, 8), bore, colour, sides=10)
+    start = centre - down
+    foot = start + [length - 0.12, 0.0, 0.0]
+    body = tube([start, foot], bore, colour, sides=10)
+    emb_x = 0.02
+    lip = box([emb_x - 0.022, -0.013, 0.006], [emb_x + 0.022, 0.013, 0.016], colour)
+    keys = box(start + [0.28, -0.01, 0.012], foot + [-0.06, 0.01, 0.02], colour)
+    anchors = {
+        "embouchure": np.array([emb_x, 0.0, 0.013]),
+        "left_hand": start + [uniform(rng, 0.3, 0.36), -0.025, -0.025],
+        "right_hand": start + [uniform(rng, 0.55, 0.62), -0.025, -0.025],
+        "sound": np.array([emb_x, 0.0, 0.0]),
+        "foot": foot,
+    }
+    return Instrument(
+        "flute",
+        Mesh.concat([head, u_bend, body, lip, keys]),
+        anchors,
+        {"length": length, "variant": "bass"},
+    )
+
+
 def clarinet(rng: np.random.Generator, style: str | None = None) -> Instrument:
     """B-flat or A clarinet along -z from the mouthpiece tip (0.60–0.70 m), flared bell; or
-    (``style="bass"``) a bass clarinet.
+    (``style="bass"``) a bass clarinet, (``"alto"``) an alto clarinet.
 
     Anchors: ``left_hand``, ``right_hand`` (palm points on the player's side, +y),
     ``sound`` (bell), ``bell``.
     """
-    if style == "bass":
-        return _bass_clarinet(rng)
+    if style in _CROOKED:
+        return _crooked_clarinet(rng, style)
     length = uniform(rng, 0.6, 0.7)
     n = 10
     z = -np.concatenate([np.linspace(0, length - 0.11, n), np.linspace(length - 0.09, length, 6)])
@@ -575,31 +691,40 @@ def clarinet(rng: np.random.Generator, style: str | None = None) -> Instrument:
     return Instrument("clarinet", Mesh.concat([body, keys]), anchors, {"length": length})
 
 
-def _bass_clarinet(rng: np.random.Generator) -> Instrument:
+_CROOKED = {  # body length range, crook and hand scale, body radius, bell arc radius, bell radii
+    "bass": ((0.75, 0.85), 1.0, 0.025, 0.07, (0.026, 0.055)),
+    "alto": ((0.56, 0.64), 0.75, 0.02, 0.05, (0.021, 0.042)),
+}
+
+
+def _crooked_clarinet(rng: np.random.Generator, variant: str) -> Instrument:
     """Bass clarinet: a bent metal crook from the mouthpiece, a straight body (0.75–0.85 m,
-    50 mm) along -z set forward of the mouth, an upturned metal bell at its foot."""
-    length = uniform(rng, 0.75, 0.85)
+    50 mm) along -z set forward of the mouth, an upturned metal bell at its foot. An alto
+    clarinet (``variant="alto"``) is the same design smaller (0.56–0.64 m, 40 mm)."""
+    span, k, radius, bell_a, bell_r = _CROOKED[variant]
+    length = uniform(rng, *span)
     wood, metal = pick(rng, [BLACK, (45, 30, 25)]), pick(rng, SILVER)
-    top = np.array([0.0, -0.09, -0.14])  # the crook brings the body forward (-y: away)
+    top = np.array([0.0, -0.09, -0.14]) * k  # the crook brings the body forward (-y: away)
     crook = tube(
-        np.array([[0, 0, 0], [0, -0.04, -0.02], [0, -0.08, -0.07], top + [0, 0, 0.02], top]),
+        np.array([[0, 0, 0], [0, -0.04, -0.02], [0, -0.08, -0.07], top + [0, 0, 0.02], top])
+        * [1.0, k, k],
         [0.006, 0.008, 0.009, 0.01, 0.011],
         metal,
         sides=8,
     )
     foot = top - [0.0, 0.0, length]
-    body = tube([top, foot], 0.025, wood, sides=12)
+    body = tube([top, foot], radius, wood, sides=12)
     bell = tube(
-        arc(foot + [0, -0.07, 0], [0, 0.07, 0], [0, 0, -0.07], 0, np.pi, 9),
-        _flare(9, 0.026, 0.055, 2.0),
+        arc(foot + [0, -bell_a, 0], [0, bell_a, 0], [0, 0, -bell_a], 0, np.pi, 9),
+        _flare(9, *bell_r, 2.0),
         metal,
         sides=14,
     )
     keys = box([-0.01, 0.022, -length * 0.85], [0.01, 0.035, top[2] - 0.05], metal)
-    bell_end = foot + [0.0, -0.14, 0.0]
+    bell_end = foot + [0.0, -2 * bell_a, 0.0]
     anchors = {
         "left_hand": top + [0.0, 0.04, -uniform(rng, 0.15, 0.2)],
-        "right_hand": top + [0.0, 0.04, -uniform(rng, 0.4, 0.46)],
+        "right_hand": top + [0.0, 0.04, -uniform(rng, 0.4, 0.46) * k],
         "sound": bell_end,
         "bell": bell_end,
     }
@@ -607,7 +732,7 @@ def _bass_clarinet(rng: np.random.Generator) -> Instrument:
         "clarinet",
         Mesh.concat([crook, body, bell, keys]),
         anchors,
-        {"variant": "bass", "length": length},
+        {"variant": variant, "length": length},
     )
 
 
@@ -624,11 +749,13 @@ _TRUMPETS = {  # length range, bell radius range, bell flare power
 def trumpet(rng: np.random.Generator, style: str | None = None) -> Instrument:
     """B-flat trumpet: mouthpiece at the origin, bell along +x (0.45–0.50 m), +y to the
     player's left, z up; three vertical valves. ``style``: a flugelhorn (wide conical bell,
-    0.50–0.55 m) or a cornet (0.33–0.37 m, a second wrap of tubing below).
+    0.50–0.55 m), a cornet (0.33–0.37 m, a second wrap of tubing below) or a pocket trumpet.
 
     Anchors: ``left_hand`` (around the valve casing), ``right_hand`` (over the valve
     buttons), ``sound`` / ``bell`` (bell centre).
     """
+    if style == "pocket":
+        return _pocket_trumpet(rng)
     variant = style or "trumpet"
     span, bell_span, power = _TRUMPETS[variant]
     length = uniform(rng, *span)
@@ -679,13 +806,62 @@ def trumpet(rng: np.random.Generator, style: str | None = None) -> Instrument:
     return Instrument("trumpet", Mesh.concat(parts), anchors, params)
 
 
+def _pocket_trumpet(rng: np.random.Generator) -> Instrument:
+    """Pocket trumpet: a trumpet's tubing wound into a tight coil (0.22-0.26 m long, three
+    turns 0.13-0.15 m tall around the valves) behind a full-size bell; same frame and anchors
+    as the trumpet."""
+    length = uniform(rng, 0.22, 0.26)
+    bell_r = uniform(rng, 0.056, 0.062)
+    height = uniform(rng, 0.13, 0.15)
+    colour = pick(rng, BRASS + SILVER + [(30, 30, 32)])
+    lead = tube([[0, -0.012, 0], [length * 0.35, -0.012, 0]], [0.006, 0.0065], colour, sides=8)
+    valve_x = length * np.array([0.42, 0.52, 0.62])
+    valves = [tube([[x, 0.0, -0.06], [x, 0.0, 0.04]], 0.0095, colour, sides=10) for x in valve_x]
+    buttons = [
+        tube([[x, 0.0, 0.04], [x, 0.0, 0.07]], [0.004, 0.008], (235, 225, 200), sides=8)
+        for x in valve_x
+    ]
+    coils = [
+        tube(
+            arc(
+                [length * 0.5, y, -0.03],
+                [length * 0.42, 0, 0],
+                [0, 0, height / 2],
+                0,
+                2 * np.pi,
+                14,
+            ),
+            0.0065,
+            colour,
+            sides=8,
+        )
+        for y in (-0.03, 0.0, 0.03)
+    ]
+    x = np.linspace(length * 0.2, length, 10)
+    bell_path = np.column_stack([x, np.full(10, 0.045), np.zeros(10)])
+    bell = tube(bell_path, _flare(10, 0.008, bell_r, 4.0), colour, sides=16)
+    anchors = {
+        "left_hand": np.array([valve_x[1], 0.045, -0.04]),
+        "right_hand": np.array([valve_x[0] - 0.03, -0.03, 0.05]),
+        "sound": np.array([length, 0.045, 0.0]),
+        "bell": np.array([length, 0.045, 0.0]),
+    }
+    return Instrument(
+        "trumpet",
+        Mesh.concat([lead, *valves, *buttons, *coils, bell]),
+        anchors,
+        {"length": length, "bell_diameter": 2 * bell_r, "variant": "pocket"},
+    )
+
+
 def trombone(
     rng: np.random.Generator, max_extension: float = 0.6, style: str | None = None
 ) -> Instrument:
     """Tenor trombone: mouthpiece at the origin, slide along +x, the bell section in the same
     plane on the +y side (to the player's left), its tuning bow behind the head. A bass
     trombone (``style="bass"``) has a 9.5–10.5 inch bell and the coiled F attachment behind
-    the bell brace.
+    the bell brace; a valve trombone (``"valve"``) has no moving slide but three valves near
+    the mouthpiece, the right hand on their buttons.
 
     The slide extension (0–0.6 m, first to seventh position; at most ``max_extension``, what
     the player's arm reaches) is drawn here. Anchors: ``left_hand``
@@ -693,6 +869,8 @@ def trombone(
     """
     slide_len = uniform(rng, 0.66, 0.72)
     ext = uniform(rng, 0.0, max(0.0, min(0.6, max_extension)))
+    if style == "valve":
+        ext, slide_len = 0.0, slide_len * 0.8
     bell_r = uniform(rng, 0.1, 0.112) * (1.2 if style == "bass" else 1.0)
     bell_len = uniform(rng, 0.6, 0.68)
     sep = 0.095
@@ -738,6 +916,15 @@ def trombone(
         "bell_diameter": 2 * bell_r,
         "slide_length": slide_len,
     }
+    if style == "valve":  # three upright valves on the mouthpiece tube, their slides below
+        valve_x = 0.18 + 0.045 * np.arange(3)
+        for x in valve_x:
+            parts.append(tube([[x, 0.0, -0.08], [x, 0.0, 0.05]], 0.011, colour, sides=10))
+            parts.append(tube([[x, 0.0, 0.05], [x, 0.0, 0.08]], [0.004, 0.008], (235, 225, 200)))
+        parts.append(tube(arc([0.225, 0.0, -0.08], [0.06, 0, 0], [0, 0, -0.05], 0, np.pi, 7),
+                          0.0075, colour))  # fmt: skip
+        anchors["right_hand"] = np.array([valve_x[0] - 0.03, -0.03, 0.06])
+        params["variant"] = "valve"
     if style == "bass":  # F attachment: a coil of tubing between the bell and the tuning bow
         centre = np.array([-0.14, bell_y - 0.02, -0.06])
         parts.append(tube(arc(centre, [0.09, 0, 0], [0, 0, 0.09], 0, 2 * np.pi, 14), 0.009, colour))

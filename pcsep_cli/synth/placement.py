@@ -321,6 +321,8 @@ def hold_clarinet(rng: np.random.Generator, a: dict[str, np.ndarray]) -> Hold:
     t = np.deg2rad(rng.uniform(25, 45))
     if ins.params.get("variant") == "bass":
         t /= 3  # a bass clarinet stands nearly upright between the knees
+    elif ins.params.get("variant") == "alto":
+        t /= 1.8  # an alto clarinet hangs from a neck strap, more upright than a B-flat
     down = _rot(UP, rng.uniform(-8, 8)) @ (np.cos(t) * -UP + np.sin(t) * FORWARD)
     z_ax = -down
     y_ax = _unit(BACK - (BACK @ z_ax) * z_ax)  # hand anchors sit on the player's side (+y)

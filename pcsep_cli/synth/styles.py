@@ -4,11 +4,14 @@ A model that learned one saxophone shape calls a soprano saxophone (a straight t
 clarinet. The generator builds several styles per class; which ones a dataset may draw is a
 setting (``pcsep synth --styles``), so a test set can hold shapes the training never saw.
 
-``seen`` are the styles pcsep-base was trained on (the generator's styles before this module);
-``new`` are the rest. A dataset that allows none of a class's styles keeps that class's seen
-styles, so ``--styles new`` changes the classes that have new styles and leaves the others.
+``seen`` are the styles pcsep-base's first stages were trained on (the generator's styles
+before this module); ``new`` are the styles the shift split holds out (no model of pcsep's is
+trained on them); ``extra`` are more shapes for training, so that every class has at least two
+to learn from and three in all. A dataset that allows none of a class's styles keeps that
+class's seen styles, so ``--styles new`` changes the classes that have new styles and leaves
+the others.
 
-Spec items (comma-separated): ``seen``, ``new``, ``all``, or one style ``CLASS:STYLE``
+Spec items (comma-separated): ``seen``, ``new``, ``extra``, ``all``, or one style ``CLASS:STYLE``
 (``saxophone:soprano``); each may be prefixed by a split (``test:new``): then that item
 applies to that split only, and a split with items of its own uses only those.
 """
@@ -55,6 +58,22 @@ tracing the bouts), straight soprano and looped baritone saxophones, piccolo and
 flutes, the bass clarinet, flugelhorn and cornet, the bass trombone with its F attachment,
 a solid-body electric guitar, a stage keyboard on an X stand."""
 
+EXTRA: dict[str, tuple[str, ...]] = {
+    "violin": ("solid",),
+    "cello": ("solid",),
+    "double_bass": ("solid",),
+    "guitar": ("semi",),
+    "flute": ("bass",),
+    "clarinet": ("alto",),
+    "trumpet": ("pocket",),
+    "trombone": ("valve",),
+}
+"""Styles for training only: solid-body electric violin, cello and upright bass (a paddle
+without bouts or frame), a semi-hollow double-cutaway guitar, the bass flute with its J-shaped
+head joint, the alto clarinet (crook and upturned bell, smaller than a bass clarinet), the
+pocket trumpet (a tight coil behind a full-size bell), the valve trombone (three valves, no
+slide). Saxophone and piano have two seen styles already."""
+
 DEFAULT: tuple[str, ...] = ("seen",)
 SPLITS = ("train", "val", "test")
 
@@ -68,12 +87,12 @@ _POLICY: contextvars.ContextVar[Policy | None] = contextvars.ContextVar(
 
 def all_styles(name: str) -> tuple[str, ...]:
     """Every style of class ``name``, seen first."""
-    return SEEN[name] + NEW.get(name, ())
+    return SEEN[name] + NEW.get(name, ()) + EXTRA.get(name, ())
 
 
 def _expand(item: str) -> dict[str, set[str]]:
-    if item in ("seen", "new", "all"):
-        groups = {"seen": [SEEN], "new": [NEW], "all": [SEEN, NEW]}[item]
+    if item in ("seen", "new", "extra", "all"):
+        groups = {"seen": [SEEN], "new": [NEW], "extra": [EXTRA], "all": [SEEN, NEW, EXTRA]}[item]
         out: dict[str, set[str]] = {}
         for group in groups:
             for cls, styles in group.items():
@@ -84,7 +103,7 @@ def _expand(item: str) -> dict[str, set[str]]:
         known = ", ".join(f"{c}:{s}" for c in INSTRUMENTS for s in all_styles(c))
         raise DatasetError(
             f"unknown instrument style {item!r}",
-            hint=f"use seen, new, all or CLASS:STYLE, one of {known}",
+            hint=f"use seen, new, extra, all or CLASS:STYLE, one of {known}",
         )
     return {cls: {style}}
 

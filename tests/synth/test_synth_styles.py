@@ -17,6 +17,7 @@ from pcsep_cli.synth.dataset import write_dataset
 from pcsep_cli.synth.scene import performer_cloud
 
 NEW = [(cls, style) for cls, names in styles.NEW.items() for style in names]
+EXTRA = [(cls, style) for cls, names in styles.EXTRA.items() for style in names]
 
 
 def _only(cls: str, style: str) -> dict[str, tuple[str, ...]]:
@@ -32,7 +33,7 @@ def _extent(ins: inst.Instrument) -> np.ndarray:
     return np.ptp(ins.mesh.vertices, axis=0)
 
 
-@pytest.mark.parametrize(("cls", "style"), NEW)
+@pytest.mark.parametrize(("cls", "style"), NEW + EXTRA)
 def test_every_new_style_builds_a_valid_mesh_and_says_so(cls: str, style: str) -> None:
     ins = _build(cls, style, 0)
     mesh = ins.mesh
@@ -97,11 +98,67 @@ def test_an_electric_bowed_instrument_is_open_where_the_body_was(cls: str) -> No
         assert electric.anchors.keys() == acoustic.anchors.keys()
 
 
+def test_every_class_has_three_styles_and_two_outside_the_held_out_ones() -> None:
+    for cls in styles.SEEN:
+        assert len(set(styles.all_styles(cls))) >= 3, cls
+        trainable = set(styles.SEEN[cls]) | set(styles.EXTRA.get(cls, ()))
+        assert len(trainable) >= 2 and not trainable & set(styles.NEW.get(cls, ())), cls
+
+
+def test_extra_styles_differ_in_shape_not_only_in_scale() -> None:
+    seeds = range(6)
+
+    def ext(cls, style):
+        return np.array([_extent(_build(cls, style, s)) for s in seeds])
+
+    for seed in seeds:  # a paddle: covers the centre of the lower bout, not its edges
+        for cls in ("violin", "cello", "double_bass"):
+            acoustic, solid = _build(cls, cls, seed), _build(cls, "solid", seed)
+            electric = _build(cls, "electric", seed)
+            length, lower = acoustic.params["body_length"], acoustic.params["lower_bout"]
+            for side in (-1.0, 1.0):
+                centre, edge = (
+                    (side * lower * 0.2, length * 0.24),
+                    (side * lower * 0.4, length * 0.24),
+                )
+                assert _covered(solid.mesh, *centre) and not _covered(electric.mesh, *centre)
+                assert _covered(acoustic.mesh, *edge) and not _covered(solid.mesh, *edge)
+    semi = [_build("guitar", "semi", s).params for s in seeds]
+    acoustic = [_build("guitar", "acoustic", s).params for s in seeds]
+    electric = [_build("guitar", "electric", s).params for s in seeds]
+    assert max(p["depth"] for p in semi) < min(p["depth"] for p in acoustic)
+    assert min(p["lower_bout"] for p in semi) > max(p["lower_bout"] for p in electric)
+    # the bass flute's body runs below its head joint; a concert flute is one straight tube
+    assert (ext("flute", "bass")[:, 2] > 0.1).all() and (ext("flute", "concert")[:, 2] < 0.04).all()
+    alto, bass, soprano = (
+        ext("clarinet", "alto"),
+        ext("clarinet", "bass"),
+        ext("clarinet", "soprano"),
+    )
+    assert (alto[:, 1] > 0.15).all() and (soprano[:, 1] < 0.1).all()  # crook and upturned bell
+    assert alto[:, 2].max() < bass[:, 2].min()
+    pocket, cornet, trumpet = (
+        ext("trumpet", "pocket"),
+        ext("trumpet", "cornet"),
+        ext("trumpet", "trumpet"),
+    )
+    assert pocket[:, 0].max() < cornet[:, 0].min() and (pocket[:, 2] > trumpet[:, 2].max()).all()
+    for seed in seeds:  # valves stand up beside the mouthpiece; a slide trombone has none
+        for style, has_valves in (("valve", True), ("tenor", False), ("bass", False)):
+            v = _build("trombone", style, seed).mesh.vertices
+            near = v[(v[:, 0] > 0.15) & (v[:, 0] < 0.3)]
+            assert (np.abs(near[:, 2]).max() > 0.06) == has_valves, (style, seed)
+        assert _build("trombone", "valve", seed).params["slide_extension"] == 0.0
+
+
 def test_for_split_reads_groups_single_styles_and_split_prefixes() -> None:
     assert styles.for_split(["seen"], "train") is None  # builders draw as they always did
     assert styles.for_split(["saxophone:alto", "saxophone:tenor"], "train") is None
     everything = styles.for_split(["all"], "train")
     assert everything["saxophone"] == ("alto", "tenor", "soprano", "baritone")
+    assert everything["violin"] == ("violin", "electric", "solid")
+    extra = styles.for_split(["seen", "extra"], "train")
+    assert extra["trumpet"] == ("trumpet", "pocket") and extra["piano"] == ("grand", "upright")
     new = styles.for_split(["new"], "train")
     assert new["saxophone"] == ("soprano", "baritone")
     assert new["violin"] == ("electric",)
