@@ -17,11 +17,13 @@ from helpers.scenes import at, person_mesh, room, sample
 from trimesh.creation import box, cylinder
 from trimesh.transformations import rotation_matrix
 
+from pcsep_cli.classes import INSTRUMENTS
 from pcsep_cli.io.pointcloud import PointCloud
 from pcsep_cli.scene import find_performers
 from pcsep_cli.scene import performers as performers_module
-from pcsep_cli.scene.performers import LONGEST, TALLEST, _background
-from pcsep_cli.synth.scene import build_scene
+from pcsep_cli.scene.performers import LONGEST, TALLEST, TALLEST_SPAN, _background
+from pcsep_cli.synth import styles
+from pcsep_cli.synth.scene import build_scene, performer_cloud
 
 
 def turned(mesh: trimesh.Trimesh, degrees: float) -> trimesh.Trimesh:
@@ -101,25 +103,38 @@ def test_each_rule_alone_drops_its_object_in_a_scene() -> None:
 
 
 def test_the_limits_are_those_documented() -> None:
-    assert TALLEST == 2.9 and LONGEST == 3.8
+    assert TALLEST == 2.9 and LONGEST == 3.8 and TALLEST_SPAN == 2.4
 
 
 @pytest.mark.parametrize(
     ("mesh", "dropped"),
     [
         (pole(0.4, 1.0, 3.5), True),
-        (pole(0.4, 1.0, 2.7), False),
+        (pole(0.4, 1.0, 2.7), True),  # from the floor: spans more than any performer
+        (pole(0.4, 1.0, 2.3), False),
         (box((0.5, 0.3, 3.2), transform=at(1.0, 2.0, 1.6)), True),
-        (box((0.5, 0.3, 2.7), transform=at(1.0, 2.0, 1.35)), False),
-        # A standing player raising a thin rod (a trombone's slide) to 2.75 m stays.
+        (box((0.5, 0.3, 2.7), transform=at(1.0, 2.0, 1.35)), True),
+        (box((0.5, 0.3, 2.2), transform=at(1.0, 2.0, 1.1)), False),
+        # 1.8 m tall, its feet 0.9 m up (a stand on a riser): above 2.4 m, but spans less.
+        (box((0.5, 0.3, 1.8), transform=at(1.0, 2.0, 1.8)), False),
+        # A standing player raising a thin rod (a trombone's slide) to 2.3 m stays.
         (
             trimesh.util.concatenate(
-                [person_mesh(0.0, 1.0), box((0.03, 0.03, 1.1), transform=at(0.2, 0.8, 2.2))]
+                [person_mesh(0.0, 1.0), box((0.03, 0.03, 0.7), transform=at(0.2, 0.8, 1.95))]
             ),
             False,
         ),
     ],
-    ids=["pole-3.5", "pole-2.7", "slab-3.2", "slab-2.7", "raised-slide-2.75"],
+    ids=[
+        "pole-3.5",
+        "pole-2.7",
+        "pole-2.3",
+        "slab-3.2",
+        "slab-2.7",
+        "slab-2.2",
+        "slab-raised",
+        "raised-slide-2.3",
+    ],
 )
 def test_too_tall(mesh: trimesh.Trimesh, dropped: bool) -> None:
     assert _background(points(mesh)) == dropped
@@ -178,6 +193,27 @@ def test_performers_are_not_background(seated: bool, instrument: str) -> None:
     pts = points(mesh, seed=7)
     front = pts[pts[:, 1] < np.median(pts[:, 1])]
     assert not _background(front)
+
+
+def test_a_performer_on_a_riser_is_not_background() -> None:
+    # A standing violinist 0.8 m up (a riser the background step did not take as the floor):
+    # the top is 2.5 m above the floor, the span from the feet a person's.
+    for seed in range(3):
+        pts = points(person_mesh(0.7, 1.5, False, "violin"), seed=seed, noise=0.01)
+        raised = pts + [0.0, 0.0, 0.8]
+        assert np.quantile(raised[:, 2], 0.995) > TALLEST_SPAN
+        assert not _background(raised)
+
+
+def test_no_performer_of_the_generator_spans_more_than_the_limit() -> None:
+    # Every class in every style, as one sensor scans it: the tallest (a standing bassist
+    # with the scroll at head height) spans ~2.0 m, well inside the 2.4 m limit.
+    for cls in INSTRUMENTS:
+        for style in styles.all_styles(cls):
+            with styles.allowed({**styles.SEEN, cls: (style,)}):
+                cloud = performer_cloud(np.random.default_rng(11), cls, body_id=11)
+            low, top = np.quantile(cloud.xyz[:, 2], [0.005, 0.995])
+            assert top - low < TALLEST_SPAN - 0.25, (cls, style, top - low)
 
 
 def test_fewer_than_50_points_are_never_background() -> None:
