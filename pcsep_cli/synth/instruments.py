@@ -44,6 +44,29 @@ from pcsep_cli.synth.meshes import (
 
 CLASSES: tuple[str, ...] = INSTRUMENTS
 
+
+def _slab(
+    length: float, stations: list[tuple[float, float]], height: float, rgb: tuple[int, int, int]
+) -> Mesh:
+    """A flat body: the outline of ``stations`` (half-widths along ``y``, as
+    :func:`~pcsep_cli.synth.meshes.profile_outline`) extruded from z = 0 to ``height``."""
+    return loft(
+        profile_outline(length, stations),
+        np.array([0.0, height]),
+        np.array([1.0, 1.0]),
+        rgb,
+        centre=np.array([0.0, 0.5 * length]),
+    )
+
+
+def _pickups(length: float, depth: float, at: tuple[float, ...]) -> list[Mesh]:
+    """An electric guitar's pickups across a body ``depth`` thick, at fractions ``at`` of it."""
+    return [
+        box([-0.045, length * f - 0.012, depth], [0.045, length * f + 0.012, depth + 0.012], BLACK)
+        for f in at
+    ]
+
+
 # --------------------------------------------------------------------------- bowed strings
 
 
@@ -174,14 +197,8 @@ def _electric_bowed_body(
     the bouts on the chin side (-x) or on both sides."""
     spine_w = lower * uniform(rng, 0.22, 0.30)
     colour = pick(rng, [BLACK, (150, 20, 25), (35, 60, 140), (235, 235, 230), (120, 70, 35)])
-    spine = loft(
-        profile_outline(length, [(0.0, spine_w * 0.3), (0.1, spine_w / 2), (0.9, spine_w / 2),
-                                 (1.0, spine_w * 0.3)]),
-        np.array([0.0, top]),
-        np.array([1.0, 1.0]),
-        colour,
-        centre=np.array([0.0, 0.5 * length]),
-    )  # fmt: skip
+    spine = _slab(length, [(0.0, spine_w * 0.3), (0.1, spine_w / 2), (0.9, spine_w / 2),
+                           (1.0, spine_w * 0.3)], top, colour)  # fmt: skip
     stations = [(0.06, lower * 0.4), (0.24, lower / 2), (0.5, waist / 2), (0.76, upper / 2),
                 (0.94, upper * 0.35)]  # fmt: skip
     u = np.linspace(0.06, 0.94, 14)
@@ -205,13 +222,7 @@ def _solid_bowed_body(length: float, lower: float, top: float, rng: np.random.Ge
     colour = pick(rng, [BLACK, (150, 20, 25), (35, 60, 140), (235, 235, 230), (200, 140, 60)])
     stations = [(0.0, width * 0.25), (0.08, width * 0.47), (0.3, width / 2), (0.7, width * 0.36),
                 (0.92, width * 0.25), (1.0, width * 0.12)]  # fmt: skip
-    return loft(
-        profile_outline(length, stations),
-        np.array([0.0, top]),
-        np.array([1.0, 1.0]),
-        colour,
-        centre=np.array([0.0, 0.5 * length]),
-    )
+    return _slab(length, stations, top, colour)
 
 
 def _bowed_neck(
@@ -338,13 +349,7 @@ def guitar(rng: np.random.Generator, style: str | None = None) -> Instrument:
         (1.0, 0.0),
     ]
     wood = pick(rng, [(190, 140, 80), (160, 100, 50), (110, 60, 30), (40, 30, 25)])
-    body = loft(
-        profile_outline(length, stations),
-        np.array([0.0, depth]),
-        np.array([1.0, 1.0]),
-        wood,
-        centre=np.array([0.0, 0.5 * length]),
-    )
+    body = _slab(length, stations, depth, wood)
     hole = tube(
         [[0, length * 0.64, depth], [0, length * 0.64, depth + 0.001]], 0.043, (15, 10, 8), 16
     )
@@ -397,18 +402,9 @@ def _electric_guitar(rng: np.random.Generator) -> Instrument:
     colour = pick(
         rng, [(180, 20, 25), (20, 20, 22), (235, 235, 230), (40, 80, 160), (200, 120, 40)]
     )
-    body = loft(
-        profile_outline(length, stations),
-        np.array([0.0, depth]),
-        np.array([1.0, 1.0]),
-        colour,
-        centre=np.array([0.0, 0.5 * length]),
-    )
+    body = _slab(length, stations, depth, colour)
     guard = box([-0.07, length * 0.15, depth], [0.09, length * 0.7, depth + 0.003], (240, 240, 235))
-    pickups = [
-        box([-0.045, length * f - 0.012, depth], [0.045, length * f + 0.012, depth + 0.012], BLACK)
-        for f in (0.35, 0.55)
-    ]
+    pickups = _pickups(length, depth, (0.35, 0.55))
     neck_len = uniform(rng, 0.38, 0.42)
     nut = np.array([0.0, length + neck_len, depth + 0.012])
     neck = tube(
@@ -457,21 +453,12 @@ def _semi_hollow_guitar(rng: np.random.Generator) -> Instrument:
         (1.0, 0.0),
     ]
     colour = pick(rng, [(150, 30, 20), (200, 120, 40), (30, 20, 15), (230, 215, 180)])
-    body = loft(
-        profile_outline(length, stations),
-        np.array([0.0, depth]),
-        np.array([1.0, 1.0]),
-        colour,
-        centre=np.array([0.0, 0.5 * length]),
-    )
+    body = _slab(length, stations, depth, colour)
     f_holes = [
         box([x - 0.012, length * 0.35, depth], [x + 0.012, length * 0.6, depth + 0.002], BLACK)
         for x in (-lower * 0.3, lower * 0.3)
     ]
-    pickups = [
-        box([-0.045, length * f - 0.012, depth], [0.045, length * f + 0.012, depth + 0.012], BLACK)
-        for f in (0.4, 0.62)
-    ]
+    pickups = _pickups(length, depth, (0.4, 0.62))
     tail = box([-0.04, length * 0.02, depth], [0.04, length * 0.22, depth + 0.01], SILVER[0])
     neck_len = uniform(rng, 0.33, 0.37)
     nut = np.array([0.0, length + neck_len, depth + 0.012])
