@@ -233,3 +233,31 @@ def test_upright_piano_seen_from_behind_is_a_performer():
         found = find_performers(PointCloud(xyz=scene.xyz), viewer=scene.sensor_position)
         owners = [np.bincount(scene.object_index[p.index] + 1).argmax() - 1 for p in found]
         assert 0 in owners, (seed, owners)
+
+
+def grand_body(x: float, y: float) -> trimesh.Trimesh:
+    """A grand piano's case on its legs, lid closed: 1.5 m wide, 2 m deep, 1 m high, no head."""
+    parts = [box((1.5, 2.0, 0.35), transform=at(x, y + 1.0, 0.82))]
+    parts += [
+        cylinder(radius=0.05, height=0.65, transform=at(x + dx, y + dy, 0.325))
+        for dx, dy in ((-0.65, 0.15), (0.65, 0.15), (0.0, 1.85))
+    ]
+    return trimesh.util.concatenate(parts)
+
+
+@pytest.mark.parametrize(("seated", "together"), [(True, True), (False, False)])
+def test_a_seated_pianist_joins_the_piano_a_standing_neighbour_does_not(
+    seated: bool, together: bool
+) -> None:
+    # The pianist's knees 0.2 m from the case: apart they are two clusters, the case a headless
+    # thing wider than a performer. Seated at the keyboard (head 1.3 m up) the player is the
+    # piano's: one performer. A standing player as close is a neighbour and stays apart.
+    body = grand_body(0.0, 2.0)
+    y = 1.35 if seated else 1.7  # knees / belly 0.15-0.2 m from the case
+    player = person_mesh(0.0, y, seated=seated)
+    player.apply_transform(rotation_matrix(np.pi, [0, 0, 1], point=(0.0, y, 0.0)))  # face it
+    for seed in (0, 1):
+        xyz, owner = room([body, player], seed=seed)
+        found = find_performers(PointCloud(xyz=xyz))
+        held = [sorted(set(np.unique(owner[p.index])) - {-1}) for p in found]
+        assert sorted(held) == ([[0, 1]] if together else [[0], [1]]), (seed, held)

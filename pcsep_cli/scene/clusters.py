@@ -15,6 +15,7 @@ from scipy.spatial import cKDTree
 
 _HEAD_MIN = 0.9  # m, lowest head top of a seated adult; lower clusters are fragments or props
 _FLOAT_MIN = 0.3  # m, a cluster whose lowest point is higher does not stand on the floor
+_SEATED_TOP = 1.45  # m, a one-head cluster lower than this is a seated player (head tops 1.1-1.35)
 
 
 def _dense(local: np.ndarray, size: float) -> np.ndarray:
@@ -263,10 +264,13 @@ def _merge_close(
                     heads[r] = count_heads(np.concatenate(members[r]))
             if count_heads(union) > max(1, heads[a], heads[b]):
                 continue
-            # A player does not join a big headless thing (a piano): a neighbour standing
-            # closer to it than its pianist would take the pianist's place.
+            # A standing player does not join a big headless thing (a piano): a neighbour
+            # standing closer to it than its pianist would take the pianist's place. A seated
+            # one does: the pianist at the keyboard, the piano split off by its own shadow.
             if heads[a] + heads[b] == 1 and _footprint(local[union]) > width:
-                continue
+                player = np.concatenate(members[a if heads[a] else b])
+                if np.quantile(local[player, 2], 0.995) >= _SEATED_TOP:
+                    continue
             # Two headless things standing on the floor (music stands, chairs) stay apart.
             if heads[a] + heads[b] == 0 and standing[a] and standing[b]:
                 continue
